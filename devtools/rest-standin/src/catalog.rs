@@ -1,0 +1,332 @@
+//! The functions of an exposed schema, read from `pg_proc`, and PostgREST's
+//! rule for choosing the one a request calls.
+//!
+//! PostgREST keeps a schema cache and reloads it on a notification; the
+//! stand-in keeps each schema's list for a few seconds and reloads it once
+//! when a lookup misses, so functions added by a migration are seen at once.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+/// How long a schema's function list is trusted before it is read again.
+const TTL: Duration = Duration::from_secs(5);
+
+/// One input argument (IN, INOUT or VARIADIC) of a function.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Param {
+    /// Empty for an unnamed argument.
+    pub name: String,
+    /// The declared type as `format_type` prints it (e.g. `integer`, `text[]`).
+    #[serde(rename = "type")]
+    pub type_sql: String,
+    /// Whether the argument has a default and may be left out.
+    pub has_default: bool,
+}
+
+/// What a function gives back, which decides the shape of the JSON answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returns {
+    /// One value (scalar or array): answered as that JSON value.
+    Scalar,
+    /// One row of a composite type (or of OUT parameters): a JSON object.
+    Composite,
+    /// `SETOF`/`TABLE`: a JSON array.
+    Set,
+    /// `void`: answered as `null`.
+    Void,
+}
+
+/// One function of an exposed schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub schema: String,
+    pub name: String,
+    pub params: Vec<Param>,
+    pub returns: Returns,
+}
+
+impl Function {
+    /// A single unnamed `json`/`jsonb` argument: it receives the whole body.
+    pub fn takes_whole_body(&self) -> bool {
+        matches!(self.params.as_slice(),
+            [only] if only.name.is_empty() && (only.type_sql == "json" || only.type_sql == "jsonb"))
+    }
+
+    /// Whether the argument names fit: every key names an argument, and every
+    /// argument without a default is among the keys.
+    fn accepts_keys(&self, keys: &BTreeSet<String>) -> bool {
+        let names_cover_keys = keys
+            .iter()
+            .all(|key| self.params.iter().any(|param| &param.name == key));
+        let required_present = self
+            .params
+            .iter()
+            .filter(|param| !param.has_default)
+            .all(|param| !param.name.is_empty() && keys.contains(&param.name));
+        names_cover_keys && required_present
+    }
+
+    /// `schema.fn(a => integer, b => text)`, as PostgREST lists candidates.
+    pub fn signature(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|param| format!("{} => {}", param.name, param.type_sql))
+            .collect();
+        format!("{}.{}({})", self.schema, self.name, params.join(", "))
+    }
+}
+
+/// The outcome of looking a function up by name and argument names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolution<'a> {
+    /// Call with the named arguments.
+    Named(&'a Function),
+    /// Call with the whole body as its single json/jsonb argument.
+    WholeBody(&'a Function),
+    NotFound,
+    Ambiguous(Vec<&'a Function>),
+}
+
+/// PostgREST's choice among the overloads named `name`: those whose argument
+/// names fit `keys` win; only when none does, a function with a single
+/// unnamed json/jsonb argument is taken (if `whole_body_allowed`, i.e. a POST
+/// with a JSON body). More than one fitting function is ambiguous.
+pub fn resolve<'a>(
+    functions: &'a [Function],
+    name: &str,
+    keys: &BTreeSet<String>,
+    whole_body_allowed: bool,
+) -> Resolution<'a> {
+    let overloads = functions.iter().filter(|function| function.name == name);
+    let named: Vec<&Function> = overloads
+        .clone()
+        .filter(|function| function.accepts_keys(keys))
+        .collect();
+    match named.as_slice() {
+        [one] => return Resolution::Named(one),
+        [] => {}
+        _ => return Resolution::Ambiguous(named),
+    }
+    if !whole_body_allowed {
+        return Resolution::NotFound;
+    }
+    let whole: Vec<&Function> = overloads
+        .filter(|function| function.takes_whole_body())
+        .collect();
+    match whole.as_slice() {
+        [] => Resolution::NotFound,
+        [one] => Resolution::WholeBody(one),
+        _ => Resolution::Ambiguous(whole),
+    }
+}
+
+/// Reads every function of `schema` from `pg_proc`. Procedures and aggregates
+/// are left out, as PostgREST cannot call them. Only input arguments count:
+/// modes `i` (IN), `b` (INOUT) and `v` (VARIADIC); a NULL `proargmodes` means
+/// all are IN. The last `pronargdefaults` inputs have defaults.
+const FUNCTIONS_SQL: &str = r#"
+select p.proname::text as name,
+       p.proretset as returns_set,
+       p.prorettype = 'pg_catalog.void'::regtype as returns_void,
+       (t.typtype = 'c' or p.prorettype = 'pg_catalog.record'::regtype) as returns_row,
+       coalesce((
+         select json_agg(json_build_object(
+                  'name', coalesce(a.name, ''),
+                  'type', format_type(a.type, null),
+                  'has_default', a.input_no > a.input_count - p.pronargdefaults)
+                order by a.input_no)::text
+         from (
+           select arg.name, arg.type,
+                  row_number() over (order by arg.ord) as input_no,
+                  count(*) over () as input_count
+           from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]),
+                       p.proargmodes, p.proargnames)
+                  with ordinality as arg(type, mode, name, ord)
+           where arg.type is not null and coalesce(arg.mode, 'i') in ('i', 'b', 'v')
+         ) as a
+       ), '[]') as params
+from pg_catalog.pg_proc p
+join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+join pg_catalog.pg_type t on t.oid = p.prorettype
+where n.nspname = $1 and p.prokind = 'f'
+order by p.oid
+"#;
+
+/// Loads one schema's functions with the given connection.
+pub async fn load_schema(
+    client: &tokio_postgres::Client,
+    schema: &str,
+) -> Result<Vec<Function>, LoadError> {
+    let rows = client.query(FUNCTIONS_SQL, &[&schema]).await?;
+    let mut functions = Vec::with_capacity(rows.len());
+    for row in rows {
+        let params_json: String = row.try_get("params")?;
+        let params: Vec<Param> = serde_json::from_str(&params_json)?;
+        let returns = if row.try_get("returns_set")? {
+            Returns::Set
+        } else if row.try_get("returns_void")? {
+            Returns::Void
+        } else if row.try_get("returns_row")? {
+            Returns::Composite
+        } else {
+            Returns::Scalar
+        };
+        functions.push(Function {
+            schema: schema.to_owned(),
+            name: row.try_get("name")?,
+            params,
+            returns,
+        });
+    }
+    Ok(functions)
+}
+
+/// Reading the catalog failed: a database error, or a row that did not
+/// decode (which would be a bug in [`FUNCTIONS_SQL`]).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+    #[error("unexpected catalog row: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// One schema's functions and when they were read.
+struct Cached {
+    loaded_at: Instant,
+    functions: Arc<Vec<Function>>,
+}
+
+/// Per-schema function lists with a short lifetime.
+#[derive(Default)]
+pub struct Catalog {
+    schemas: Mutex<HashMap<String, Cached>>,
+}
+
+impl Catalog {
+    /// The schema's functions, from the cache while fresh unless `reload`.
+    pub async fn functions(
+        &self,
+        client: &tokio_postgres::Client,
+        schema: &str,
+        reload: bool,
+    ) -> Result<Arc<Vec<Function>>, LoadError> {
+        if !reload {
+            let schemas = self.schemas.lock().await;
+            if let Some(cached) = schemas.get(schema) {
+                if cached.loaded_at.elapsed() < TTL {
+                    return Ok(Arc::clone(&cached.functions));
+                }
+            }
+        }
+        // Loaded without holding the lock, so a slow load blocks no one; two
+        // concurrent loads of one schema are harmless.
+        let functions = Arc::new(load_schema(client, schema).await?);
+        self.schemas.lock().await.insert(
+            schema.to_owned(),
+            Cached {
+                loaded_at: Instant::now(),
+                functions: Arc::clone(&functions),
+            },
+        );
+        Ok(functions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(name: &str, type_sql: &str, has_default: bool) -> Param {
+        Param {
+            name: name.into(),
+            type_sql: type_sql.into(),
+            has_default,
+        }
+    }
+
+    fn function(name: &str, params: Vec<Param>) -> Function {
+        Function {
+            schema: "s".into(),
+            name: name.into(),
+            params,
+            returns: Returns::Scalar,
+        }
+    }
+
+    fn keys(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|name| name.to_string()).collect()
+    }
+
+    #[test]
+    fn resolution_rules() {
+        let functions = vec![
+            function(
+                "add",
+                vec![param("a", "integer", false), param("b", "integer", false)],
+            ),
+            function(
+                "greet",
+                vec![
+                    param("name", "text", false),
+                    param("greeting", "text", true),
+                ],
+            ),
+            function("over", vec![param("x", "integer", false)]),
+            function("over", vec![param("x", "text", false)]),
+            function("none", vec![]),
+            function("body", vec![param("", "jsonb", false)]),
+            function("mixed", vec![param("a", "integer", false)]),
+            function("mixed", vec![param("", "json", false)]),
+            function("unnamed_int", vec![param("", "integer", false)]),
+        ];
+        // (name, keys, whole body allowed, expected: index, "whole:index", "none", "ambiguous")
+        let cases: &[(&str, &[&str], bool, &str)] = &[
+            ("add", &["a", "b"], true, "0"),
+            ("add", &["a"], true, "none"),
+            ("add", &["a", "b", "c"], true, "none"),
+            ("greet", &["name"], true, "1"),
+            ("greet", &["name", "greeting"], true, "1"),
+            ("greet", &["greeting"], true, "none"),
+            ("over", &["x"], true, "ambiguous"),
+            ("none", &[], false, "4"),
+            ("none", &["a"], true, "none"),
+            ("body", &["anything", "else"], true, "whole:5"),
+            ("body", &[], true, "whole:5"),
+            ("body", &["a"], false, "none"),
+            ("mixed", &["a"], true, "6"),
+            ("mixed", &["b"], true, "whole:7"),
+            ("unnamed_int", &[], true, "none"),
+            ("missing", &[], true, "none"),
+        ];
+        for &(name, names, whole_allowed, expected) in cases {
+            let index_of = |found: &Function| {
+                functions
+                    .iter()
+                    .position(|candidate| std::ptr::eq(candidate, found))
+                    .unwrap()
+            };
+            let got = match resolve(&functions, name, &keys(names), whole_allowed) {
+                Resolution::Named(found) => index_of(found).to_string(),
+                Resolution::WholeBody(found) => format!("whole:{}", index_of(found)),
+                Resolution::NotFound => "none".into(),
+                Resolution::Ambiguous(_) => "ambiguous".into(),
+            };
+            assert_eq!(got, expected, "{name}({names:?})");
+        }
+    }
+
+    #[test]
+    fn signature_lists_names_and_types() {
+        let f = function(
+            "over",
+            vec![param("x", "integer", false), param("y", "text", true)],
+        );
+        assert_eq!(f.signature(), "s.over(x => integer, y => text)");
+    }
+}

@@ -1,0 +1,1022 @@
+//! Conformance of the stand-in with PostgREST as Supabase runs it at
+//! `/rest/v1`: real PostgreSQL, real HTTP, no mocks.
+//!
+//! Needs `CDS_PG_ADMIN_URL`, a superuser URL such as
+//! `postgres://postgres:postgres@127.0.0.1:PORT/postgres`; `cargo xtask test`
+//! provides it with the local stack up. Without it every test fails (never
+//! passes silently).
+//!
+//! One-time setup, shared by all tests: (re)create the database
+//! `rest_standin_conformance`, apply `devtools/supabase_base.sql` (Supabase's
+//! roles and `auth` schema), create the fixture schemas and functions below,
+//! then run the stand-in in-process on 127.0.0.1:0, connected as
+//! `authenticator` and exposing `conformance, conformance_b`.
+//!
+//! The expected behaviour is PostgREST's as recorded in
+//! `shared/notes/supabase-and-postgrest.md` (error bodies, the SQLSTATE →
+//! HTTP status table, `PGRST` codes, the per-request transaction settings);
+//! each test names the rule it checks.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+const DATABASE: &str = "rest_standin_conformance";
+const JWT_SECRET: &str = "conformance-jwt-secret-with-at-least-32-characters";
+const SUPABASE_BASE_SQL: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../supabase_base.sql"));
+/// `application_name` of the instance whose connections the recovery test
+/// kills, so no other test's connection is touched.
+const RECOVERY_APP: &str = "rest-standin-conformance-recovery";
+
+/// Fixtures: one function per behaviour under test.
+const FIXTURES_SQL: &str = r#"
+create schema conformance;
+create schema conformance_b;
+create schema conformance_hidden;  -- exists, but is not exposed
+grant usage on schema conformance, conformance_b, conformance_hidden
+  to anon, authenticated, service_role;
+
+create table conformance.items (id integer primary key, name text not null unique);
+insert into conformance.items values (1, 'one'), (2, 'two');
+grant select, insert on conformance.items to anon, authenticated, service_role;
+
+-- Readable by service_role only: anon and authenticated get 42501.
+create table conformance.secrets (id integer, secret text);
+insert into conformance.secrets values (1, 'hidden');
+grant select on conformance.secrets to service_role;
+
+create function conformance.add_them(a integer, b integer) returns integer
+  language sql immutable as $$ select a + b $$;
+create function conformance.numbers(n integer) returns setof integer
+  language sql immutable as $$ select generate_series(1, n) $$;
+create function conformance.list_items() returns setof conformance.items
+  language sql stable as $$ select * from conformance.items where id <= 2 order by id $$;
+create function conformance.item_labels() returns table (id integer, label text)
+  language sql stable as $$
+    select id, 'item ' || name from conformance.items where id <= 2 order by id
+  $$;
+create function conformance.first_item() returns conformance.items
+  language sql stable as $$ select * from conformance.items order by id limit 1 $$;
+create function conformance.nothing() returns void
+  language plpgsql as $$ begin end $$;
+create function conformance.pay(amount integer) returns void
+  language plpgsql as $$
+  begin
+    raise sqlstate 'PT402' using
+      message = 'Insufficient balance',
+      detail = format('needed %s, have 0', amount),
+      hint = 'Top up the balance';
+  end $$;
+create function conformance.fail_plainly() returns void
+  language plpgsql as $$
+  begin
+    raise exception 'plain failure' using detail = 'raised with P0001', hint = 'none needed';
+  end $$;
+create function conformance.add_item(id integer, name text) returns void
+  language sql as $$ insert into conformance.items (id, name) values (id, name) $$;
+create function conformance.whoami() returns json
+  language sql stable as $$
+    select json_build_object(
+      'current_user', current_user,
+      'uid', auth.uid(),
+      'claims', current_setting('request.jwt.claims', true)::json,
+      'method', current_setting('request.method', true),
+      'path', current_setting('request.path', true),
+      'headers', current_setting('request.headers', true)::json,
+      'search_path', current_setting('search_path'))
+  $$;
+-- Unqualified call of an extension function: needs `extensions` on the path.
+create function conformance.uses_extension() returns boolean
+  language plpgsql as $$ begin return uuid_generate_v4() is not null; end $$;
+create function conformance.overloaded(x integer) returns text
+  language sql as $$ select 'integer' $$;
+create function conformance.overloaded(x text) returns text
+  language sql as $$ select 'text' $$;
+create function conformance.greet(name text, greeting text default 'hello') returns text
+  language sql as $$ select greeting || ', ' || name $$;
+create function conformance.echo_body(jsonb) returns jsonb
+  language sql as $$ select $1 $$;
+create function conformance.read_secrets() returns setof conformance.secrets
+  language sql stable as $$ select * from conformance.secrets $$;
+create function conformance.where_am_i() returns text
+  language sql as $$ select 'conformance' $$;
+create function conformance_b.where_am_i() returns text
+  language sql as $$ select 'conformance_b' $$;
+create function conformance_hidden.where_am_i() returns text
+  language sql as $$ select 'conformance_hidden' $$;
+"#;
+
+struct Stack {
+    /// `http://127.0.0.1:PORT/rest/v1` of the main instance.
+    base: String,
+    /// An instance whose connections the recovery test terminates.
+    recovery_base: String,
+    /// An instance pointed at a closed port: the database is "down".
+    down_base: String,
+    /// Superuser connection string for the conformance database.
+    admin: String,
+}
+
+static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+
+fn stack() -> &'static Stack {
+    match STACK.get_or_init(set_up) {
+        Ok(stack) => stack,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+fn set_up() -> Result<Stack, String> {
+    let admin_url = std::env::var("CDS_PG_ADMIN_URL").map_err(|_| {
+        "CDS_PG_ADMIN_URL is not set: the rest-standin conformance tests need a real \
+         PostgreSQL superuser URL. Run them with `cargo xtask test`, which starts the \
+         local stack and sets it."
+            .to_owned()
+    })?;
+    let admin_config: tokio_postgres::Config = admin_url
+        .parse()
+        .map_err(|error| format!("CDS_PG_ADMIN_URL is not a PostgreSQL URL: {error}"))?;
+    let (host, port) = tcp_host_and_port(&admin_config)?;
+    let admin_user = admin_config.get_user().unwrap_or("postgres").to_owned();
+    let admin_password = admin_config
+        .get_password()
+        .map(|password| String::from_utf8_lossy(password).into_owned())
+        .unwrap_or_default();
+    let admin = format!(
+        "host={host} port={port} user={admin_user} password='{admin_password}' dbname={DATABASE}"
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("tokio runtime: {error}"))?;
+    runtime.block_on(async {
+        let server = connect(&admin_url).await?;
+        // Two statements: neither may run inside the implicit transaction
+        // of a multi-statement batch.
+        for statement in [
+            format!("drop database if exists {DATABASE} with (force)"),
+            format!("create database {DATABASE}"),
+        ] {
+            server
+                .batch_execute(&statement)
+                .await
+                .map_err(|error| format!("{statement}: {}", describe(&error)))?;
+        }
+        let database = connect(&admin).await?;
+        database
+            .batch_execute(SUPABASE_BASE_SQL)
+            .await
+            .map_err(|error| format!("applying supabase_base.sql: {}", describe(&error)))?;
+        database
+            .batch_execute("alter role authenticator password 'postgres';")
+            .await
+            .map_err(|error| format!("setting authenticator's password: {}", describe(&error)))?;
+        database
+            .batch_execute(FIXTURES_SQL)
+            .await
+            .map_err(|error| format!("creating the fixtures: {}", describe(&error)))
+    })?;
+
+    let authenticator = |application: &str| {
+        format!(
+            "host={host} port={port} user=authenticator password=postgres \
+             dbname={DATABASE} application_name={application}"
+        )
+    };
+    let closed_port = {
+        // Bind and drop: nothing listens on this port afterwards.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|error| format!("finding a closed port: {error}"))?;
+        listener
+            .local_addr()
+            .map_err(|error| error.to_string())?
+            .port()
+    };
+    let instances = vec![
+        (authenticator("rest-standin-conformance"), 4),
+        (authenticator(RECOVERY_APP), 1),
+        (
+            format!(
+                "host=127.0.0.1 port={closed_port} user=authenticator password=postgres \
+                 dbname={DATABASE} connect_timeout=2"
+            ),
+            1,
+        ),
+    ];
+    let addresses = start_stand_ins(instances)?;
+    let base = |address: &SocketAddr| format!("http://{address}/rest/v1");
+    Ok(Stack {
+        base: base(&addresses[0]),
+        recovery_base: base(&addresses[1]),
+        down_base: base(&addresses[2]),
+        admin,
+    })
+}
+
+fn tcp_host_and_port(config: &tokio_postgres::Config) -> Result<(String, u16), String> {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(_) => return Err("CDS_PG_ADMIN_URL must name a TCP host".to_owned()),
+        None => "127.0.0.1".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    Ok((host, port))
+}
+
+/// The server's message when there is one (`Display` says only "db error").
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => error.to_string(),
+    }
+}
+
+async fn connect(config: &str) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) = tokio_postgres::connect(config, tokio_postgres::NoTls)
+        .await
+        .map_err(|error| format!("connecting to PostgreSQL ({config}): {error}"))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Starts one stand-in per (db_url, pool size) on its own background
+/// runtime; returns their addresses once all listen.
+fn start_stand_ins(instances: Vec<(String, usize)>) -> Result<Vec<SocketAddr>, String> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                let _ = sender.send(Err(format!("stand-in runtime: {error}")));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let mut addresses = Vec::new();
+            for (db_url, pool_size) in instances {
+                let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        let _ = sender.send(Err(format!("binding the stand-in: {error}")));
+                        return;
+                    }
+                };
+                let address = listener
+                    .local_addr()
+                    .expect("bound listener has an address");
+                addresses.push(address);
+                let settings = rest_standin::Settings {
+                    listen: address,
+                    db_url,
+                    schemas: vec!["conformance".into(), "conformance_b".into()],
+                    jwt_secret: JWT_SECRET.into(),
+                    anon_role: "anon".into(),
+                    pool_size,
+                };
+                tokio::spawn(async move {
+                    if let Err(error) = rest_standin::serve(settings, listener).await {
+                        eprintln!("stand-in stopped: {error:#}");
+                    }
+                });
+            }
+            let _ = sender.send(Ok(addresses));
+            // Serve for the rest of the test process.
+            std::future::pending::<()>().await;
+        });
+    });
+    receiver
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|_| "the stand-ins did not start".to_owned())?
+}
+
+/// Runs SQL as the superuser in the conformance database.
+fn admin_sql(sql: &str) -> Vec<tokio_postgres::SimpleQueryMessage> {
+    // Set up first: the setup runs its own runtime, which cannot start
+    // inside the one below.
+    let admin = &stack().admin;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let client = connect(admin).await.expect("admin connection");
+        client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {}", describe(&error)))
+    })
+}
+
+// ---------------------------------------------------------------- tokens
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+fn sign(algorithm: Algorithm, claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(algorithm),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("signing a test token")
+}
+
+fn token(claims: Value) -> String {
+    sign(Algorithm::HS256, &claims, JWT_SECRET)
+}
+
+/// Supabase's anon key: a JWT with `role: anon`.
+fn anon_key() -> String {
+    token(json!({"iss": "supabase-demo", "role": "anon", "exp": now() + 3600}))
+}
+
+fn service_key() -> String {
+    token(json!({"iss": "supabase-demo", "role": "service_role", "exp": now() + 3600}))
+}
+
+const USER_ID: &str = "5f0c7a1e-2d43-4c1b-9a7e-3b2f8d6c4e10";
+
+/// A Supabase Auth access token for a signed-in user.
+fn user_claims() -> Value {
+    json!({
+        "aud": "authenticated", "role": "authenticated", "sub": USER_ID,
+        "email": "ada@example.com", "exp": now() + 3600, "iat": now(),
+        "iss": "http://127.0.0.1:54321/auth/v1", "aal": "aal1", "is_anonymous": false
+    })
+}
+
+// ---------------------------------------------------------------- HTTP
+
+struct Request {
+    method: &'static str,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+struct Reply {
+    status: u16,
+    content_type: Option<String>,
+    www_authenticate: Option<String>,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|error| panic!("body is not JSON ({error}): {:?}", self.body))
+    }
+
+    /// An error body has exactly PostgREST's four keys.
+    fn error(&self) -> Value {
+        let body = self.json();
+        let mut keys: Vec<&String> = body.as_object().expect("error object").keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["code", "details", "hint", "message"], "{body}");
+        body
+    }
+}
+
+/// `POST /rest/v1/rpc/<function>` with the anon key and a JSON body.
+fn post(function: &str, body: &str) -> Request {
+    Request {
+        method: "POST",
+        url: format!("{}/rpc/{function}", stack().base),
+        headers: vec![
+            ("apikey".into(), anon_key()),
+            ("Content-Type".into(), "application/json".into()),
+        ],
+        body: Some(body.to_owned()),
+    }
+}
+
+/// `GET /rest/v1/rpc/<function_and_query>` with the anon key.
+fn get(function_and_query: &str) -> Request {
+    Request {
+        method: "GET",
+        url: format!("{}/rpc/{function_and_query}", stack().base),
+        headers: vec![("apikey".into(), anon_key())],
+        body: None,
+    }
+}
+
+impl Request {
+    fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn without(mut self, name: &str) -> Self {
+        self.headers
+            .retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
+        self
+    }
+
+    fn method(mut self, method: &'static str) -> Self {
+        self.method = method;
+        self
+    }
+
+    fn at(mut self, base: &str) -> Self {
+        let (_, rest) = self.url.split_once("/rest/v1").expect("a /rest/v1 URL");
+        self.url = format!("{base}{rest}");
+        self
+    }
+
+    fn bearer(self, token: &str) -> Self {
+        self.header("Authorization", &format!("Bearer {token}"))
+    }
+
+    fn send(self) -> Reply {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .redirects(0)
+            .build();
+        let mut request = agent.request(self.method, &self.url);
+        for (name, value) in &self.headers {
+            request = request.set(name, value);
+        }
+        let outcome = match &self.body {
+            Some(body) => request.send_string(body),
+            None => request.call(),
+        };
+        let response = match outcome {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(error) => panic!("{} {}: {error}", self.method, self.url),
+        };
+        Reply {
+            status: response.status(),
+            content_type: response.header("content-type").map(str::to_owned),
+            www_authenticate: response.header("www-authenticate").map(str::to_owned),
+            body: response.into_string().expect("reading the body"),
+        }
+    }
+}
+
+fn whoami(request: Request) -> Value {
+    let reply = request.send();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+// ------------------------------------------------------ 1. the gateway
+
+#[test]
+fn missing_apikey_is_refused_by_the_gateway() {
+    // Even a valid bearer token does not replace the apikey at the gateway.
+    let reply = post("add_them", r#"{"a": 1, "b": 2}"#)
+        .without("apikey")
+        .bearer(&anon_key())
+        .send();
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.json()["message"], "No API key found in request");
+
+    let root = Request {
+        method: "GET",
+        url: format!("{}/", stack().base),
+        headers: vec![],
+        body: None,
+    }
+    .send();
+    assert_eq!(root.status, 401);
+    assert_eq!(root.json()["message"], "No API key found in request");
+}
+
+#[test]
+fn apikey_is_the_bearer_token_when_there_is_no_authorization() {
+    let me = whoami(post("whoami", "{}").header("apikey", &service_key()));
+    assert_eq!(me["current_user"], "service_role");
+    // An Authorization header wins over the apikey.
+    let me = whoami(
+        post("whoami", "{}")
+            .header("apikey", &service_key())
+            .bearer(&token(user_claims())),
+    );
+    assert_eq!(me["current_user"], "authenticated");
+}
+
+#[test]
+fn apikey_query_parameter_passes_the_gateway_and_is_no_argument() {
+    let key = anon_key();
+    let reply = get(&format!("add_them?a=1&b=2&apikey={key}"))
+        .without("apikey")
+        .send();
+    assert_eq!((reply.status, reply.body.as_str()), (200, "3"));
+    let me = whoami(get(&format!("whoami?apikey={key}")).without("apikey"));
+    assert_eq!(me["current_user"], "anon");
+}
+
+// ------------------------------------------------------ 2. the root
+
+#[test]
+fn root_serves_a_json_openapi_document() {
+    for path in ["/", ""] {
+        let reply = Request {
+            method: "GET",
+            url: format!("{}{path}", stack().base),
+            headers: vec![("apikey".into(), anon_key())],
+            body: None,
+        }
+        .send();
+        assert_eq!(reply.status, 200, "GET /rest/v1{path}");
+        let document = reply.json();
+        assert_eq!(document["swagger"], "2.0");
+        assert!(document["paths"].is_object());
+        assert!(document["info"]["description"]
+            .as_str()
+            .is_some_and(|text| text.contains("stand-in for PostgREST")));
+    }
+}
+
+// ------------------------------------------------------ 3. requests
+
+#[test]
+fn get_passes_query_parameters_as_arguments() {
+    let reply = get("add_them?a=40&b=2").send();
+    assert_eq!((reply.status, reply.body.as_str()), (200, "42"));
+    let reply = get("greet?name=Ada").send();
+    assert_eq!(reply.json(), json!("hello, Ada"));
+}
+
+#[test]
+fn get_runs_read_only_so_writes_are_25006_405() {
+    let reply = get("add_item?id=100&name=hundred").send();
+    assert_eq!(reply.status, 405, "{}", reply.body);
+    assert_eq!(reply.error()["code"], "25006");
+}
+
+#[test]
+fn other_methods_on_rpc_are_pgrst101_405() {
+    for method in ["PUT", "PATCH", "DELETE"] {
+        let reply = post("add_them", r#"{"a": 1, "b": 2}"#)
+            .method(method)
+            .send();
+        assert_eq!(reply.status, 405, "{method}");
+        let body = reply.error();
+        assert_eq!(body["code"], "PGRST101", "{method}");
+        assert_eq!(body["message"], "Only GET and POST verbs are allowed");
+    }
+}
+
+#[test]
+fn malformed_json_is_pgrst102_400() {
+    let reply = post("add_them", r#"{"a": 1,"#).send();
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.error()["code"], "PGRST102");
+}
+
+#[test]
+fn non_object_body_is_pgrst102_400() {
+    for body in ["[1, 2]", "3", "\"text\""] {
+        let reply = post("add_them", body).send();
+        assert_eq!(reply.status, 400, "{body}");
+        assert_eq!(reply.error()["code"], "PGRST102", "{body}");
+    }
+}
+
+#[test]
+fn non_json_content_type_is_pgrst107_415() {
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let reply = post("add_them", r#"{"a": 1, "b": 2}"#)
+            .header("Content-Type", content_type)
+            .send();
+        assert_eq!(reply.status, 415, "{content_type}");
+        assert_eq!(reply.error()["code"], "PGRST107");
+    }
+}
+
+#[test]
+fn json_content_type_with_charset_and_empty_body_are_accepted() {
+    let reply = post("add_them", r#"{"a": 1, "b": 2}"#)
+        .header("Content-Type", "application/json; charset=utf-8")
+        .send();
+    assert_eq!((reply.status, reply.body.as_str()), (200, "3"));
+    // An empty POST body calls the function without arguments.
+    let reply = post("where_am_i", "").without("Content-Type").send();
+    assert_eq!(reply.json(), json!("conformance"));
+}
+
+#[test]
+fn profile_headers_pick_the_schema_and_the_first_is_the_default() {
+    assert_eq!(post("where_am_i", "{}").send().json(), json!("conformance"));
+    let reply = post("where_am_i", "{}")
+        .header("Content-Profile", "conformance_b")
+        .send();
+    assert_eq!(reply.json(), json!("conformance_b"));
+    let reply = get("where_am_i")
+        .header("Accept-Profile", "conformance_b")
+        .send();
+    assert_eq!(reply.json(), json!("conformance_b"));
+    // GET reads Accept-Profile only.
+    let reply = get("where_am_i")
+        .header("Content-Profile", "conformance_b")
+        .send();
+    assert_eq!(reply.json(), json!("conformance"));
+}
+
+#[test]
+fn unexposed_schema_is_pgrst106_406() {
+    let reply = post("where_am_i", "{}")
+        .header("Content-Profile", "conformance_hidden")
+        .send();
+    assert_eq!(reply.status, 406);
+    assert_eq!(
+        reply.error(),
+        json!({
+            "code": "PGRST106",
+            "message": "Invalid schema: conformance_hidden",
+            "details": null,
+            "hint": "Only the following schemas are exposed: conformance, conformance_b",
+        })
+    );
+}
+
+// ------------------------------------------------------ 4. resolution
+
+#[test]
+fn unknown_function_is_pgrst202_404() {
+    let reply = post("no_such_function", r#"{"b": 1, "a": 2}"#).send();
+    assert_eq!(reply.status, 404);
+    assert_eq!(
+        reply.error(),
+        json!({
+            "code": "PGRST202",
+            "message": "Could not find the function conformance.no_such_function(a, b) in the schema cache",
+            "details": "Searched for the function conformance.no_such_function with parameters a, b \
+                        or with a single unnamed json/jsonb parameter, but no matches were found \
+                        in the schema cache.",
+            "hint": null,
+        })
+    );
+}
+
+#[test]
+fn argument_names_must_fit_or_it_is_pgrst202_404() {
+    for body in [r#"{"a": 1}"#, r#"{"a": 1, "b": 2, "c": 3}"#, "{}"] {
+        let reply = post("add_them", body).send();
+        assert_eq!(reply.status, 404, "{body}");
+        assert_eq!(reply.error()["code"], "PGRST202", "{body}");
+    }
+    // A function of an unexposed schema is not found from an exposed one.
+    let reply = post("where_am_i", "{}").send();
+    assert_eq!(reply.json(), json!("conformance"));
+}
+
+#[test]
+fn overloads_with_the_same_argument_names_are_pgrst203_300() {
+    let reply = post("overloaded", r#"{"x": 1}"#).send();
+    assert_eq!(reply.status, 300);
+    let body = reply.error();
+    assert_eq!(body["code"], "PGRST203");
+    let message = body["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("Could not choose the best candidate function between: ")
+            && message.contains("conformance.overloaded(x => integer)")
+            && message.contains("conformance.overloaded(x => text)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn arguments_with_defaults_may_be_left_out() {
+    assert_eq!(
+        post("greet", r#"{"name": "Ada"}"#).send().json(),
+        json!("hello, Ada")
+    );
+    assert_eq!(
+        post("greet", r#"{"name": "Ada", "greeting": "hi"}"#)
+            .send()
+            .json(),
+        json!("hi, Ada")
+    );
+}
+
+#[test]
+fn single_unnamed_jsonb_parameter_receives_the_whole_body() {
+    let body = json!({"anything": [1, 2, {"nested": true}], "other": null});
+    let reply = post("echo_body", &body.to_string()).send();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json(), body);
+    let reply = post("echo_body", "[1, 2, 3]").send();
+    assert_eq!(reply.json(), json!([1, 2, 3]));
+}
+
+#[test]
+fn new_function_is_found_without_restart() {
+    let reply = post("late_arrival", "{}").send();
+    assert_eq!(reply.status, 404);
+    admin_sql(
+        "create function conformance.late_arrival() returns text \
+         language sql as $$ select 'here now' $$",
+    );
+    let reply = post("late_arrival", "{}").send();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json(), json!("here now"));
+}
+
+// ------------------------------------------------------ 5. binding
+
+#[test]
+fn postgres_converts_argument_types() {
+    // Strings convert as PostgreSQL's input functions read them.
+    let reply = post("add_them", r#"{"a": "40", "b": 2}"#).send();
+    assert_eq!((reply.status, reply.body.as_str()), (200, "42"));
+}
+
+#[test]
+fn bad_integer_value_is_22p02_400() {
+    let reply = post("add_them", r#"{"a": "abc", "b": 1}"#).send();
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.error(),
+        json!({
+            "code": "22P02",
+            "message": "invalid input syntax for type integer: \"abc\"",
+            "details": null,
+            "hint": null,
+        })
+    );
+}
+
+// ------------------------------------------------------ 6. results
+
+#[test]
+fn scalar_function_returns_the_bare_json_value() {
+    let reply = post("add_them", r#"{"a": 1, "b": 2}"#).send();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "3");
+    assert_eq!(
+        reply.content_type.as_deref(),
+        Some("application/json; charset=utf-8")
+    );
+}
+
+#[test]
+fn setof_scalar_returns_an_array_of_values() {
+    assert_eq!(
+        post("numbers", r#"{"n": 3}"#).send().json(),
+        json!([1, 2, 3])
+    );
+    assert_eq!(post("numbers", r#"{"n": 0}"#).send().json(), json!([]));
+}
+
+#[test]
+fn setof_composite_and_table_return_arrays_of_objects() {
+    assert_eq!(
+        post("list_items", "{}").send().json(),
+        json!([{"id": 1, "name": "one"}, {"id": 2, "name": "two"}])
+    );
+    assert_eq!(
+        get("item_labels").send().json(),
+        json!([{"id": 1, "label": "item one"}, {"id": 2, "label": "item two"}])
+    );
+}
+
+#[test]
+fn single_composite_returns_an_object() {
+    // PostgREST >= 8 answers a non-SETOF composite with an object.
+    assert_eq!(
+        post("first_item", "{}").send().json(),
+        json!({"id": 1, "name": "one"})
+    );
+}
+
+#[test]
+fn void_function_returns_200_null() {
+    let reply = post("nothing", "{}").send();
+    assert_eq!((reply.status, reply.body.as_str()), (200, "null"));
+}
+
+// ------------------------------------------------------ 7. auth
+
+#[test]
+fn role_claim_becomes_current_user() {
+    let me = whoami(post("whoami", "{}").bearer(&token(user_claims())));
+    assert_eq!(me["current_user"], "authenticated");
+    assert_eq!(me["uid"], USER_ID, "auth.uid() reads sub from the claims");
+}
+
+#[test]
+fn no_role_claim_means_the_anon_role() {
+    let me = whoami(post("whoami", "{}").bearer(&token(json!({"sub": USER_ID}))));
+    assert_eq!(me["current_user"], "anon");
+    assert_eq!(me["uid"], USER_ID);
+}
+
+#[test]
+fn request_claims_headers_method_and_path_are_set() {
+    let claims = user_claims();
+    let me = whoami(
+        post("whoami", "{}")
+            .bearer(&token(claims.clone()))
+            .header("X-Custom-Header", "Hello"),
+    );
+    assert_eq!(me["claims"], claims);
+    assert_eq!(me["method"], "POST");
+    assert_eq!(me["path"], "/rpc/whoami");
+    assert_eq!(me["headers"]["x-custom-header"], "Hello");
+    assert_eq!(me["headers"]["content-type"], "application/json");
+    let me = whoami(get("whoami"));
+    assert_eq!(me["method"], "GET");
+}
+
+#[test]
+fn search_path_is_the_target_schema_then_public_and_extensions() {
+    let me = whoami(post("whoami", "{}"));
+    let path: String = me["search_path"]
+        .as_str()
+        .expect("search_path")
+        .chars()
+        .filter(|c| *c != '"' && *c != ' ')
+        .collect();
+    assert_eq!(path, "conformance,public,extensions");
+    let reply = post("uses_extension", "{}").send();
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "true"),
+        "{}",
+        reply.body
+    );
+}
+
+#[test]
+fn settings_do_not_leak_between_requests() {
+    // Each request's settings are transaction-local: a later anonymous
+    // request sees no trace of an earlier user's role or claims.
+    for _ in 0..5 {
+        whoami(post("whoami", "{}").bearer(&token(user_claims())));
+        let me = whoami(post("whoami", "{}"));
+        assert_eq!(me["current_user"], "anon");
+        assert_eq!(me["uid"], Value::Null);
+    }
+}
+
+fn assert_pgrst301(reply: &Reply, message: &str) {
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    let body = reply.error();
+    assert_eq!(body["code"], "PGRST301");
+    assert_eq!(body["message"], message);
+    let challenge = reply.www_authenticate.as_deref().unwrap_or("");
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\", error_description=")
+            && challenge.contains(message),
+        "WWW-Authenticate: {challenge:?}"
+    );
+}
+
+#[test]
+fn expired_jwt_is_pgrst301_401() {
+    let mut claims = user_claims();
+    claims["exp"] = json!(now() - 3600);
+    let reply = post("whoami", "{}").bearer(&token(claims)).send();
+    assert_pgrst301(&reply, "JWT expired");
+}
+
+#[test]
+fn bad_signature_jwt_is_pgrst301_401() {
+    let forged = sign(
+        Algorithm::HS256,
+        &user_claims(),
+        "some-other-secret-that-is-also-32-characters",
+    );
+    let reply = post("whoami", "{}").bearer(&forged).send();
+    assert_pgrst301(&reply, "JWSError JWSInvalidSignature");
+}
+
+#[test]
+fn other_algorithm_jwt_is_pgrst301_401() {
+    let hs512 = sign(Algorithm::HS512, &user_claims(), JWT_SECRET);
+    let reply = post("whoami", "{}").bearer(&hs512).send();
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.error()["code"], "PGRST301");
+    let reply = post("whoami", "{}").bearer("not-a-jwt").send();
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.error()["code"], "PGRST301");
+}
+
+#[test]
+fn aud_claim_is_not_required() {
+    let mut claims = user_claims();
+    claims.as_object_mut().expect("object").remove("aud");
+    assert_eq!(
+        whoami(post("whoami", "{}").bearer(&token(claims)))["current_user"],
+        "authenticated"
+    );
+    let mut claims = user_claims();
+    claims["aud"] = json!("some-other-audience");
+    assert_eq!(
+        whoami(post("whoami", "{}").bearer(&token(claims)))["current_user"],
+        "authenticated"
+    );
+}
+
+// ------------------------------------------------------ 8. errors
+
+#[test]
+fn pt402_raise_answers_402_with_code_message_details_hint() {
+    let reply = post("pay", r#"{"amount": 5}"#).send();
+    assert_eq!(reply.status, 402);
+    assert_eq!(
+        reply.error(),
+        json!({
+            "code": "PT402",
+            "message": "Insufficient balance",
+            "details": "needed 5, have 0",
+            "hint": "Top up the balance",
+        })
+    );
+}
+
+#[test]
+fn plain_raise_is_p0001_400() {
+    let reply = post("fail_plainly", "{}").send();
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.error(),
+        json!({
+            "code": "P0001",
+            "message": "plain failure",
+            "details": "raised with P0001",
+            "hint": "none needed",
+        })
+    );
+}
+
+#[test]
+fn unique_violation_is_23505_409() {
+    let reply = post("add_item", r#"{"id": 1, "name": "uno"}"#).send();
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    let body = reply.error();
+    assert_eq!(body["code"], "23505");
+    assert_eq!(body["details"], "Key (id)=(1) already exists.");
+}
+
+#[test]
+fn insufficient_privilege_is_401_for_anon_and_403_for_a_signed_in_role() {
+    let reply = post("read_secrets", "{}").send();
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.error()["code"], "42501");
+    assert_eq!(reply.www_authenticate.as_deref(), Some("Bearer"));
+
+    let reply = post("read_secrets", "{}")
+        .bearer(&token(user_claims()))
+        .send();
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert_eq!(reply.error()["code"], "42501");
+
+    let reply = post("read_secrets", "{}").bearer(&service_key()).send();
+    assert_eq!(reply.json(), json!([{"id": 1, "secret": "hidden"}]));
+}
+
+#[test]
+fn database_down_is_503_and_recovers() {
+    // An instance whose database port is closed answers PGRST000 503...
+    let reply = post("add_them", r#"{"a": 1, "b": 2}"#)
+        .at(&stack().down_base)
+        .send();
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    let body = reply.error();
+    assert_eq!(body["code"], "PGRST000");
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|message| message.contains("Retrying the connection")));
+
+    // ...and an instance whose connections the database drops (as a restart
+    // does) throws the broken connection away and answers on a new one.
+    let recovery = &stack().recovery_base;
+    let reply = post("add_them", r#"{"a": 1, "b": 2}"#).at(recovery).send();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let killed = admin_sql(&format!(
+        "select pg_terminate_backend(pid) from pg_stat_activity \
+         where application_name = '{RECOVERY_APP}'"
+    ));
+    let killed_rows = killed
+        .iter()
+        .filter(|message| matches!(message, tokio_postgres::SimpleQueryMessage::Row(_)))
+        .count();
+    assert!(killed_rows >= 1, "no stand-in connection was terminated");
+    std::thread::sleep(Duration::from_millis(200));
+    let reply = post("add_them", r#"{"a": 1, "b": 2}"#).at(recovery).send();
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "3"),
+        "{}",
+        reply.body
+    );
+
+    // The main instance was never affected.
+    let reply = post("add_them", r#"{"a": 1, "b": 2}"#).send();
+    assert_eq!(reply.status, 200);
+}

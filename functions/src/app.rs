@@ -1,0 +1,83 @@
+//! The request pipeline every call goes through: request id, configuration,
+//! CORS, body limit, routing, the handler, and errors turned into responses in
+//! one place.
+
+use crate::{env_config, handlers, respond};
+use shared::routes::{Endpoint, Router};
+use shared::{cors, http, ApiError, Config};
+use std::cell::OnceCell;
+use std::rc::Rc;
+use worker::{Context, Env, Request, Response};
+
+thread_local! {
+    static ROUTER: OnceCell<Rc<Router>> = const { OnceCell::new() };
+}
+
+fn router() -> Rc<Router> {
+    ROUTER.with(|r| r.get_or_init(|| Rc::new(Router::new())).clone())
+}
+
+pub async fn handle(req: Request, env: Env, _ctx: Context) -> Response {
+    let request_id = request_id(&req);
+    let origin = header(&req, "origin");
+    let response = match env_config::load(&env) {
+        Ok(config) => {
+            let cors_headers = cors::response_headers(&config.allowed_origins, origin.as_deref());
+            match answer(req, &config, origin.as_deref()).await {
+                Ok(Answered::Preflight(response)) => response,
+                Ok(Answered::Normal(response)) => respond::add_headers(response, cors_headers),
+                Err(err) => respond::add_headers(respond::error(&err), cors_headers),
+            }
+        }
+        Err(e) => respond::error(&ApiError::Misconfigured {
+            detail: e.to_string(),
+        }),
+    };
+    respond::add_headers(response, vec![("x-request-id", request_id)])
+}
+
+enum Answered {
+    /// A CORS preflight, complete with its own `Access-Control-*` headers.
+    Preflight(Response),
+    Normal(Response),
+}
+
+async fn answer(req: Request, config: &Config, origin: Option<&str>) -> Result<Answered, ApiError> {
+    let method = req.method().to_string();
+    let requested_method = header(&req, "access-control-request-method");
+    if let (true, Some(origin)) = (
+        cors::is_preflight(&method, origin, requested_method.as_deref()),
+        origin,
+    ) {
+        let headers = cors::preflight(&config.allowed_origins, origin)?;
+        return Ok(Answered::Preflight(respond::add_headers(
+            respond::empty(204),
+            headers,
+        )));
+    }
+    http::check_declared_length(
+        header(&req, "content-length").as_deref(),
+        config.max_body_bytes,
+    )?;
+    let matched = router().resolve(&method, &req.path())?;
+    let response = match matched.endpoint {
+        Endpoint::Health => handlers::health::get(config).await,
+    };
+    Ok(Answered::Normal(response))
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// The caller's `x-request-id` when it is plain, else a fresh random one.
+fn request_id(req: &Request) -> String {
+    if let Some(id) = http::accept_request_id(header(req, "x-request-id").as_deref()) {
+        return id;
+    }
+    let mut bytes = [0u8; 16];
+    // crypto.getRandomValues does not fail for 16 bytes; zeros would still be
+    // a valid (if unhelpful) id.
+    let _ = getrandom::getrandom(&mut bytes);
+    http::request_id_from_bytes(bytes)
+}

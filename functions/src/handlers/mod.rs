@@ -1,0 +1,3 @@
+//! One module per edge function.
+
+pub mod health;

@@ -1,0 +1,24 @@
+//! The CyberDevStudio Worker: the wasm entry points, and nothing else.
+//!
+//! Each entry point hands over to a module at once; decisions live in the
+//! `shared` crate, so this crate stays glue: reading requests, calling `fetch`,
+//! writing responses.
+
+mod app;
+mod env_config;
+mod handlers;
+mod respond;
+mod rest;
+mod scheduled;
+
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    Ok(app::handle(req, env, ctx).await)
+}
+
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    scheduled::run(event, env).await;
+}

@@ -1,0 +1,47 @@
+//! Turning results into HTTP responses: the one place an [`ApiError`] becomes
+//! a response.
+
+use shared::ApiError;
+use worker::{Headers, Response};
+
+/// A JSON response with `status`.
+pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => with_json_body(status, bytes),
+        Err(e) => error(&ApiError::Internal {
+            detail: format!("serializing a response: {e}"),
+        }),
+    }
+}
+
+/// The JSON error response for `err`, logged when it carries operator detail.
+pub fn error(err: &ApiError) -> Response {
+    if let Some(detail) = err.log_detail() {
+        worker::console_error!("{} {}: {}", err.status(), err.code(), detail);
+    }
+    let response = with_json_body(err.status(), err.body().into_bytes());
+    add_headers(response, err.headers())
+}
+
+/// An empty response, e.g. `204` to a preflight.
+pub fn empty(status: u16) -> Response {
+    Response::builder().with_status(status).empty()
+}
+
+/// Adds headers to a response; a header the runtime refuses is dropped, never fatal.
+pub fn add_headers<N: AsRef<str>>(mut response: Response, headers: Vec<(N, String)>) -> Response {
+    let target = response.headers_mut();
+    for (name, value) in headers {
+        let _ = target.append(name.as_ref(), &value);
+    }
+    response
+}
+
+fn with_json_body(status: u16, body: Vec<u8>) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    Response::builder()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(body)
+}

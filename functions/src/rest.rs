@@ -1,0 +1,70 @@
+//! Sends the requests `shared::postgrest` describes, with a timeout.
+
+use futures_util::future::{select, Either};
+use shared::postgrest::{HttpCall, RETRY_AFTER_SECS};
+use shared::ApiError;
+use std::time::Duration;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+
+/// The status and body of an answer.
+pub struct Answer {
+    pub status: u16,
+    // Read once the RPC handlers land (usage API); health needs only the status.
+    #[allow(dead_code)]
+    pub body: Vec<u8>,
+}
+
+/// Sends `call`; a network failure or no answer within `timeout_ms` is
+/// [`ApiError::Unavailable`], so the caller answers 503 instead of hanging.
+pub async fn send(call: &HttpCall, timeout_ms: u32) -> Result<Answer, ApiError> {
+    let request = build(call).map_err(|e| ApiError::Internal {
+        detail: format!("building a REST request: {e}"),
+    })?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let attempt = async {
+        let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
+        let body = response.bytes().await?;
+        Ok::<_, worker::Error>(Answer {
+            status: response.status_code(),
+            body,
+        })
+    };
+    let timeout = Delay::from(Duration::from_millis(u64::from(timeout_ms)));
+    futures_util::pin_mut!(attempt);
+    match select(attempt, timeout).await {
+        Either::Left((Ok(answer), _)) => Ok(answer),
+        Either::Left((Err(e), _)) => {
+            worker::console_warn!("REST request to {} failed: {e}", call.url);
+            Err(unavailable())
+        }
+        Either::Right(((), _)) => {
+            controller.abort();
+            worker::console_warn!(
+                "REST request to {} timed out after {timeout_ms} ms",
+                call.url
+            );
+            Err(unavailable())
+        }
+    }
+}
+
+fn unavailable() -> ApiError {
+    ApiError::Unavailable {
+        retry_after_secs: RETRY_AFTER_SECS,
+    }
+}
+
+fn build(call: &HttpCall) -> worker::Result<Request> {
+    let headers = Headers::new();
+    for (name, value) in &call.headers {
+        headers.set(name, value)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::from(call.method.to_string()))
+        .with_headers(headers);
+    if let Some(body) = &call.body {
+        init.with_body(Some(body.as_str().into()));
+    }
+    Request::new_with_init(&call.url, &init)
+}

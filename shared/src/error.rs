@@ -1,0 +1,182 @@
+//! The one error type every edge function answers with.
+//!
+//! Each variant has a stable machine `code`, an HTTP `status` and a `message`
+//! that is safe to show the caller. Detail meant for operators is logged by the
+//! caller of [`ApiError::log_detail`], never put into the response.
+
+use serde::Serialize;
+
+/// An error the edge answers with `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("no route for this path")]
+    NotFound,
+
+    #[error("method not allowed for this path")]
+    MethodNotAllowed { allowed: Vec<&'static str> },
+
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+
+    #[error("request body is not valid JSON: {reason}")]
+    InvalidJson { reason: String },
+
+    #[error("origin is not allowed")]
+    OriginNotAllowed,
+
+    /// The database refused the request for a reason it chose to expose: one of
+    /// our own functions raised `PTxyz` with a stable code in the hint.
+    #[error("{message}")]
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
+
+    /// The REST layer or the database is down, overloaded or too slow.
+    #[error("the database is temporarily unavailable")]
+    Unavailable { retry_after_secs: u32 },
+
+    /// The REST layer answered something we did not expect: a missing function,
+    /// a refused service key, an unexpected body. A deployment problem, not the
+    /// caller's.
+    #[error("the database answered unexpectedly")]
+    Upstream { detail: String },
+
+    /// A required Worker variable or secret is missing or invalid.
+    #[error("the service is misconfigured")]
+    Misconfigured { detail: String },
+
+    #[error("internal error")]
+    Internal { detail: String },
+}
+
+impl ApiError {
+    /// The stable, documented machine code.
+    pub fn code(&self) -> &str {
+        match self {
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::InvalidJson { .. } => "invalid_json",
+            ApiError::OriginNotAllowed => "origin_not_allowed",
+            ApiError::Rejected { code, .. } => code,
+            ApiError::Unavailable { .. } => "database_unavailable",
+            ApiError::Upstream { .. } => "upstream_error",
+            ApiError::Misconfigured { .. } => "misconfigured",
+            ApiError::Internal { .. } => "internal_error",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::UnsupportedMediaType => 415,
+            ApiError::InvalidJson { .. } => 400,
+            ApiError::OriginNotAllowed => 403,
+            ApiError::Rejected { status, .. } => *status,
+            ApiError::Unavailable { .. } => 503,
+            ApiError::Upstream { .. } => 502,
+            ApiError::Misconfigured { .. } | ApiError::Internal { .. } => 500,
+        }
+    }
+
+    /// Extra headers the status calls for (`Allow` on 405, `Retry-After` on 503).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ApiError::MethodNotAllowed { allowed } => vec![("allow", allowed.join(", "))],
+            ApiError::Unavailable { retry_after_secs } => {
+                vec![("retry-after", retry_after_secs.to_string())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// What operators need to see in the logs and callers must not.
+    pub fn log_detail(&self) -> Option<&str> {
+        match self {
+            ApiError::Upstream { detail }
+            | ApiError::Misconfigured { detail }
+            | ApiError::Internal { detail } => Some(detail),
+            _ => None,
+        }
+    }
+
+    /// The JSON body: `{"error": {"code": ..., "message": ...}}`.
+    pub fn body(&self) -> String {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: Inner<'a>,
+        }
+        #[derive(Serialize)]
+        struct Inner<'a> {
+            code: &'a str,
+            message: String,
+        }
+        let body = Body {
+            error: Inner {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        };
+        // Serializing two strings cannot fail.
+        serde_json::to_string(&body).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_code_and_message_only() {
+        let body: serde_json::Value =
+            serde_json::from_str(&ApiError::PayloadTooLarge { limit: 10 }.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "payload_too_large",
+                "message": "request body is larger than 10 bytes"}})
+        );
+    }
+
+    #[test]
+    fn operator_detail_never_reaches_the_body() {
+        let err = ApiError::Upstream {
+            detail: "PGRST202 record_token_usage(secret_arg)".into(),
+        };
+        assert!(!err.body().contains("PGRST202"));
+        assert_eq!(
+            err.log_detail(),
+            Some("PGRST202 record_token_usage(secret_arg)")
+        );
+        assert_eq!(err.status(), 502);
+    }
+
+    #[test]
+    fn statuses_carry_their_headers() {
+        let err = ApiError::Unavailable {
+            retry_after_secs: 3,
+        };
+        assert_eq!(err.headers(), vec![("retry-after", "3".to_string())]);
+        let err = ApiError::MethodNotAllowed {
+            allowed: vec!["GET", "HEAD"],
+        };
+        assert_eq!(err.headers(), vec![("allow", "GET, HEAD".to_string())]);
+    }
+
+    #[test]
+    fn rejected_uses_the_database_code_and_status() {
+        let err = ApiError::Rejected {
+            status: 402,
+            code: "insufficient_balance".into(),
+            message: "balance too low".into(),
+        };
+        assert_eq!((err.status(), err.code()), (402, "insufficient_balance"));
+    }
+}

@@ -1,0 +1,20 @@
+//! Everything the edge decides, as plain functions over plain data.
+//!
+//! Nothing here depends on `worker` or does I/O: the Worker crate (`functions/`)
+//! reads the request, asks this crate what to do, performs the `fetch`, and hands
+//! the answer back here to be interpreted. That keeps every rule testable with a
+//! native `cargo test`.
+
+pub mod config;
+pub mod cors;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod postgrest;
+pub mod routes;
+
+pub use config::Config;
+pub use error::ApiError;
+
+/// The version reported by `GET /health`, from the workspace manifest.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,327 @@
+//! The PostgREST client, sans I/O: what to send for an RPC, and what the answer
+//! means. The only place in the edge that speaks PostgREST.
+//!
+//! Supabase exposes PostgREST at `<SUPABASE_URL>/rest/v1`. An RPC is
+//! `POST /rpc/<function>` with the arguments as a JSON object;
+//! `Content-Profile` picks the schema. Errors arrive as
+//! `{"code", "message", "details", "hint"}`, where `code` is a SQLSTATE or one
+//! of PostgREST's own `PGRSTxxx` codes.
+
+use crate::config::Config;
+use crate::error::ApiError;
+use serde::Deserialize;
+
+/// How long a client should wait before retrying when the database is away.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+/// Whose authority an RPC runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth<'a> {
+    /// The caller's own access token, so row-level security applies to them.
+    Caller(&'a str),
+    /// The project's service role, for verified API keys and admin work.
+    ServiceRole,
+}
+
+/// An HTTP request, described as data for the edge to send with `fetch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCall {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<String>,
+}
+
+/// Builds PostgREST requests for one Supabase project.
+#[derive(Debug, Clone)]
+pub struct Client<'a> {
+    config: &'a Config,
+}
+
+impl<'a> Client<'a> {
+    pub fn new(config: &'a Config) -> Self {
+        Client { config }
+    }
+
+    fn rest_url(&self) -> String {
+        format!("{}/rest/v1", self.config.supabase_url)
+    }
+
+    fn auth_headers(&self, auth: Auth<'_>) -> Vec<(&'static str, String)> {
+        let (apikey, bearer) = match auth {
+            Auth::Caller(token) => (&self.config.anon_key, token),
+            Auth::ServiceRole => (
+                &self.config.service_role_key,
+                self.config.service_role_key.as_str(),
+            ),
+        };
+        vec![
+            ("apikey", apikey.clone()),
+            ("authorization", format!("Bearer {bearer}")),
+        ]
+    }
+
+    /// `POST /rest/v1/rpc/<function>` in `schema` with named arguments.
+    pub fn rpc(
+        &self,
+        schema: &str,
+        function: &str,
+        args: &serde_json::Value,
+        auth: Auth<'_>,
+    ) -> HttpCall {
+        let mut headers = self.auth_headers(auth);
+        headers.push(("content-type", "application/json".into()));
+        headers.push(("accept", "application/json".into()));
+        headers.push(("content-profile", schema.to_string()));
+        HttpCall {
+            method: "POST",
+            url: format!("{}/rpc/{function}", self.rest_url()),
+            headers,
+            body: Some(args.to_string()),
+        }
+    }
+
+    /// A cheap request that tells whether the REST layer answers at all.
+    pub fn probe(&self) -> HttpCall {
+        HttpCall {
+            method: "GET",
+            url: format!("{}/", self.rest_url()),
+            headers: vec![("apikey", self.config.anon_key.clone())],
+            body: None,
+        }
+    }
+}
+
+/// PostgREST's error body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PostgrestError {
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub details: Option<String>,
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+/// Interprets the answer to an RPC: the JSON result, or the error it means.
+///
+/// A `void` function answers `null` (PostgREST since 2021), an empty body
+/// (older versions) or `204`; all three are `Value::Null` here.
+pub fn interpret_rpc(status: u16, body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if (200..300).contains(&status) {
+        if status == 204 || body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Value::Null);
+        }
+        return serde_json::from_slice(body).map_err(|e| ApiError::Upstream {
+            detail: format!("REST answered {status} with a body that is not JSON: {e}"),
+        });
+    }
+    match serde_json::from_slice::<PostgrestError>(body) {
+        Ok(err) => Err(map_error(status, &err)),
+        // A gateway in front of PostgREST (Supabase's, or a load balancer)
+        // answers with its own body when PostgREST itself is away.
+        Err(_) if matches!(status, 502..=504) => Err(ApiError::Unavailable {
+            retry_after_secs: RETRY_AFTER_SECS,
+        }),
+        Err(_) => Err(ApiError::Upstream {
+            detail: format!(
+                "REST answered {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ),
+        }),
+    }
+}
+
+/// The single place where a PostgREST error becomes an edge error.
+///
+/// Our own SQL functions refuse a request with `raise exception using
+/// errcode = 'PTxyz' (or 'P0001'), message = <safe text>, hint = <stable code>`;
+/// PostgREST answers those with status `xyz` (400 for `P0001`) and we pass the
+/// code and message on. Errors that mean "try again" become 503 with
+/// `Retry-After`. Everything else is a deployment fault the caller cannot fix,
+/// logged in full and answered as 502.
+pub fn map_error(status: u16, err: &PostgrestError) -> ApiError {
+    let code = err.code.as_str();
+    let own_code = err.hint.as_deref().filter(|h| is_stable_code(h));
+    if let (true, Some(hint)) = (code.starts_with("PT") || code == "P0001", own_code) {
+        return ApiError::Rejected {
+            status,
+            code: hint.to_string(),
+            message: err.message.clone(),
+        };
+    }
+    if is_transient(code) || matches!(status, 503 | 504) {
+        return ApiError::Unavailable {
+            retry_after_secs: RETRY_AFTER_SECS,
+        };
+    }
+    ApiError::Upstream {
+        detail: format!(
+            "REST {status} {code}: {} (details: {}, hint: {})",
+            err.message,
+            err.details.as_deref().unwrap_or("-"),
+            err.hint.as_deref().unwrap_or("-")
+        ),
+    }
+}
+
+/// Errors after which the same request may well succeed: the database is
+/// unreachable or restarting, a statement timed out, or a transaction lost a
+/// serialization race.
+fn is_transient(code: &str) -> bool {
+    matches!(
+        code,
+        "PGRST000"
+            | "PGRST001"
+            | "PGRST002"
+            | "PGRST003"
+            | "57014"
+            | "57P01"
+            | "57P02"
+            | "57P03"
+            | "40001"
+            | "40P01"
+            | "55P03"
+    ) || code.starts_with("08")
+        || code.starts_with("53")
+}
+
+/// A stable error code is lowercase snake_case, as our SQL functions write it.
+fn is_stable_code(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        && !s.starts_with('_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AllowedOrigins;
+
+    fn error(code: &str, message: &str, hint: Option<&str>) -> PostgrestError {
+        PostgrestError {
+            code: code.into(),
+            message: message.into(),
+            details: None,
+            hint: hint.map(Into::into),
+        }
+    }
+
+    /// One row per PostgREST answer: status, code, hint → our status and code.
+    #[test]
+    fn maps_postgrest_errors_in_one_table() {
+        let cases: &[(u16, &str, Option<&str>, u16, &str)] = &[
+            (
+                402,
+                "PT402",
+                Some("insufficient_balance"),
+                402,
+                "insufficient_balance",
+            ),
+            (404, "PT404", Some("unknown_model"), 404, "unknown_model"),
+            (400, "P0001", Some("invalid_tokens"), 400, "invalid_tokens"),
+            // A raise without our stable code is a fault, not a message for the caller.
+            (400, "P0001", None, 502, "upstream_error"),
+            (
+                400,
+                "P0001",
+                Some("Check the input."),
+                502,
+                "upstream_error",
+            ),
+            (503, "PGRST000", None, 503, "database_unavailable"),
+            (503, "PGRST001", None, 503, "database_unavailable"),
+            (504, "PGRST003", None, 503, "database_unavailable"),
+            (503, "08006", None, 503, "database_unavailable"),
+            (500, "57014", None, 503, "database_unavailable"),
+            (500, "40001", None, 503, "database_unavailable"),
+            (500, "40P01", None, 503, "database_unavailable"),
+            (503, "53300", None, 503, "database_unavailable"),
+            (404, "PGRST202", None, 502, "upstream_error"),
+            (406, "PGRST106", None, 502, "upstream_error"),
+            (401, "PGRST301", None, 502, "upstream_error"),
+            (409, "23505", None, 502, "upstream_error"),
+            (400, "22P02", None, 502, "upstream_error"),
+        ];
+        for &(status, code, hint, want_status, want_code) in cases {
+            let got = map_error(status, &error(code, "m", hint));
+            assert_eq!(
+                (got.status(), got.code()),
+                (want_status, want_code),
+                "{status} {code} {hint:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejected_keeps_the_database_message() {
+        let got = map_error(
+            402,
+            &error(
+                "PT402",
+                "balance 10 does not cover 500",
+                Some("insufficient_balance"),
+            ),
+        );
+        assert_eq!(got.to_string(), "balance 10 does not cover 500");
+    }
+
+    #[test]
+    fn void_results_in_any_form_are_null() {
+        assert_eq!(interpret_rpc(200, b"null"), Ok(serde_json::Value::Null));
+        assert_eq!(interpret_rpc(200, b""), Ok(serde_json::Value::Null));
+        assert_eq!(interpret_rpc(204, b""), Ok(serde_json::Value::Null));
+    }
+
+    #[test]
+    fn scalar_and_set_results_pass_through() {
+        assert_eq!(interpret_rpc(200, b"42"), Ok(serde_json::json!(42)));
+        assert_eq!(
+            interpret_rpc(200, br#"[{"a":1}]"#),
+            Ok(serde_json::json!([{"a": 1}]))
+        );
+    }
+
+    #[test]
+    fn a_gateway_page_instead_of_json_means_unavailable() {
+        let got = interpret_rpc(502, b"<html>Bad Gateway</html>").unwrap_err();
+        assert_eq!(got.status(), 503);
+        let got = interpret_rpc(500, b"<html>oops</html>").unwrap_err();
+        assert_eq!(got.status(), 502);
+    }
+
+    #[test]
+    fn rpc_request_carries_schema_and_the_callers_token() {
+        let config = Config {
+            supabase_url: "http://127.0.0.1:54321".into(),
+            anon_key: "anon-key".into(),
+            service_role_key: "service-key".into(),
+            allowed_origins: AllowedOrigins::Any,
+            max_body_bytes: 1024,
+            rest_timeout_ms: 1000,
+        };
+        let client = Client::new(&config);
+        let call = client.rpc(
+            "platform",
+            "record_token_usage",
+            &serde_json::json!({"p_tokens": 1}),
+            Auth::Caller("user-jwt"),
+        );
+        assert_eq!(
+            call.url,
+            "http://127.0.0.1:54321/rest/v1/rpc/record_token_usage"
+        );
+        assert!(call
+            .headers
+            .contains(&("authorization", "Bearer user-jwt".into())));
+        assert!(call.headers.contains(&("apikey", "anon-key".into())));
+        assert!(call
+            .headers
+            .contains(&("content-profile", "platform".into())));
+        let call = client.rpc("platform", "f", &serde_json::json!({}), Auth::ServiceRole);
+        assert!(call
+            .headers
+            .contains(&("authorization", "Bearer service-key".into())));
+    }
+}

@@ -1,0 +1,127 @@
+//! The route table of the Worker: which endpoint a method and path reach.
+//!
+//! Kept here, apart from the handlers, so routing is tested natively and the
+//! table can be listed (the OpenAPI document is checked against it).
+
+use crate::error::ApiError;
+
+/// Every endpoint the Worker serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Health,
+}
+
+/// One row of the table: method, path pattern (matchit syntax) and endpoint.
+pub const ROUTES: &[(&str, &str, Endpoint)] = &[
+    ("GET", "/health", Endpoint::Health),
+    ("HEAD", "/health", Endpoint::Health),
+];
+
+/// A resolved route, with the path parameters it captured.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Matched {
+    pub endpoint: Endpoint,
+    pub params: Vec<(String, String)>,
+}
+
+impl Matched {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The route table compiled into a matcher; build it once per isolate.
+pub struct Router {
+    paths: matchit::Router<usize>,
+    /// For each distinct path pattern, the methods and endpoints it serves.
+    methods: Vec<Vec<(&'static str, Endpoint)>>,
+}
+
+impl Router {
+    pub fn new() -> Self {
+        let mut paths = matchit::Router::new();
+        let mut patterns: Vec<&'static str> = Vec::new();
+        let mut methods: Vec<Vec<(&'static str, Endpoint)>> = Vec::new();
+        for &(method, pattern, endpoint) in ROUTES {
+            let slot = match patterns.iter().position(|p| *p == pattern) {
+                Some(slot) => slot,
+                None => {
+                    patterns.push(pattern);
+                    methods.push(Vec::new());
+                    let slot = patterns.len() - 1;
+                    // The table is a constant checked by the tests below.
+                    paths.insert(pattern, slot).expect("route table is valid");
+                    slot
+                }
+            };
+            methods[slot].push((method, endpoint));
+        }
+        Router { paths, methods }
+    }
+
+    pub fn resolve(&self, method: &str, path: &str) -> Result<Matched, ApiError> {
+        let found = self.paths.at(path).map_err(|_| ApiError::NotFound)?;
+        let served = &self.methods[*found.value];
+        let endpoint = served
+            .iter()
+            .find(|(m, _)| m.eq_ignore_ascii_case(method))
+            .map(|(_, e)| *e)
+            .ok_or_else(|| ApiError::MethodNotAllowed {
+                allowed: served.iter().map(|(m, _)| *m).collect(),
+            })?;
+        Ok(Matched {
+            endpoint,
+            params: found
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+    }
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_compiles() {
+        let _ = Router::new();
+    }
+
+    #[test]
+    fn resolves_known_routes() {
+        let router = Router::new();
+        assert_eq!(
+            router.resolve("GET", "/health").unwrap().endpoint,
+            Endpoint::Health
+        );
+    }
+
+    #[test]
+    fn unknown_path_is_not_found() {
+        assert_eq!(
+            Router::new().resolve("GET", "/nope"),
+            Err(ApiError::NotFound)
+        );
+    }
+
+    #[test]
+    fn wrong_method_lists_the_allowed_ones() {
+        assert_eq!(
+            Router::new().resolve("POST", "/health"),
+            Err(ApiError::MethodNotAllowed {
+                allowed: vec!["GET", "HEAD"]
+            })
+        );
+    }
+}

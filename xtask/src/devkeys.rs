@@ -1,0 +1,117 @@
+//! Keys for the local stack: the JWT secret, the `anon` and `service_role`
+//! keys derived from it (as Supabase's legacy API keys are), and a signed-in
+//! demo user's access token.
+
+use crate::paths::Profile;
+use anyhow::{Context, Result};
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::json;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub struct DevKeys {
+    pub jwt_secret: String,
+    pub anon_key: String,
+    pub service_role_key: String,
+}
+
+/// The demo user the stack creates, with an access token shaped like one
+/// Supabase Auth issues.
+pub struct DemoUser {
+    pub id: String,
+    pub email: &'static str,
+    pub access_token: String,
+}
+
+impl DevKeys {
+    /// Reads the profile's JWT secret, generating it on first use, so tokens
+    /// printed by one run keep working in the next.
+    pub fn load_or_create(profile: &Profile) -> Result<Self> {
+        let path = profile.dir.join("jwt_secret");
+        let jwt_secret = match std::fs::read_to_string(&path) {
+            Ok(s) if s.trim().len() >= 32 => s.trim().to_string(),
+            _ => {
+                let secret = random_hex(32)?;
+                std::fs::write(&path, &secret)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                secret
+            }
+        };
+        let api_key = |role: &str| -> Result<String> {
+            // Supabase's legacy API keys: long-lived HS256 JWTs with only a role.
+            sign(
+                &jwt_secret,
+                &json!({"iss": "supabase-local", "role": role, "iat": now(), "exp": now() + 10 * 365 * 86_400}),
+            )
+        };
+        Ok(DevKeys {
+            anon_key: api_key("anon")?,
+            service_role_key: api_key("service_role")?,
+            jwt_secret,
+        })
+    }
+
+    pub fn user_token(&self, profile: &Profile, user_id: &str, email: &str) -> Result<String> {
+        let iat = now();
+        sign(
+            &self.jwt_secret,
+            &json!({
+                "iss": format!("{}/auth/v1", profile.supabase_url()),
+                "aud": "authenticated",
+                "role": "authenticated",
+                "sub": user_id,
+                "email": email,
+                "phone": "",
+                "app_metadata": {"provider": "email", "providers": ["email"]},
+                "user_metadata": {},
+                "aal": "aal1",
+                "amr": [{"method": "password", "timestamp": iat}],
+                "session_id": uuid_v4()?,
+                "is_anonymous": false,
+                "iat": iat,
+                "exp": iat + 24 * 3600,
+            }),
+        )
+    }
+}
+
+fn sign(secret: &str, claims: &serde_json::Value) -> Result<String> {
+    encode(
+        &Header::default(),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .context("signing a JWT")
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::getrandom(&mut buf).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub fn uuid_v4() -> Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    ))
+}
+
+impl DemoUser {
+    pub const EMAIL: &'static str = "demo@cyberdevstudio.local";
+}

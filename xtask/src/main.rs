@@ -1,0 +1,54 @@
+//! Project automation, in Rust so it runs the same on every machine.
+//!
+//! `cargo xtask dev` starts the whole stack locally; `cargo xtask test` runs
+//! every layer of tests against it. Both install what is missing first.
+
+mod devkeys;
+mod paths;
+mod postgres;
+mod proc;
+mod stack;
+mod testrun;
+mod tools;
+mod worker;
+
+use std::process::ExitCode;
+
+const HELP: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  dev            install what is missing, start Postgres, the REST layer and the
+                 Worker (wrangler dev), print URLs and keys; Ctrl-C stops all
+  test           the same set-up, then every test layer; non-zero on any failure
+  build-worker   build the Worker to wasm with worker-build --release
+
+environment:
+  CDS_PG_PORT, CDS_REST_PORT, CDS_WORKER_PORT, CDS_INSPECTOR_PORT
+                 override the ports (dev: 54322, 54321, 8787, 9229;
+                 test: 54332, 54331, 8797, 9239)
+";
+
+fn main() -> ExitCode {
+    let command = std::env::args().nth(1);
+    let result = match command.as_deref() {
+        Some("dev") => stack::dev(),
+        Some("test") => testrun::run(),
+        Some("build-worker") => worker::build_command(),
+        Some("help" | "-h" | "--help") => {
+            print!("{HELP}");
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => {
+            eprint!("{HELP}");
+            Ok(ExitCode::from(2))
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Where things live: the repository, the ignored build folder, the tool cache,
+//! and the ports of each profile.
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the repository root")
+        .to_path_buf()
+}
+
+/// Tools built from crates.io, cached per version across clones of the repo.
+pub fn tool_cache() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("cyberdevstudio").join("tools")
+}
+
+/// A set of ports and a state folder, so `dev` and `test` can run side by side.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: &'static str,
+    pub pg_port: u16,
+    pub rest_port: u16,
+    pub worker_port: u16,
+    pub inspector_port: u16,
+    /// Under the repository's ignored `target/` folder.
+    pub dir: PathBuf,
+}
+
+impl Profile {
+    pub fn dev() -> Result<Self> {
+        Self::with_defaults("dev", [54322, 54321, 8787, 9229])
+    }
+
+    pub fn test() -> Result<Self> {
+        Self::with_defaults("test", [54332, 54331, 8797, 9239])
+    }
+
+    fn with_defaults(name: &'static str, [pg, rest, worker, inspector]: [u16; 4]) -> Result<Self> {
+        let dir = repo_root().join("target").join("devstack").join(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Profile {
+            name,
+            pg_port: port_from_env("CDS_PG_PORT", pg)?,
+            rest_port: port_from_env("CDS_REST_PORT", rest)?,
+            worker_port: port_from_env("CDS_WORKER_PORT", worker)?,
+            inspector_port: port_from_env("CDS_INSPECTOR_PORT", inspector)?,
+            dir,
+        })
+    }
+
+    pub fn supabase_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rest_port)
+    }
+
+    pub fn worker_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.worker_port)
+    }
+
+    pub fn admin_db_url(&self) -> String {
+        format!(
+            "postgresql://postgres:{}@127.0.0.1:{}/postgres",
+            crate::postgres::LOCAL_PASSWORD,
+            self.pg_port
+        )
+    }
+
+    pub fn log(&self, service: &str) -> PathBuf {
+        self.dir.join(format!("{service}.log"))
+    }
+}
+
+fn port_from_env(name: &str, default: u16) -> Result<u16> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{name}={v} is not a port number")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// The exposed schemas from `supabase/config.toml` `[api] schemas`, the same
+/// list a real Supabase project is configured with.
+pub fn exposed_schemas() -> Result<Vec<String>> {
+    let path = repo_root().join("supabase/config.toml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let config: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    let schemas = config
+        .get("api")
+        .and_then(|api| api.get("schemas"))
+        .and_then(|s| s.as_array())
+        .context("supabase/config.toml has no [api] schemas list")?;
+    Ok(schemas
+        .iter()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect())
+}

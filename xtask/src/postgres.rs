@@ -1,0 +1,208 @@
+//! A throwaway PostgreSQL cluster for the local stack, and applying SQL to it
+//! the way `supabase db reset` does.
+
+use crate::paths::{repo_root, Profile};
+use crate::proc::{run, wait_until, Service};
+use crate::tools::PgTools;
+use anyhow::{Context, Result};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Password of the `postgres` and `authenticator` roles in the local cluster,
+/// as in Supabase's own local stack. Loopback only, data thrown away.
+pub const LOCAL_PASSWORD: &str = "postgres";
+
+/// Who owns the cluster: initdb refuses root, so as root we switch to the
+/// `postgres` user Debian's package creates.
+struct Owner {
+    uid: u32,
+    gid: u32,
+}
+
+fn owner() -> Result<Option<Owner>> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let id = |flag: &str| -> Result<u32> {
+        let out = Command::new("id").args([flag, "postgres"]).output()?;
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .context("no `postgres` user: install Debian's postgresql package")
+    };
+    Ok(Some(Owner {
+        uid: id("-u")?,
+        gid: id("-g")?,
+    }))
+}
+
+fn as_owner(command: &mut Command, owner: &Option<Owner>) {
+    if let Some(o) = owner {
+        // std drops supplementary groups itself when root sets a uid.
+        command.uid(o.uid).gid(o.gid);
+    }
+}
+
+/// The cluster's folder: under the profile's build folder, unless the
+/// `postgres` user cannot reach it (a clone under a private temp folder), then
+/// under /var/tmp.
+fn cluster_dir(profile: &Profile, owner: &Option<Owner>) -> PathBuf {
+    let preferred = profile.dir.join("pg");
+    if owner.is_none() || reachable_by_others(&profile.dir) {
+        return preferred;
+    }
+    let tag: u64 = profile
+        .dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf29ce484222325, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
+    PathBuf::from(format!("/var/tmp/cyberdevstudio-{tag:016x}/pg"))
+}
+
+fn reachable_by_others(dir: &Path) -> bool {
+    dir.ancestors().all(|a| {
+        std::fs::metadata(a)
+            .map(|m| m.permissions().mode() & 0o001 != 0)
+            .unwrap_or(false)
+    })
+}
+
+/// Creates a fresh cluster (any earlier one from this profile is stopped and
+/// deleted) and starts it on the profile's port.
+pub fn start_cluster(profile: &Profile, tools: &PgTools) -> Result<Service> {
+    let owner = owner()?;
+    let dir = cluster_dir(profile, &owner);
+    let data = dir.join("data");
+    stop_stale(&data);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let pwfile = dir.join("pwfile");
+    std::fs::write(&pwfile, LOCAL_PASSWORD)?;
+    if let Some(o) = &owner {
+        for path in [&dir, &pwfile] {
+            std::os::unix::fs::chown(path, Some(o.uid), Some(o.gid))?;
+        }
+    }
+
+    let mut initdb = Command::new(tools.bin.join("initdb"));
+    initdb
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            "postgres",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ])
+        .arg(format!("--pwfile={}", pwfile.display()));
+    as_owner(&mut initdb, &owner);
+    run(&mut initdb).context("initdb")?;
+
+    let mut postgres = Command::new(tools.bin.join("postgres"));
+    postgres
+        .arg("-D")
+        .arg(&data)
+        .args(["-p", &profile.pg_port.to_string()])
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", "unix_socket_directories="])
+        .args(["-c", "max_connections=200"])
+        .args(["-c", "shared_preload_libraries="]);
+    as_owner(&mut postgres, &owner);
+    // SIGINT is PostgreSQL's "fast" shutdown: disconnect clients, checkpoint, exit.
+    let mut service = Service::spawn("postgres", postgres, &profile.log("postgres"), libc::SIGINT)?;
+    let url = profile.admin_db_url();
+    wait_until(&mut service, Duration::from_secs(30), || {
+        psql(tools, &url)
+            .args(["-c", "select 1"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    })?;
+    Ok(service)
+}
+
+/// A postmaster left running by a killed xtask would hold the port and the
+/// data folder; stop it first.
+fn stop_stale(data: &Path) {
+    let Ok(pidfile) = std::fs::read_to_string(data.join("postmaster.pid")) else {
+        return;
+    };
+    if let Some(pid) = pidfile
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+    {
+        // SAFETY: signalling a pid read from the cluster's own pid file.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        for _ in 0..100 {
+            if unsafe { libc::kill(pid, 0) } != 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `psql` against `url`, stopping at the first error, without ~/.psqlrc.
+pub fn psql(tools: &PgTools, url: &str) -> Command {
+    let mut cmd = Command::new(tools.bin.join("psql"));
+    cmd.arg(url).args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
+    cmd
+}
+
+/// Runs one SQL file in a single transaction.
+pub fn apply_file(tools: &PgTools, url: &str, file: &Path) -> Result<()> {
+    run(psql(tools, url)
+        .arg("--single-transaction")
+        .arg("-f")
+        .arg(file))
+    .with_context(|| format!("applying {}", file.display()))
+}
+
+pub fn execute(tools: &PgTools, url: &str, sql: &str) -> Result<String> {
+    let out = psql(tools, url)
+        .args(["-A", "-t", "-c", sql])
+        .output()
+        .context("running psql")?;
+    if !out.status.success() {
+        anyhow::bail!("{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Applies what a Supabase project has before our migrations, then every
+/// migration in name order, then the seed, as `supabase db reset` does.
+pub fn reset_database(profile: &Profile, tools: &PgTools) -> Result<usize> {
+    let url = profile.admin_db_url();
+    let root = repo_root();
+    apply_file(tools, &url, &root.join("devtools/supabase_base.sql"))?;
+    execute(
+        tools,
+        &url,
+        &format!("alter role authenticator with password '{LOCAL_PASSWORD}'"),
+    )?;
+    let mut migrations: Vec<PathBuf> = std::fs::read_dir(root.join("supabase/migrations"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    migrations.sort();
+    for migration in &migrations {
+        apply_file(tools, &url, migration)?;
+    }
+    let seed = root.join("supabase/seed.sql");
+    if seed.exists() {
+        apply_file(tools, &url, &seed)?;
+    }
+    Ok(migrations.len())
+}

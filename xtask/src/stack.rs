@@ -1,0 +1,246 @@
+//! The whole local stack: PostgreSQL, the Supabase base and our migrations,
+//! the REST layer, and the Worker in workerd, started in order and stopped in
+//! reverse.
+
+use crate::devkeys::{uuid_v4, DemoUser, DevKeys};
+use crate::paths::{exposed_schemas, repo_root, Profile};
+use crate::postgres::{self, LOCAL_PASSWORD};
+use crate::proc::{ensure_port_free, run, wait_until, Service};
+use crate::tools::{self, cargo, PgTools, WorkerTools};
+use crate::worker;
+use anyhow::{Context, Result};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Stack {
+    pub profile: Profile,
+    pub keys: DevKeys,
+    pub demo: DemoUser,
+    pub pg: PgTools,
+    /// In start order; stopped in reverse.
+    services: Vec<Service>,
+}
+
+/// Everything installed and built, before any service starts.
+pub struct Prepared {
+    pub worker_tools: WorkerTools,
+    pub pg: PgTools,
+}
+
+pub fn prepare() -> Result<Prepared> {
+    let started = Instant::now();
+    let pg = tools::pg_tools()?;
+    let worker_tools = tools::worker_tools()?;
+    eprintln!("==> building the REST stand-in");
+    run(Command::new(cargo())
+        .args(["build", "--quiet", "-p", "rest-standin"])
+        .current_dir(repo_root()))?;
+    worker::build(&worker_tools)?;
+    eprintln!("    ready to start after {:.1?}", started.elapsed());
+    Ok(Prepared { worker_tools, pg })
+}
+
+impl Stack {
+    pub fn start(profile: Profile, prepared: Prepared) -> Result<Self> {
+        let Prepared { worker_tools, pg } = prepared;
+        ensure_port_free(profile.pg_port, "PostgreSQL", "CDS_PG_PORT")?;
+        ensure_port_free(profile.rest_port, "the REST layer", "CDS_REST_PORT")?;
+        let keys = DevKeys::load_or_create(&profile)?;
+        let mut stack = Stack {
+            demo: DemoUser {
+                id: String::new(),
+                email: DemoUser::EMAIL,
+                access_token: String::new(),
+            },
+            profile,
+            keys,
+            pg,
+            services: Vec::new(),
+        };
+
+        eprintln!(
+            "==> 1/5 PostgreSQL {} on port {}",
+            tools::PG_MAJOR,
+            stack.profile.pg_port
+        );
+        let postgres = postgres::start_cluster(&stack.profile, &stack.pg)?;
+        stack.services.push(postgres);
+
+        eprintln!("==> 2/5 Supabase base (roles, auth schema)  3/5 migrations and seed");
+        let applied = postgres::reset_database(&stack.profile, &stack.pg)?;
+        eprintln!("    {applied} migrations applied");
+        stack.create_demo_user()?;
+
+        eprintln!(
+            "==> 4/5 REST layer (PostgREST stand-in) on port {}",
+            stack.profile.rest_port
+        );
+        let rest = stack.start_rest()?;
+        stack.services.push(rest);
+
+        eprintln!(
+            "==> 5/5 Worker in workerd (wrangler dev) on port {}",
+            stack.profile.worker_port
+        );
+        let vars = worker::write_vars(&stack.profile, &stack.keys)?;
+        let mut wrangler = worker::start_wrangler(&stack.profile, &worker_tools, &vars)?;
+        let health = format!("{}/health", stack.profile.worker_url());
+        let waited = wait_until(&mut wrangler, Duration::from_secs(120), || {
+            ureq::get(&health)
+                .timeout(Duration::from_secs(2))
+                .call()
+                .is_ok()
+        });
+        stack.services.push(wrangler);
+        waited?;
+        Ok(stack)
+    }
+
+    fn start_rest(&self) -> Result<Service> {
+        let binary = repo_root().join("target/debug/rest-standin");
+        let mut command = Command::new(binary);
+        command
+            .args(["--listen", &format!("127.0.0.1:{}", self.profile.rest_port)])
+            .args([
+                "--db-url",
+                &format!(
+                    "postgresql://authenticator:{LOCAL_PASSWORD}@127.0.0.1:{}/postgres",
+                    self.profile.pg_port
+                ),
+            ])
+            .args(["--schemas", &exposed_schemas()?.join(",")])
+            .args(["--jwt-secret", &self.keys.jwt_secret]);
+        let mut service = Service::spawn(
+            "rest-standin",
+            command,
+            &self.profile.log("rest"),
+            libc::SIGTERM,
+        )?;
+        let root = format!("{}/rest/v1/", self.profile.supabase_url());
+        let anon = self.keys.anon_key.clone();
+        wait_until(&mut service, Duration::from_secs(30), || {
+            ureq::get(&root)
+                .set("apikey", &anon)
+                .timeout(Duration::from_secs(2))
+                .call()
+                .is_ok()
+        })?;
+        Ok(service)
+    }
+
+    /// A user in `auth.users`, as Supabase Auth would have created at signup,
+    /// and an access token for them.
+    fn create_demo_user(&mut self) -> Result<()> {
+        let id = uuid_v4()?;
+        postgres::execute(
+            &self.pg,
+            &self.profile.admin_db_url(),
+            &format!(
+                "insert into auth.users (id, aud, role, email, email_confirmed_at, \
+                 raw_app_meta_data, raw_user_meta_data, created_at, updated_at) \
+                 values ('{id}', 'authenticated', 'authenticated', '{}', now(), \
+                 '{{\"provider\":\"email\",\"providers\":[\"email\"]}}', '{{}}', now(), now())",
+                DemoUser::EMAIL
+            ),
+        )?;
+        self.demo.access_token = self.keys.user_token(&self.profile, &id, DemoUser::EMAIL)?;
+        self.demo.id = id;
+        Ok(())
+    }
+
+    /// Fails when any service has died.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        self.services
+            .iter_mut()
+            .try_for_each(Service::ensure_running)
+    }
+
+    pub fn stop(&mut self) {
+        while let Some(mut service) = self.services.pop() {
+            eprintln!("    stopping {} (pid {})", service.name, service.pid());
+            service.stop(Duration::from_secs(10));
+        }
+    }
+
+    /// Environment for tests that talk to the running stack.
+    pub fn test_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CDS_WORKER_URL", self.profile.worker_url()),
+            ("CDS_SUPABASE_URL", self.profile.supabase_url()),
+            ("CDS_PG_ADMIN_URL", self.profile.admin_db_url()),
+            ("CDS_JWT_SECRET", self.keys.jwt_secret.clone()),
+            ("CDS_ANON_KEY", self.keys.anon_key.clone()),
+            ("CDS_SERVICE_ROLE_KEY", self.keys.service_role_key.clone()),
+            ("CDS_DEMO_USER_ID", self.demo.id.clone()),
+            ("CDS_DEMO_USER_TOKEN", self.demo.access_token.clone()),
+        ]
+    }
+
+    fn print_banner(&self) {
+        let p = &self.profile;
+        println!(
+            "\nCyberDevStudio local stack is up.\n\n\
+             \x20 Worker (workerd)   {worker}\n\
+             \x20 REST (stand-in)    {rest}/rest/v1\n\
+             \x20 PostgreSQL         {db}\n\
+             \x20 Logs               {logs}\n\n\
+             \x20 anon key           {anon}\n\
+             \x20 service_role key   {service}\n\
+             \x20 demo user          {email} ({id})\n\
+             \x20 demo user JWT      {token}\n\n\
+             Try:\n\
+             \x20 curl {worker}/health\n\
+             \x20 curl -X POST {worker}/__scheduled?cron=*/5+*+*+*+*\n\
+             \x20 psql {db}\n\n\
+             Ctrl-C stops everything.",
+            worker = p.worker_url(),
+            rest = p.supabase_url(),
+            db = p.admin_db_url(),
+            logs = p.dir.display(),
+            anon = self.keys.anon_key,
+            service = self.keys.service_role_key,
+            email = self.demo.email,
+            id = self.demo.id,
+            token = self.demo.access_token,
+        );
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Installs a Ctrl-C / SIGTERM handler that only raises a flag; the main
+/// loop then stops the services in order.
+pub fn stop_requested() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let raised = flag.clone();
+    ctrlc::set_handler(move || raised.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+    Ok(flag)
+}
+
+/// `cargo xtask dev`.
+pub fn dev() -> Result<ExitCode> {
+    let stop = stop_requested()?;
+    let profile = Profile::dev()?;
+    let prepared = prepare()?;
+    let mut stack = Stack::start(profile, prepared)?;
+    stack.print_banner();
+    let outcome = loop {
+        if stop.load(Ordering::SeqCst) {
+            eprintln!("\n==> stopping");
+            break Ok(ExitCode::SUCCESS);
+        }
+        if let Err(e) = stack.ensure_running() {
+            break Err(e);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    stack.stop();
+    outcome
+}

@@ -1,0 +1,121 @@
+//! `cargo xtask test`: every layer of tests, in order of cost, with one
+//! summary at the end. Exits non-zero when any layer fails.
+
+use crate::paths::{repo_root, Profile};
+use crate::postgres;
+use crate::proc::run_visible;
+use crate::stack::{self, Stack};
+use crate::tools::cargo;
+use anyhow::Result;
+use std::process::{Command, ExitCode};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+struct Layer {
+    name: &'static str,
+    passed: bool,
+    seconds: f64,
+}
+
+pub fn run() -> Result<ExitCode> {
+    let stop = stack::stop_requested()?;
+    let root = repo_root();
+    let mut layers = Vec::new();
+    let mut layer = |name: &'static str, f: &mut dyn FnMut() -> Result<bool>| -> Result<bool> {
+        eprintln!("\n==> test layer: {name}");
+        let started = Instant::now();
+        let passed = f()?;
+        layers.push(Layer {
+            name,
+            passed,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        Ok(passed)
+    };
+
+    layer("format (cargo fmt --check)", &mut || {
+        run_visible(
+            Command::new(cargo())
+                .args(["fmt", "--all", "--check"])
+                .current_dir(&root),
+        )
+    })?;
+    layer("lint (cargo clippy -D warnings)", &mut || {
+        run_visible(
+            Command::new(cargo())
+                .args([
+                    "clippy",
+                    "--quiet",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ])
+                .current_dir(&root),
+        )
+    })?;
+    layer("unit (cargo test, native)", &mut || {
+        run_visible(Command::new(cargo()).arg("test").current_dir(&root))
+    })?;
+
+    let prepared = stack::prepare()?;
+    let mut stack = Stack::start(Profile::test()?, prepared)?;
+
+    layer("database (pgTAP via pg_prove)", &mut || pg_prove(&stack))?;
+    if !stop.load(Ordering::SeqCst) {
+        layer(
+            "REST stand-in conformance + end-to-end (cargo test)",
+            &mut || {
+                run_visible(
+                    Command::new(cargo())
+                        .args(["test", "-p", "rest-standin", "-p", "e2e-tests"])
+                        .envs(stack.test_env())
+                        .current_dir(&root),
+                )
+            },
+        )?;
+    }
+    stack.ensure_running()?;
+    stack.stop();
+
+    eprintln!("\n==> summary");
+    for l in &layers {
+        eprintln!(
+            "    {:<6} {:<55} {:>6.1}s",
+            if l.passed { "ok" } else { "FAILED" },
+            l.name,
+            l.seconds
+        );
+    }
+    let failed = layers.iter().filter(|l| !l.passed).count();
+    println!(
+        "layers: {} passed, {} failed",
+        layers.len() - failed,
+        failed
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The pgTAP tests under `supabase/tests`, as `supabase test db` runs them.
+fn pg_prove(stack: &Stack) -> Result<bool> {
+    let url = stack.profile.admin_db_url();
+    postgres::execute(
+        &stack.pg,
+        &url,
+        "create extension if not exists pgtap with schema extensions",
+    )?;
+    let tests = repo_root().join("supabase/tests");
+    run_visible(
+        Command::new(&stack.pg.pg_prove)
+            .args(["--ext", ".sql", "--recurse", "--failures"])
+            .args(["-h", "127.0.0.1", "-p", &stack.profile.pg_port.to_string()])
+            .args(["-U", "postgres", "-d", "postgres"])
+            .arg(&tests)
+            .env("PGPASSWORD", postgres::LOCAL_PASSWORD),
+    )
+}
