@@ -4,6 +4,7 @@
 //! every layer of tests against it. Both install what is missing first.
 
 mod devkeys;
+mod init_sql;
 mod paths;
 mod postgres;
 mod proc;
@@ -22,6 +23,7 @@ commands:
                  Worker (wrangler dev), print URLs and keys; Ctrl-C stops all
   test           the same set-up, then every test layer; non-zero on any failure
   build-worker   build the Worker to wasm with worker-build --release
+  init-sql       write database/init.sql from supabase/migrations and the seed
 
 environment:
   CDS_PG_PORT, CDS_REST_PORT, CDS_WORKER_PORT, CDS_INSPECTOR_PORT
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Some("dev") => stack::dev(),
         Some("test") => testrun::run(),
         Some("build-worker") => worker::build_command(),
+        Some("init-sql") => init_sql::write_command(),
         Some("help" | "-h" | "--help") => {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)

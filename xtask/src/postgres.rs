@@ -192,17 +192,56 @@ pub fn reset_database(profile: &Profile, tools: &PgTools) -> Result<usize> {
         &url,
         &format!("alter role authenticator with password '{LOCAL_PASSWORD}'"),
     )?;
-    let mut migrations: Vec<PathBuf> = std::fs::read_dir(root.join("supabase/migrations"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
-        .collect();
-    migrations.sort();
+    apply_migrations_and_seed(tools, &url)
+}
+
+/// Every migration, each in its own transaction, then the seed.
+pub fn apply_migrations_and_seed(tools: &PgTools, url: &str) -> Result<usize> {
+    let root = repo_root();
+    let migrations = crate::init_sql::migrations(&root)?;
     for migration in &migrations {
-        apply_file(tools, &url, migration)?;
+        apply_file(tools, url, migration)?;
     }
     let seed = root.join("supabase/seed.sql");
     if seed.exists() {
-        apply_file(tools, &url, &seed)?;
+        apply_file(tools, url, &seed)?;
     }
     Ok(migrations.len())
+}
+
+/// Runs `sql` in one transaction as the service role, the way the edge's
+/// RPCs run through PostgREST.
+pub fn as_service_role(tools: &PgTools, url: &str, sql: &str) -> Result<String> {
+    execute(
+        tools,
+        url,
+        &format!(
+            "begin; set local role service_role; \
+             select set_config('request.jwt.claims', '{{\"role\": \"service_role\"}}', true); \
+             {sql} commit;"
+        ),
+    )
+}
+
+/// A fingerprint of every row in our schemas: row count and a hash per table.
+pub fn data_fingerprint(tools: &PgTools, url: &str) -> Result<String> {
+    let tables = execute(
+        tools,
+        url,
+        "select string_agg(format('%I.%I', n.nspname, c.relname), ' ' order by n.nspname, c.relname) \
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+          where n.nspname in ('platform', 'telemetry', 'analytics', 'auth') and c.relkind in ('r', 'm')",
+    )?;
+    let mut lines = Vec::new();
+    for table in tables.split_whitespace() {
+        let row = execute(
+            tools,
+            url,
+            &format!(
+                "select count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {table} t"
+            ),
+        )?;
+        lines.push(format!("{table} {row}"));
+    }
+    Ok(lines.join("\n"))
 }

@@ -131,21 +131,30 @@ impl Stack {
     }
 
     /// A user in `auth.users`, as Supabase Auth would have created at signup,
-    /// and an access token for them.
+    /// mirrored into `platform.users` as the edge's webhook does, granted
+    /// tokens, and an access token for them.
     fn create_demo_user(&mut self) -> Result<()> {
         let id = uuid_v4()?;
+        let email = DemoUser::EMAIL;
         postgres::execute(
             &self.pg,
             &self.profile.admin_db_url(),
             &format!(
                 "insert into auth.users (id, aud, role, email, email_confirmed_at, \
                  raw_app_meta_data, raw_user_meta_data, created_at, updated_at) \
-                 values ('{id}', 'authenticated', 'authenticated', '{}', now(), \
-                 '{{\"provider\":\"email\",\"providers\":[\"email\"]}}', '{{}}', now(), now())",
-                DemoUser::EMAIL
+                 values ('{id}', 'authenticated', 'authenticated', '{email}', now(), \
+                 '{{\"provider\":\"email\",\"providers\":[\"email\"]}}', '{{}}', now(), now())"
             ),
         )?;
-        self.demo.access_token = self.keys.user_token(&self.profile, &id, DemoUser::EMAIL)?;
+        postgres::as_service_role(
+            &self.pg,
+            &self.profile.admin_db_url(),
+            &format!(
+                "select platform.mirror_auth_user('{id}', '{email}', 'demo'); \
+                 select platform.grant_user_tokens('{id}', 1000000, 'local demo account', 'demo-welcome');"
+            ),
+        )?;
+        self.demo.access_token = self.keys.user_token(&self.profile, &id, email)?;
         self.demo.id = id;
         Ok(())
     }

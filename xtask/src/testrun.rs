@@ -76,6 +76,12 @@ pub fn run() -> Result<ExitCode> {
             },
         )?;
     }
+    if !stop.load(Ordering::SeqCst) {
+        layer(
+            "migrations and seed re-run on the populated database",
+            &mut || rerun_changes_nothing(&stack),
+        )?;
+    }
     stack.ensure_running()?;
     stack.stop();
 
@@ -101,7 +107,8 @@ pub fn run() -> Result<ExitCode> {
     })
 }
 
-/// The pgTAP tests under `supabase/tests`, as `supabase test db` runs them.
+/// The pgTAP tests under `supabase/tests`, as `supabase test db` runs them:
+/// in name order, so `001_test_helpers.sql` installs the helpers first.
 fn pg_prove(stack: &Stack) -> Result<bool> {
     let url = stack.profile.admin_db_url();
     postgres::execute(
@@ -109,13 +116,58 @@ fn pg_prove(stack: &Stack) -> Result<bool> {
         &url,
         "create extension if not exists pgtap with schema extensions",
     )?;
-    let tests = repo_root().join("supabase/tests");
+    let mut files: Vec<_> = std::fs::read_dir(repo_root().join("supabase/tests"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
     run_visible(
         Command::new(&stack.pg.pg_prove)
-            .args(["--ext", ".sql", "--recurse", "--failures"])
-            .args(["-h", "127.0.0.1", "-p", &stack.profile.pg_port.to_string()])
+            .args([
+                "--failures",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &stack.profile.pg_port.to_string(),
+            ])
             .args(["-U", "postgres", "-d", "postgres"])
-            .arg(&tests)
+            .args(&files)
             .env("PGPASSWORD", postgres::LOCAL_PASSWORD),
     )
+}
+
+/// The guide promises its SQL is safe to re-run: applying every migration and
+/// the seed again to the database the tests just populated must succeed and
+/// change no row.
+fn rerun_changes_nothing(stack: &Stack) -> Result<bool> {
+    let url = stack.profile.admin_db_url();
+    // The summary is derived data the last migration refreshes; bring it up
+    // to date first so only a real change shows.
+    postgres::as_service_role(
+        &stack.pg,
+        &url,
+        "select platform.refresh_daily_token_summary();",
+    )?;
+    let before = postgres::data_fingerprint(&stack.pg, &url)?;
+    if let Err(e) = postgres::apply_migrations_and_seed(&stack.pg, &url) {
+        eprintln!("re-applying failed: {e:#}");
+        return Ok(false);
+    }
+    let after = postgres::data_fingerprint(&stack.pg, &url)?;
+    let changed: Vec<_> = before
+        .lines()
+        .zip(after.lines())
+        .filter(|(b, a)| b != a)
+        .map(|(b, a)| format!("    before: {b}\n    after:  {a}"))
+        .collect();
+    if changed.is_empty() && before.lines().count() == after.lines().count() {
+        eprintln!(
+            "    {} tables unchanged after re-applying migrations and seed",
+            before.lines().count()
+        );
+        Ok(true)
+    } else {
+        eprintln!("re-applying changed data:\n{}", changed.join("\n"));
+        Ok(false)
+    }
 }

@@ -1,0 +1,92 @@
+-- Helpers shared by the RPCs: how they refuse a request, and who the caller is.
+--
+-- Refusals follow one convention that the edge maps in one place
+-- (shared::postgrest::map_error): SQLSTATE `PTxyz` makes PostgREST answer HTTP
+-- xyz, `message` is safe to show, and `hint` carries the stable snake_case code.
+
+create or replace function platform.fail(p_sqlstate text, p_code text, p_message text)
+returns void
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  raise exception using errcode = p_sqlstate, message = p_message, hint = p_code;
+end
+$$;
+comment on function platform.fail(text, text, text) is
+  'Raises a refusal: SQLSTATE PTxyz (HTTP xyz through PostgREST), a safe message, the stable code as hint';
+
+-- The user an RPC acts for. The service role (the edge, after verifying an API
+-- key or a webhook) names the user; everyone else acts for themselves.
+-- p_write refuses viewers, who may read but not spend.
+create or replace function platform.caller_user_id(p_user_id uuid, p_write boolean)
+returns uuid
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_uid uuid;
+  v_role text;
+begin
+  if platform.is_service_role() then
+    if p_user_id is null then
+      perform platform.fail('PT422', 'user_id_required', 'p_user_id is required when acting as the service role');
+    end if;
+    v_uid := p_user_id;
+  else
+    v_uid := auth.uid();
+    if v_uid is null then
+      perform platform.fail('PT401', 'not_authenticated', 'sign in to call this function');
+    end if;
+    if p_user_id is not null and p_user_id <> v_uid then
+      perform platform.fail('PT403', 'forbidden', 'you may act only for yourself');
+    end if;
+  end if;
+  select u.role into v_role from platform.users u where u.id = v_uid;
+  if not found then
+    perform platform.fail('PT404', 'unknown_user', 'the user is not registered on the platform');
+  end if;
+  if p_write and v_role = 'viewer' then
+    perform platform.fail('PT403', 'forbidden', 'viewers cannot spend tokens');
+  end if;
+  return v_uid;
+end
+$$;
+
+-- A JSON value as a token count: a whole number from 0 to 10^12.
+create or replace function platform.token_count(p_value jsonb, p_field text)
+returns bigint
+language plpgsql immutable
+set search_path = ''
+as $$
+declare
+  v numeric;
+begin
+  if p_value is null or jsonb_typeof(p_value) <> 'number' then
+    perform platform.fail('PT422', 'invalid_token_count', format('%s must be a whole number', p_field));
+  end if;
+  v := p_value::text::numeric;
+  if v <> trunc(v) or v < 0 or v > 1000000000000 then
+    perform platform.fail('PT422', 'invalid_token_count',
+      format('%s must be a whole number from 0 to 1000000000000', p_field));
+  end if;
+  return v::bigint;
+end
+$$;
+
+-- Locks the user's balance row, creating it on first use. Every RPC that
+-- touches a balance takes this lock first, then any reservation row: one order
+-- everywhere, so concurrent calls queue instead of deadlocking.
+create or replace function platform.lock_balance(p_user_id uuid)
+returns platform.token_balances
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v platform.token_balances;
+begin
+  insert into platform.token_balances (user_id) values (p_user_id) on conflict (user_id) do nothing;
+  select * into strict v from platform.token_balances b where b.user_id = p_user_id for update;
+  return v;
+end
+$$;
