@@ -48,6 +48,12 @@ grant usage on schema platform to anon, authenticated, service_role;
 grant usage on schema telemetry to authenticated, service_role;
 grant usage on schema analytics to authenticated, service_role;
 
+-- PostgreSQL lets PUBLIC execute every new function. In our schemas nothing is
+-- callable until a migration grants it to the roles that need it.
+alter default privileges in schema platform revoke execute on functions from public;
+alter default privileges in schema telemetry revoke execute on functions from public;
+alter default privileges in schema analytics revoke execute on functions from public;
+
 -- ==== supabase/migrations/20261125170100_auth_compat.sql ====
 
 -- Supabase provides `auth.uid()`, `auth.role()` and `auth.jwt()`; our policies
@@ -911,9 +917,14 @@ begin
 end
 $$;
 
--- One event for a known user; raises a refusal for invalid input. Not
--- callable through the API: the two RPCs below resolve the caller first.
-create or replace function platform.record_usage_for(
+-- One event for a known user, whose balance row the caller has locked
+-- (platform.lock_balance) and whose balance before this event is p_balance.
+-- Writes the ledger row and settles the reservation; the caller applies
+-- `debited` and `released` to the balance row, once per call or once per
+-- batch (updating one row a thousand times in a transaction would make every
+-- update walk a growing chain of row versions). Raises a refusal for invalid
+-- input. Not callable through the API.
+create or replace function platform.record_usage_row(
   p_user_id uuid,
   p_model text,
   p_prompt_tokens jsonb,
@@ -923,8 +934,12 @@ create or replace function platform.record_usage_for(
   p_session_id uuid,
   p_metadata jsonb,
   p_reservation_id uuid,
-  p_api_key_id uuid
-) returns jsonb
+  p_api_key_id uuid,
+  p_balance bigint,
+  out result jsonb,
+  out debited bigint,
+  out released bigint
+)
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -934,12 +949,13 @@ declare
   v_metadata jsonb := coalesce(p_metadata, '{}');
   v_model platform.models;
   v_existing platform.token_usage;
-  v_balance platform.token_balances;
   v_row platform.token_usage;
   v_total bigint;
   v_held bigint;
   v_outcome text;
 begin
+  debited := 0;
+  released := 0;
   if p_idempotency_key is null or length(p_idempotency_key) not between 1 and 255 then
     perform platform.fail('PT422', 'invalid_idempotency_key',
       'an idempotency key of 1 to 255 characters is required');
@@ -953,11 +969,14 @@ begin
   end if;
 
   -- A retry: answer what the first call answered, if it asked the same thing.
+  -- Every writer of this user's usage holds the balance lock, so a call with
+  -- the same key that committed while we waited for it is visible here.
   select * into v_existing from platform.token_usage u
    where u.user_id = p_user_id and u.idempotency_key = p_idempotency_key;
   if found then
-    return platform.usage_replay(v_existing, v_model.id, v_prompt, v_completion, p_project_id,
+    result := platform.usage_replay(v_existing, v_model.id, v_prompt, v_completion, p_project_id,
       p_session_id, v_metadata, p_reservation_id);
+    return;
   end if;
 
   if p_project_id is not null and not exists (
@@ -974,16 +993,6 @@ begin
   end if;
 
   v_total := v_prompt + v_completion;
-  v_balance := platform.lock_balance(p_user_id);
-
-  -- Every writer of this user's usage holds the balance lock, so a call with
-  -- the same key that committed while we waited is visible now.
-  select * into v_existing from platform.token_usage u
-   where u.user_id = p_user_id and u.idempotency_key = p_idempotency_key;
-  if found then
-    return platform.usage_replay(v_existing, v_model.id, v_prompt, v_completion, p_project_id,
-      p_session_id, v_metadata, p_reservation_id);
-  end if;
 
   if p_reservation_id is not null then
     -- A hold past its expiry is expired whether or not the sweep has run (as
@@ -1008,7 +1017,7 @@ begin
   ) values (
     p_user_id, p_api_key_id, p_project_id, p_session_id, v_model.id, v_prompt, v_completion,
     v_total, round(v_total * v_model.cost_per_1k_tokens / 1000, 6), p_idempotency_key,
-    p_reservation_id, v_outcome, v_balance.balance - v_total, v_metadata
+    p_reservation_id, v_outcome, p_balance - v_total, v_metadata
   )
   returning * into v_row;
 
@@ -1016,13 +1025,9 @@ begin
     update platform.token_reservations r set usage_id = v_row.id where r.id = p_reservation_id;
   end if;
 
-  update platform.token_balances b
-     set used = b.used + v_total,
-         reserved = b.reserved - coalesce(v_held, 0),
-         updated_at = now()
-   where b.user_id = p_user_id;
-
-  return platform.usage_result(v_row, false);
+  result := platform.usage_result(v_row, false);
+  debited := v_total;
+  released := coalesce(v_held, 0);
 end
 $$;
 
@@ -1046,11 +1051,20 @@ set search_path = ''
 as $$
 declare
   v_uid uuid := platform.caller_user_id(p_user_id, true);
+  v_balance platform.token_balances;
+  v_recorded record;
 begin
   perform platform.check_api_key_owner(p_api_key_id, v_uid);
-  return platform.record_usage_for(v_uid, p_model, to_jsonb(p_prompt_tokens),
+  v_balance := platform.lock_balance(v_uid);
+  v_recorded := platform.record_usage_row(v_uid, p_model, to_jsonb(p_prompt_tokens),
     to_jsonb(p_completion_tokens), p_idempotency_key, p_project_id, p_session_id, p_metadata,
-    p_reservation_id, p_api_key_id);
+    p_reservation_id, p_api_key_id, v_balance.balance);
+  if v_recorded.debited > 0 or v_recorded.released > 0 then
+    update platform.token_balances b
+       set used = b.used + v_recorded.debited, reserved = b.reserved - v_recorded.released, updated_at = now()
+     where b.user_id = v_uid;
+  end if;
+  return v_recorded.result;
 end
 $$;
 
@@ -1079,11 +1093,19 @@ set search_path = ''
 as $$
 declare
   v_uid uuid := platform.caller_user_id(p_user_id, true);
+  v_balance bigint;
+  v_debited bigint := 0;
+  v_released bigint := 0;
+  v_recorded record;
   v_event jsonb;
   v_index bigint;
   v_result jsonb;
-  v_results jsonb := '[]';
-  v_counts jsonb := '{"recorded": 0, "replayed": 0, "rejected": 0}';
+  -- A plpgsql array grows in place; appending to a jsonb value would copy
+  -- the whole result list for every event.
+  v_results jsonb[] := '{}';
+  v_recorded_count integer := 0;
+  v_replayed integer := 0;
+  v_rejected integer := 0;
   v_status text;
   v_state text;
   v_message text;
@@ -1097,13 +1119,15 @@ begin
     perform platform.fail('PT413', 'batch_too_large',
       format('a batch carries at most %s events', platform.max_batch_events()));
   end if;
+  -- One lock and one balance update for the whole batch.
+  v_balance := (platform.lock_balance(v_uid)).balance;
 
   for v_event, v_index in select e, i - 1 from jsonb_array_elements(p_events) with ordinality as t(e, i) loop
     begin
       if jsonb_typeof(v_event) <> 'object' then
         perform platform.fail('PT422', 'invalid_event', 'each event must be a JSON object');
       end if;
-      v_result := platform.record_usage_for(
+      v_recorded := platform.record_usage_row(
         v_uid,
         v_event ->> 'model',
         v_event -> 'prompt_tokens',
@@ -1113,8 +1137,12 @@ begin
         (v_event ->> 'session_id')::uuid,
         coalesce(v_event -> 'metadata', '{}'),
         (v_event ->> 'reservation_id')::uuid,
-        p_api_key_id
+        p_api_key_id,
+        v_balance - v_debited
       );
+      v_result := v_recorded.result;
+      v_debited := v_debited + v_recorded.debited;
+      v_released := v_released + v_recorded.released;
       v_status := case when (v_result ->> 'replayed')::boolean then 'replayed' else 'recorded' end;
       v_result := jsonb_build_object('index', v_index, 'status', v_status) || v_result;
     exception when others then
@@ -1140,11 +1168,21 @@ begin
         raise;
       end if;
     end;
-    v_results := v_results || jsonb_build_array(v_result);
-    v_counts := jsonb_set(v_counts, array[v_status], to_jsonb((v_counts ->> v_status)::int + 1));
+    v_results := array_append(v_results, v_result);
+    case v_status
+      when 'recorded' then v_recorded_count := v_recorded_count + 1;
+      when 'replayed' then v_replayed := v_replayed + 1;
+      else v_rejected := v_rejected + 1;
+    end case;
   end loop;
 
-  return v_counts || jsonb_build_object('results', v_results);
+  if v_debited > 0 or v_released > 0 then
+    update platform.token_balances b
+       set used = b.used + v_debited, reserved = b.reserved - v_released, updated_at = now()
+     where b.user_id = v_uid;
+  end if;
+  return jsonb_build_object('recorded', v_recorded_count, 'replayed', v_replayed, 'rejected', v_rejected,
+    'results', to_jsonb(v_results));
 end
 $$;
 
@@ -1561,6 +1599,95 @@ grant execute on function platform.is_admin(), platform.is_service_role() to ano
 -- populated view) works from the first scheduled run. Re-running refreshes
 -- it again and changes nothing.
 refresh materialized view analytics.daily_token_summary;
+
+-- ==== supabase/migrations/20261125171200_rpc_list_api_keys.sql ====
+
+-- POST /rpc/list_api_keys: the caller's keys, newest first, never the hash.
+-- (GET /v1/api-keys at the edge; an RPC keeps the edge on one PostgREST path.)
+create or replace function platform.list_api_keys()
+returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_uid uuid := platform.caller_user_id(null, false);
+begin
+  return coalesce((
+    select jsonb_agg(jsonb_build_object(
+             'id', k.id, 'name', k.name, 'prefix', k.prefix, 'scopes', to_jsonb(k.scopes),
+             'created_at', k.created_at, 'last_used_at', k.last_used_at,
+             'expires_at', k.expires_at, 'revoked_at', k.revoked_at)
+           order by k.created_at desc, k.id)
+      from platform.api_keys k
+     where k.user_id = v_uid
+  ), '[]');
+end
+$$;
+
+revoke execute on function platform.list_api_keys() from public, anon, service_role;
+grant execute on function platform.list_api_keys() to authenticated;
+
+-- ==== supabase/migrations/20261125171300_auth_users_webhook.sql ====
+
+-- On a Supabase project: after a user signs up, tell the edge, which mirrors
+-- them into platform.users (POST /auth/hooks/db-user-insert, idempotent).
+--
+-- This is the Database Webhook Supabase's dashboard would create, written out
+-- so the endpoint and its secret come from Supabase Vault instead of the
+-- trigger's text (a dashboard webhook stores its headers in the trigger
+-- definition). Set them once per project (see the README):
+--   select vault.create_secret('https://<worker>/auth/hooks/db-user-insert', 'edge_db_user_insert_url');
+--   select vault.create_secret('<DB_WEBHOOK_SECRET>', 'edge_db_webhook_secret');
+--
+-- Installed only where Supabase's webhook machinery exists (the
+-- `supabase_functions` schema, pg_net's `net` and Vault); skipped on plain
+-- PostgreSQL, where the local stack plays the webhook's part itself.
+do $migration$
+begin
+  if to_regnamespace('supabase_functions') is null
+     or to_regnamespace('net') is null
+     or to_regnamespace('vault') is null
+     or to_regclass('auth.users') is null then
+    raise notice 'supabase_functions, pg_net or Vault is missing: the auth.users webhook is not installed';
+    return;
+  end if;
+
+  create or replace function platform.notify_edge_of_new_user()
+  returns trigger
+  language plpgsql security definer
+  set search_path = ''
+  as $fn$
+  declare
+    v_url text;
+    v_secret text;
+  begin
+    select s.decrypted_secret into v_url from vault.decrypted_secrets s where s.name = 'edge_db_user_insert_url';
+    select s.decrypted_secret into v_secret from vault.decrypted_secrets s where s.name = 'edge_db_webhook_secret';
+    if v_url is null or v_secret is null then
+      -- Never block a signup over missing wiring; the warning shows in the logs.
+      raise warning 'edge webhook not configured in Vault (edge_db_user_insert_url, edge_db_webhook_secret)';
+      return new;
+    end if;
+    -- pg_net sends after commit and retries nothing; the edge's mirror is
+    -- idempotent, so a manual re-delivery is always safe.
+    perform net.http_post(
+      url := v_url,
+      body := jsonb_build_object('type', 'INSERT', 'table', tg_table_name, 'schema', tg_table_schema,
+                                 'record', to_jsonb(new), 'old_record', null),
+      headers := jsonb_build_object('Content-Type', 'application/json', 'x-webhook-secret', v_secret),
+      timeout_milliseconds := 5000
+    );
+    return new;
+  end
+  $fn$;
+
+  revoke execute on function platform.notify_edge_of_new_user() from public, anon, authenticated, service_role;
+
+  create or replace trigger on_auth_user_created_notify_edge
+    after insert on auth.users
+    for each row execute function platform.notify_edge_of_new_user();
+end
+$migration$;
 
 -- ==== supabase/seed.sql ====
 

@@ -39,3 +39,9 @@ comment on schema analytics is 'CyberDevStudio: summaries derived from the token
 grant usage on schema platform to anon, authenticated, service_role;
 grant usage on schema telemetry to authenticated, service_role;
 grant usage on schema analytics to authenticated, service_role;
+
+-- PostgreSQL lets PUBLIC execute every new function. In our schemas nothing is
+-- callable until a migration grants it to the roles that need it.
+alter default privileges in schema platform revoke execute on functions from public;
+alter default privileges in schema telemetry revoke execute on functions from public;
+alter default privileges in schema analytics revoke execute on functions from public;

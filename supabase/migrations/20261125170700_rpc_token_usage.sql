@@ -58,9 +58,14 @@ begin
 end
 $$;
 
--- One event for a known user; raises a refusal for invalid input. Not
--- callable through the API: the two RPCs below resolve the caller first.
-create or replace function platform.record_usage_for(
+-- One event for a known user, whose balance row the caller has locked
+-- (platform.lock_balance) and whose balance before this event is p_balance.
+-- Writes the ledger row and settles the reservation; the caller applies
+-- `debited` and `released` to the balance row, once per call or once per
+-- batch (updating one row a thousand times in a transaction would make every
+-- update walk a growing chain of row versions). Raises a refusal for invalid
+-- input. Not callable through the API.
+create or replace function platform.record_usage_row(
   p_user_id uuid,
   p_model text,
   p_prompt_tokens jsonb,
@@ -70,8 +75,12 @@ create or replace function platform.record_usage_for(
   p_session_id uuid,
   p_metadata jsonb,
   p_reservation_id uuid,
-  p_api_key_id uuid
-) returns jsonb
+  p_api_key_id uuid,
+  p_balance bigint,
+  out result jsonb,
+  out debited bigint,
+  out released bigint
+)
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -81,12 +90,13 @@ declare
   v_metadata jsonb := coalesce(p_metadata, '{}');
   v_model platform.models;
   v_existing platform.token_usage;
-  v_balance platform.token_balances;
   v_row platform.token_usage;
   v_total bigint;
   v_held bigint;
   v_outcome text;
 begin
+  debited := 0;
+  released := 0;
   if p_idempotency_key is null or length(p_idempotency_key) not between 1 and 255 then
     perform platform.fail('PT422', 'invalid_idempotency_key',
       'an idempotency key of 1 to 255 characters is required');
@@ -100,11 +110,14 @@ begin
   end if;
 
   -- A retry: answer what the first call answered, if it asked the same thing.
+  -- Every writer of this user's usage holds the balance lock, so a call with
+  -- the same key that committed while we waited for it is visible here.
   select * into v_existing from platform.token_usage u
    where u.user_id = p_user_id and u.idempotency_key = p_idempotency_key;
   if found then
-    return platform.usage_replay(v_existing, v_model.id, v_prompt, v_completion, p_project_id,
+    result := platform.usage_replay(v_existing, v_model.id, v_prompt, v_completion, p_project_id,
       p_session_id, v_metadata, p_reservation_id);
+    return;
   end if;
 
   if p_project_id is not null and not exists (
@@ -121,16 +134,6 @@ begin
   end if;
 
   v_total := v_prompt + v_completion;
-  v_balance := platform.lock_balance(p_user_id);
-
-  -- Every writer of this user's usage holds the balance lock, so a call with
-  -- the same key that committed while we waited is visible now.
-  select * into v_existing from platform.token_usage u
-   where u.user_id = p_user_id and u.idempotency_key = p_idempotency_key;
-  if found then
-    return platform.usage_replay(v_existing, v_model.id, v_prompt, v_completion, p_project_id,
-      p_session_id, v_metadata, p_reservation_id);
-  end if;
 
   if p_reservation_id is not null then
     -- A hold past its expiry is expired whether or not the sweep has run (as
@@ -155,7 +158,7 @@ begin
   ) values (
     p_user_id, p_api_key_id, p_project_id, p_session_id, v_model.id, v_prompt, v_completion,
     v_total, round(v_total * v_model.cost_per_1k_tokens / 1000, 6), p_idempotency_key,
-    p_reservation_id, v_outcome, v_balance.balance - v_total, v_metadata
+    p_reservation_id, v_outcome, p_balance - v_total, v_metadata
   )
   returning * into v_row;
 
@@ -163,13 +166,9 @@ begin
     update platform.token_reservations r set usage_id = v_row.id where r.id = p_reservation_id;
   end if;
 
-  update platform.token_balances b
-     set used = b.used + v_total,
-         reserved = b.reserved - coalesce(v_held, 0),
-         updated_at = now()
-   where b.user_id = p_user_id;
-
-  return platform.usage_result(v_row, false);
+  result := platform.usage_result(v_row, false);
+  debited := v_total;
+  released := coalesce(v_held, 0);
 end
 $$;
 
@@ -193,11 +192,20 @@ set search_path = ''
 as $$
 declare
   v_uid uuid := platform.caller_user_id(p_user_id, true);
+  v_balance platform.token_balances;
+  v_recorded record;
 begin
   perform platform.check_api_key_owner(p_api_key_id, v_uid);
-  return platform.record_usage_for(v_uid, p_model, to_jsonb(p_prompt_tokens),
+  v_balance := platform.lock_balance(v_uid);
+  v_recorded := platform.record_usage_row(v_uid, p_model, to_jsonb(p_prompt_tokens),
     to_jsonb(p_completion_tokens), p_idempotency_key, p_project_id, p_session_id, p_metadata,
-    p_reservation_id, p_api_key_id);
+    p_reservation_id, p_api_key_id, v_balance.balance);
+  if v_recorded.debited > 0 or v_recorded.released > 0 then
+    update platform.token_balances b
+       set used = b.used + v_recorded.debited, reserved = b.reserved - v_recorded.released, updated_at = now()
+     where b.user_id = v_uid;
+  end if;
+  return v_recorded.result;
 end
 $$;
 
@@ -226,11 +234,19 @@ set search_path = ''
 as $$
 declare
   v_uid uuid := platform.caller_user_id(p_user_id, true);
+  v_balance bigint;
+  v_debited bigint := 0;
+  v_released bigint := 0;
+  v_recorded record;
   v_event jsonb;
   v_index bigint;
   v_result jsonb;
-  v_results jsonb := '[]';
-  v_counts jsonb := '{"recorded": 0, "replayed": 0, "rejected": 0}';
+  -- A plpgsql array grows in place; appending to a jsonb value would copy
+  -- the whole result list for every event.
+  v_results jsonb[] := '{}';
+  v_recorded_count integer := 0;
+  v_replayed integer := 0;
+  v_rejected integer := 0;
   v_status text;
   v_state text;
   v_message text;
@@ -244,13 +260,15 @@ begin
     perform platform.fail('PT413', 'batch_too_large',
       format('a batch carries at most %s events', platform.max_batch_events()));
   end if;
+  -- One lock and one balance update for the whole batch.
+  v_balance := (platform.lock_balance(v_uid)).balance;
 
   for v_event, v_index in select e, i - 1 from jsonb_array_elements(p_events) with ordinality as t(e, i) loop
     begin
       if jsonb_typeof(v_event) <> 'object' then
         perform platform.fail('PT422', 'invalid_event', 'each event must be a JSON object');
       end if;
-      v_result := platform.record_usage_for(
+      v_recorded := platform.record_usage_row(
         v_uid,
         v_event ->> 'model',
         v_event -> 'prompt_tokens',
@@ -260,8 +278,12 @@ begin
         (v_event ->> 'session_id')::uuid,
         coalesce(v_event -> 'metadata', '{}'),
         (v_event ->> 'reservation_id')::uuid,
-        p_api_key_id
+        p_api_key_id,
+        v_balance - v_debited
       );
+      v_result := v_recorded.result;
+      v_debited := v_debited + v_recorded.debited;
+      v_released := v_released + v_recorded.released;
       v_status := case when (v_result ->> 'replayed')::boolean then 'replayed' else 'recorded' end;
       v_result := jsonb_build_object('index', v_index, 'status', v_status) || v_result;
     exception when others then
@@ -287,11 +309,21 @@ begin
         raise;
       end if;
     end;
-    v_results := v_results || jsonb_build_array(v_result);
-    v_counts := jsonb_set(v_counts, array[v_status], to_jsonb((v_counts ->> v_status)::int + 1));
+    v_results := array_append(v_results, v_result);
+    case v_status
+      when 'recorded' then v_recorded_count := v_recorded_count + 1;
+      when 'replayed' then v_replayed := v_replayed + 1;
+      else v_rejected := v_rejected + 1;
+    end case;
   end loop;
 
-  return v_counts || jsonb_build_object('results', v_results);
+  if v_debited > 0 or v_released > 0 then
+    update platform.token_balances b
+       set used = b.used + v_debited, reserved = b.reserved - v_released, updated_at = now()
+     where b.user_id = v_uid;
+  end if;
+  return jsonb_build_object('recorded', v_recorded_count, 'replayed', v_replayed, 'rejected', v_rejected,
+    'results', to_jsonb(v_results));
 end
 $$;
 

@@ -85,6 +85,9 @@ end
 $$;
 
 grant execute on all functions in schema tests to anon, authenticated, service_role;
+-- Creating users is the test's own (superuser) business, never an API role's,
+-- should these helpers ever be installed in a shared database.
+revoke execute on function tests.create_user(text, text) from public, anon, authenticated, service_role;
 
 select plan(1);
 select has_function('tests', 'authenticate_as', array['uuid'], 'test helpers are installed');

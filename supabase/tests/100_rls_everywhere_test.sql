@@ -1,0 +1,186 @@
+-- Rules that hold for every object in the data layer's schemas (platform,
+-- telemetry, analytics), read from the catalogue so that a table, view or
+-- function added later without the same care fails here:
+--   * every table has row-level security enabled;
+--   * nothing RLS cannot guard (a view, a materialized view) is readable by anon or authenticated;
+--   * every policy names the roles it applies to;
+--   * anon and authenticated hold exactly the table and column privileges listed here,
+--     and the service role writes only the tables listed here;
+--   * no function is executable by PUBLIC, none by anon but is_admin() and is_service_role(),
+--     and authenticated and service_role execute exactly the RPCs listed here;
+--   * every security definer function pins search_path to ''.
+-- The per-table files (1xx_rls_<table>_test.sql) test what these privileges mean row by row.
+begin;
+select plan(17);
+
+-- Row-level security -----------------------------------------------------------
+
+select cmp_ok(
+  (select count(*)::int from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname in ('platform', 'telemetry', 'analytics') and c.relkind in ('r', 'p')),
+  '>=', 11, 'the catalogue query finds the data layer''s tables');
+
+select is_empty(
+  $$ select format('%I.%I', n.nspname, c.relname)
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname in ('platform', 'telemetry', 'analytics')
+        and c.relkind in ('r', 'p')
+        and not c.relrowsecurity $$,
+  'every table in platform, telemetry and analytics has row-level security enabled');
+
+select is_empty(
+  $$ select format('%I.%I as %s', n.nspname, c.relname, r.role)
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      cross join (values ('anon'), ('authenticated')) as r(role)
+      where n.nspname in ('platform', 'telemetry', 'analytics')
+        and (c.relkind in ('m', 'f')
+             or (c.relkind = 'v' and not coalesce(c.reloptions @> array['security_invoker=true'], false)))
+        and has_any_column_privilege(r.role, c.oid, 'SELECT') $$,
+  'no view, materialized view or foreign table (which RLS does not guard) is readable by anon or authenticated');
+
+select is_empty(
+  $$ select format('%I.%I: %s', schemaname, tablename, policyname)
+       from pg_policies
+      where schemaname in ('platform', 'telemetry', 'analytics') and 'public' = any (roles) $$,
+  'every policy names the roles it applies to (none applies to PUBLIC)');
+
+-- Schemas ---------------------------------------------------------------------
+
+select ok(not has_schema_privilege('anon', 'telemetry', 'USAGE')
+          and not has_schema_privilege('anon', 'analytics', 'USAGE'),
+  'anon cannot reach the telemetry and analytics schemas');
+
+select is_empty(
+  $$ select format('%s on %s', r.role, s.schema)
+       from (values ('anon'), ('authenticated'), ('service_role')) as r(role)
+      cross join (values ('platform'), ('telemetry'), ('analytics')) as s(schema)
+      where has_schema_privilege(r.role, s.schema, 'CREATE') $$,
+  'no API role can create objects in the data layer''s schemas');
+
+-- Table and column privileges ----------------------------------------------------
+
+create temporary view table_privileges as
+select r.role, format('%I.%I', n.nspname, c.relname) as relation, p.privilege
+  from pg_class c
+  join pg_namespace n on n.oid = c.relnamespace
+ cross join (values ('anon'), ('authenticated'), ('service_role')) as r(role)
+ cross join (values ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) as p(privilege)
+ where n.nspname in ('platform', 'telemetry', 'analytics')
+   and c.relkind in ('r', 'p', 'v', 'm', 'f')
+   and has_table_privilege(r.role, c.oid, p.privilege);
+
+select set_eq(
+  $$ select relation, privilege from table_privileges where role = 'anon' $$,
+  $$ values ('platform.models', 'SELECT') $$,
+  'anon holds exactly: SELECT on platform.models');
+
+select set_eq(
+  $$ select relation, privilege from table_privileges where role = 'authenticated' $$,
+  $$ values ('platform.models', 'SELECT'),
+            ('platform.users', 'SELECT'),
+            ('platform.projects', 'SELECT'), ('platform.projects', 'INSERT'),
+            ('platform.projects', 'UPDATE'), ('platform.projects', 'DELETE'),
+            ('platform.sessions', 'SELECT'), ('platform.sessions', 'INSERT'),
+            ('platform.sessions', 'UPDATE'), ('platform.sessions', 'DELETE'),
+            ('platform.token_balances', 'SELECT'),
+            ('platform.token_usage', 'SELECT'),
+            ('platform.token_grants', 'SELECT'),
+            ('platform.token_reservations', 'SELECT'),
+            ('telemetry.execution_metrics', 'SELECT') $$,
+  'authenticated holds exactly the table privileges its policies are written for');
+
+select set_eq(
+  $$ select relation from table_privileges
+      where role = 'service_role' and privilege in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+      group by relation $$,
+  $$ values ('platform.models'), ('platform.users'), ('platform.api_keys'),
+            ('platform.projects'), ('platform.sessions') $$,
+  'the service role writes directly only models, users, api_keys, projects and sessions (ledgers, telemetry and analytics only through RPCs)');
+
+select set_eq(
+  $$ select format('%I.%I', n.nspname, c.relname), a.attname::text, acl.privilege_type
+       from pg_attribute a
+       join pg_class c on c.oid = a.attrelid
+       join pg_namespace n on n.oid = c.relnamespace
+      cross join lateral aclexplode(a.attacl) acl
+      where n.nspname in ('platform', 'telemetry', 'analytics')
+        and a.attacl is not null
+        and acl.grantee in (0, 'anon'::regrole, 'authenticated'::regrole) $$,
+  $$ select 'platform.api_keys' as relation, col, 'SELECT' as privilege
+       from unnest(array['id', 'user_id', 'name', 'prefix', 'scopes', 'created_at',
+                         'last_used_at', 'expires_at', 'revoked_at']) as col $$,
+  'the only column privileges are SELECT on api_keys'' columns, to authenticated');
+
+select ok(not has_column_privilege('authenticated', 'platform.api_keys', 'secret_hash', 'SELECT'),
+  'authenticated cannot read api_keys.secret_hash');
+
+-- Functions ---------------------------------------------------------------------
+
+select is_empty(
+  $$ select p.oid::regprocedure::text
+       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      cross join lateral aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) acl
+      where n.nspname in ('platform', 'telemetry', 'analytics')
+        and acl.grantee = 0 and acl.privilege_type = 'EXECUTE' $$,
+  'no function in platform, telemetry or analytics is executable by PUBLIC');
+
+select set_eq(
+  $$ select p.oid::regprocedure::text
+       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where n.nspname in ('platform', 'telemetry', 'analytics')
+        and has_function_privilege('anon', p.oid, 'EXECUTE') $$,
+  $$ values ('platform.is_admin()'), ('platform.is_service_role()') $$,
+  'anon executes only is_admin() and is_service_role()');
+
+select set_eq(
+  $$ select p.oid::regprocedure::text
+       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where n.nspname in ('platform', 'telemetry', 'analytics')
+        and has_function_privilege('authenticated', p.oid, 'EXECUTE') $$,
+  $$ values ('platform.is_admin()'), ('platform.is_service_role()'),
+            ('platform.record_token_usage(text,bigint,bigint,text,uuid,uuid,jsonb,uuid,uuid,uuid)'),
+            ('platform.record_token_usage_batch(jsonb,uuid,uuid)'),
+            ('platform.reserve_tokens(bigint,integer,uuid,uuid)'),
+            ('platform.release_token_reservation(uuid,uuid)'),
+            ('platform.get_usage_overview(date,date,uuid)'),
+            ('platform.grant_user_tokens(uuid,bigint,text,text)'),
+            ('platform.set_default_model(text)'),
+            ('platform.create_api_key(text,text,text,text[],timestamp with time zone)'),
+            ('platform.revoke_api_key(uuid)'),
+            ('platform.list_api_keys()') $$,
+  'authenticated executes exactly the user-facing RPCs (no internal helper such as record_usage_row or lock_balance)');
+
+select set_eq(
+  $$ select p.oid::regprocedure::text
+       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where n.nspname in ('platform', 'telemetry', 'analytics')
+        and has_function_privilege('service_role', p.oid, 'EXECUTE') $$,
+  $$ values ('platform.is_admin()'), ('platform.is_service_role()'),
+            ('platform.record_token_usage(text,bigint,bigint,text,uuid,uuid,jsonb,uuid,uuid,uuid)'),
+            ('platform.record_token_usage_batch(jsonb,uuid,uuid)'),
+            ('platform.reserve_tokens(bigint,integer,uuid,uuid)'),
+            ('platform.release_token_reservation(uuid,uuid)'),
+            ('platform.get_usage_overview(date,date,uuid)'),
+            ('platform.grant_user_tokens(uuid,bigint,text,text)'),
+            ('platform.mirror_auth_user(uuid,text,text,text)'),
+            ('platform.resolve_api_key(text,text)'),
+            ('platform.release_expired_reservations()'),
+            ('platform.refresh_daily_token_summary()'),
+            ('platform.record_execution_metric(text,text,numeric,integer,text,jsonb)') $$,
+  'the service role executes exactly the edge''s RPCs (no internal helper)');
+
+select cmp_ok(
+  (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+    where n.nspname = 'platform' and p.prosecdef),
+  '>', 0, 'the catalogue query finds platform''s security definer functions');
+
+select is_empty(
+  $$ select p.oid::regprocedure::text
+       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where n.nspname in ('platform', 'telemetry', 'analytics')
+        and p.prosecdef
+        and not coalesce(p.proconfig @> array['search_path=""'], false) $$,
+  'every security definer function sets search_path = ''''');
+
+select * from finish();
+rollback;
