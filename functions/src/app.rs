@@ -42,7 +42,11 @@ enum Answered {
     Normal(Response),
 }
 
-async fn answer(req: Request, config: &Config, origin: Option<&str>) -> Result<Answered, ApiError> {
+async fn answer(
+    mut req: Request,
+    config: &Config,
+    origin: Option<&str>,
+) -> Result<Answered, ApiError> {
     let method = req.method().to_string();
     let requested_method = header(&req, "access-control-request-method");
     if let (true, Some(origin)) = (
@@ -60,10 +64,35 @@ async fn answer(req: Request, config: &Config, origin: Option<&str>) -> Result<A
         config.max_body_bytes,
     )?;
     let matched = router().resolve(&method, &req.path())?;
+    let body = read_body(&mut req, &method, config.max_body_bytes).await?;
     let response = match matched.endpoint {
         Endpoint::Health => handlers::health::get(config).await,
+        Endpoint::DbUserInsertHook => handlers::hooks::db_user_insert(&req, &body, config).await?,
+        Endpoint::BeforeUserCreatedHook => {
+            handlers::hooks::before_user_created(&req, &body, config).await?
+        }
+        Endpoint::Me => handlers::me::get(&req, config).await?,
+        Endpoint::CreateApiKey => handlers::api_keys::create(&req, &body, config).await?,
+        Endpoint::ListApiKeys => handlers::api_keys::list(&req, config).await?,
+        Endpoint::RevokeApiKey => {
+            let id = matched.param("id").unwrap_or_default();
+            handlers::api_keys::revoke(&req, id, config).await?
+        }
     };
     Ok(Answered::Normal(response))
+}
+
+/// The raw body of a request that may carry one, refused past `limit` bytes
+/// (a chunked upload declares no length, so the read length is checked too).
+async fn read_body(req: &mut Request, method: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
+    if matches!(method, "GET" | "HEAD" | "OPTIONS") {
+        return Ok(Vec::new());
+    }
+    let body = req.bytes().await.map_err(|e| ApiError::InvalidJson {
+        reason: format!("the request body could not be read: {e}"),
+    })?;
+    http::check_read_length(&body, limit)?;
+    Ok(body)
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {

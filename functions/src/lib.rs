@@ -5,6 +5,7 @@
 //! writing responses.
 
 mod app;
+mod caller;
 mod env_config;
 mod handlers;
 mod respond;

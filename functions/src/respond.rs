@@ -14,6 +14,11 @@ pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
     }
 }
 
+/// A response whose body is already JSON text.
+pub fn json_text(status: u16, body: String) -> Response {
+    with_json_body(status, body.into_bytes())
+}
+
 /// The JSON error response for `err`, logged when it carries operator detail.
 pub fn error(err: &ApiError) -> Response {
     if let Some(detail) = err.log_detail() {

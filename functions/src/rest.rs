@@ -9,8 +9,6 @@ use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestIni
 /// The status and body of an answer.
 pub struct Answer {
     pub status: u16,
-    // Read once the RPC handlers land (usage API); health needs only the status.
-    #[allow(dead_code)]
     pub body: Vec<u8>,
 }
 
@@ -47,6 +45,13 @@ pub async fn send(call: &HttpCall, timeout_ms: u32) -> Result<Answer, ApiError> 
             Err(unavailable())
         }
     }
+}
+
+/// Sends an RPC and interprets PostgREST's answer: the JSON result, or the
+/// `ApiError` it means (`shared::postgrest::map_error`).
+pub async fn rpc(call: &HttpCall, config: &shared::Config) -> Result<serde_json::Value, ApiError> {
+    let answer = send(call, config.rest_timeout_ms).await?;
+    shared::postgrest::interpret_rpc(answer.status, &answer.body)
 }
 
 fn unavailable() -> ApiError {

@@ -4,6 +4,9 @@
 //! edge and a `HashMap` in tests. Every missing or invalid variable is reported
 //! at once, by name, so a deploy is fixed in one round.
 
+use crate::auth::webhook::WebhookSecret;
+use crate::hooks::signup::{parse_domain_list, SignupPolicy};
+use serde::Serialize;
 use std::fmt;
 
 /// Names of the Worker variables and secrets, as set in `wrangler.toml`,
@@ -15,11 +18,57 @@ pub mod names {
     pub const ALLOWED_ORIGINS: &str = "ALLOWED_ORIGINS";
     pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
     pub const REST_TIMEOUT_MS: &str = "REST_TIMEOUT_MS";
+    /// The project's legacy JWT secret (HS256); unset refuses HS256 tokens.
+    pub const SUPABASE_JWT_SECRET: &str = "SUPABASE_JWT_SECRET";
+    /// The "before user created" hook secret, `v1,whsec_<base64>`.
+    pub const AUTH_HOOK_SECRET: &str = "AUTH_HOOK_SECRET";
+    /// The secret header value the `auth.users` Database Webhook sends.
+    pub const DB_WEBHOOK_SECRET: &str = "DB_WEBHOOK_SECRET";
+    /// Comma-separated email domains that may sign up; unset allows all.
+    pub const SIGNUP_ALLOWED_DOMAINS: &str = "SIGNUP_ALLOWED_DOMAINS";
+    /// Comma-separated email domains (and their subdomains) refused at sign-up.
+    pub const SIGNUP_BLOCKED_DOMAINS: &str = "SIGNUP_BLOCKED_DOMAINS";
+    /// `developer` (default) or `viewer`: the role a new user starts with.
+    pub const DEFAULT_USER_ROLE: &str = "DEFAULT_USER_ROLE";
+    pub const JWKS_MIN_REFETCH_SECS: &str = "JWKS_MIN_REFETCH_SECS";
+}
+
+/// Shared secrets shorter than this are refused: Supabase's own JWT secret
+/// is at least 32 characters, and a webhook secret should be no weaker.
+pub const MIN_SHARED_SECRET_CHARS: usize = 32;
+
+/// The role a user has in our product (not a Postgres role).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    #[default]
+    Developer,
+    Viewer,
+}
+
+impl UserRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::Developer => "developer",
+            UserRole::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "developer" => Ok(UserRole::Developer),
+            "viewer" => Ok(UserRole::Viewer),
+            _ => Err(format!("`{raw}` is not `developer` or `viewer`")),
+        }
+    }
 }
 
 /// Default request body limit: generous for a batch of usage events, small
 /// enough that a Worker never buffers megabytes of junk.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// Default floor between JWKS fetches: a flood of tokens with forged key ids
+/// costs the auth server at most one fetch per isolate per interval.
+pub const DEFAULT_JWKS_MIN_REFETCH_SECS: u32 = 30;
 /// Default time the edge waits for the REST layer before answering 503.
 pub const DEFAULT_REST_TIMEOUT_MS: u32 = 5_000;
 
@@ -34,6 +83,16 @@ pub struct Config {
     pub allowed_origins: AllowedOrigins,
     pub max_body_bytes: usize,
     pub rest_timeout_ms: u32,
+    /// The legacy HS256 JWT secret, when the project still signs with it.
+    pub jwt_secret: Option<String>,
+    /// Verifies the "before user created" Auth hook; unset refuses the hook.
+    pub auth_hook_secret: Option<WebhookSecret>,
+    /// Authenticates the `auth.users` Database Webhook; unset refuses it.
+    pub db_webhook_secret: Option<String>,
+    pub signup_policy: SignupPolicy,
+    pub default_user_role: UserRole,
+    /// The floor between two JWKS fetches triggered by unknown key ids.
+    pub jwks_min_refetch_secs: u32,
 }
 
 // Hand-written so a stray `{:?}` in a log line can never print a key.
@@ -46,8 +105,18 @@ impl fmt::Debug for Config {
             .field("allowed_origins", &self.allowed_origins)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("rest_timeout_ms", &self.rest_timeout_ms)
+            .field("jwt_secret", &redacted(&self.jwt_secret))
+            .field("auth_hook_secret", &redacted(&self.auth_hook_secret))
+            .field("db_webhook_secret", &redacted(&self.db_webhook_secret))
+            .field("signup_policy", &self.signup_policy)
+            .field("default_user_role", &self.default_user_role)
+            .field("jwks_min_refetch_secs", &self.jwks_min_refetch_secs)
             .finish()
     }
+}
+
+fn redacted<T>(secret: &Option<T>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "<redacted>")
 }
 
 /// Which browser origins may call the API.
@@ -140,6 +209,39 @@ impl Config {
             DEFAULT_REST_TIMEOUT_MS,
             50..=60_000,
         )?;
+        let jwt_secret = optional_secret(&lookup, names::SUPABASE_JWT_SECRET)?;
+        let auth_hook_secret = optional(&lookup, names::AUTH_HOOK_SECRET)
+            .map(|raw| {
+                WebhookSecret::parse(&raw).map_err(|e| ConfigError::Invalid {
+                    name: names::AUTH_HOOK_SECRET,
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()?;
+        let db_webhook_secret = optional_secret(&lookup, names::DB_WEBHOOK_SECRET)?;
+        let domains = |name: &'static str| {
+            parse_domain_list(&optional(&lookup, name).unwrap_or_default())
+                .map_err(|reason| ConfigError::Invalid { name, reason })
+        };
+        let signup_policy = SignupPolicy {
+            allowed_domains: domains(names::SIGNUP_ALLOWED_DOMAINS)?,
+            blocked_domains: domains(names::SIGNUP_BLOCKED_DOMAINS)?,
+        };
+        let default_user_role = optional(&lookup, names::DEFAULT_USER_ROLE)
+            .map(|raw| {
+                UserRole::parse(&raw).map_err(|reason| ConfigError::Invalid {
+                    name: names::DEFAULT_USER_ROLE,
+                    reason,
+                })
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let jwks_min_refetch_secs = optional_number(
+            &lookup,
+            names::JWKS_MIN_REFETCH_SECS,
+            DEFAULT_JWKS_MIN_REFETCH_SECS,
+            1..=3600,
+        )?;
         Ok(Config {
             supabase_url,
             anon_key,
@@ -147,7 +249,46 @@ impl Config {
             allowed_origins,
             max_body_bytes,
             rest_timeout_ms,
+            jwt_secret,
+            auth_hook_secret,
+            db_webhook_secret,
+            signup_policy,
+            default_user_role,
+            jwks_min_refetch_secs,
         })
+    }
+
+    /// The `iss` Supabase Auth puts in its tokens: `<SUPABASE_URL>/auth/v1`.
+    pub fn jwt_issuer(&self) -> String {
+        format!("{}/auth/v1", self.supabase_url)
+    }
+
+    /// Where Supabase Auth publishes its public signing keys.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.jwt_issuer())
+    }
+}
+
+/// A variable's trimmed value, `None` when unset or blank.
+fn optional(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// An optional shared secret, refused when set but too short to be one.
+fn optional_secret(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    match optional(lookup, name) {
+        Some(secret) if secret.chars().count() < MIN_SHARED_SECRET_CHARS => {
+            Err(ConfigError::Invalid {
+                name,
+                reason: format!("must be at least {MIN_SHARED_SECRET_CHARS} characters"),
+            })
+        }
+        other => Ok(other),
     }
 }
 
@@ -259,5 +400,91 @@ mod tests {
         let printed = format!("{config:?}");
         assert!(!printed.contains("service\""), "{printed}");
         assert!(printed.contains("<redacted>"));
+    }
+
+    const JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters";
+    const HOOK_SECRET: &str = "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const DB_SECRET: &str = "db-webhook-secret-of-32-characters!!";
+
+    fn with_extra(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+        let mut pairs = COMPLETE.to_vec();
+        pairs.extend_from_slice(extra);
+        Config::from_lookup(lookup(&pairs))
+    }
+
+    #[test]
+    fn auth_settings_are_optional_with_safe_defaults() {
+        let config = Config::from_lookup(lookup(COMPLETE)).unwrap();
+        assert_eq!(config.jwt_secret, None);
+        assert_eq!(config.auth_hook_secret, None);
+        assert_eq!(config.db_webhook_secret, None);
+        assert_eq!(config.signup_policy, SignupPolicy::default());
+        assert_eq!(config.default_user_role, UserRole::Developer);
+        assert_eq!(config.jwt_issuer(), "http://127.0.0.1:54321/auth/v1");
+        assert_eq!(
+            config.jwks_url(),
+            "http://127.0.0.1:54321/auth/v1/.well-known/jwks.json"
+        );
+    }
+
+    #[test]
+    fn reads_every_auth_setting() {
+        let config = with_extra(&[
+            ("SUPABASE_JWT_SECRET", JWT_SECRET),
+            ("AUTH_HOOK_SECRET", HOOK_SECRET),
+            ("DB_WEBHOOK_SECRET", DB_SECRET),
+            ("SIGNUP_ALLOWED_DOMAINS", "Example.com, partner.io"),
+            ("SIGNUP_BLOCKED_DOMAINS", "mailinator.com"),
+            ("DEFAULT_USER_ROLE", "Viewer"),
+        ])
+        .unwrap();
+        assert_eq!(config.jwt_secret.as_deref(), Some(JWT_SECRET));
+        assert_eq!(
+            config.auth_hook_secret,
+            Some(WebhookSecret::parse(HOOK_SECRET).unwrap())
+        );
+        assert_eq!(config.db_webhook_secret.as_deref(), Some(DB_SECRET));
+        assert_eq!(
+            config.signup_policy.allowed_domains,
+            vec!["example.com", "partner.io"]
+        );
+        assert_eq!(config.signup_policy.blocked_domains, vec!["mailinator.com"]);
+        assert_eq!(config.default_user_role, UserRole::Viewer);
+    }
+
+    /// One row per bad value: the variable the error must name.
+    #[test]
+    fn rejects_invalid_auth_settings_by_name() {
+        let cases: &[(&'static str, &'static str)] = &[
+            ("SUPABASE_JWT_SECRET", "too-short"),
+            ("AUTH_HOOK_SECRET", "whsec_not base64"),
+            ("AUTH_HOOK_SECRET", "plain-secret-without-the-prefix-at-all"),
+            ("DB_WEBHOOK_SECRET", "short"),
+            ("SIGNUP_ALLOWED_DOMAINS", "example.com, not a domain"),
+            ("SIGNUP_BLOCKED_DOMAINS", "localhost"),
+            ("DEFAULT_USER_ROLE", "admin"),
+        ];
+        for &(name, value) in cases {
+            let err = with_extra(&[(name, value)]).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { name: got, .. } if *got == name),
+                "{name}={value}: {err}"
+            );
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_redacts_auth_secrets() {
+        let config = with_extra(&[
+            ("SUPABASE_JWT_SECRET", JWT_SECRET),
+            ("AUTH_HOOK_SECRET", HOOK_SECRET),
+            ("DB_WEBHOOK_SECRET", DB_SECRET),
+        ])
+        .unwrap();
+        let printed = format!("{config:?}");
+        for secret in [JWT_SECRET, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", DB_SECRET] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
     }
 }

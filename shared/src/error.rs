@@ -4,6 +4,7 @@
 //! that is safe to show the caller. Detail meant for operators is logged by the
 //! caller of [`ApiError::log_detail`], never put into the response.
 
+use crate::auth::AuthError;
 use serde::Serialize;
 
 /// An error the edge answers with `{"error": {"code", "message"}}`.
@@ -26,6 +27,23 @@ pub enum ApiError {
 
     #[error("origin is not allowed")]
     OriginNotAllowed,
+
+    /// The caller's credentials were refused. The message is the same for
+    /// every reason; `code` says which check failed.
+    #[error("{message}")]
+    Unauthorized {
+        code: &'static str,
+        message: &'static str,
+    },
+
+    /// The caller is known but may not do this.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+
+    /// Well-formed JSON that asks for something this endpoint does not do
+    /// (e.g. a webhook event it does not handle).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
 
     /// The database refused the request for a reason it chose to expose: one of
     /// our own functions raised `PTxyz` with a stable code in the hint.
@@ -64,6 +82,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::InvalidJson { .. } => "invalid_json",
             ApiError::OriginNotAllowed => "origin_not_allowed",
+            ApiError::Unauthorized { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::Unprocessable { code, .. } => code,
             ApiError::Rejected { code, .. } => code,
             ApiError::Unavailable { .. } => "database_unavailable",
             ApiError::Upstream { .. } => "upstream_error",
@@ -80,6 +101,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => 415,
             ApiError::InvalidJson { .. } => 400,
             ApiError::OriginNotAllowed => 403,
+            ApiError::Unauthorized { .. } => 401,
+            ApiError::Forbidden { .. } => 403,
+            ApiError::Unprocessable { .. } => 422,
             ApiError::Rejected { status, .. } => *status,
             ApiError::Unavailable { .. } => 503,
             ApiError::Upstream { .. } => 502,
@@ -87,10 +111,12 @@ impl ApiError {
         }
     }
 
-    /// Extra headers the status calls for (`Allow` on 405, `Retry-After` on 503).
+    /// Extra headers the status calls for (`Allow` on 405, `Retry-After` on
+    /// 503, `WWW-Authenticate` on 401 as RFC 9110 requires).
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             ApiError::MethodNotAllowed { allowed } => vec![("allow", allowed.join(", "))],
+            ApiError::Unauthorized { .. } => vec![("www-authenticate", "Bearer".to_string())],
             ApiError::Unavailable { retry_after_secs } => {
                 vec![("retry-after", retry_after_secs.to_string())]
             }
@@ -127,6 +153,22 @@ impl ApiError {
         };
         // Serializing two strings cannot fail.
         serde_json::to_string(&body).unwrap_or_default()
+    }
+}
+
+/// A refused caller is a 401 with a generic message; our own broken webhook
+/// secret is a 500 for operators.
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::WebhookSecretMisconfigured { reason } => ApiError::Misconfigured {
+                detail: format!("AUTH_HOOK_SECRET: {reason}"),
+            },
+            other => ApiError::Unauthorized {
+                code: other.code(),
+                message: other.public_message(),
+            },
+        }
     }
 }
 
@@ -178,5 +220,66 @@ mod tests {
             message: "balance too low".into(),
         };
         assert_eq!((err.status(), err.code()), (402, "insufficient_balance"));
+    }
+
+    #[test]
+    fn auth_errors_become_generic_401s_with_a_bearer_challenge() {
+        let cases = [
+            (AuthError::TokenExpired, "token_expired"),
+            (AuthError::InvalidSignature, "invalid_signature"),
+            (
+                AuthError::UnknownKeyId {
+                    kid: "forged".into(),
+                },
+                "unknown_key_id",
+            ),
+            (AuthError::MalformedApiKey, "malformed_api_key"),
+        ];
+        for (auth, code) in cases {
+            let err = ApiError::from(auth);
+            assert_eq!((err.status(), err.code()), (401, code));
+            assert_eq!(err.to_string(), "invalid access token");
+            assert_eq!(
+                err.headers(),
+                vec![("www-authenticate", "Bearer".to_string())]
+            );
+            assert!(!err.body().contains("forged"), "{}", err.body());
+        }
+        let err = ApiError::from(AuthError::WebhookTimestampTooOld);
+        assert_eq!(
+            (err.status(), err.code(), err.to_string().as_str()),
+            (
+                401,
+                "webhook_timestamp_too_old",
+                "invalid webhook signature"
+            )
+        );
+    }
+
+    #[test]
+    fn a_misconfigured_webhook_secret_is_a_500_for_operators() {
+        let err = ApiError::from(AuthError::WebhookSecretMisconfigured {
+            reason: "not base64",
+        });
+        assert_eq!((err.status(), err.code()), (500, "misconfigured"));
+        assert!(err.log_detail().unwrap().contains("not base64"));
+        assert!(!err.body().contains("base64"));
+    }
+
+    #[test]
+    fn forbidden_and_unprocessable_carry_their_code_and_message() {
+        let err = ApiError::Forbidden {
+            code: "viewer_cannot_write",
+            message: "viewers cannot create API keys".into(),
+        };
+        assert_eq!((err.status(), err.code()), (403, "viewer_cannot_write"));
+        let err = ApiError::Unprocessable {
+            code: "unsupported_webhook_event",
+            message: "inserts only".into(),
+        };
+        assert_eq!(
+            (err.status(), err.code(), err.to_string().as_str()),
+            (422, "unsupported_webhook_event", "inserts only")
+        );
     }
 }

@@ -5,10 +5,12 @@
 //! the answer back here to be interpreted. That keeps every rule testable with a
 //! native `cargo test`.
 
+pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod error;
 pub mod health;
+pub mod hooks;
 pub mod http;
 pub mod postgrest;
 pub mod routes;

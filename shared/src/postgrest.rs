@@ -300,6 +300,12 @@ mod tests {
             allowed_origins: AllowedOrigins::Any,
             max_body_bytes: 1024,
             rest_timeout_ms: 1000,
+            jwt_secret: None,
+            auth_hook_secret: None,
+            db_webhook_secret: None,
+            signup_policy: Default::default(),
+            default_user_role: Default::default(),
+            jwks_min_refetch_secs: 30,
         };
         let client = Client::new(&config);
         let call = client.rpc(

@@ -9,12 +9,34 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     Health,
+    /// `POST /auth/hooks/db-user-insert`: Supabase Database Webhook on `auth.users`.
+    DbUserInsertHook,
+    /// `POST /auth/hooks/before-user-created`: Supabase Auth's signup hook.
+    BeforeUserCreatedHook,
+    Me,
+    CreateApiKey,
+    ListApiKeys,
+    RevokeApiKey,
 }
 
 /// One row of the table: method, path pattern (matchit syntax) and endpoint.
 pub const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("GET", "/health", Endpoint::Health),
     ("HEAD", "/health", Endpoint::Health),
+    (
+        "POST",
+        "/auth/hooks/db-user-insert",
+        Endpoint::DbUserInsertHook,
+    ),
+    (
+        "POST",
+        "/auth/hooks/before-user-created",
+        Endpoint::BeforeUserCreatedHook,
+    ),
+    ("GET", "/v1/me", Endpoint::Me),
+    ("POST", "/v1/api-keys", Endpoint::CreateApiKey),
+    ("GET", "/v1/api-keys", Endpoint::ListApiKeys),
+    ("DELETE", "/v1/api-keys/{id}", Endpoint::RevokeApiKey),
 ];
 
 /// A resolved route, with the path parameters it captured.
@@ -104,6 +126,40 @@ mod tests {
         assert_eq!(
             router.resolve("GET", "/health").unwrap().endpoint,
             Endpoint::Health
+        );
+    }
+
+    #[test]
+    fn path_parameters_are_captured() {
+        let matched = Router::new()
+            .resolve(
+                "DELETE",
+                "/v1/api-keys/0b6f1c4e-1111-4111-8111-111111111111",
+            )
+            .unwrap();
+        assert_eq!(matched.endpoint, Endpoint::RevokeApiKey);
+        assert_eq!(
+            matched.param("id"),
+            Some("0b6f1c4e-1111-4111-8111-111111111111")
+        );
+    }
+
+    #[test]
+    fn one_path_serves_several_methods() {
+        let router = Router::new();
+        assert_eq!(
+            router.resolve("GET", "/v1/api-keys").unwrap().endpoint,
+            Endpoint::ListApiKeys
+        );
+        assert_eq!(
+            router.resolve("POST", "/v1/api-keys").unwrap().endpoint,
+            Endpoint::CreateApiKey
+        );
+        assert_eq!(
+            router.resolve("PUT", "/v1/api-keys"),
+            Err(ApiError::MethodNotAllowed {
+                allowed: vec!["POST", "GET"]
+            })
         );
     }
 

@@ -12,6 +12,10 @@ pub struct DevKeys {
     pub jwt_secret: String,
     pub anon_key: String,
     pub service_role_key: String,
+    /// The shared secret header of the `auth.users` Database Webhook.
+    pub db_webhook_secret: String,
+    /// The Standard Webhooks secret of Supabase Auth's hooks (`v1,whsec_…`).
+    pub auth_hook_secret: String,
 }
 
 /// The demo user the stack creates, with an access token shaped like one
@@ -20,6 +24,8 @@ pub struct DemoUser {
     pub id: String,
     pub email: &'static str,
     pub access_token: String,
+    /// A `cds_…` key of theirs, as an LLM server would hold.
+    pub api_key: String,
 }
 
 impl DevKeys {
@@ -43,7 +49,15 @@ impl DevKeys {
                 &json!({"iss": "supabase-local", "role": role, "iat": now(), "exp": now() + 10 * 365 * 86_400}),
             )
         };
+        use base64::Engine as _;
+        let mut hook_key = [0u8; 32];
+        getrandom::getrandom(&mut hook_key).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
         Ok(DevKeys {
+            db_webhook_secret: random_hex(32)?,
+            auth_hook_secret: format!(
+                "v1,whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(hook_key)
+            ),
             anon_key: api_key("anon")?,
             service_role_key: api_key("service_role")?,
             jwt_secret,

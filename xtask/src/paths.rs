@@ -70,6 +70,12 @@ impl Profile {
         )
     }
 
+    /// The signing keys the local Supabase Auth stand-in publishes; tests
+    /// rotate keys by rewriting it.
+    pub fn jwks_file(&self) -> PathBuf {
+        self.dir.join("jwks.json")
+    }
+
     pub fn log(&self, service: &str) -> PathBuf {
         self.dir.join(format!("{service}.log"))
     }

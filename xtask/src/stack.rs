@@ -53,6 +53,7 @@ impl Stack {
                 id: String::new(),
                 email: DemoUser::EMAIL,
                 access_token: String::new(),
+                api_key: String::new(),
             },
             profile,
             keys,
@@ -99,6 +100,9 @@ impl Stack {
     }
 
     fn start_rest(&self) -> Result<Service> {
+        // The legacy HS256 secret signs the local tokens; the asymmetric key
+        // set starts empty, and tests publish keys by rewriting the file.
+        std::fs::write(self.profile.jwks_file(), r#"{"keys":[]}"#)?;
         let binary = repo_root().join("target/debug/rest-standin");
         let mut command = Command::new(binary);
         command
@@ -111,7 +115,9 @@ impl Stack {
                 ),
             ])
             .args(["--schemas", &exposed_schemas()?.join(",")])
-            .args(["--jwt-secret", &self.keys.jwt_secret]);
+            .args(["--jwt-secret", &self.keys.jwt_secret])
+            .arg("--jwks-file")
+            .arg(self.profile.jwks_file());
         let mut service = Service::spawn(
             "rest-standin",
             command,
@@ -154,9 +160,30 @@ impl Stack {
                  select platform.grant_user_tokens('{id}', 1000000, 'local demo account', 'demo-welcome');"
             ),
         )?;
+        self.demo.api_key = self.create_demo_api_key(&id)?;
         self.demo.access_token = self.keys.user_token(&self.profile, &id, email)?;
         self.demo.id = id;
         Ok(())
+    }
+
+    /// An API key for the demo user, created the way `POST /v1/api-keys`
+    /// does: the database gets the prefix and the hash, the banner the key.
+    fn create_demo_api_key(&self, user_id: &str) -> Result<String> {
+        let mut random = [0u8; 36];
+        getrandom::getrandom(&mut random).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let key = shared::auth::ApiKey::generate(random);
+        postgres::execute(
+            &self.pg,
+            &self.profile.admin_db_url(),
+            &format!(
+                "begin; set local role authenticated; \
+                 select set_config('request.jwt.claims', \
+                   '{{\"sub\": \"{user_id}\", \"role\": \"authenticated\"}}', true); \
+                 select platform.create_api_key('local demo key', '{}', '{}'); commit;",
+                key.prefix, key.secret_hash_hex
+            ),
+        )?;
+        Ok(key.full_key.clone())
     }
 
     /// Fails when any service has died.
@@ -180,10 +207,15 @@ impl Stack {
             ("CDS_SUPABASE_URL", self.profile.supabase_url()),
             ("CDS_PG_ADMIN_URL", self.profile.admin_db_url()),
             ("CDS_JWT_SECRET", self.keys.jwt_secret.clone()),
+            (
+                "CDS_JWKS_FILE",
+                self.profile.jwks_file().display().to_string(),
+            ),
             ("CDS_ANON_KEY", self.keys.anon_key.clone()),
             ("CDS_SERVICE_ROLE_KEY", self.keys.service_role_key.clone()),
             ("CDS_DEMO_USER_ID", self.demo.id.clone()),
             ("CDS_DEMO_USER_TOKEN", self.demo.access_token.clone()),
+            ("CDS_DEMO_API_KEY", self.demo.api_key.clone()),
         ]
     }
 
@@ -198,9 +230,11 @@ impl Stack {
              \x20 anon key           {anon}\n\
              \x20 service_role key   {service}\n\
              \x20 demo user          {email} ({id})\n\
-             \x20 demo user JWT      {token}\n\n\
+             \x20 demo user JWT      {token}\n\
+             \x20 demo API key       {api_key}\n\n\
              Try:\n\
              \x20 curl {worker}/health\n\
+             \x20 curl {worker}/v1/me -H 'authorization: Bearer {api_key}'\n\
              \x20 curl -X POST {worker}/__scheduled?cron=*/5+*+*+*+*\n\
              \x20 psql {db}\n\n\
              Ctrl-C stops everything.",
@@ -213,6 +247,7 @@ impl Stack {
             email = self.demo.email,
             id = self.demo.id,
             token = self.demo.access_token,
+            api_key = self.demo.api_key,
         );
     }
 }

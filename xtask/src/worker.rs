@@ -76,12 +76,19 @@ pub fn write_vars(profile: &Profile, keys: &DevKeys) -> Result<PathBuf> {
          SUPABASE_URL={}\n\
          SUPABASE_ANON_KEY={}\n\
          SUPABASE_SERVICE_ROLE_KEY={}\n\
-         SUPABASE_JWT_SECRET={}\n",
+         SUPABASE_JWT_SECRET={}\n\
+         DB_WEBHOOK_SECRET={}\n\
+         AUTH_HOOK_SECRET={}\n\
+         JWKS_MIN_REFETCH_SECS={}\n",
         profile.name,
         profile.supabase_url(),
         keys.anon_key,
         keys.service_role_key,
-        keys.jwt_secret
+        keys.jwt_secret,
+        keys.db_webhook_secret,
+        keys.auth_hook_secret,
+        // Tests rotate signing keys and must not wait out the production floor.
+        if profile.name == "test" { 1 } else { 30 },
     );
     std::fs::write(&path, vars).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)

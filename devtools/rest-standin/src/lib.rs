@@ -71,6 +71,10 @@ pub struct Settings {
     pub anon_role: String,
     /// Maximum number of database connections (`db-pool`).
     pub pool_size: usize,
+    /// A JSON Web Key Set served at `/auth/v1/.well-known/jwks.json`, standing
+    /// in for Supabase Auth's endpoint; read on every request, so a test
+    /// rotates keys by rewriting the file.
+    pub jwks_file: Option<std::path::PathBuf>,
 }
 
 /// Serves the stand-in on `listener` until the server fails.
@@ -111,6 +115,7 @@ pub async fn serve(settings: Settings, listener: tokio::net::TcpListener) -> any
         schemas: settings.schemas,
         jwt_secret: settings.jwt_secret.into_bytes(),
         anon_role: settings.anon_role,
+        jwks_file: settings.jwks_file,
     });
     axum::serve(listener, server::router(state))
         .await

@@ -10,7 +10,7 @@ const USAGE: &str = "\
 usage: rest-standin --listen 127.0.0.1:54321 \\
          --db-url postgres://authenticator:PASS@127.0.0.1:54322/postgres \\
          --schemas public,platform,analytics --jwt-secret SECRET \\
-         [--anon-role anon] [--pool-size 8]
+         [--anon-role anon] [--pool-size 8] [--jwks-file PATH]
 
 Each flag may come from the environment instead: REST_STANDIN_LISTEN,
 REST_STANDIN_DB_URL, REST_STANDIN_SCHEMAS, REST_STANDIN_JWT_SECRET,
@@ -60,6 +60,7 @@ fn parse(
     let mut jwt_secret = None;
     let mut anon_role = None;
     let mut pool_size = None;
+    let mut jwks_file = None;
     let mut args = args.peekable();
     while let Some(flag) = args.next() {
         // Both `--flag value` and `--flag=value`.
@@ -77,6 +78,7 @@ fn parse(
             "--jwt-secret" => &mut jwt_secret,
             "--anon-role" => &mut anon_role,
             "--pool-size" => &mut pool_size,
+            "--jwks-file" => &mut jwks_file,
             other => return Err(format!("unknown argument {other:?}")),
         };
         let value = match inline {
@@ -115,6 +117,9 @@ fn parse(
             .filter(|size| *size > 0)
             .ok_or_else(|| format!("--pool-size {text:?} is not a positive number"))?,
     };
+    let jwks_file = jwks_file
+        .or_else(|| env("REST_STANDIN_JWKS_FILE"))
+        .map(std::path::PathBuf::from);
     Ok(Settings {
         listen,
         db_url,
@@ -122,6 +127,7 @@ fn parse(
         jwt_secret,
         anon_role,
         pool_size,
+        jwks_file,
     })
 }
 

@@ -31,9 +31,15 @@ pub struct AppState {
     pub schemas: Vec<String>,
     pub jwt_secret: Vec<u8>,
     pub anon_role: String,
+    pub jwks_file: Option<std::path::PathBuf>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
+    // Supabase Auth publishes its signing keys without an API key, so this
+    // route sits outside the gateway check.
+    let auth = Router::new()
+        .route("/auth/v1/.well-known/jwks.json", get(jwks))
+        .with_state(state.clone());
     Router::new()
         .route("/rest/v1", get(root))
         .route("/rest/v1/", get(root))
@@ -42,7 +48,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
         // Layers run outside-in from the last one: log, then gateway.
         .layer(middleware::from_fn(gateway))
+        .merge(auth)
         .layer(middleware::from_fn(log_request))
+}
+
+/// `GET /auth/v1/.well-known/jwks.json`: the key set from `--jwks-file`, or
+/// an empty set (a project signing only with the legacy HS256 secret).
+async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    let empty = r#"{"keys":[]}"#.to_owned();
+    let body = match &state.jwks_file {
+        Some(path) => tokio::fs::read_to_string(path).await.unwrap_or(empty),
+        None => empty,
+    };
+    json_response(body)
 }
 
 /// One line per request on stderr: method, path, status, milliseconds.

@@ -277,6 +277,7 @@ fn start_stand_ins(instances: Vec<(String, usize)>) -> Result<Vec<SocketAddr>, S
                     jwt_secret: JWT_SECRET.into(),
                     anon_role: "anon".into(),
                     pool_size,
+                    jwks_file: Some(jwks_path()),
                 };
                 tokio::spawn(async move {
                     if let Err(error) = rest_standin::serve(settings, listener).await {
@@ -292,6 +293,14 @@ fn start_stand_ins(instances: Vec<(String, usize)>) -> Result<Vec<SocketAddr>, S
     receiver
         .recv_timeout(Duration::from_secs(30))
         .map_err(|_| "the stand-ins did not start".to_owned())?
+}
+
+/// The key set every instance serves (Supabase Auth's JWKS endpoint).
+fn jwks_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "rest-standin-conformance-{}.jwks.json",
+        std::process::id()
+    ))
 }
 
 /// Runs SQL as the superuser in the conformance database.
@@ -538,6 +547,40 @@ fn root_serves_a_json_openapi_document() {
             .as_str()
             .is_some_and(|text| text.contains("stand-in for PostgREST")));
     }
+}
+
+#[test]
+fn jwks_is_served_without_an_api_key_and_follows_the_file() {
+    let url = stack()
+        .base
+        .replace("/rest/v1", "/auth/v1/.well-known/jwks.json");
+    let fetch = || {
+        Request {
+            method: "GET",
+            url: url.clone(),
+            headers: vec![],
+            body: None,
+        }
+        .send()
+    };
+    let _ = std::fs::remove_file(jwks_path());
+    let reply = fetch();
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json(),
+        json!({"keys": []}),
+        "no file: an empty key set"
+    );
+    for kid in ["key-1", "key-2"] {
+        let set = json!({"keys": [{"kty": "EC", "kid": kid, "crv": "P-256", "x": "x", "y": "y"}]});
+        std::fs::write(jwks_path(), set.to_string()).expect("writing the key set");
+        assert_eq!(
+            fetch().json(),
+            set,
+            "a rewritten file is served at once ({kid})"
+        );
+    }
+    let _ = std::fs::remove_file(jwks_path());
 }
 
 // ------------------------------------------------------ 3. requests

@@ -1,3 +1,6 @@
 //! One module per edge function.
 
+pub mod api_keys;
 pub mod health;
+pub mod hooks;
+pub mod me;

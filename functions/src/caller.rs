@@ -1,0 +1,171 @@
+//! Who is calling: a signed-in user (a Supabase access token) or an LLM
+//! server (a `cds_…` API key). The rules are in `shared::auth`; this module
+//! does the I/O they need: the clock, the JWKS fetch, the key lookup RPC.
+
+use crate::rest;
+use shared::auth::{
+    bearer_token, looks_like_api_key, require_user, ApiKey, AuthError, CachePolicy, Fetch,
+    JwksCache, VerifiedClaims, Verifier, VerifierSettings,
+};
+use shared::postgrest::{Auth, Client};
+use shared::{ApiError, Config};
+use std::cell::RefCell;
+use worker::Request;
+
+/// A verified caller.
+#[derive(Debug)]
+pub enum Caller {
+    /// A signed-in user; `token` is forwarded so row-level security applies.
+    User {
+        claims: VerifiedClaims,
+        token: String,
+    },
+    /// An API key; RPCs run as the service role, naming `user_id` and `key_id`.
+    ApiKey {
+        key_id: String,
+        user_id: String,
+        scopes: Vec<String>,
+    },
+}
+
+impl Caller {
+    /// The authority RPCs run with for this caller.
+    pub fn rest_auth(&self) -> Auth<'_> {
+        match self {
+            Caller::User { token, .. } => Auth::Caller(token),
+            Caller::ApiKey { .. } => Auth::ServiceRole,
+        }
+    }
+}
+
+thread_local! {
+    // One key cache per isolate: fetched on the first asymmetric token, again
+    // after its lifetime, and on an unknown `kid` no more often than the floor.
+    static JWKS: RefCell<Option<JwksCache>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this isolate's key cache, created on first use with the
+/// configured refetch floor.
+fn with_jwks<T>(config: &Config, f: impl FnOnce(&mut JwksCache) -> T) -> T {
+    JWKS.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let cache = slot.get_or_insert_with(|| {
+            JwksCache::new(CachePolicy {
+                min_interval_secs: i64::from(config.jwks_min_refetch_secs),
+                ..CachePolicy::default()
+            })
+        });
+        f(cache)
+    })
+}
+
+fn now_unix() -> i64 {
+    (worker::Date::now().as_millis() / 1000) as i64
+}
+
+/// The caller of `req`, verified: a user token or an API key.
+pub async fn authenticate(req: &Request, config: &Config) -> Result<Caller, ApiError> {
+    let header = req.headers().get("authorization").ok().flatten();
+    let token = bearer_token(header.as_deref())?;
+    if looks_like_api_key(token) {
+        return resolve_api_key(token, config).await;
+    }
+    let claims = require_user(verify_jwt(token, config).await?)?;
+    Ok(Caller::User {
+        claims,
+        token: token.to_string(),
+    })
+}
+
+/// A signed-in user only (not an API key): managing keys needs a person.
+pub async fn authenticate_user(req: &Request, config: &Config) -> Result<Caller, ApiError> {
+    match authenticate(req, config).await? {
+        caller @ Caller::User { .. } => Ok(caller),
+        Caller::ApiKey { .. } => Err(ApiError::Forbidden {
+            code: "user_token_required",
+            message: "this endpoint needs a signed-in user's access token, not an API key".into(),
+        }),
+    }
+}
+
+async fn verify_jwt(token: &str, config: &Config) -> Result<VerifiedClaims, ApiError> {
+    let settings = VerifierSettings::from_config(config);
+    let now = now_unix();
+    // Keys already fetched go stale after their lifetime; nothing is fetched
+    // for a project that only ever presents HS256 tokens.
+    let stale = with_jwks(config, |cache| {
+        cache.fetched_at().is_some() && cache.decide(now, None) == Fetch::Needed
+    });
+    if stale {
+        refresh_jwks(config, now).await;
+    }
+    let keys = with_jwks(config, |cache| cache.keys());
+    match Verifier::new(&settings, keys).verify(token, now) {
+        Err(AuthError::UnknownKeyId { kid }) => {
+            // Key rotation: fetch once, within the floor interval, and retry.
+            let fetch = with_jwks(config, |cache| cache.decide(now, Some(&kid)));
+            if fetch == Fetch::NotNeeded {
+                return Err(AuthError::UnknownKeyId { kid }.into());
+            }
+            refresh_jwks(config, now).await;
+            let keys = with_jwks(config, |cache| cache.keys());
+            Ok(Verifier::new(&settings, keys).verify(token, now)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Fetches the project's JWKS into the cache; a failure keeps the old keys.
+async fn refresh_jwks(config: &Config, now: i64) {
+    let call = shared::postgrest::HttpCall {
+        method: "GET",
+        url: config.jwks_url(),
+        headers: vec![("accept", "application/json".into())],
+        body: None,
+    };
+    let stored = match rest::send(&call, config.rest_timeout_ms.min(3_000)).await {
+        Ok(answer) if answer.status == 200 => with_jwks(config, |cache| {
+            cache
+                .store(now, &answer.body)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }),
+        Ok(answer) => Err(format!("status {}", answer.status)),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(reason) = stored {
+        worker::console_warn!("JWKS fetch from {} failed: {reason}", config.jwks_url());
+        with_jwks(config, |cache| cache.record_failure(now));
+    }
+}
+
+/// Hashes the presented secret and asks the database who owns it. Revoked,
+/// expired and unknown keys come back as 401 refusals from the RPC.
+async fn resolve_api_key(token: &str, config: &Config) -> Result<Caller, ApiError> {
+    let parsed = ApiKey::parse(token)?;
+    let call = Client::new(config).rpc(
+        "platform",
+        "resolve_api_key",
+        &serde_json::json!({"p_prefix": parsed.prefix, "p_secret_hash": parsed.secret_hash_hex}),
+        Auth::ServiceRole,
+    );
+    let resolved = rest::rpc(&call, config).await?;
+    let field = |name: &str| resolved[name].as_str().map(str::to_string);
+    match (field("key_id"), field("user_id")) {
+        (Some(key_id), Some(user_id)) => Ok(Caller::ApiKey {
+            key_id,
+            user_id,
+            scopes: resolved["scopes"]
+                .as_array()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }),
+        _ => Err(ApiError::Upstream {
+            detail: format!("resolve_api_key answered {resolved}"),
+        }),
+    }
+}

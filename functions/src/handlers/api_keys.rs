@@ -1,0 +1,84 @@
+//! API keys for LLM servers, managed by their signed-in owner.
+//!
+//! - `POST /v1/api-keys` `{"name", "scopes"?, "expires_at"?}` → 201 with the
+//!   full key, shown this once; the database keeps only its hash.
+//! - `GET /v1/api-keys` → the caller's keys, without secrets.
+//! - `DELETE /v1/api-keys/{id}` → revokes one.
+
+use crate::caller::{authenticate_user, Caller};
+use crate::{respond, rest};
+use serde::Deserialize;
+use shared::auth::ApiKey;
+use shared::http::parse_json;
+use shared::{ApiError, Config};
+use worker::{Request, Response};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateApiKey {
+    name: String,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+fn rpc_call(
+    config: &Config,
+    caller: &Caller,
+    function: &str,
+    args: serde_json::Value,
+) -> shared::postgrest::HttpCall {
+    shared::postgrest::Client::new(config).rpc("platform", function, &args, caller.rest_auth())
+}
+
+pub async fn create(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {
+    let caller = authenticate_user(req, config).await?;
+    let content_type = req.headers().get("content-type").ok().flatten();
+    let input: CreateApiKey = parse_json(content_type.as_deref(), body)?;
+    let mut random = [0u8; 36];
+    getrandom::getrandom(&mut random).map_err(|e| ApiError::Internal {
+        detail: format!("no randomness for an API key: {e}"),
+    })?;
+    let key = ApiKey::generate(random);
+    let mut args = serde_json::json!({
+        "p_name": input.name,
+        "p_prefix": key.prefix,
+        "p_secret_hash": key.secret_hash_hex,
+        "p_expires_at": input.expires_at,
+    });
+    if let Some(scopes) = input.scopes {
+        args["p_scopes"] = serde_json::json!(scopes);
+    }
+    let mut created = rest::rpc(&rpc_call(config, &caller, "create_api_key", args), config).await?;
+    created["key"] = serde_json::Value::String(key.full_key.clone());
+    Ok(respond::json(201, &created))
+}
+
+pub async fn list(req: &Request, config: &Config) -> Result<Response, ApiError> {
+    let caller = authenticate_user(req, config).await?;
+    let keys = rest::rpc(
+        &rpc_call(config, &caller, "list_api_keys", serde_json::json!({})),
+        config,
+    )
+    .await?;
+    Ok(respond::json(200, &serde_json::json!({ "api_keys": keys })))
+}
+
+pub async fn revoke(req: &Request, id: &str, config: &Config) -> Result<Response, ApiError> {
+    let caller = authenticate_user(req, config).await?;
+    if !shared::auth::is_uuid(id) {
+        return Err(ApiError::NotFound);
+    }
+    let revoked = rest::rpc(
+        &rpc_call(
+            config,
+            &caller,
+            "revoke_api_key",
+            serde_json::json!({ "p_key_id": id }),
+        ),
+        config,
+    )
+    .await?;
+    Ok(respond::json(200, &revoked))
+}

@@ -1,0 +1,283 @@
+//! API keys for LLM servers: `cds_<id>_<secret>`.
+//!
+//! - `cds_` marks the string as ours (and tells it apart from a JWT, which
+//!   starts with `eyJ`);
+//! - `<id>` is 8 lowercase hex characters; `cds_<id>` is the key's `prefix`,
+//!   stored in clear and shown in the dashboard so a user can tell keys apart;
+//! - `<secret>` is 43 base64url characters encoding 32 random bytes (256 bits).
+//!
+//! Only the SHA-256 of the secret is stored. A slow password hash is not
+//! needed: the secret is random with 256 bits of entropy, so there is no
+//! dictionary to try. Lookup is by `prefix`, then the stored hash is compared
+//! with the hash of the presented secret; as the attacker does not choose the
+//! hash, comparison timing reveals nothing about the secret (and
+//! [`hashes_match`] compares in constant time anyway).
+
+use super::AuthError;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use subtle::ConstantTimeEq;
+
+/// What every key starts with.
+pub const KEY_MARKER: &str = "cds_";
+/// Length of the id part, in hex characters.
+const ID_LEN: usize = 8;
+/// Random bytes for the id (8 hex characters).
+const ID_BYTES: usize = ID_LEN / 2;
+/// Random bytes for the secret: 256 bits.
+const SECRET_BYTES: usize = 32;
+/// Random bytes [`ApiKey::generate`] takes: id then secret.
+pub const RANDOM_BYTES: usize = ID_BYTES + SECRET_BYTES;
+/// Accepted secret lengths, in base64url characters: at least 192 bits, and
+/// a ceiling so junk is refused before hashing.
+const SECRET_CHARS: std::ops::RangeInclusive<usize> = 32..=128;
+
+/// A freshly generated key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GeneratedApiKey {
+    /// The whole key, shown to the user once and never stored.
+    pub full_key: String,
+    /// `cds_<id>`, stored and shown.
+    pub prefix: String,
+    /// Hex SHA-256 of the secret, stored.
+    pub secret_hash_hex: String,
+}
+
+impl fmt::Debug for GeneratedApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeneratedApiKey")
+            .field("full_key", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("secret_hash_hex", &self.secret_hash_hex)
+            .finish()
+    }
+}
+
+/// A presented key, reduced to what the lookup needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedApiKey {
+    pub prefix: String,
+    pub secret_hash_hex: String,
+}
+
+/// Generating and reading API keys.
+pub struct ApiKey;
+
+impl ApiKey {
+    /// Makes a key from random bytes (the first 4 for the id, the other 32 for
+    /// the secret); the Worker passes `crypto.getRandomValues` output.
+    pub fn generate(random_bytes: [u8; RANDOM_BYTES]) -> GeneratedApiKey {
+        let (id, secret) = random_bytes.split_at(ID_BYTES);
+        let prefix = format!("{KEY_MARKER}{}", hex(id));
+        let secret = URL_SAFE_NO_PAD.encode(secret);
+        GeneratedApiKey {
+            full_key: format!("{prefix}_{secret}"),
+            secret_hash_hex: secret_hash(&secret),
+            prefix,
+        }
+    }
+
+    /// Reads a presented key strictly: marker, 8 lowercase hex characters, an
+    /// underscore, and a base64url secret of 32 to 128 characters.
+    pub fn parse(presented: &str) -> Result<ParsedApiKey, AuthError> {
+        let malformed = AuthError::MalformedApiKey;
+        let rest = presented
+            .strip_prefix(KEY_MARKER)
+            .ok_or(malformed.clone())?;
+        // Byte offsets below are safe: everything checked is ASCII.
+        let id = rest.get(..ID_LEN).ok_or(malformed.clone())?;
+        let secret = rest
+            .get(ID_LEN..)
+            .and_then(|after_id| after_id.strip_prefix('_'))
+            .ok_or(malformed.clone())?;
+        let id_ok = id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let secret_ok = SECRET_CHARS.contains(&secret.len())
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !(id_ok && secret_ok) {
+            return Err(malformed);
+        }
+        Ok(ParsedApiKey {
+            prefix: format!("{KEY_MARKER}{id}"),
+            secret_hash_hex: secret_hash(secret),
+        })
+    }
+}
+
+/// Whether a bearer token is meant as an API key rather than a JWT.
+pub fn looks_like_api_key(token: &str) -> bool {
+    token.starts_with(KEY_MARKER)
+}
+
+/// Hex SHA-256 of a secret, as stored.
+pub fn secret_hash(secret: &str) -> String {
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// Compares two hex hashes in constant time.
+pub fn hashes_match(stored_hex: &str, presented_hex: &str) -> bool {
+    stored_hex.len() == presented_hex.len()
+        && bool::from(stored_hex.as_bytes().ct_eq(presented_hex.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bytes(seed: u8) -> [u8; RANDOM_BYTES] {
+        std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8))
+    }
+
+    #[test]
+    fn generated_keys_have_the_documented_shape() {
+        let mut random = [0u8; RANDOM_BYTES];
+        random[..ID_BYTES].copy_from_slice(&[0x1a, 0x2b, 0x3c, 0x4d]);
+        random[ID_BYTES..].fill(0xff);
+        let key = ApiKey::generate(random);
+        assert_eq!(key.prefix, "cds_1a2b3c4d");
+        // 32 bytes of 0xff in base64url without padding.
+        let secret = "_".repeat(42) + "8";
+        assert_eq!(key.full_key, format!("cds_1a2b3c4d_{secret}"));
+        // Independently: SHA-256 of the secret text, in hex.
+        let expected: String = Sha256::digest(secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(key.secret_hash_hex, expected);
+        assert_eq!(key.secret_hash_hex.len(), 64);
+    }
+
+    #[test]
+    fn the_hash_of_an_empty_secret_matches_the_sha256_test_vector() {
+        assert_eq!(
+            secret_hash(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    /// One row per presented string: accepted, or refused as malformed.
+    #[test]
+    fn parses_strictly() {
+        let good_secret = "A".repeat(43);
+        let cases: Vec<(&str, String, bool)> = vec![
+            (
+                "generated shape",
+                format!("cds_1a2b3c4d_{good_secret}"),
+                true,
+            ),
+            (
+                "secret with - and _",
+                format!("cds_1a2b3c4d_{}-_{}", "a".repeat(20), "b".repeat(20)),
+                true,
+            ),
+            (
+                "shortest secret",
+                format!("cds_00000000_{}", "x".repeat(32)),
+                true,
+            ),
+            (
+                "secret too short",
+                format!("cds_00000000_{}", "x".repeat(31)),
+                false,
+            ),
+            (
+                "secret too long",
+                format!("cds_00000000_{}", "x".repeat(129)),
+                false,
+            ),
+            ("uppercase id", format!("cds_1A2B3C4D_{good_secret}"), false),
+            ("id not hex", format!("cds_1a2b3c4z_{good_secret}"), false),
+            ("id too short", format!("cds_1a2b3c4_{good_secret}"), false),
+            ("id too long", format!("cds_1a2b3c4d5_{good_secret}"), false),
+            ("no separator", format!("cds_1a2b3c4d{good_secret}"), false),
+            ("other marker", format!("cdx_1a2b3c4d_{good_secret}"), false),
+            (
+                "padding in secret",
+                format!("cds_1a2b3c4d_{}=", "A".repeat(42)),
+                false,
+            ),
+            (
+                "standard base64 in secret",
+                format!("cds_1a2b3c4d_{}+/", "A".repeat(41)),
+                false,
+            ),
+            (
+                "space in secret",
+                format!("cds_1a2b3c4d_{} ", "A".repeat(42)),
+                false,
+            ),
+            (
+                "non-ASCII in id",
+                format!("cds_1a2b3cé_{good_secret}"),
+                false,
+            ),
+            ("marker only", "cds_".into(), false),
+            ("a JWT", "eyJhbGciOiJIUzI1NiJ9.e30.sig".into(), false),
+            ("empty", String::new(), false),
+        ];
+        for (case, presented, ok) in cases {
+            let got = ApiKey::parse(&presented);
+            assert_eq!(got.is_ok(), ok, "{case}: {got:?}");
+            if let Err(err) = got {
+                assert_eq!((err.code(), err.status()), ("malformed_api_key", 401));
+            }
+        }
+    }
+
+    #[test]
+    fn the_secret_never_appears_in_debug_output() {
+        let key = ApiKey::generate(bytes(1));
+        let secret = key
+            .full_key
+            .rsplit_once('_')
+            .map(|(_, s)| s.to_string())
+            .unwrap();
+        assert!(!format!("{key:?}").contains(&secret));
+    }
+
+    #[test]
+    fn api_keys_and_jwts_are_told_apart() {
+        assert!(looks_like_api_key(&ApiKey::generate(bytes(2)).full_key));
+        assert!(!looks_like_api_key("eyJhbGciOiJFUzI1NiJ9.e30.sig"));
+        assert!(!looks_like_api_key(""));
+    }
+
+    #[test]
+    fn hashes_are_compared_whole() {
+        let hash = secret_hash("s");
+        assert!(hashes_match(&hash, &hash));
+        assert!(!hashes_match(&hash, &secret_hash("t")));
+        assert!(!hashes_match(&hash, &hash[..63]));
+        assert!(!hashes_match("", &hash));
+    }
+
+    proptest! {
+        /// Every generated key parses back to the prefix and hash it was
+        /// stored with.
+        #[test]
+        fn generated_keys_parse_back(random in proptest::array::uniform32(any::<u8>()), id in any::<[u8; 4]>()) {
+            let mut all = [0u8; RANDOM_BYTES];
+            all[..ID_BYTES].copy_from_slice(&id);
+            all[ID_BYTES..].copy_from_slice(&random);
+            let key = ApiKey::generate(all);
+            let parsed = ApiKey::parse(&key.full_key).unwrap();
+            prop_assert_eq!(parsed.prefix, key.prefix);
+            prop_assert_eq!(parsed.secret_hash_hex, key.secret_hash_hex);
+        }
+
+        /// Parsing any string never panics (slicing at odd UTF-8 boundaries included).
+        #[test]
+        fn parse_never_panics(presented in "\\PC{0,80}") {
+            let _ = ApiKey::parse(&presented);
+            let _ = ApiKey::parse(&format!("cds_{presented}"));
+        }
+    }
+}

@@ -1,0 +1,876 @@
+//! Verification of Supabase access tokens.
+//!
+//! Supabase Auth signs access tokens with the project's legacy shared secret
+//! (HS256) or with asymmetric signing keys (ES256, RS256) published as a JWKS.
+//! A token is accepted when, in this order: it is present and not oversized;
+//! it parses; its `alg` is one of those three; the key it calls for exists and
+//! is of the matching type; the signature verifies; and its claims hold up:
+//! `exp` present and not passed, `nbf` (if any) reached, `aud` and `iss` as
+//! expected, `sub` a UUID, `role` one Supabase issues.
+//!
+//! The algorithm is taken from the token only to pick among keys we hold:
+//! HS256 is checked with the configured secret alone and never with a public
+//! key (the classic "public key as HMAC secret" forgery), and a public key is
+//! used only for the one algorithm it was published for.
+
+use super::jwks::{JwkSet, PublicKey};
+use super::{is_uuid, AuthError};
+use crate::config::Config;
+use jwt_compact::alg::{Hs256, Hs256Key, Rsa, StrongAlg};
+use jwt_compact::{AlgorithmExt, Claims, Token, UntrustedToken, ValidationError};
+use serde::Deserialize;
+use std::fmt;
+use std::sync::Arc;
+
+/// The audience Supabase Auth puts in a signed-in user's token.
+pub const AUTHENTICATED_AUDIENCE: &str = "authenticated";
+/// Clock skew we tolerate between Supabase Auth and the edge.
+pub const DEFAULT_LEEWAY_SECS: i64 = 30;
+/// Supabase tokens are about 1 KiB; metadata can grow them, but a token of
+/// more than 8 KiB is junk we refuse before parsing.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The database role a token asks PostgREST to assume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A signed-in user (including anonymous sign-ins, see `is_anonymous`).
+    Authenticated,
+    /// The project's public `anon` key.
+    Anon,
+    /// The project's `service_role` key: bypasses row-level security.
+    ServiceRole,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Authenticated => "authenticated",
+            Role::Anon => "anon",
+            Role::ServiceRole => "service_role",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "authenticated" => Some(Role::Authenticated),
+            "anon" => Some(Role::Anon),
+            "service_role" => Some(Role::ServiceRole),
+            _ => None,
+        }
+    }
+}
+
+/// What a verified token says about its bearer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedClaims {
+    /// The user's id (`auth.users.id`), lowercase.
+    pub sub: String,
+    pub role: Role,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub session_id: Option<String>,
+    /// A user who signed in anonymously: role `authenticated`, no email.
+    pub is_anonymous: bool,
+    /// Authenticator assurance level (`aal1`, `aal2`), when present.
+    pub aal: Option<String>,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Issue time, Unix seconds, when present.
+    pub iat: Option<i64>,
+}
+
+/// Accepts only tokens of signed-in users.
+///
+/// User-facing endpoints act for a person, so they need `role =
+/// authenticated`. An `anon` token names nobody, and a `service_role` token is
+/// a server credential that must never be accepted from a browser (it would
+/// let the caller skip row-level security). Anonymous sign-ins have role
+/// `authenticated` and pass; an endpoint that needs a real account checks
+/// [`VerifiedClaims::is_anonymous`].
+pub fn require_user(claims: VerifiedClaims) -> Result<VerifiedClaims, AuthError> {
+    match claims.role {
+        Role::Authenticated => Ok(claims),
+        Role::Anon | Role::ServiceRole => Err(AuthError::UserRequired),
+    }
+}
+
+/// The token from an `Authorization: Bearer <token>` header value.
+pub fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthError> {
+    let value = authorization.map(str::trim).unwrap_or_default();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AuthError::MissingToken);
+    }
+    Ok(token)
+}
+
+/// What the verifier checks tokens against, apart from the JWKS.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifierSettings {
+    /// The legacy JWT secret, used as raw bytes as Supabase does; `None`
+    /// refuses every HS256 token.
+    pub hs256_secret: Option<String>,
+    /// `<SUPABASE_URL>/auth/v1`.
+    pub issuer: String,
+    pub audience: String,
+    pub leeway_secs: i64,
+    pub max_token_bytes: usize,
+}
+
+impl VerifierSettings {
+    pub fn from_config(config: &Config) -> Self {
+        VerifierSettings {
+            hs256_secret: config.jwt_secret.clone(),
+            issuer: config.jwt_issuer(),
+            audience: AUTHENTICATED_AUDIENCE.to_string(),
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+}
+
+impl fmt::Debug for VerifierSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierSettings")
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway_secs", &self.leeway_secs)
+            .field("max_token_bytes", &self.max_token_bytes)
+            .finish()
+    }
+}
+
+/// Verifies access tokens against the settings and one key set.
+///
+/// Cheap to build: make one per request from the cached settings and
+/// [`JwksCache::keys`](super::JwksCache::keys).
+#[derive(Clone)]
+pub struct Verifier {
+    hs256_key: Option<Hs256Key>,
+    keys: Arc<JwkSet>,
+    issuer: String,
+    audience: String,
+    leeway_secs: i64,
+    max_token_bytes: usize,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("hs256", &self.hs256_key.is_some())
+            .field("keys", &self.keys.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The claims as they arrive, loosely typed: only their JSON shape is read
+/// before the signature is checked; what they mean is judged afterwards.
+#[derive(Deserialize)]
+struct RawClaims {
+    #[serde(default)]
+    aud: Option<serde_json::Value>,
+    #[serde(default)]
+    iss: Option<serde_json::Value>,
+    #[serde(default)]
+    sub: Option<serde_json::Value>,
+    #[serde(default)]
+    role: Option<serde_json::Value>,
+    #[serde(default)]
+    email: Option<serde_json::Value>,
+    #[serde(default)]
+    phone: Option<serde_json::Value>,
+    #[serde(default)]
+    session_id: Option<serde_json::Value>,
+    #[serde(default)]
+    is_anonymous: Option<serde_json::Value>,
+    #[serde(default)]
+    aal: Option<serde_json::Value>,
+}
+
+impl Verifier {
+    pub fn new(settings: &VerifierSettings, keys: Arc<JwkSet>) -> Self {
+        Verifier {
+            hs256_key: settings
+                .hs256_secret
+                .as_ref()
+                .map(|secret| Hs256Key::new(secret.as_bytes())),
+            keys,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            leeway_secs: settings.leeway_secs,
+            max_token_bytes: settings.max_token_bytes,
+        }
+    }
+
+    /// Verifies `token` at `now_unix` (seconds).
+    ///
+    /// On [`AuthError::UnknownKeyId`] the caller may ask the
+    /// [`JwksCache`](super::JwksCache) whether to refetch, and verify once more.
+    pub fn verify(&self, token: &str, now_unix: i64) -> Result<VerifiedClaims, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::MissingToken);
+        }
+        if token.len() > self.max_token_bytes {
+            return Err(AuthError::TokenTooLarge);
+        }
+        let untrusted = UntrustedToken::new(token).map_err(|_| AuthError::MalformedToken)?;
+        let verified = self.check_signature(&untrusted)?;
+        self.check_claims(verified.claims(), now_unix)
+    }
+
+    fn check_signature(&self, token: &UntrustedToken<'_>) -> Result<Token<RawClaims>, AuthError> {
+        let result = match token.algorithm() {
+            "HS256" => {
+                let key = self
+                    .hs256_key
+                    .as_ref()
+                    .ok_or(AuthError::AlgorithmKeyMismatch)?;
+                Hs256.validator::<RawClaims>(key).validate(token)
+            }
+            alg @ ("ES256" | "RS256") => {
+                let kid = token
+                    .header()
+                    .key_id
+                    .as_deref()
+                    .ok_or(AuthError::MissingKeyId)?;
+                let key = self.keys.get(kid).ok_or_else(|| AuthError::UnknownKeyId {
+                    kid: kid.chars().take(64).collect(),
+                })?;
+                match (alg, key) {
+                    ("ES256", PublicKey::Es256(key)) => jwt_compact::alg::Es256
+                        .validator::<RawClaims>(key)
+                        .validate(token),
+                    ("RS256", PublicKey::Rs256(key)) => StrongAlg(Rsa::rs256())
+                        .validator::<RawClaims>(key)
+                        .validate(token),
+                    _ => return Err(AuthError::AlgorithmKeyMismatch),
+                }
+            }
+            // `none`, HS384, PS256, EdDSA...: nothing Supabase signs our tokens with.
+            _ => return Err(AuthError::UnsupportedAlgorithm),
+        };
+        result.map_err(|e| match e {
+            ValidationError::MalformedClaims(_) => AuthError::MalformedToken,
+            // Wrong length, unparsable or simply wrong: a bad signature.
+            _ => AuthError::InvalidSignature,
+        })
+    }
+
+    fn check_claims(
+        &self,
+        claims: &Claims<RawClaims>,
+        now: i64,
+    ) -> Result<VerifiedClaims, AuthError> {
+        let exp = claims
+            .expiration
+            .ok_or(AuthError::MissingExpiry)?
+            .timestamp();
+        if exp.saturating_add(self.leeway_secs) < now {
+            return Err(AuthError::TokenExpired);
+        }
+        if let Some(nbf) = claims.not_before {
+            if nbf.timestamp().saturating_sub(self.leeway_secs) > now {
+                return Err(AuthError::TokenNotYetValid);
+            }
+        }
+        let raw = &claims.custom;
+        if !audience_matches(raw.aud.as_ref(), &self.audience) {
+            return Err(AuthError::WrongAudience);
+        }
+        if as_str(&raw.iss) != Some(self.issuer.as_str()) {
+            return Err(AuthError::WrongIssuer);
+        }
+        let sub = as_str(&raw.sub)
+            .filter(|sub| is_uuid(sub))
+            .ok_or(AuthError::InvalidSubject)?
+            .to_ascii_lowercase();
+        let role = as_str(&raw.role)
+            .and_then(Role::parse)
+            .ok_or(AuthError::InvalidRole)?;
+        Ok(VerifiedClaims {
+            sub,
+            role,
+            // Supabase sends "" for a user without email or phone.
+            email: non_empty(&raw.email),
+            phone: non_empty(&raw.phone),
+            session_id: non_empty(&raw.session_id),
+            is_anonymous: raw
+                .is_anonymous
+                .as_ref()
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            aal: non_empty(&raw.aal),
+            exp,
+            iat: claims.issued_at.map(|t| t.timestamp()),
+        })
+    }
+}
+
+/// `aud` may be one string or an array of strings (RFC 7519 §4.1.3).
+fn audience_matches(aud: Option<&serde_json::Value>, expected: &str) -> bool {
+    match aud {
+        Some(serde_json::Value::String(aud)) => aud == expected,
+        Some(serde_json::Value::Array(auds)) => auds.iter().any(|aud| aud == expected),
+        _ => false,
+    }
+}
+
+fn as_str(value: &Option<serde_json::Value>) -> Option<&str> {
+    value.as_ref().and_then(serde_json::Value::as_str)
+}
+
+fn non_empty(value: &Option<serde_json::Value>) -> Option<String> {
+    as_str(value)
+        .filter(|s| !s.is_empty())
+        .map(ToString::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::jwks::tests::{ec_jwk, ec_signing_key, rsa_jwk, rsa_keys};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use jwt_compact::alg::Es256;
+    use jwt_compact::jwk::JsonWebKey;
+    use jwt_compact::Header;
+    use serde_json::json;
+
+    const NOW: i64 = 1_700_000_000;
+    const ISSUER: &str = "https://abc.supabase.co/auth/v1";
+    const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters";
+    const USER: &str = "0b6c1f0e-8e2a-4c57-9a3e-5d1c2b3a4f60";
+
+    /// Keys made for one test: an HS256 secret, an ES256 key (`ec-1`) and the
+    /// shared RS256 key (`rsa-1`) in the JWKS.
+    struct Fixture {
+        ec: p256::ecdsa::SigningKey,
+        verifier: Verifier,
+    }
+
+    fn settings(secret: Option<&str>) -> VerifierSettings {
+        VerifierSettings {
+            hs256_secret: secret.map(Into::into),
+            issuer: ISSUER.into(),
+            audience: AUTHENTICATED_AUDIENCE.into(),
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+
+    fn fixture_with(secret: Option<&str>) -> Fixture {
+        let ec = ec_signing_key();
+        let document = json!({"keys": [ec_jwk("ec-1", &ec), rsa_jwk("rsa-1")]}).to_string();
+        let keys = JwkSet::parse(document.as_bytes()).unwrap();
+        assert_eq!(keys.len(), 2);
+        Fixture {
+            ec,
+            verifier: Verifier::new(&settings(secret), Arc::new(keys)),
+        }
+    }
+
+    fn fixture() -> Fixture {
+        fixture_with(Some(SECRET))
+    }
+
+    /// Claims as Supabase Auth issues them to a signed-in user.
+    fn user_claims() -> serde_json::Value {
+        json!({
+            "aud": "authenticated",
+            "exp": NOW + 3600,
+            "iat": NOW,
+            "iss": ISSUER,
+            "sub": USER,
+            "email": "ada@example.com",
+            "phone": "",
+            "app_metadata": {"provider": "email", "providers": ["email"]},
+            "user_metadata": {},
+            "role": "authenticated",
+            "aal": "aal1",
+            "amr": [{"method": "password", "timestamp": NOW}],
+            "session_id": "5b9c5d0e-1f2a-4b3c-8d4e-6f7a8b9c0d1e",
+            "is_anonymous": false
+        })
+    }
+
+    fn with(mut claims: serde_json::Value, changes: serde_json::Value) -> serde_json::Value {
+        for (name, value) in changes.as_object().unwrap() {
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(name);
+            } else {
+                claims[name] = value.clone();
+            }
+        }
+        claims
+    }
+
+    fn header(kid: Option<&str>) -> Header {
+        match kid {
+            Some(kid) => Header::empty().with_key_id(kid),
+            None => Header::empty(),
+        }
+    }
+
+    fn hs256(secret: &[u8], kid: Option<&str>, claims: serde_json::Value) -> String {
+        Hs256
+            .token(&header(kid), &Claims::new(claims), &Hs256Key::new(secret))
+            .unwrap()
+    }
+
+    fn es256(
+        key: &p256::ecdsa::SigningKey,
+        kid: Option<&str>,
+        claims: serde_json::Value,
+    ) -> String {
+        Es256
+            .token(&header(kid), &Claims::new(claims), key)
+            .unwrap()
+    }
+
+    fn rs256(kid: Option<&str>, claims: serde_json::Value) -> String {
+        StrongAlg(Rsa::rs256())
+            .token(&header(kid), &Claims::new(claims), &rsa_keys().0)
+            .unwrap()
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// An HS256 token built by hand with the `hmac` crate, independently of
+    /// the JWT library under test.
+    fn hand_made_hs256(secret: &[u8], header: &str, claims: &str) -> String {
+        let signing_input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+        mac.update(signing_input.as_bytes());
+        format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn accepts_user_tokens_signed_with_each_algorithm() {
+        let f = fixture();
+        let tokens = [
+            ("HS256", hs256(SECRET.as_bytes(), None, user_claims())),
+            (
+                "HS256 with kid",
+                hs256(SECRET.as_bytes(), Some("legacy"), user_claims()),
+            ),
+            ("ES256", es256(&f.ec, Some("ec-1"), user_claims())),
+            ("RS256", rs256(Some("rsa-1"), user_claims())),
+            (
+                "HS256 made by hand",
+                hand_made_hs256(
+                    SECRET.as_bytes(),
+                    r#"{"alg":"HS256","typ":"JWT"}"#,
+                    &user_claims().to_string(),
+                ),
+            ),
+        ];
+        for (case, token) in tokens {
+            let claims = f
+                .verifier
+                .verify(&token, NOW)
+                .unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(claims.sub, USER, "{case}");
+            assert_eq!(claims.role, Role::Authenticated, "{case}");
+            assert_eq!(claims.email.as_deref(), Some("ada@example.com"), "{case}");
+            assert_eq!(claims.phone, None, "{case}");
+            assert_eq!(
+                claims.session_id.as_deref(),
+                Some("5b9c5d0e-1f2a-4b3c-8d4e-6f7a8b9c0d1e")
+            );
+            assert!(!claims.is_anonymous);
+            assert_eq!((claims.exp, claims.iat), (NOW + 3600, Some(NOW)));
+            assert_eq!(claims.aal.as_deref(), Some("aal1"));
+        }
+    }
+
+    /// One row per claim rule: the claims changed from a valid user token,
+    /// and the code the verifier must answer with.
+    #[test]
+    fn refuses_tokens_whose_claims_do_not_hold() {
+        let f = fixture();
+        let cases: &[(&str, serde_json::Value, Result<(), &str>)] = &[
+            ("exp missing", json!({"exp": null}), Err("missing_expiry")),
+            (
+                "expired beyond leeway",
+                json!({"exp": NOW - 31}),
+                Err("token_expired"),
+            ),
+            ("expired within leeway", json!({"exp": NOW - 30}), Ok(())),
+            (
+                "nbf beyond leeway",
+                json!({"nbf": NOW + 31}),
+                Err("token_not_yet_valid"),
+            ),
+            ("nbf within leeway", json!({"nbf": NOW + 30}), Ok(())),
+            ("nbf passed", json!({"nbf": NOW - 10}), Ok(())),
+            ("aud missing", json!({"aud": null}), Err("wrong_audience")),
+            ("aud another", json!({"aud": "anon"}), Err("wrong_audience")),
+            (
+                "aud array with ours",
+                json!({"aud": ["x", "authenticated"]}),
+                Ok(()),
+            ),
+            (
+                "aud array without ours",
+                json!({"aud": ["x", "y"]}),
+                Err("wrong_audience"),
+            ),
+            ("aud a number", json!({"aud": 1}), Err("wrong_audience")),
+            ("iss missing", json!({"iss": null}), Err("wrong_issuer")),
+            (
+                "iss another project",
+                json!({"iss": "https://evil.supabase.co/auth/v1"}),
+                Err("wrong_issuer"),
+            ),
+            (
+                "iss trailing slash",
+                json!({"iss": format!("{ISSUER}/")}),
+                Err("wrong_issuer"),
+            ),
+            ("sub missing", json!({"sub": null}), Err("invalid_subject")),
+            (
+                "sub not a uuid",
+                json!({"sub": "admin"}),
+                Err("invalid_subject"),
+            ),
+            ("sub a number", json!({"sub": 42}), Err("invalid_subject")),
+            ("sub uppercase", json!({"sub": USER.to_uppercase()}), Ok(())),
+            ("role missing", json!({"role": null}), Err("invalid_role")),
+            (
+                "role unknown",
+                json!({"role": "postgres"}),
+                Err("invalid_role"),
+            ),
+            (
+                "role supabase_admin",
+                json!({"role": "supabase_admin"}),
+                Err("invalid_role"),
+            ),
+            ("role anon", json!({"role": "anon"}), Ok(())),
+            ("role service_role", json!({"role": "service_role"}), Ok(())),
+            (
+                "exp a string",
+                json!({"exp": "tomorrow"}),
+                Err("malformed_token"),
+            ),
+        ];
+        for (case, changes, want) in cases {
+            let token = es256(&f.ec, Some("ec-1"), with(user_claims(), changes.clone()));
+            let got = f
+                .verifier
+                .verify(&token, NOW)
+                .map(|_| ())
+                .map_err(|e| e.code());
+            assert_eq!(got, *want, "{case}");
+        }
+    }
+
+    #[test]
+    fn an_uppercase_subject_is_returned_lowercase() {
+        let f = fixture();
+        let token = hs256(
+            SECRET.as_bytes(),
+            None,
+            with(user_claims(), json!({"sub": USER.to_uppercase()})),
+        );
+        assert_eq!(f.verifier.verify(&token, NOW).unwrap().sub, USER);
+    }
+
+    #[test]
+    fn refuses_malformed_and_oversized_tokens() {
+        let f = fixture();
+        let valid = hs256(SECRET.as_bytes(), None, user_claims());
+        let parts: Vec<&str> = valid.split('.').collect();
+        let cases: Vec<(&str, String, &str)> = vec![
+            ("empty", String::new(), "missing_token"),
+            ("one part", "abc".into(), "malformed_token"),
+            (
+                "two parts",
+                format!("{}.{}", parts[0], parts[1]),
+                "malformed_token",
+            ),
+            ("four parts", format!("{valid}.x"), "malformed_token"),
+            (
+                "bad base64 header",
+                format!("!!.{}.{}", parts[1], parts[2]),
+                "malformed_token",
+            ),
+            (
+                "bad base64 claims",
+                format!("{}.*.{}", parts[0], parts[2]),
+                "malformed_token",
+            ),
+            (
+                "header not JSON",
+                format!("{}.{}.{}", b64(b"nope"), parts[1], parts[2]),
+                "malformed_token",
+            ),
+            (
+                "header without alg",
+                format!("{}.{}.{}", b64(b"{}"), parts[1], parts[2]),
+                "malformed_token",
+            ),
+            (
+                "claims not JSON",
+                hand_made_hs256(SECRET.as_bytes(), r#"{"alg":"HS256"}"#, "nope"),
+                "malformed_token",
+            ),
+            (
+                "claims an array",
+                hand_made_hs256(SECRET.as_bytes(), r#"{"alg":"HS256"}"#, "[1]"),
+                "malformed_token",
+            ),
+            (
+                "oversized",
+                "a".repeat(DEFAULT_MAX_TOKEN_BYTES + 1),
+                "token_too_large",
+            ),
+        ];
+        for (case, token, want) in cases {
+            assert_eq!(
+                f.verifier
+                    .verify(&token, NOW)
+                    .map(|_| ())
+                    .map_err(|e| e.code()),
+                Err(want),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_alg_none_and_algorithms_we_do_not_use() {
+        let f = fixture();
+        let claims = b64(user_claims().to_string().as_bytes());
+        for alg in [
+            "none", "None", "HS384", "HS512", "PS256", "ES384", "EdDSA", "",
+        ] {
+            let header = b64(json!({"alg": alg, "kid": "ec-1"}).to_string().as_bytes());
+            for signature in ["", "c2ln"] {
+                let token = format!("{header}.{claims}.{signature}");
+                assert_eq!(
+                    f.verifier.verify(&token, NOW).unwrap_err(),
+                    AuthError::UnsupportedAlgorithm,
+                    "{alg:?} {signature:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hs256_token_signed_with_public_key_is_refused() {
+        // The public key's bytes, as an attacker would find them in the JWKS.
+        let public_jwk = serde_json::to_vec(&rsa_jwk("rsa-1")).unwrap();
+        let public_canonical = JsonWebKey::from(rsa_keys().1.as_ref()).to_string();
+        for forged_secret in [public_jwk.as_slice(), public_canonical.as_bytes()] {
+            let token = hs256(forged_secret, Some("rsa-1"), user_claims());
+            // Without a legacy secret configured, HS256 is never tried at all.
+            let without_secret = fixture_with(None).verifier.verify(&token, NOW);
+            assert_eq!(without_secret, Err(AuthError::AlgorithmKeyMismatch));
+            // With one, only that secret is tried, never the key the kid names.
+            let with_secret = fixture().verifier.verify(&token, NOW);
+            assert_eq!(with_secret, Err(AuthError::InvalidSignature));
+        }
+    }
+
+    #[test]
+    fn an_asymmetric_alg_naming_a_key_of_the_other_type_is_refused() {
+        let f = fixture();
+        let rs_claims_with_ec_kid = rs256(Some("ec-1"), user_claims());
+        assert_eq!(
+            f.verifier.verify(&rs_claims_with_ec_kid, NOW),
+            Err(AuthError::AlgorithmKeyMismatch)
+        );
+        let es_with_rsa_kid = es256(&f.ec, Some("rsa-1"), user_claims());
+        assert_eq!(
+            f.verifier.verify(&es_with_rsa_kid, NOW),
+            Err(AuthError::AlgorithmKeyMismatch)
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_kids_are_told_apart() {
+        let f = fixture();
+        let rotated = es256(&ec_signing_key(), Some("ec-2"), user_claims());
+        assert_eq!(
+            f.verifier.verify(&rotated, NOW),
+            Err(AuthError::UnknownKeyId { kid: "ec-2".into() })
+        );
+        let no_kid = es256(&f.ec, None, user_claims());
+        assert_eq!(
+            f.verifier.verify(&no_kid, NOW),
+            Err(AuthError::MissingKeyId)
+        );
+        let no_kid = rs256(None, user_claims());
+        assert_eq!(
+            f.verifier.verify(&no_kid, NOW),
+            Err(AuthError::MissingKeyId)
+        );
+    }
+
+    #[test]
+    fn bad_signatures_are_refused() {
+        let f = fixture();
+        let other_ec = ec_signing_key();
+        let tampered = {
+            let token = es256(&f.ec, Some("ec-1"), user_claims());
+            let parts: Vec<&str> = token.split('.').collect();
+            let forged = b64(with(user_claims(), json!({"role": "service_role"}))
+                .to_string()
+                .as_bytes());
+            format!("{}.{forged}.{}", parts[0], parts[2])
+        };
+        let truncated = {
+            let token = rs256(Some("rsa-1"), user_claims());
+            let (signed, signature) = token.rsplit_once('.').unwrap();
+            let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+            format!("{signed}.{}", b64(&signature[..200]))
+        };
+        let cases = [
+            (
+                "HS256 with another secret",
+                hs256(
+                    b"another-secret-of-at-least-32-bytes!!",
+                    None,
+                    user_claims(),
+                ),
+            ),
+            (
+                "ES256 with another key",
+                es256(&other_ec, Some("ec-1"), user_claims()),
+            ),
+            ("claims changed after signing", tampered),
+            ("RS256 signature truncated", truncated),
+            ("HS256 with an empty signature", {
+                let token = hs256(SECRET.as_bytes(), None, user_claims());
+                token[..token.rfind('.').unwrap() + 1].to_string()
+            }),
+        ];
+        for (case, token) in cases {
+            assert_eq!(
+                f.verifier.verify(&token, NOW),
+                Err(AuthError::InvalidSignature),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn claims_are_judged_only_after_the_signature() {
+        // An expired token with a forged signature is a bad signature, so the
+        // claim codes never tell an attacker anything about unsigned input.
+        let f = fixture();
+        let token = hs256(
+            b"not-the-secret-but-32-bytes-long!!",
+            None,
+            with(user_claims(), json!({"exp": 1})),
+        );
+        assert_eq!(
+            f.verifier.verify(&token, NOW),
+            Err(AuthError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn require_user_accepts_only_the_authenticated_role() {
+        let f = fixture();
+        let cases = [
+            ("authenticated", Ok(Role::Authenticated)),
+            ("anon", Err(AuthError::UserRequired)),
+            ("service_role", Err(AuthError::UserRequired)),
+        ];
+        for (role, want) in cases {
+            let token = hs256(
+                SECRET.as_bytes(),
+                None,
+                with(user_claims(), json!({"role": role})),
+            );
+            let claims = f.verifier.verify(&token, NOW).unwrap();
+            assert_eq!(require_user(claims).map(|c| c.role), want, "{role}");
+        }
+    }
+
+    #[test]
+    fn anonymous_sign_ins_are_users_marked_anonymous() {
+        let f = fixture();
+        let claims = with(user_claims(), json!({"is_anonymous": true, "email": ""}));
+        let token = hs256(SECRET.as_bytes(), None, claims);
+        let claims = require_user(f.verifier.verify(&token, NOW).unwrap()).unwrap();
+        assert!(claims.is_anonymous);
+        assert_eq!(claims.email, None);
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_authorization_header() {
+        let cases = [
+            (Some("Bearer abc.def.ghi"), Ok("abc.def.ghi")),
+            (Some("bearer   abc"), Ok("abc")),
+            (Some("BEARER abc "), Ok("abc")),
+            (Some("Bearer"), Err(AuthError::MissingToken)),
+            (Some("Bearer "), Err(AuthError::MissingToken)),
+            (Some("Basic dXNlcjpwYXNz"), Err(AuthError::MissingToken)),
+            (Some("abc.def.ghi"), Err(AuthError::MissingToken)),
+            (Some(""), Err(AuthError::MissingToken)),
+            (None, Err(AuthError::MissingToken)),
+        ];
+        for (header, want) in cases {
+            assert_eq!(bearer_token(header), want, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn settings_debug_redacts_the_secret() {
+        let printed = format!("{:?} {:?}", settings(Some(SECRET)), fixture().verifier);
+        assert!(!printed.contains(SECRET), "{printed}");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Whatever bytes arrive, the verifier answers with an error and
+            /// never panics.
+            #[test]
+            fn arbitrary_input_never_verifies(token in "[A-Za-z0-9_.\\-]{0,300}") {
+                let verifier = Verifier::new(&settings(Some(SECRET)), Arc::new(JwkSet::default()));
+                prop_assert!(verifier.verify(&token, NOW).is_err());
+            }
+
+            /// Flipping any one character of a valid token makes it invalid.
+            #[test]
+            fn any_single_change_invalidates_a_token(index in 0usize..1000, replacement in "[A-Za-z0-9_\\-]") {
+                let verifier = Verifier::new(&settings(Some(SECRET)), Arc::new(JwkSet::default()));
+                let token = hs256(SECRET.as_bytes(), None, user_claims());
+                let index = index % token.len();
+                let mut changed = token.clone().into_bytes();
+                changed[index] = replacement.as_bytes()[0];
+                let changed = String::from_utf8(changed).unwrap();
+                prop_assume!(changed != token);
+                prop_assert!(verifier.verify(&changed, NOW).is_err());
+            }
+
+            /// Expiry is decided by `exp + leeway < now`, at every distance.
+            #[test]
+            fn expiry_follows_the_leeway(offset in -120i64..120) {
+                let verifier = Verifier::new(&settings(Some(SECRET)), Arc::new(JwkSet::default()));
+                let token = hs256(SECRET.as_bytes(), None, with(user_claims(), json!({"exp": NOW + offset})));
+                let expired = NOW + offset + DEFAULT_LEEWAY_SECS < NOW;
+                prop_assert_eq!(verifier.verify(&token, NOW) == Err(AuthError::TokenExpired), expired);
+                prop_assert_eq!(verifier.verify(&token, NOW).is_ok(), !expired);
+            }
+        }
+    }
+}
