@@ -2,7 +2,7 @@
 //! CORS, body limit, routing, the handler, and errors turned into responses in
 //! one place.
 
-use crate::{env_config, handlers, respond};
+use crate::{env_config, handlers, respond, telemetry};
 use shared::routes::{Endpoint, Router};
 use shared::{cors, http, ApiError, Config};
 use std::cell::OnceCell;
@@ -17,17 +17,30 @@ fn router() -> Rc<Router> {
     ROUTER.with(|r| r.get_or_init(|| Rc::new(Router::new())).clone())
 }
 
-pub async fn handle(req: Request, env: Env, _ctx: Context) -> Response {
+pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
+    let started = worker::Date::now().as_millis();
     let request_id = request_id(&req);
     let origin = header(&req, "origin");
     let response = match env_config::load(&env) {
         Ok(config) => {
             let cors_headers = cors::response_headers(&config.allowed_origins, origin.as_deref());
-            match answer(req, &config, origin.as_deref()).await {
+            let mut endpoint = None;
+            let response = match answer(req, &config, origin.as_deref(), &mut endpoint).await {
                 Ok(Answered::Preflight(response)) => response,
                 Ok(Answered::Normal(response)) => respond::add_headers(response, cors_headers),
                 Err(err) => respond::add_headers(respond::error(&err), cors_headers),
+            };
+            if let Some(endpoint) = endpoint {
+                let elapsed = worker::Date::now().as_millis().saturating_sub(started) as f64;
+                ctx.wait_until(telemetry::record(
+                    config.clone(),
+                    endpoint.name(),
+                    response.status_code(),
+                    elapsed,
+                    request_id.clone(),
+                ));
             }
+            response
         }
         Err(e) => respond::error(&ApiError::Misconfigured {
             detail: e.to_string(),
@@ -42,10 +55,13 @@ enum Answered {
     Normal(Response),
 }
 
+/// Answers one request; `endpoint` is set once the route is known, so the
+/// call is recorded in telemetry even when its handler fails.
 async fn answer(
     mut req: Request,
     config: &Config,
     origin: Option<&str>,
+    endpoint: &mut Option<Endpoint>,
 ) -> Result<Answered, ApiError> {
     let method = req.method().to_string();
     let requested_method = header(&req, "access-control-request-method");
@@ -64,20 +80,30 @@ async fn answer(
         config.max_body_bytes,
     )?;
     let matched = router().resolve(&method, &req.path())?;
+    *endpoint = Some(matched.endpoint);
     let body = read_body(&mut req, &method, config.max_body_bytes).await?;
+    let id = matched.param("id").unwrap_or_default();
     let response = match matched.endpoint {
         Endpoint::Health => handlers::health::get(config).await,
+        Endpoint::OpenApi => respond::json_text(200, shared::openapi::DOCUMENT.to_string()),
         Endpoint::DbUserInsertHook => handlers::hooks::db_user_insert(&req, &body, config).await?,
         Endpoint::BeforeUserCreatedHook => {
             handlers::hooks::before_user_created(&req, &body, config).await?
         }
         Endpoint::Me => handlers::me::get(&req, config).await?,
+        Endpoint::SetDefaultModel => {
+            handlers::account::set_default_model(&req, &body, config).await?
+        }
+        Endpoint::ListModels => handlers::account::list_models(config).await?,
+        Endpoint::AdminGrant => handlers::account::grant(&req, &body, config).await?,
         Endpoint::CreateApiKey => handlers::api_keys::create(&req, &body, config).await?,
         Endpoint::ListApiKeys => handlers::api_keys::list(&req, config).await?,
-        Endpoint::RevokeApiKey => {
-            let id = matched.param("id").unwrap_or_default();
-            handlers::api_keys::revoke(&req, id, config).await?
-        }
+        Endpoint::RevokeApiKey => handlers::api_keys::revoke(&req, id, config).await?,
+        Endpoint::RecordUsage => handlers::usage::record(&req, &body, config).await?,
+        Endpoint::RecordUsageBatch => handlers::usage::record_batch(&req, &body, config).await?,
+        Endpoint::ReserveTokens => handlers::usage::reserve(&req, &body, config).await?,
+        Endpoint::ReleaseReservation => handlers::usage::release(&req, id, config).await?,
+        Endpoint::UsageOverview => handlers::usage::overview(&req, config).await?,
     };
     Ok(Answered::Normal(response))
 }

@@ -29,6 +29,31 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// API keys carry scopes; a signed-in user may do everything their role allows.
+    pub fn require_scope(&self, scope: &str) -> Result<(), ApiError> {
+        match self {
+            Caller::ApiKey { scopes, .. } if !scopes.iter().any(|s| s == scope) => {
+                Err(ApiError::Forbidden {
+                    code: "insufficient_scope",
+                    message: format!("this API key lacks the {scope} scope"),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds who the RPC acts for: an API key's calls run as the service role
+    /// and name the key's owner and the key; a user's JWT speaks for itself.
+    pub fn add_identity(&self, args: &mut serde_json::Value) {
+        if let Caller::ApiKey {
+            key_id, user_id, ..
+        } = self
+        {
+            args["p_user_id"] = serde_json::json!(user_id);
+            args["p_api_key_id"] = serde_json::json!(key_id);
+        }
+    }
+
     /// The authority RPCs run with for this caller.
     pub fn rest_auth(&self) -> Auth<'_> {
         match self {

@@ -11,6 +11,7 @@ mod handlers;
 mod respond;
 mod rest;
 mod scheduled;
+mod telemetry;
 
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 

@@ -1,18 +1,44 @@
-//! The cron trigger. The daily-summary refresh arrives with its own issue; for
-//! now the handler is wired and logs one structured line per run, so the
-//! schedule can be exercised end to end through `/__scheduled`.
+//! The cron trigger (`[triggers] crons` in wrangler.toml): refreshes the daily
+//! token summary and returns expired reservations' tokens to their users, both
+//! through RPCs with the service role, and logs one structured line per run.
+//! The refresh records itself in `telemetry.execution_metrics` and skips when
+//! another run holds its lock.
 
+use crate::{env_config, rest};
+use serde_json::{json, Value};
+use shared::postgrest::{Auth, Client};
+use shared::Config;
 use worker::{Env, ScheduledEvent};
 
+async fn call(config: &Config, function: &str) -> Value {
+    let call = Client::new(config).rpc("platform", function, &json!({}), Auth::ServiceRole);
+    match rest::rpc(&call, config).await {
+        Ok(result) => result,
+        Err(e) => json!({"status": "error", "code": e.code(), "detail": e.log_detail()}),
+    }
+}
+
 pub async fn run(event: ScheduledEvent, env: Env) {
-    let configured = crate::env_config::load(&env).is_ok();
+    let config = match env_config::load(&env) {
+        Ok(config) => config,
+        Err(e) => {
+            worker::console_error!(
+                "{}",
+                json!({"event": "scheduled", "cron": event.cron(), "error": e.to_string()})
+            );
+            return;
+        }
+    };
+    let refresh = call(&config, "refresh_daily_token_summary").await;
+    let released = call(&config, "release_expired_reservations").await;
     worker::console_log!(
         "{}",
-        serde_json::json!({
+        json!({
             "event": "scheduled",
             "cron": event.cron(),
             "scheduled_time": event.schedule(),
-            "configured": configured,
+            "refresh": refresh,
+            "released_reservations": released,
         })
     );
 }

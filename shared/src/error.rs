@@ -28,6 +28,13 @@ pub enum ApiError {
     #[error("origin is not allowed")]
     OriginNotAllowed,
 
+    /// A request the endpoint cannot take as it is (e.g. no idempotency key).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+
+    #[error("a batch carries at most {max} events")]
+    BatchTooLarge { max: usize },
+
     /// The caller's credentials were refused. The message is the same for
     /// every reason; `code` says which check failed.
     #[error("{message}")]
@@ -82,7 +89,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::InvalidJson { .. } => "invalid_json",
             ApiError::OriginNotAllowed => "origin_not_allowed",
-            ApiError::Unauthorized { code, .. }
+            ApiError::BatchTooLarge { .. } => "batch_too_large",
+            ApiError::BadRequest { code, .. }
+            | ApiError::Unauthorized { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::Unprocessable { code, .. } => code,
             ApiError::Rejected { code, .. } => code,
@@ -101,6 +110,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => 415,
             ApiError::InvalidJson { .. } => 400,
             ApiError::OriginNotAllowed => 403,
+            ApiError::BadRequest { .. } => 400,
+            ApiError::BatchTooLarge { .. } => 413,
             ApiError::Unauthorized { .. } => 401,
             ApiError::Forbidden { .. } => 403,
             ApiError::Unprocessable { .. } => 422,

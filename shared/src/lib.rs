@@ -12,8 +12,11 @@ pub mod error;
 pub mod health;
 pub mod hooks;
 pub mod http;
+pub mod openapi;
 pub mod postgrest;
 pub mod routes;
+pub mod telemetry;
+pub mod usage;
 
 pub use config::Config;
 pub use error::ApiError;

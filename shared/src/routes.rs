@@ -17,6 +17,39 @@ pub enum Endpoint {
     CreateApiKey,
     ListApiKeys,
     RevokeApiKey,
+    RecordUsage,
+    RecordUsageBatch,
+    ReserveTokens,
+    ReleaseReservation,
+    UsageOverview,
+    AdminGrant,
+    SetDefaultModel,
+    ListModels,
+    OpenApi,
+}
+
+impl Endpoint {
+    /// The name telemetry records for this endpoint (`function_name`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Health => "health",
+            Endpoint::DbUserInsertHook => "auth_hook_db_user_insert",
+            Endpoint::BeforeUserCreatedHook => "auth_hook_before_user_created",
+            Endpoint::Me => "me",
+            Endpoint::CreateApiKey => "api_keys_create",
+            Endpoint::ListApiKeys => "api_keys_list",
+            Endpoint::RevokeApiKey => "api_keys_revoke",
+            Endpoint::RecordUsage => "usage_record",
+            Endpoint::RecordUsageBatch => "usage_record_batch",
+            Endpoint::ReserveTokens => "usage_reserve",
+            Endpoint::ReleaseReservation => "usage_release",
+            Endpoint::UsageOverview => "usage_overview",
+            Endpoint::AdminGrant => "admin_grant",
+            Endpoint::SetDefaultModel => "me_default_model",
+            Endpoint::ListModels => "models_list",
+            Endpoint::OpenApi => "openapi",
+        }
+    }
 }
 
 /// One row of the table: method, path pattern (matchit syntax) and endpoint.
@@ -37,6 +70,19 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("POST", "/v1/api-keys", Endpoint::CreateApiKey),
     ("GET", "/v1/api-keys", Endpoint::ListApiKeys),
     ("DELETE", "/v1/api-keys/{id}", Endpoint::RevokeApiKey),
+    ("POST", "/v1/usage", Endpoint::RecordUsage),
+    ("POST", "/v1/usage/batch", Endpoint::RecordUsageBatch),
+    ("POST", "/v1/usage/reservations", Endpoint::ReserveTokens),
+    (
+        "DELETE",
+        "/v1/usage/reservations/{id}",
+        Endpoint::ReleaseReservation,
+    ),
+    ("GET", "/v1/usage/overview", Endpoint::UsageOverview),
+    ("POST", "/v1/admin/grants", Endpoint::AdminGrant),
+    ("PUT", "/v1/me/default-model", Endpoint::SetDefaultModel),
+    ("GET", "/v1/models", Endpoint::ListModels),
+    ("GET", "/v1/openapi.json", Endpoint::OpenApi),
 ];
 
 /// A resolved route, with the path parameters it captured.

@@ -129,8 +129,8 @@ select set_eq(
        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
       where n.nspname in ('platform', 'telemetry', 'analytics')
         and has_function_privilege('anon', p.oid, 'EXECUTE') $$,
-  $$ values ('platform.is_admin()'), ('platform.is_service_role()') $$,
-  'anon executes only is_admin() and is_service_role()');
+  $$ values ('platform.is_admin()'), ('platform.is_service_role()'), ('platform.list_models()') $$,
+  'anon executes only is_admin(), is_service_role() and list_models()');
 
 select set_eq(
   $$ select p.oid::regprocedure::text
@@ -147,7 +147,8 @@ select set_eq(
             ('platform.set_default_model(text)'),
             ('platform.create_api_key(text,text,text,text[],timestamp with time zone)'),
             ('platform.revoke_api_key(uuid)'),
-            ('platform.list_api_keys()') $$,
+            ('platform.list_api_keys()'),
+            ('platform.list_models()') $$,
   'authenticated executes exactly the user-facing RPCs (no internal helper such as record_usage_row or lock_balance)');
 
 select set_eq(
@@ -166,7 +167,8 @@ select set_eq(
             ('platform.resolve_api_key(text,text)'),
             ('platform.release_expired_reservations()'),
             ('platform.refresh_daily_token_summary()'),
-            ('platform.record_execution_metric(text,text,numeric,integer,text,jsonb)') $$,
+            ('platform.record_execution_metric(text,text,numeric,integer,text,jsonb)'),
+            ('platform.list_models()') $$,
   'the service role executes exactly the edge''s RPCs (no internal helper)');
 
 select cmp_ok(

@@ -88,7 +88,7 @@ impl Stack {
         let vars = worker::write_vars(&stack.profile, &stack.keys)?;
         let mut wrangler = worker::start_wrangler(&stack.profile, &worker_tools, &vars)?;
         let health = format!("{}/health", stack.profile.worker_url());
-        let waited = wait_until(&mut wrangler, Duration::from_secs(120), || {
+        let waited = wait_until(&mut wrangler, Duration::from_secs(180), || {
             ureq::get(&health)
                 .timeout(Duration::from_secs(2))
                 .call()

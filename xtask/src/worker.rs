@@ -9,8 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// Set by `cargo xtask test` for the `wrangler dev` it starts: the Worker is
-/// already built, so wrangler's `[build] command` returns at once.
+/// Set by `cargo xtask dev|test` for the `wrangler dev` it starts: the Worker
+/// is already built, so wrangler's `[build] command` returns at once.
 const PREBUILT_ENV: &str = "CDS_WORKER_PREBUILT";
 
 /// `cargo xtask build-worker`, also wrangler's `[build] command` for
@@ -115,12 +115,11 @@ pub fn start_wrangler(profile: &Profile, tools: &WorkerTools, vars: &Path) -> Re
         .arg(vars)
         .current_dir(repo_root())
         .env("WRANGLER_SEND_METRICS", "false")
-        .env("CI", "true");
-    // The dev profile lets wrangler rebuild on every edit; the test profile
-    // runs what xtask just built, unchanged.
-    if profile.name != "dev" {
-        command.env(PREBUILT_ENV, "1");
-    }
+        .env("CI", "true")
+        // xtask has just built the Worker; wrangler's `[build] command` would
+        // only build it again. After an edit, `cargo xtask build-worker` in
+        // another terminal rebuilds, and wrangler reloads the new bundle.
+        .env(PREBUILT_ENV, "1");
     // wrangler runs workerd as a child; SIGTERM to the group stops both.
     Service::spawn(
         "wrangler dev",

@@ -1,6 +1,8 @@
 //! One module per edge function.
 
+pub mod account;
 pub mod api_keys;
 pub mod health;
 pub mod hooks;
 pub mod me;
+pub mod usage;

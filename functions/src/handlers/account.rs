@@ -1,0 +1,65 @@
+//! The signed-in user's account and the admin's tools.
+//!
+//! - `PUT /v1/me/default-model` `{"model"}`: the caller's default model.
+//! - `GET /v1/models`: the public model catalogue (no sign-in needed).
+//! - `POST /v1/admin/grants` `{"user_id", "amount", "reason", "idempotency_key"?}`:
+//!   an admin credits a user; audited in the grants ledger.
+
+use crate::caller::authenticate_user;
+use crate::{respond, rest};
+use serde_json::{json, Value};
+use shared::http::parse_json;
+use shared::postgrest::{Auth, Client};
+use shared::usage::{parse_default_model, Grant};
+use shared::{ApiError, Config};
+use worker::{Request, Response};
+
+fn json_body(req: &Request, body: &[u8]) -> Result<Value, ApiError> {
+    let content_type = req.headers().get("content-type").ok().flatten();
+    parse_json(content_type.as_deref(), body)
+}
+
+pub async fn set_default_model(
+    req: &Request,
+    body: &[u8],
+    config: &Config,
+) -> Result<Response, ApiError> {
+    let caller = authenticate_user(req, config).await?;
+    let model = parse_default_model(&json_body(req, body)?)?;
+    let call = Client::new(config).rpc(
+        "platform",
+        "set_default_model",
+        &json!({ "p_model": model }),
+        caller.rest_auth(),
+    );
+    Ok(respond::json(200, &rest::rpc(&call, config).await?))
+}
+
+pub async fn list_models(config: &Config) -> Result<Response, ApiError> {
+    let call = Client::new(config).rpc(
+        "platform",
+        "list_models",
+        &json!({}),
+        Auth::Caller(&config.anon_key),
+    );
+    let models = rest::rpc(&call, config).await?;
+    Ok(respond::json(200, &json!({ "models": models })))
+}
+
+pub async fn grant(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {
+    let caller = authenticate_user(req, config).await?;
+    let idempotency = req.headers().get("idempotency-key").ok().flatten();
+    let grant = Grant::parse(&json_body(req, body)?, idempotency.as_deref())?;
+    let call = Client::new(config).rpc(
+        "platform",
+        "grant_user_tokens",
+        &json!({
+            "p_user_id": grant.user_id,
+            "p_amount": grant.amount,
+            "p_reason": grant.reason,
+            "p_idempotency_key": grant.idempotency_key,
+        }),
+        caller.rest_auth(),
+    );
+    Ok(respond::created(rest::rpc(&call, config).await?))
+}

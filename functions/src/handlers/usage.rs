@@ -1,0 +1,170 @@
+//! The usage API: what LLM servers and the frontend call.
+//!
+//! - `POST /v1/usage`: one event, idempotent (`Idempotency-Key`); 201.
+//! - `POST /v1/usage/batch`: up to 1000 events, one result each; 200.
+//! - `POST /v1/usage/reservations`: hold tokens before an LLM call; 201 or 402.
+//! - `DELETE /v1/usage/reservations/{id}`: give a hold back early.
+//! - `GET /v1/usage/overview?from=&to=&user_id=`: balance and totals.
+//!
+//! A retry of a recorded event answers exactly the first answer (same status,
+//! same body); `Idempotent-Replayed: true` tells the two apart.
+
+use crate::caller::{authenticate, Caller};
+use crate::{respond, rest};
+use serde_json::{json, Value};
+use shared::http::parse_json;
+use shared::postgrest::{Client, HttpCall};
+use shared::usage::{OverviewQuery, Reservation, UsageBatch, UsageEvent};
+use shared::{ApiError, Config};
+use worker::{Request, Response};
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+fn json_body(req: &Request, body: &[u8]) -> Result<Value, ApiError> {
+    parse_json(header(req, "content-type").as_deref(), body)
+}
+
+fn call(config: &Config, caller: &Caller, function: &str, mut args: Value) -> HttpCall {
+    caller.add_identity(&mut args);
+    Client::new(config).rpc("platform", function, &args, caller.rest_auth())
+}
+
+pub async fn record(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {
+    let caller = authenticate(req, config).await?;
+    caller.require_scope("usage:write")?;
+    let event = UsageEvent::parse(
+        &json_body(req, body)?,
+        header(req, "idempotency-key").as_deref(),
+    )?;
+    let result = rest::rpc(
+        &call(config, &caller, "record_token_usage", event.rpc_args()),
+        config,
+    )
+    .await?;
+    Ok(respond::created(result))
+}
+
+pub async fn record_batch(
+    req: &Request,
+    body: &[u8],
+    config: &Config,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(req, config).await?;
+    caller.require_scope("usage:write")?;
+    let batch = UsageBatch::parse(&json_body(req, body)?)?;
+
+    // Events refused here never reach the database; the rest go in one RPC,
+    // and their results are put back at their original positions.
+    let mut results: Vec<Value> = vec![Value::Null; batch.items.len()];
+    let mut sent_at = Vec::new();
+    let mut sent = Vec::new();
+    for (index, item) in batch.items.iter().enumerate() {
+        match item {
+            Ok(event) => {
+                sent_at.push(index);
+                sent.push(event.to_batch_item());
+            }
+            Err(err) => {
+                results[index] = json!({"index": index, "status": "rejected",
+                    "error": {"code": err.code(), "message": err.to_string()}});
+            }
+        }
+    }
+    if !sent.is_empty() {
+        let answer = rest::rpc(
+            &call(
+                config,
+                &caller,
+                "record_token_usage_batch",
+                json!({ "p_events": sent }),
+            ),
+            config,
+        )
+        .await?;
+        let recorded = answer["results"].as_array().cloned().unwrap_or_default();
+        if recorded.len() != sent_at.len() {
+            return Err(ApiError::Upstream {
+                detail: format!(
+                    "batch RPC answered {} results for {} events",
+                    recorded.len(),
+                    sent_at.len()
+                ),
+            });
+        }
+        for (mut result, index) in recorded.into_iter().zip(sent_at) {
+            if let Some(fields) = result.as_object_mut() {
+                fields.insert("index".into(), json!(index));
+                fields.remove("replayed");
+            }
+            results[index] = result;
+        }
+    }
+    let count = |status: &str| results.iter().filter(|r| r["status"] == status).count();
+    let body = json!({
+        "recorded": count("recorded"),
+        "replayed": count("replayed"),
+        "rejected": count("rejected"),
+        "results": results,
+    });
+    Ok(respond::json(200, &body))
+}
+
+pub async fn reserve(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {
+    let caller = authenticate(req, config).await?;
+    caller.require_scope("usage:write")?;
+    let reservation = Reservation::parse(&json_body(req, body)?)?;
+    let args = json!({"p_tokens": reservation.tokens, "p_ttl_seconds": reservation.ttl_seconds});
+    let result = rest::rpc(&call(config, &caller, "reserve_tokens", args), config).await?;
+    Ok(respond::json(201, &result))
+}
+
+pub async fn release(req: &Request, id: &str, config: &Config) -> Result<Response, ApiError> {
+    let caller = authenticate(req, config).await?;
+    caller.require_scope("usage:write")?;
+    if !shared::auth::is_uuid(id) {
+        return Err(ApiError::NotFound);
+    }
+    let mut args = json!({ "p_reservation_id": id });
+    // release_token_reservation has no p_api_key_id: name only the owner.
+    if let Caller::ApiKey { user_id, .. } = &caller {
+        args["p_user_id"] = json!(user_id);
+    }
+    let call = Client::new(config).rpc(
+        "platform",
+        "release_token_reservation",
+        &args,
+        caller.rest_auth(),
+    );
+    let result = rest::rpc(&call, config).await?;
+    Ok(respond::json(200, &result))
+}
+
+pub async fn overview(req: &Request, config: &Config) -> Result<Response, ApiError> {
+    let caller = authenticate(req, config).await?;
+    caller.require_scope("usage:read")?;
+    let url = req.url().map_err(|e| ApiError::Internal {
+        detail: format!("request url: {e}"),
+    })?;
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let query = OverviewQuery::parse(&pairs)?;
+    let mut args = json!({ "p_from": query.from, "p_to": query.to });
+    match (&caller, query.user_id) {
+        // An API key reads its owner's usage only.
+        (Caller::ApiKey { user_id, .. }, Some(asked)) if &asked != user_id => {
+            return Err(ApiError::Forbidden {
+                code: "forbidden",
+                message: "an API key reads only its owner's usage".into(),
+            })
+        }
+        (Caller::ApiKey { user_id, .. }, _) => args["p_user_id"] = json!(user_id),
+        (Caller::User { .. }, asked) => args["p_user_id"] = json!(asked),
+    }
+    let call = Client::new(config).rpc("platform", "get_usage_overview", &args, caller.rest_auth());
+    let result = rest::rpc(&call, config).await?;
+    Ok(respond::json(200, &result))
+}

@@ -1,0 +1,48 @@
+//! The OpenAPI 3.1 description of the Worker's routes, served at
+//! `GET /v1/openapi.json`. A test keeps it and [`crate::routes::ROUTES`] equal.
+
+/// The document, as served.
+pub const DOCUMENT: &str = include_str!("openapi.json");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::ROUTES;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_document_and_the_route_table_name_the_same_routes() {
+        let doc: serde_json::Value = serde_json::from_str(DOCUMENT).expect("openapi.json parses");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .expect("operations")
+                    .keys()
+                    .map(move |method| (method.to_ascii_uppercase(), path.clone()))
+            })
+            .collect();
+        let routed: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(method, path, _)| (method.to_string(), path.to_string()))
+            .collect();
+        assert_eq!(documented, routed);
+    }
+
+    #[test]
+    fn every_operation_documents_its_responses() {
+        let doc: serde_json::Value = serde_json::from_str(DOCUMENT).unwrap();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                assert!(
+                    op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                    "{method} {path}"
+                );
+                assert!(op["summary"].is_string(), "{method} {path}");
+            }
+        }
+    }
+}

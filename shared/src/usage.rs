@@ -1,0 +1,653 @@
+//! The usage API's requests, parsed and validated before anything reaches the
+//! database: one usage event, a batch of them, a reservation, an overview
+//! range, a grant, a default model.
+//!
+//! Each parser names the offending field in its error (422 `invalid_field`,
+//! `unknown_field`, or 400 for a missing idempotency key), so a client learns
+//! exactly what to fix. The database checks the same rules again; these exist
+//! so bad input never costs a round trip and is explained precisely.
+
+use crate::error::ApiError;
+use serde_json::{Map, Value};
+
+/// The most events one `POST /v1/usage/batch` carries (the database's
+/// `platform.max_batch_events()`).
+pub const MAX_BATCH_EVENTS: usize = 1000;
+/// The largest token count one event may carry.
+pub const MAX_TOKENS: u64 = 1_000_000_000_000;
+/// Metadata is a JSON object of at most this many bytes.
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+/// Idempotency keys and model names are at most this long.
+pub const MAX_KEY_CHARS: usize = 255;
+const MAX_MODEL_CHARS: usize = 128;
+
+fn invalid(field: &str, reason: &str) -> ApiError {
+    ApiError::Unprocessable {
+        code: "invalid_field",
+        message: format!("{field}: {reason}"),
+    }
+}
+
+/// A request body must be a JSON object with only the fields we know.
+fn object<'a>(
+    value: &'a Value,
+    allowed: &[&str],
+    what: &str,
+) -> Result<&'a Map<String, Value>, ApiError> {
+    let map = value.as_object().ok_or_else(|| ApiError::Unprocessable {
+        code: "invalid_body",
+        message: format!("{what} must be a JSON object"),
+    })?;
+    if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::Unprocessable {
+            code: "unknown_field",
+            message: format!("{}: not a field of {what}", truncate(unknown, 64)),
+        });
+    }
+    Ok(map)
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
+
+fn token_count(map: &Map<String, Value>, field: &str) -> Result<u64, ApiError> {
+    let value = map
+        .get(field)
+        .ok_or_else(|| invalid(field, "is required"))?;
+    // as_u64 is None for negatives, fractions and anything past u64; the
+    // explicit bound keeps counts far from i64's edge in SQL sums.
+    match value.as_u64() {
+        Some(n) if n <= MAX_TOKENS => Ok(n),
+        _ => Err(invalid(
+            field,
+            "must be a whole number from 0 to 1000000000000",
+        )),
+    }
+}
+
+fn optional_uuid(map: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if crate::auth::is_uuid(s) => Ok(Some(s.to_ascii_lowercase())),
+        Some(_) => Err(invalid(field, "must be a UUID")),
+    }
+}
+
+fn required_uuid(map: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
+    optional_uuid(map, field)?.ok_or_else(|| invalid(field, "is required"))
+}
+
+fn text(
+    map: &Map<String, Value>,
+    field: &str,
+    max_chars: usize,
+) -> Result<Option<String>, ApiError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            let count = s.chars().count();
+            if count == 0 || count > max_chars {
+                return Err(invalid(
+                    field,
+                    &format!("must be 1 to {max_chars} characters"),
+                ));
+            }
+            if s.contains('\0') {
+                return Err(invalid(field, "must not contain NUL characters"));
+            }
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(invalid(field, "must be a string")),
+    }
+}
+
+fn metadata(map: &Map<String, Value>) -> Result<Value, ApiError> {
+    match map.get("metadata") {
+        None | Some(Value::Null) => Ok(Value::Object(Map::new())),
+        Some(value @ Value::Object(_)) => {
+            let size = value.to_string().len();
+            // PostgreSQL's jsonb refuses NUL in strings; say so here, by field.
+            if value.to_string().contains("\\u0000") {
+                return Err(invalid("metadata", "must not contain NUL characters"));
+            }
+            if size > MAX_METADATA_BYTES {
+                return Err(invalid("metadata", "must be at most 8 KiB"));
+            }
+            Ok(value.clone())
+        }
+        Some(_) => Err(invalid("metadata", "must be a JSON object")),
+    }
+}
+
+/// The idempotency key of a request: the `Idempotency-Key` header, the body's
+/// `idempotency_key`, or both when they agree.
+fn idempotency_key(header: Option<&str>, body: Option<String>) -> Result<String, ApiError> {
+    let header = header.map(str::trim).filter(|h| !h.is_empty());
+    let key = match (header, body) {
+        (Some(h), Some(b)) if h != b => {
+            return Err(ApiError::BadRequest {
+                code: "idempotency_key_mismatch",
+                message: "the Idempotency-Key header and idempotency_key differ".into(),
+            })
+        }
+        (Some(h), _) => h.to_string(),
+        (None, Some(b)) => b,
+        (None, None) => {
+            return Err(ApiError::BadRequest {
+                code: "idempotency_key_required",
+                message:
+                    "send an Idempotency-Key header (or idempotency_key) so a retry counts once"
+                        .into(),
+            })
+        }
+    };
+    if key.chars().count() > MAX_KEY_CHARS || key.contains('\0') {
+        return Err(invalid("idempotency_key", "must be 1 to 255 characters"));
+    }
+    Ok(key)
+}
+
+/// One usage event (`POST /v1/usage`, or one item of a batch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageEvent {
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub idempotency_key: String,
+    pub project_id: Option<String>,
+    pub session_id: Option<String>,
+    pub reservation_id: Option<String>,
+    pub metadata: Value,
+}
+
+const EVENT_FIELDS: &[&str] = &[
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "idempotency_key",
+    "project_id",
+    "session_id",
+    "reservation_id",
+    "metadata",
+];
+
+impl UsageEvent {
+    /// Parses `body` (already JSON) with the request's `Idempotency-Key`.
+    pub fn parse(body: &Value, idempotency_header: Option<&str>) -> Result<Self, ApiError> {
+        let map = object(body, EVENT_FIELDS, "a usage event")?;
+        let model =
+            text(map, "model", MAX_MODEL_CHARS)?.ok_or_else(|| invalid("model", "is required"))?;
+        Ok(UsageEvent {
+            prompt_tokens: token_count(map, "prompt_tokens")?,
+            completion_tokens: token_count(map, "completion_tokens")?,
+            idempotency_key: idempotency_key(
+                idempotency_header,
+                text(map, "idempotency_key", MAX_KEY_CHARS)?,
+            )?,
+            project_id: optional_uuid(map, "project_id")?,
+            session_id: optional_uuid(map, "session_id")?,
+            reservation_id: optional_uuid(map, "reservation_id")?,
+            metadata: metadata(map)?,
+            model,
+        })
+    }
+
+    /// The event as `record_token_usage_batch` takes it.
+    pub fn to_batch_item(&self) -> Value {
+        serde_json::json!({
+            "model": self.model,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "idempotency_key": self.idempotency_key,
+            "project_id": self.project_id,
+            "session_id": self.session_id,
+            "reservation_id": self.reservation_id,
+            "metadata": self.metadata,
+        })
+    }
+
+    /// Arguments of `record_token_usage`, before the caller's identity.
+    pub fn rpc_args(&self) -> Value {
+        serde_json::json!({
+            "p_model": self.model,
+            "p_prompt_tokens": self.prompt_tokens,
+            "p_completion_tokens": self.completion_tokens,
+            "p_idempotency_key": self.idempotency_key,
+            "p_project_id": self.project_id,
+            "p_session_id": self.session_id,
+            "p_reservation_id": self.reservation_id,
+            "p_metadata": self.metadata,
+        })
+    }
+}
+
+/// A batch: each event either parsed, or refused here with its own error.
+#[derive(Debug)]
+pub struct UsageBatch {
+    pub items: Vec<Result<UsageEvent, ApiError>>,
+}
+
+impl UsageBatch {
+    /// `{"events": [...]}`; each event carries its own `idempotency_key`.
+    pub fn parse(body: &Value) -> Result<Self, ApiError> {
+        let map = object(body, &["events"], "a usage batch")?;
+        let events = map
+            .get("events")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid("events", "must be an array of usage events"))?;
+        if events.is_empty() {
+            return Err(invalid("events", "must hold at least one event"));
+        }
+        if events.len() > MAX_BATCH_EVENTS {
+            return Err(ApiError::BatchTooLarge {
+                max: MAX_BATCH_EVENTS,
+            });
+        }
+        Ok(UsageBatch {
+            items: events.iter().map(|e| UsageEvent::parse(e, None)).collect(),
+        })
+    }
+}
+
+/// `POST /v1/usage/reservations`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub tokens: u64,
+    pub ttl_seconds: u32,
+}
+
+impl Reservation {
+    pub const DEFAULT_TTL_SECONDS: u32 = 300;
+
+    pub fn parse(body: &Value) -> Result<Self, ApiError> {
+        let map = object(body, &["tokens", "ttl_seconds"], "a reservation")?;
+        let tokens = token_count(map, "tokens")?;
+        if tokens == 0 {
+            return Err(invalid("tokens", "must be at least 1"));
+        }
+        let ttl_seconds = match map.get("ttl_seconds") {
+            None | Some(Value::Null) => Self::DEFAULT_TTL_SECONDS,
+            Some(v) => match v.as_u64() {
+                Some(n @ 10..=3600) => n as u32,
+                _ => {
+                    return Err(invalid(
+                        "ttl_seconds",
+                        "must be a whole number from 10 to 3600",
+                    ))
+                }
+            },
+        };
+        Ok(Reservation {
+            tokens,
+            ttl_seconds,
+        })
+    }
+}
+
+/// `GET /v1/usage/overview?from=&to=&user_id=`: dates as `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OverviewQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub user_id: Option<String>,
+}
+
+impl OverviewQuery {
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        let mut query = OverviewQuery::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "from" | "to" => {
+                    if !is_date(value) {
+                        return Err(invalid(key, "must be a date like 2026-11-25"));
+                    }
+                    let slot = if key == "from" {
+                        &mut query.from
+                    } else {
+                        &mut query.to
+                    };
+                    *slot = Some(value.clone());
+                }
+                "user_id" => {
+                    if !crate::auth::is_uuid(value) {
+                        return Err(invalid("user_id", "must be a UUID"));
+                    }
+                    query.user_id = Some(value.to_ascii_lowercase());
+                }
+                other => {
+                    return Err(ApiError::Unprocessable {
+                        code: "unknown_field",
+                        message: format!(
+                            "{}: not a parameter of the overview",
+                            truncate(other, 64)
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(query)
+    }
+}
+
+/// A calendar date `YYYY-MM-DD` with a valid month and day.
+fn is_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return false;
+    };
+    let all_digits = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_digit());
+    if !(all_digits(y, 4) && all_digits(m, 2) && all_digits(d, 2)) {
+        return false;
+    }
+    let (y, m, d): (u32, u32, u32) = (
+        y.parse().unwrap_or(0),
+        m.parse().unwrap_or(0),
+        d.parse().unwrap_or(0),
+    );
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d) && y >= 1
+}
+
+/// `POST /v1/admin/grants`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub user_id: String,
+    pub amount: u64,
+    pub reason: String,
+    pub idempotency_key: Option<String>,
+}
+
+impl Grant {
+    pub fn parse(body: &Value, idempotency_header: Option<&str>) -> Result<Self, ApiError> {
+        let map = object(
+            body,
+            &["user_id", "amount", "reason", "idempotency_key"],
+            "a grant",
+        )?;
+        let amount = token_count(map, "amount")?;
+        if amount == 0 {
+            return Err(invalid("amount", "must be at least 1"));
+        }
+        let key = match (
+            idempotency_header,
+            text(map, "idempotency_key", MAX_KEY_CHARS)?,
+        ) {
+            (None, None) => None,
+            (header, body) => Some(idempotency_key(header, body)?),
+        };
+        Ok(Grant {
+            user_id: required_uuid(map, "user_id")?,
+            amount,
+            reason: text(map, "reason", 500)?.ok_or_else(|| invalid("reason", "is required"))?,
+            idempotency_key: key,
+        })
+    }
+}
+
+/// `PUT /v1/me/default-model`: `{"model": "..."}`.
+pub fn parse_default_model(body: &Value) -> Result<String, ApiError> {
+    let map = object(body, &["model"], "a default model")?;
+    text(map, "model", MAX_MODEL_CHARS)?.ok_or_else(|| invalid("model", "is required"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(body: Value) -> Result<UsageEvent, ApiError> {
+        UsageEvent::parse(&body, Some("key-1"))
+    }
+
+    fn code_and_message(err: ApiError) -> (u16, String, String) {
+        (err.status(), err.code().to_string(), err.to_string())
+    }
+
+    #[test]
+    fn a_complete_event_parses() {
+        let parsed = event(json!({
+            "model": "gpt-4o-mini", "prompt_tokens": 10, "completion_tokens": 5,
+            "project_id": "0B6F1C4E-1111-4111-8111-111111111111", "metadata": {"a": 1}
+        }))
+        .unwrap();
+        assert_eq!(parsed.prompt_tokens, 10);
+        assert_eq!(parsed.idempotency_key, "key-1");
+        assert_eq!(
+            parsed.project_id.as_deref(),
+            Some("0b6f1c4e-1111-4111-8111-111111111111")
+        );
+        assert_eq!(parsed.rpc_args()["p_metadata"], json!({"a": 1}));
+    }
+
+    /// One row per bad input: the body, the status, the code, the field named.
+    #[test]
+    fn bad_events_name_the_field() {
+        let cases: Vec<(Value, u16, &str, &str)> = vec![
+            (
+                json!({"prompt_tokens": 1, "completion_tokens": 1}),
+                422,
+                "invalid_field",
+                "model",
+            ),
+            (
+                json!({"model": "", "prompt_tokens": 1, "completion_tokens": 1}),
+                422,
+                "invalid_field",
+                "model",
+            ),
+            (
+                json!({"model": 5, "prompt_tokens": 1, "completion_tokens": 1}),
+                422,
+                "invalid_field",
+                "model",
+            ),
+            (
+                json!({"model": "m", "completion_tokens": 1}),
+                422,
+                "invalid_field",
+                "prompt_tokens",
+            ),
+            (
+                json!({"model": "m", "prompt_tokens": -1, "completion_tokens": 1}),
+                422,
+                "invalid_field",
+                "prompt_tokens",
+            ),
+            (
+                json!({"model": "m", "prompt_tokens": 1.5, "completion_tokens": 1}),
+                422,
+                "invalid_field",
+                "prompt_tokens",
+            ),
+            (
+                json!({"model": "m", "prompt_tokens": "1", "completion_tokens": 1}),
+                422,
+                "invalid_field",
+                "prompt_tokens",
+            ),
+            (
+                json!({"model": "m", "prompt_tokens": 1, "completion_tokens": 1e300}),
+                422,
+                "invalid_field",
+                "completion_tokens",
+            ),
+            (
+                json!({"model": "m", "prompt_tokens": 1, "completion_tokens": 18446744073709551615u64}),
+                422,
+                "invalid_field",
+                "completion_tokens",
+            ),
+            (
+                json!({"model": "m", "prompt_tokens": 1, "completion_tokens": 1, "project_id": "x"}),
+                422,
+                "invalid_field",
+                "project_id",
+            ),
+            (
+                json!({"model": "m", "prompt_tokens": 1, "completion_tokens": 1, "metadata": [1]}),
+                422,
+                "invalid_field",
+                "metadata",
+            ),
+            (
+                json!({"model": "m", "prompt_tokens": 1, "completion_tokens": 1, "metadata": {"a": "x".repeat(9000)}}),
+                422,
+                "invalid_field",
+                "metadata",
+            ),
+            (
+                json!({"model": "m", "prompt_tokens": 1, "completion_tokens": 1, "metadata": {"a": "\u{0}"}}),
+                422,
+                "invalid_field",
+                "metadata",
+            ),
+            (
+                json!({"model": "m\u{0}", "prompt_tokens": 1, "completion_tokens": 1}),
+                422,
+                "invalid_field",
+                "model",
+            ),
+            (
+                json!({"model": "m", "prompt_tokens": 1, "completion_tokens": 1, "surprise": 1}),
+                422,
+                "unknown_field",
+                "surprise",
+            ),
+            (json!([1]), 422, "invalid_body", "usage event"),
+        ];
+        for (body, status, code, field) in cases {
+            let (got_status, got_code, message) =
+                code_and_message(event(body.clone()).unwrap_err());
+            assert_eq!((got_status, got_code.as_str()), (status, code), "{body}");
+            assert!(message.contains(field), "{body}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_idempotency_key_comes_from_the_header_or_the_body() {
+        let body = json!({"model": "m", "prompt_tokens": 1, "completion_tokens": 1});
+        let err = UsageEvent::parse(&body, None).unwrap_err();
+        assert_eq!(
+            (err.status(), err.code()),
+            (400, "idempotency_key_required")
+        );
+        let mut with_key = body.clone();
+        with_key["idempotency_key"] = json!("k");
+        assert_eq!(
+            UsageEvent::parse(&with_key, None).unwrap().idempotency_key,
+            "k"
+        );
+        assert_eq!(
+            UsageEvent::parse(&with_key, Some("k"))
+                .unwrap()
+                .idempotency_key,
+            "k"
+        );
+        let err = UsageEvent::parse(&with_key, Some("other")).unwrap_err();
+        assert_eq!(err.code(), "idempotency_key_mismatch");
+        let err = UsageEvent::parse(&body, Some(&"k".repeat(256))).unwrap_err();
+        assert_eq!(err.code(), "invalid_field");
+    }
+
+    #[test]
+    fn a_batch_keeps_each_events_own_result() {
+        let batch = UsageBatch::parse(&json!({"events": [
+            {"model": "m", "prompt_tokens": 1, "completion_tokens": 1, "idempotency_key": "a"},
+            {"model": "m", "prompt_tokens": -1, "completion_tokens": 1, "idempotency_key": "b"},
+            {"model": "m", "prompt_tokens": 1, "completion_tokens": 1}
+        ]}))
+        .unwrap();
+        assert!(batch.items[0].is_ok());
+        assert_eq!(batch.items[1].as_ref().unwrap_err().code(), "invalid_field");
+        assert_eq!(
+            batch.items[2].as_ref().unwrap_err().code(),
+            "idempotency_key_required"
+        );
+    }
+
+    #[test]
+    fn a_batch_over_the_limit_or_empty_is_refused_whole() {
+        let one = json!({"model": "m", "prompt_tokens": 1, "completion_tokens": 1, "idempotency_key": "a"});
+        let too_many = json!({"events": vec![one; MAX_BATCH_EVENTS + 1]});
+        assert_eq!(UsageBatch::parse(&too_many).unwrap_err().status(), 413);
+        assert_eq!(
+            UsageBatch::parse(&json!({"events": []}))
+                .unwrap_err()
+                .code(),
+            "invalid_field"
+        );
+        assert_eq!(
+            UsageBatch::parse(&json!({"events": 1})).unwrap_err().code(),
+            "invalid_field"
+        );
+    }
+
+    #[test]
+    fn reservations_take_tokens_and_an_optional_ttl() {
+        assert_eq!(
+            Reservation::parse(&json!({"tokens": 500})).unwrap(),
+            Reservation {
+                tokens: 500,
+                ttl_seconds: 300
+            }
+        );
+        for bad in [
+            json!({"tokens": 0}),
+            json!({"tokens": 5, "ttl_seconds": 5}),
+            json!({}),
+        ] {
+            assert_eq!(
+                Reservation::parse(&bad).unwrap_err().code(),
+                "invalid_field",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn overview_dates_must_be_real_dates() {
+        let q = |k: &str, v: &str| OverviewQuery::parse(&[(k.to_string(), v.to_string())]);
+        assert!(q("from", "2024-02-29").is_ok());
+        for bad in [
+            "2023-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "20261125",
+            "2026-11-31",
+            "x",
+        ] {
+            assert_eq!(q("from", bad).unwrap_err().code(), "invalid_field", "{bad}");
+        }
+        assert_eq!(q("user_id", "nope").unwrap_err().code(), "invalid_field");
+        assert_eq!(q("limit", "1").unwrap_err().code(), "unknown_field");
+    }
+
+    #[test]
+    fn grants_need_user_amount_and_reason() {
+        let ok = Grant::parse(
+            &json!({"user_id": "0b6f1c4e-1111-4111-8111-111111111111", "amount": 10, "reason": "promo"}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(ok.idempotency_key, None);
+        for bad in [
+            json!({"amount": 10, "reason": "r"}),
+            json!({"user_id": "0b6f1c4e-1111-4111-8111-111111111111", "amount": 0, "reason": "r"}),
+            json!({"user_id": "0b6f1c4e-1111-4111-8111-111111111111", "amount": 1}),
+        ] {
+            assert_eq!(
+                Grant::parse(&bad, None).unwrap_err().code(),
+                "invalid_field",
+                "{bad}"
+            );
+        }
+    }
+}
