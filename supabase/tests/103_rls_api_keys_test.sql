@@ -3,7 +3,7 @@
 -- through the RPCs (create_api_key, revoke_api_key), so nobody but the service
 -- role writes the table directly.
 begin;
-select plan(35);
+select plan(36);
 
 -- Fixtures, as the superuser: one key each for the owner and the stranger.
 select tests.create_user('owner@example.com') as owner \gset
@@ -87,14 +87,20 @@ select throws_ok(format('delete from platform.api_keys where id = %L', :'owner_k
 
 -- None of that changed anything.
 select tests.clear_authentication();
-select is((select count(*) from platform.api_keys), 2::bigint, 'no key was added or removed');
+-- Counted for this test's users: the stack's demo user has a key of its own.
+select is((select count(*) from platform.api_keys where user_id in (:'owner', :'stranger', :'admin')),
+  2::bigint, 'no key was added or removed');
 select is((select revoked_at from platform.api_keys where id = :'owner_key'), null,
   'the owner''s key is still unrevoked');
 
 -- service_role -----------------------------------------------------------------
 select tests.authenticate_as_service_role();
 
-select is((select count(*) from platform.api_keys), 2::bigint, 'the service role reads every key');
+select is((select count(*) from platform.api_keys where user_id in (:'owner', :'stranger', :'admin')),
+  2::bigint, 'the service role reads every key');
+select is((select count(*) from platform.api_keys), (select count(*) from platform.api_keys k
+  where exists (select 1 from platform.users u where u.id = k.user_id)),
+  'the service role sees keys of every user, not only its own');
 select is((select secret_hash from platform.api_keys where id = :'owner_key'),
   encode(extensions.digest('owner secret', 'sha256'), 'hex'), 'the service role reads hashes');
 select lives_ok(
