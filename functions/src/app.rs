@@ -30,7 +30,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
                 Ok(Answered::Normal(response)) => respond::add_headers(response, cors_headers),
                 Err(err) => respond::add_headers(respond::error(&err), cors_headers),
             };
-            if let Some(endpoint) = endpoint {
+            if let Some(endpoint) = endpoint.filter(|e| e.records_telemetry()) {
                 let elapsed = worker::Date::now().as_millis().saturating_sub(started) as f64;
                 ctx.wait_until(telemetry::record(
                     config.clone(),

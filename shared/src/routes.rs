@@ -29,6 +29,13 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Whether a call is recorded in `telemetry.execution_metrics`. Health
+    /// checks and the API description are polled by monitors and tools; a
+    /// row per poll would bury the edge functions' own metrics.
+    pub fn records_telemetry(self) -> bool {
+        !matches!(self, Endpoint::Health | Endpoint::OpenApi)
+    }
+
     /// The name telemetry records for this endpoint (`function_name`).
     pub fn name(self) -> &'static str {
         match self {
@@ -173,6 +180,13 @@ mod tests {
             router.resolve("GET", "/health").unwrap().endpoint,
             Endpoint::Health
         );
+    }
+
+    #[test]
+    fn monitoring_endpoints_are_not_recorded_in_telemetry() {
+        assert!(!Endpoint::Health.records_telemetry());
+        assert!(!Endpoint::OpenApi.records_telemetry());
+        assert!(Endpoint::RecordUsage.records_telemetry());
     }
 
     #[test]

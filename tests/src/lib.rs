@@ -3,7 +3,13 @@
 //! `CDS_*` variables; pointing them at a real Supabase project and a deployed
 //! Worker runs the same tests there.
 
-use std::time::Duration;
+pub mod db;
+pub mod reference;
+pub mod tokens;
+pub mod users;
+pub mod webhooks;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A required variable from the environment the test command sets.
 pub fn env(name: &str) -> String {
@@ -14,6 +20,54 @@ pub fn env(name: &str) -> String {
 
 pub fn worker_url(path: &str) -> String {
     format!("{}{path}", env("CDS_WORKER_URL"))
+}
+
+/// A secret the Worker holds, named as in its variables (`DB_WEBHOOK_SECRET`,
+/// `AUTH_HOOK_SECRET`): from `CDS_<name>` when set, else from the local
+/// stack's Worker variables file (the test profile's `dev.vars` beside the
+/// JWKS file, or the dev profile's `.dev.vars` at the repository root).
+pub fn worker_secret(name: &str) -> String {
+    if let Ok(value) = std::env::var(format!("CDS_{name}")) {
+        return value;
+    }
+    let beside_jwks = std::path::Path::new(&env("CDS_JWKS_FILE")).with_file_name("dev.vars");
+    let repo_root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.dev.vars");
+    [beside_jwks, repo_root]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .find_map(|text| {
+            text.lines().find_map(|line| {
+                line.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('='))
+                    .map(|v| v.trim().to_string())
+            })
+        })
+        .unwrap_or_else(|| panic!("CDS_{name} is not set and no local vars file names {name}"))
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs() as i64
+}
+
+/// A random UUID (version 4), so every test works on its own rows.
+pub fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).expect("randomness");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// An answer, whatever its status.
@@ -48,6 +102,11 @@ impl Answer {
         );
         error["code"].as_str().unwrap_or_default().to_string()
     }
+
+    /// `(status, code)` of a refusal, for one-line table assertions.
+    pub fn refusal(&self) -> (u16, String) {
+        (self.status, self.error_code())
+    }
 }
 
 pub fn request(method: &str, url: &str) -> ureq::Request {
@@ -79,5 +138,45 @@ pub fn send(req: ureq::Request, body: Option<&[u8]>) -> Answer {
         status,
         headers,
         body,
+    }
+}
+
+/// `GET /v1/me` with `Authorization: <authorization>` (or none).
+pub fn me_with_header(authorization: Option<&str>) -> Answer {
+    let req = request("GET", &worker_url("/v1/me"));
+    let req = match authorization {
+        Some(value) => req.set("authorization", value),
+        None => req,
+    };
+    send(req, None)
+}
+
+/// `GET /v1/me` as the bearer of `token` (an access token or an API key).
+pub fn me(token: &str) -> Answer {
+    me_with_header(Some(&format!("Bearer {token}")))
+}
+
+/// Sends a JSON body with `Authorization: Bearer <token>`.
+pub fn send_json_as(method: &str, path: &str, token: &str, body: &serde_json::Value) -> Answer {
+    send(
+        request(method, &worker_url(path))
+            .set("authorization", &format!("Bearer {token}"))
+            .set("content-type", "application/json"),
+        Some(body.to_string().as_bytes()),
+    )
+}
+
+/// Retries `attempt` every 250 ms until it returns `Some`, for at most
+/// `within`; the last answer is returned either way.
+pub fn eventually<T>(within: Duration, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match attempt() {
+            Ok(done) => return done,
+            Err(last) if std::time::Instant::now() >= deadline => {
+                panic!("still not done after {within:?}: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
     }
 }

@@ -1,0 +1,118 @@
+//! Admin access to the stack's PostgreSQL, to set up rows the way Supabase
+//! Auth would and to check what a request changed.
+
+use crate::env;
+use postgres::{Client, NoTls};
+
+pub fn connect() -> Client {
+    Client::connect(&env("CDS_PG_ADMIN_URL"), NoTls)
+        .unwrap_or_else(|e| panic!("connecting to CDS_PG_ADMIN_URL: {e}"))
+}
+
+/// Rows of `platform.users` with this id.
+pub fn platform_users_with_id(db: &mut Client, id: &str) -> i64 {
+    db.query_one(
+        "select count(*) from platform.users where id = $1::text::uuid",
+        &[&id],
+    )
+    .expect("counting platform.users")
+    .get(0)
+}
+
+/// Rows of `auth.users` with this id.
+pub fn auth_users_with_id(db: &mut Client, id: &str) -> i64 {
+    db.query_one(
+        "select count(*) from auth.users where id = $1::text::uuid",
+        &[&id],
+    )
+    .expect("counting auth.users")
+    .get(0)
+}
+
+/// Rows of `platform.users` and `auth.users` with this email, either table.
+pub fn users_with_email(db: &mut Client, email: &str) -> i64 {
+    db.query_one(
+        "select (select count(*) from platform.users where email = $1::text::extensions.citext) \
+              + (select count(*) from auth.users where lower(email) = lower($1))",
+        &[&email],
+    )
+    .expect("counting users by email")
+    .get(0)
+}
+
+/// The whole `platform.users` row, and its balance row, as JSON text: for
+/// "nothing else changed" comparisons.
+pub fn platform_user_snapshot(db: &mut Client, id: &str) -> String {
+    db.query_one(
+        "select coalesce((select to_jsonb(u)::text from platform.users u where u.id = $1::text::uuid), '') \
+             || ' ' || \
+                coalesce((select to_jsonb(b)::text from platform.token_balances b where b.user_id = $1::text::uuid), '')",
+        &[&id],
+    )
+    .expect("reading platform.users")
+    .get(0)
+}
+
+/// Inserts the `auth.users` row Supabase Auth would write at sign-up, and
+/// returns the row as the Database Webhook sends it (`to_jsonb(new)`).
+pub fn insert_auth_user(db: &mut Client, id: &str, email: &str, username: Option<&str>) -> String {
+    let meta = match username {
+        Some(name) => serde_json::json!({ "username": name }),
+        None => serde_json::json!({}),
+    }
+    .to_string();
+    db.query_one(
+        "insert into auth.users (id, aud, role, email, email_confirmed_at, \
+           raw_app_meta_data, raw_user_meta_data, created_at, updated_at) \
+         values ($1::text::uuid, 'authenticated', 'authenticated', $2, now(), \
+           '{\"provider\":\"email\",\"providers\":[\"email\"]}', $3::text::jsonb, now(), now()) \
+         returning to_jsonb(auth.users.*)::text",
+        &[&id, &email, &meta],
+    )
+    .expect("inserting into auth.users")
+    .get(0)
+}
+
+/// Rows of `platform.api_keys` with this id, and how many are revoked.
+pub fn api_key_rows(db: &mut Client, key_id: &str) -> (i64, i64) {
+    let row = db
+        .query_one(
+            "select count(*), count(revoked_at) from platform.api_keys where id = $1::text::uuid",
+            &[&key_id],
+        )
+        .expect("reading platform.api_keys");
+    (row.get(0), row.get(1))
+}
+
+/// Keys of this user, all of them.
+pub fn api_keys_of(db: &mut Client, user_id: &str) -> i64 {
+    db.query_one(
+        "select count(*) from platform.api_keys where user_id = $1::text::uuid",
+        &[&user_id],
+    )
+    .expect("counting platform.api_keys")
+    .get(0)
+}
+
+/// The database's clock `secs` from now, as an RFC 3339 UTC timestamp.
+pub fn timestamp_in(db: &mut Client, secs: f64) -> String {
+    db.query_one(
+        "select to_char((now() + make_interval(secs => $1)) at time zone 'utc', \
+                        'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+        &[&secs],
+    )
+    .expect("reading the clock")
+    .get(0)
+}
+
+/// The stored `platform.api_keys` row as JSON text, hash included.
+pub fn api_key_row(db: &mut Client, key_id: &str) -> serde_json::Value {
+    let text: String = db
+        .query_one(
+            "select to_jsonb(k)::text from platform.api_keys k where id = $1::text::uuid",
+            &[&key_id],
+        )
+        .expect("reading platform.api_keys")
+        .get(0);
+    serde_json::from_str(&text).expect("row as JSON")
+}
