@@ -49,6 +49,19 @@ pub fn accept_request_id(supplied: Option<&str>) -> Option<String> {
     plain.then(|| id.to_string())
 }
 
+/// The decoded query parameters of a full request URL. (Parsing the whole URL
+/// with the `url` crate would pull its IDNA tables into the Worker: hundreds
+/// of KiB of wasm for a host name we never look at.)
+pub fn query_pairs(url: &str) -> Vec<(String, String)> {
+    let without_fragment = url.split('#').next().unwrap_or_default();
+    match without_fragment.split_once('?') {
+        Some((_, query)) => form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
 /// Formats 16 random bytes as a request id.
 pub fn request_id_from_bytes(bytes: [u8; 16]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -87,6 +100,22 @@ mod tests {
     fn malformed_json_is_a_400_with_its_reason() {
         let err = parse_json::<serde_json::Value>(Some("application/json"), b"{").unwrap_err();
         assert_eq!((err.status(), err.code()), (400, "invalid_json"));
+    }
+
+    #[test]
+    fn query_pairs_are_decoded_and_the_fragment_ignored() {
+        assert_eq!(
+            query_pairs("https://x.dev/v1/usage/overview?from=2026-11-01&to=2026%2D11%2D25#to=x"),
+            vec![
+                ("from".to_string(), "2026-11-01".to_string()),
+                ("to".to_string(), "2026-11-25".to_string())
+            ]
+        );
+        assert_eq!(query_pairs("https://x.dev/v1/models"), vec![]);
+        assert_eq!(
+            query_pairs("https://x.dev/?a=b+c&d"),
+            vec![("a".into(), "b c".into()), ("d".into(), String::new())]
+        );
     }
 
     #[test]

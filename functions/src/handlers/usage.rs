@@ -144,13 +144,7 @@ pub async fn release(req: &Request, id: &str, config: &Config) -> Result<Respons
 pub async fn overview(req: &Request, config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate(req, config).await?;
     caller.require_scope("usage:read")?;
-    let url = req.url().map_err(|e| ApiError::Internal {
-        detail: format!("request url: {e}"),
-    })?;
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let pairs = shared::http::query_pairs(&req.inner().url());
     let query = OverviewQuery::parse(&pairs)?;
     let mut args = json!({ "p_from": query.from, "p_to": query.to });
     match (&caller, query.user_id) {
