@@ -86,6 +86,7 @@ async fn answer(
     let response = match matched.endpoint {
         Endpoint::Health => handlers::health::get(config).await,
         Endpoint::OpenApi => respond::json_text(200, shared::openapi::DOCUMENT.to_string()),
+        Endpoint::Metrics => handlers::metrics::get(&req, config).await?,
         Endpoint::DbUserInsertHook => handlers::hooks::db_user_insert(&req, &body, config).await?,
         Endpoint::BeforeUserCreatedHook => {
             handlers::hooks::before_user_created(&req, &body, config).await?

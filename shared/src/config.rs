@@ -31,6 +31,7 @@ pub mod names {
     /// `developer` (default) or `viewer`: the role a new user starts with.
     pub const DEFAULT_USER_ROLE: &str = "DEFAULT_USER_ROLE";
     pub const JWKS_MIN_REFETCH_SECS: &str = "JWKS_MIN_REFETCH_SECS";
+    pub const METRICS_TOKEN: &str = "METRICS_TOKEN";
 }
 
 /// Shared secrets shorter than this are refused: Supabase's own JWT secret
@@ -93,6 +94,8 @@ pub struct Config {
     pub default_user_role: UserRole,
     /// The floor between two JWKS fetches triggered by unknown key ids.
     pub jwks_min_refetch_secs: u32,
+    /// A bearer token a Prometheus scraper presents for `GET /v1/metrics`.
+    pub metrics_token: Option<String>,
 }
 
 // Hand-written so a stray `{:?}` in a log line can never print a key.
@@ -111,6 +114,10 @@ impl fmt::Debug for Config {
             .field("signup_policy", &self.signup_policy)
             .field("default_user_role", &self.default_user_role)
             .field("jwks_min_refetch_secs", &self.jwks_min_refetch_secs)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -242,6 +249,7 @@ impl Config {
             DEFAULT_JWKS_MIN_REFETCH_SECS,
             1..=3600,
         )?;
+        let metrics_token = optional_secret(&lookup, names::METRICS_TOKEN)?;
         Ok(Config {
             supabase_url,
             anon_key,
@@ -255,6 +263,7 @@ impl Config {
             signup_policy,
             default_user_role,
             jwks_min_refetch_secs,
+            metrics_token,
         })
     }
 

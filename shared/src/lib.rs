@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod hooks;
 pub mod http;
+pub mod metrics;
 pub mod openapi;
 pub mod postgrest;
 pub mod routes;

@@ -306,6 +306,7 @@ mod tests {
             signup_policy: Default::default(),
             default_user_role: Default::default(),
             jwks_min_refetch_secs: 30,
+            metrics_token: None,
         };
         let client = Client::new(&config);
         let call = client.rpc(

@@ -26,6 +26,7 @@ pub enum Endpoint {
     SetDefaultModel,
     ListModels,
     OpenApi,
+    Metrics,
 }
 
 impl Endpoint {
@@ -33,7 +34,10 @@ impl Endpoint {
     /// checks and the API description are polled by monitors and tools; a
     /// row per poll would bury the edge functions' own metrics.
     pub fn records_telemetry(self) -> bool {
-        !matches!(self, Endpoint::Health | Endpoint::OpenApi)
+        !matches!(
+            self,
+            Endpoint::Health | Endpoint::OpenApi | Endpoint::Metrics
+        )
     }
 
     /// The name telemetry records for this endpoint (`function_name`).
@@ -55,6 +59,7 @@ impl Endpoint {
             Endpoint::SetDefaultModel => "me_default_model",
             Endpoint::ListModels => "models_list",
             Endpoint::OpenApi => "openapi",
+            Endpoint::Metrics => "metrics",
         }
     }
 }
@@ -90,6 +95,7 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("PUT", "/v1/me/default-model", Endpoint::SetDefaultModel),
     ("GET", "/v1/models", Endpoint::ListModels),
     ("GET", "/v1/openapi.json", Endpoint::OpenApi),
+    ("GET", "/v1/metrics", Endpoint::Metrics),
 ];
 
 /// A resolved route, with the path parameters it captured.

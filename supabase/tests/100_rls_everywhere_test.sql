@@ -148,7 +148,8 @@ select set_eq(
             ('platform.create_api_key(text,text,text,text[],timestamp with time zone)'),
             ('platform.revoke_api_key(uuid)'),
             ('platform.list_api_keys()'),
-            ('platform.list_models()') $$,
+            ('platform.list_models()'),
+            ('platform.metrics_snapshot()') $$,
   'authenticated executes exactly the user-facing RPCs (no internal helper such as record_usage_row or lock_balance)');
 
 select set_eq(
@@ -168,7 +169,8 @@ select set_eq(
             ('platform.release_expired_reservations()'),
             ('platform.refresh_daily_token_summary()'),
             ('platform.record_execution_metric(text,text,numeric,integer,text,jsonb)'),
-            ('platform.list_models()') $$,
+            ('platform.list_models()'),
+            ('platform.metrics_snapshot()') $$,
   'the service role executes exactly the edge''s RPCs (no internal helper)');
 
 select cmp_ok(

@@ -16,6 +16,8 @@ pub struct DevKeys {
     pub db_webhook_secret: String,
     /// The Standard Webhooks secret of Supabase Auth's hooks (`v1,whsec_…`).
     pub auth_hook_secret: String,
+    /// What a Prometheus scraper presents for `GET /v1/metrics`.
+    pub metrics_token: String,
 }
 
 /// The demo user the stack creates, with an access token shaped like one
@@ -54,6 +56,7 @@ impl DevKeys {
         getrandom::getrandom(&mut hook_key).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
         Ok(DevKeys {
             db_webhook_secret: random_hex(32)?,
+            metrics_token: random_hex(32)?,
             auth_hook_secret: format!(
                 "v1,whsec_{}",
                 base64::engine::general_purpose::STANDARD.encode(hook_key)

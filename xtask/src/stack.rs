@@ -213,6 +213,7 @@ impl Stack {
             ),
             ("CDS_DB_WEBHOOK_SECRET", self.keys.db_webhook_secret.clone()),
             ("CDS_AUTH_HOOK_SECRET", self.keys.auth_hook_secret.clone()),
+            ("CDS_METRICS_TOKEN", self.keys.metrics_token.clone()),
             ("CDS_ANON_KEY", self.keys.anon_key.clone()),
             ("CDS_SERVICE_ROLE_KEY", self.keys.service_role_key.clone()),
             ("CDS_DEMO_USER_ID", self.demo.id.clone()),

@@ -79,7 +79,8 @@ pub fn write_vars(profile: &Profile, keys: &DevKeys) -> Result<PathBuf> {
          SUPABASE_JWT_SECRET={}\n\
          DB_WEBHOOK_SECRET={}\n\
          AUTH_HOOK_SECRET={}\n\
-         JWKS_MIN_REFETCH_SECS={}\n",
+         JWKS_MIN_REFETCH_SECS={}\n\
+         METRICS_TOKEN={}\n",
         profile.name,
         profile.supabase_url(),
         keys.anon_key,
@@ -89,6 +90,7 @@ pub fn write_vars(profile: &Profile, keys: &DevKeys) -> Result<PathBuf> {
         keys.auth_hook_secret,
         // Tests rotate signing keys and must not wait out the production floor.
         if profile.name == "test" { 1 } else { 30 },
+        keys.metrics_token,
     );
     std::fs::write(&path, vars).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)

@@ -5,4 +5,5 @@ pub mod api_keys;
 pub mod health;
 pub mod hooks;
 pub mod me;
+pub mod metrics;
 pub mod usage;

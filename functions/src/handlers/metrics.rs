@@ -1,0 +1,45 @@
+//! `GET /v1/metrics`: Prometheus text built from `telemetry.execution_metrics`
+//! and the summary's freshness. A scraper presents `METRICS_TOKEN`; a person
+//! presents an admin's access token (the RPC refuses anyone else).
+
+use crate::caller::authenticate_user;
+use crate::{respond, rest};
+use serde_json::json;
+use shared::auth::shared_secret::check_shared_secret;
+use shared::postgrest::{Auth, Client};
+use shared::{ApiError, Config};
+use worker::{Request, Response};
+
+pub async fn get(req: &Request, config: &Config) -> Result<Response, ApiError> {
+    let authorization = req.headers().get("authorization").ok().flatten();
+    let presented = shared::auth::bearer_token(authorization.as_deref()).ok();
+    let scraper = match (&config.metrics_token, presented) {
+        (Some(expected), Some(token)) => check_shared_secret(Some(token), expected).is_ok(),
+        _ => false,
+    };
+    let snapshot = if scraper {
+        let call = Client::new(config).rpc(
+            "platform",
+            "metrics_snapshot",
+            &json!({}),
+            Auth::ServiceRole,
+        );
+        rest::rpc(&call, config).await?
+    } else {
+        let caller = authenticate_user(req, config).await?;
+        let call = Client::new(config).rpc(
+            "platform",
+            "metrics_snapshot",
+            &json!({}),
+            caller.rest_auth(),
+        );
+        rest::rpc(&call, config).await?
+    };
+    let text = shared::metrics::render(&snapshot)?;
+    Ok(respond::add_headers(
+        Response::builder()
+            .with_status(200)
+            .fixed(text.into_bytes()),
+        vec![("content-type", shared::metrics::CONTENT_TYPE.to_string())],
+    ))
+}
