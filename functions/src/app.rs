@@ -2,6 +2,7 @@
 //! CORS, body limit, routing, the handler, and errors turned into responses in
 //! one place.
 
+use crate::incoming::header;
 use crate::{env_config, handlers, respond, telemetry};
 use shared::routes::{Endpoint, Router};
 use shared::{cors, http, ApiError, Config};
@@ -120,10 +121,6 @@ async fn read_body(req: &mut Request, method: &str, limit: usize) -> Result<Vec<
     })?;
     http::check_read_length(&body, limit)?;
     Ok(body)
-}
-
-fn header(req: &Request, name: &str) -> Option<String> {
-    req.headers().get(name).ok().flatten()
 }
 
 /// The caller's `x-request-id` when it is plain, else a fresh random one.

@@ -90,8 +90,8 @@ fn now_unix() -> i64 {
 
 /// The caller of `req`, verified: a user token or an API key.
 pub async fn authenticate(req: &Request, config: &Config) -> Result<Caller, ApiError> {
-    let header = req.headers().get("authorization").ok().flatten();
-    let token = bearer_token(header.as_deref())?;
+    let authorization = crate::incoming::header(req, "authorization");
+    let token = bearer_token(authorization.as_deref())?;
     if looks_like_api_key(token) {
         return resolve_api_key(token, config).await;
     }

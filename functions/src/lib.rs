@@ -8,6 +8,7 @@ mod app;
 mod caller;
 mod env_config;
 mod handlers;
+mod incoming;
 mod respond;
 mod rest;
 mod scheduled;

@@ -6,18 +6,13 @@
 //!   an admin credits a user; audited in the grants ledger.
 
 use crate::caller::authenticate_user;
+use crate::incoming::{header, json_body};
 use crate::{respond, rest};
-use serde_json::{json, Value};
-use shared::http::parse_json;
+use serde_json::json;
 use shared::postgrest::{Auth, Client};
 use shared::usage::{parse_default_model, Grant};
 use shared::{ApiError, Config};
 use worker::{Request, Response};
-
-fn json_body(req: &Request, body: &[u8]) -> Result<Value, ApiError> {
-    let content_type = req.headers().get("content-type").ok().flatten();
-    parse_json(content_type.as_deref(), body)
-}
 
 pub async fn set_default_model(
     req: &Request,
@@ -48,7 +43,7 @@ pub async fn list_models(config: &Config) -> Result<Response, ApiError> {
 
 pub async fn grant(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate_user(req, config).await?;
-    let idempotency = req.headers().get("idempotency-key").ok().flatten();
+    let idempotency = header(req, "idempotency-key");
     let grant = Grant::parse(&json_body(req, body)?, idempotency.as_deref())?;
     let call = Client::new(config).rpc(
         "platform",

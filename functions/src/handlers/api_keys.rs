@@ -6,10 +6,10 @@
 //! - `DELETE /v1/api-keys/{id}` → revokes one.
 
 use crate::caller::{authenticate_user, Caller};
+use crate::incoming::json_body;
 use crate::{respond, rest};
 use serde::Deserialize;
 use shared::auth::ApiKey;
-use shared::http::parse_json;
 use shared::{ApiError, Config};
 use worker::{Request, Response};
 
@@ -34,8 +34,10 @@ fn rpc_call(
 
 pub async fn create(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate_user(req, config).await?;
-    let content_type = req.headers().get("content-type").ok().flatten();
-    let input: CreateApiKey = parse_json(content_type.as_deref(), body)?;
+    let input: CreateApiKey =
+        serde_json::from_value(json_body(req, body)?).map_err(|e| ApiError::InvalidJson {
+            reason: e.to_string(),
+        })?;
     let mut random = [0u8; 36];
     getrandom::getrandom(&mut random).map_err(|e| ApiError::Internal {
         detail: format!("no randomness for an API key: {e}"),

@@ -5,6 +5,7 @@
 //! - `POST /auth/hooks/before-user-created`: Supabase Auth's HTTP hook, signed
 //!   per Standard Webhooks; applies the signup policy and writes nothing.
 
+use crate::incoming::header;
 use crate::{respond, rest};
 use shared::auth::shared_secret::check_shared_secret;
 use shared::auth::webhook::{self, WebhookHeaders};
@@ -17,10 +18,6 @@ use worker::{Request, Response};
 /// The header a Database Webhook carries its shared secret in (set on the
 /// webhook in Supabase, from Vault; see the README).
 pub const DB_WEBHOOK_SECRET_HEADER: &str = "x-webhook-secret";
-
-fn header(req: &Request, name: &str) -> Option<String> {
-    req.headers().get(name).ok().flatten()
-}
 
 fn not_configured(name: &str) -> ApiError {
     ApiError::Misconfigured {

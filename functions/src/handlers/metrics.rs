@@ -11,7 +11,7 @@ use shared::{ApiError, Config};
 use worker::{Request, Response};
 
 pub async fn get(req: &Request, config: &Config) -> Result<Response, ApiError> {
-    let authorization = req.headers().get("authorization").ok().flatten();
+    let authorization = crate::incoming::header(req, "authorization");
     let presented = shared::auth::bearer_token(authorization.as_deref()).ok();
     let scraper = match (&config.metrics_token, presented) {
         (Some(expected), Some(token)) => check_shared_secret(Some(token), expected).is_ok(),

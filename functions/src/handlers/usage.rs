@@ -10,21 +10,13 @@
 //! same body); `Idempotent-Replayed: true` tells the two apart.
 
 use crate::caller::{authenticate, Caller};
+use crate::incoming::{header, json_body};
 use crate::{respond, rest};
 use serde_json::{json, Value};
-use shared::http::parse_json;
 use shared::postgrest::{Client, HttpCall};
 use shared::usage::{OverviewQuery, Reservation, UsageBatch, UsageEvent};
 use shared::{ApiError, Config};
 use worker::{Request, Response};
-
-fn header(req: &Request, name: &str) -> Option<String> {
-    req.headers().get(name).ok().flatten()
-}
-
-fn json_body(req: &Request, body: &[u8]) -> Result<Value, ApiError> {
-    parse_json(header(req, "content-type").as_deref(), body)
-}
 
 fn call(config: &Config, caller: &Caller, function: &str, mut args: Value) -> HttpCall {
     caller.add_identity(&mut args);
