@@ -6,6 +6,7 @@
 //! Included with `mod usage_common;`; each test binary uses a different part.
 #![allow(dead_code)]
 
+use e2e_tests::tokens;
 pub use e2e_tests::{env, request, send, worker_url, Answer};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,7 +101,7 @@ impl User {
              select platform.mirror_auth_user('{id}', '{email}'); {grant} commit;"
         ))
         .expect("mirror the user and grant tokens as the service role");
-        let token = mint_token(&id, &email, 3600);
+        let token = tokens::hs256(&tokens::user_claims(&id, &email));
         User { id, email, token }
     }
 
@@ -183,36 +184,6 @@ impl User {
             .expect("expire a reservation");
         assert_eq!(changed, 1, "no active reservation {reservation_id}");
     }
-}
-
-/// An HS256 access token with the claims Supabase Auth puts in one.
-pub fn mint_token(user_id: &str, email: &str, lifetime_secs: u64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs();
-    let claims = json!({
-        "iss": format!("{}/auth/v1", env("CDS_SUPABASE_URL")),
-        "aud": "authenticated",
-        "role": "authenticated",
-        "sub": user_id,
-        "email": email,
-        "phone": "",
-        "app_metadata": {"provider": "email", "providers": ["email"]},
-        "user_metadata": {},
-        "aal": "aal1",
-        "amr": [{"method": "password", "timestamp": now}],
-        "session_id": new_uuid(),
-        "is_anonymous": false,
-        "iat": now,
-        "exp": now + lifetime_secs,
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(env("CDS_JWT_SECRET").as_bytes()),
-    )
-    .expect("signing a token")
 }
 
 /// A request to the Worker with an optional bearer credential, extra headers
