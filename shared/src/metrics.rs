@@ -109,6 +109,11 @@ pub fn render(snapshot: &Value) -> Result<String, ApiError> {
             (now - refreshed).max(0.0)
         );
     }
+    if let Some(pending) = number(&snapshot["summary_pending_deltas"]) {
+        out.push_str("# HELP cds_summary_pending_deltas Usage changes recorded but not yet folded into the daily summary.\n");
+        out.push_str("# TYPE cds_summary_pending_deltas gauge\n");
+        let _ = writeln!(out, "cds_summary_pending_deltas {pending}");
+    }
     Ok(out)
 }
 
@@ -121,6 +126,7 @@ mod tests {
         json!({
             "now": 1000.5,
             "summary_refreshed_at": 940.5,
+            "summary_pending_deltas": 12,
             "bounds_ms": [5, 10, 25],
             "calls": [
                 {"function": "usage_record", "status": "ok", "http_status": 201, "count": 2},
@@ -145,6 +151,7 @@ mod tests {
             "cds_edge_call_duration_seconds_sum{function=\"usage_record\"} 0.743",
             "cds_edge_call_duration_seconds_count{function=\"usage_record\"} 3",
             "cds_summary_refresh_lag_seconds 60",
+            "cds_summary_pending_deltas 12",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }

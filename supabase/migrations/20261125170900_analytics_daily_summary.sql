@@ -18,11 +18,19 @@ join platform.models m on m.id = u.model_id
 group by 1, 2, 3, 4
 with no data;
 
--- REFRESH ... CONCURRENTLY needs a unique index over all rows.
-create unique index if not exists daily_token_summary_day_user_model_key
-  on analytics.daily_token_summary (day, user_id, model_id);
-create index if not exists daily_token_summary_user_day_idx
-  on analytics.daily_token_summary (user_id, day);
+-- REFRESH ... CONCURRENTLY needs a unique index over all rows. Guarded so
+-- that re-applying this file still works after
+-- 20261125171900_incremental_daily_summary turned the name into a plain view.
+do $$
+begin
+  if (select c.relkind from pg_class c where c.oid = to_regclass('analytics.daily_token_summary')) = 'm' then
+    create unique index if not exists daily_token_summary_day_user_model_key
+      on analytics.daily_token_summary (day, user_id, model_id);
+    create index if not exists daily_token_summary_user_day_idx
+      on analytics.daily_token_summary (user_id, day);
+  end if;
+end
+$$;
 
 -- A materialized view has no row-level security, so nobody reads it directly:
 -- users get their own rows through get_usage_overview.

@@ -1,7 +1,7 @@
 -- platform.get_usage_overview: the caller's balance and usage per day and per
--- model over a range of UTC days. Complete days come from the refreshed
--- summary (analytics.daily_token_summary), later ones from the ledger, so the
--- overview always equals a from-scratch aggregate of the ledger.
+-- model over a range of UTC days, read from analytics.daily_token_summary
+-- (the refreshed rollup plus the deltas not yet folded), so the overview
+-- always equals a from-scratch aggregate of the ledger.
 begin;
 select plan(30);
 
@@ -95,10 +95,10 @@ select platform.record_token_usage('gpt-4o-mini', 1, 1, 'today-3') \g /dev/null
 
 select platform.get_usage_overview() as overview \gset
 select tests.clear_authentication();
-select is((select covered_until from analytics.summary_state where name = 'daily_token_summary'), :'today'::date,
-  'the refresh marks the days before today as complete in the summary');
-select is((select count(*) from analytics.daily_token_summary where user_id = :'alice' and day < :'today'), 5::bigint,
-  'the summary holds the caller''s earlier days');
+select is((select count(*) from analytics.daily_token_rollup where user_id = :'alice'), 6::bigint,
+  'the refresh folded the caller''s usage so far into the rollup, one row per day and model');
+select is((select count(*) from analytics.daily_token_deltas where user_id = :'alice'), 2::bigint,
+  'usage recorded after the refresh waits as deltas');
 select is(:'overview'::jsonb - 'user_id' - 'from' - 'to' - 'balance',
   pg_temp.ledger_overview(:'alice', :'today'::date - 29, :'today'),
   'summary plus not-yet-summarised usage equals a from-scratch aggregate of the ledger');
@@ -183,7 +183,7 @@ select throws_ok($$select platform.get_usage_overview()$$,
   'PT404', 'the user is not registered on the platform', 'a signed-in user not on the platform is refused');
 select tests.authenticate_as(:'alice');
 select throws_ok($$select count(*) from analytics.daily_token_summary$$,
-  '42501', 'permission denied for materialized view daily_token_summary',
+  '42501', 'permission denied for view daily_token_summary',
   'users read the summary only through the overview');
 
 select * from finish();

@@ -1,10 +1,12 @@
--- platform.refresh_daily_token_summary (service role): refreshes
--- analytics.daily_token_summary, marks the days before the refresh's own day
--- as complete, and records the run in telemetry. (A run that finds another
--- one running is skipped: that needs a second session, see
--- 290_rpc_concurrency_test.sql.)
+-- platform.refresh_daily_token_summary (service role): folds the deltas that
+-- token_usage's triggers appended into analytics.daily_token_rollup, costing
+-- in proportion to them, and records the run in telemetry. The summary view
+-- is exact before and after. (A run that finds another one running is
+-- skipped, and a row committed after a refresh began is folded by the next:
+-- those need a second session, see 290_rpc_concurrency_test.sql. Random
+-- sequences are in 261_summary_equals_ledger_property_test.sql.)
 begin;
-select plan(14);
+select plan(21);
 
 -- The running stack's Worker records its own calls here; start this
 -- transaction from an empty table (the rollback puts them back).
@@ -24,6 +26,11 @@ end
 $$;
 
 select (now() at time zone 'UTC')::date as today \gset
+-- Fold whatever was recorded before this test, so the counts below are ours.
+select tests.authenticate_as_service_role();
+select platform.refresh_daily_token_summary() \g /dev/null
+select tests.clear_authentication();
+delete from telemetry.execution_metrics;
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('bob@example.test') as bob \gset
 select tests.create_user('adam@example.test', 'admin') as adam \gset
@@ -44,26 +51,48 @@ select platform.record_token_usage('gpt-4o-mini', 7, 7, 'b-1') \g /dev/null
 
 select count(*) as metrics_before from telemetry.execution_metrics \gset
 
+create function pg_temp.ledger_aggregate() returns table (
+  day date, user_id uuid, model_id bigint, requests bigint, prompt_tokens bigint,
+  completion_tokens bigint, total_tokens bigint, cost numeric)
+language sql as $$
+  select (u.created_at at time zone 'UTC')::date, u.user_id, u.model_id, count(*), sum(u.prompt_tokens)::bigint,
+         sum(u.completion_tokens)::bigint, sum(u.total_tokens)::bigint, sum(u.cost)
+    from platform.token_usage u group by 1, 2, 3
+$$;
+
 -- ---------------------------------------------------------------------------
+select tests.clear_authentication();
+select is((select count(*) from analytics.daily_token_deltas), 5::bigint,
+  'each recording statement appended one delta per (day, user, model) it touched');
+select results_eq(
+  $$select day, user_id, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost
+      from analytics.daily_token_summary order by 1, 2, 3$$,
+  $$select * from pg_temp.ledger_aggregate() order by 1, 2, 3$$,
+  'before the refresh the summary view already equals a from-scratch aggregate of the ledger');
+
 select tests.authenticate_as_service_role();
 select platform.refresh_daily_token_summary() as result \gset
-select is(:'result'::jsonb - 'duration_ms', '{"status": "refreshed", "rows": 4}'::jsonb,
-  'a refresh answers refreshed and how many summary rows there are');
+select is(:'result'::jsonb - 'duration_ms', '{"status": "refreshed", "deltas": 5, "rows": 4, "emptied": 0}'::jsonb,
+  'a refresh answers how many deltas it folded into how many summary rows');
 select ok((:'result'::jsonb ->> 'duration_ms')::numeric >= 0, 'a refresh answers how long it took');
 select tests.clear_authentication();
+select is((select count(*) from analytics.daily_token_deltas), 0::bigint, 'the refresh consumed every delta');
 select results_eq(
-  $$select day, user_id, model, requests, prompt_tokens, completion_tokens, total_tokens, cost
-      from analytics.daily_token_summary order by day, user_id, model$$,
-  $$select (u.created_at at time zone 'UTC')::date, u.user_id, m.name, count(*), sum(u.prompt_tokens)::bigint,
-           sum(u.completion_tokens)::bigint, sum(u.total_tokens)::bigint, sum(u.cost)
-      from platform.token_usage u join platform.models m on m.id = u.model_id
-     group by 1, 2, 3 order by 1, 2, 3$$,
-  'the summary equals a from-scratch aggregate of the ledger per day, user and model');
+  $$select day, user_id, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost
+      from analytics.daily_token_rollup order by 2, 1, 3$$,
+  $$select * from pg_temp.ledger_aggregate() order by 2, 1, 3$$,
+  'after the refresh the rollup alone equals a from-scratch aggregate of the ledger');
 select results_eq(
-  $$select covered_until, refreshed_at between now() and clock_timestamp()
-      from analytics.summary_state where name = 'daily_token_summary'$$,
-  format($$values (%L::date, true)$$, :'today'),
-  'the days before the refresh''s own (UTC) day are marked complete');
+  $$select day, user_id, model, requests, total_tokens from analytics.daily_token_summary
+     where user_id = $$ || quote_literal(:'alice') || $$ order by 1, 3$$,
+  format($$values (%L::date - 1, %L::uuid, 'gpt-4o-mini'::text, 1::bigint, 120::bigint),
+                  (%L::date, %L::uuid, 'claude-3-5-haiku', 1, 300),
+                  (%L::date, %L::uuid, 'gpt-4o-mini', 2, 1510)$$,
+         :'today', :'alice', :'today', :'alice', :'today', :'alice'),
+  'the summary keeps its shape: day, user, model by name, requests and tokens');
+select ok((select refreshed_at between now() and clock_timestamp()
+             from analytics.summary_state where name = 'daily_token_summary'),
+  'the refresh time is recorded');
 select is((select count(*) from telemetry.execution_metrics), :'metrics_before'::bigint + 1,
   'a refresh records one execution metric');
 select results_eq(
@@ -71,14 +100,35 @@ select results_eq(
   format($$values ('refresh_daily_token_summary'::text, 'ok'::text, null::smallint, %L::jsonb)$$, :'result'),
   'the metric names the function, status ok, and carries the answer');
 
--- A later refresh picks up later usage.
+-- A later refresh folds only what came since.
 select tests.authenticate_as(:'bob');
 select platform.record_token_usage('claude-3-5-haiku', 1, 1, 'b-2') \g /dev/null
 select tests.authenticate_as_service_role();
-select is(platform.refresh_daily_token_summary() -> 'rows', '5'::jsonb, 'a second refresh picks up new usage');
+select is(platform.refresh_daily_token_summary() - 'duration_ms',
+  '{"status": "refreshed", "deltas": 1, "rows": 1, "emptied": 0}'::jsonb,
+  'a second refresh folds only the usage recorded since the first');
+select is(platform.refresh_daily_token_summary() - 'duration_ms',
+  '{"status": "refreshed", "deltas": 0, "rows": 0, "emptied": 0}'::jsonb,
+  'a refresh with nothing pending touches nothing');
 select tests.clear_authentication();
 select is((select total_tokens from analytics.daily_token_summary where user_id = :'bob' and model = 'claude-3-5-haiku'),
   2::bigint, 'the new usage is in the summary');
+
+-- Corrections: deleting a user removes their ledger rows, which appends
+-- negative deltas; the refresh then drops their summary rows.
+delete from platform.users where id = :'bob';
+select is((select count(*) from analytics.daily_token_summary where user_id = :'bob'), 0::bigint,
+  'removed usage leaves the summary view at once');
+select tests.authenticate_as_service_role();
+select is(platform.refresh_daily_token_summary() - 'duration_ms',
+  '{"status": "refreshed", "deltas": 2, "rows": 2, "emptied": 2}'::jsonb,
+  'the refresh folds the negative deltas and empties the rows they cancel');
+select tests.clear_authentication();
+select results_eq(
+  $$select day, user_id, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost
+      from analytics.daily_token_rollup order by 2, 1, 3$$,
+  $$select * from pg_temp.ledger_aggregate() order by 2, 1, 3$$,
+  'after the correction the rollup still equals a from-scratch aggregate of the ledger');
 
 -- ---------------------------------------------------------------------------
 -- Only the service role refreshes.
@@ -96,8 +146,6 @@ select throws_ok($$select platform.refresh_daily_token_summary()$$,
   'PT403', 'only the service role refreshes the summary', 'a caller without service-role claims is refused');
 select is(pg_temp.refusal_code($$select platform.refresh_daily_token_summary()$$), 'forbidden',
   'the refusal carries the code forbidden');
-select is((select count(*) from telemetry.execution_metrics), :'metrics_before'::bigint + 2,
-  'refused calls record no metric');
 
 select * from finish();
 rollback;

@@ -1,7 +1,7 @@
 -- metrics_snapshot: counts per function and status, cumulative duration
 -- buckets, summary freshness; admins and the service role only.
 begin;
-select plan(7);
+select plan(9);
 
 delete from telemetry.execution_metrics;
 select tests.create_user('metrics-admin@example.com', 'admin') as admin \gset
@@ -26,6 +26,15 @@ select is(
     where d ->> 'function' = 'usage_record'),
   743::numeric, 'the duration sum is kept for the average');
 select ok((platform.metrics_snapshot() ->> 'summary_refreshed_at') is not null, 'the last summary refresh is reported');
+select is(platform.metrics_snapshot() -> 'summary_pending_deltas', '0'::jsonb,
+  'right after a refresh no usage waits to be folded');
+select tests.authenticate_as(:'developer');
+select tests.grant_tokens(:'developer', 100);
+select platform.record_token_usage('gpt-4o-mini', 5, 5, 'pending-1') \g /dev/null
+select platform.record_token_usage('gpt-4o-mini', 5, 5, 'pending-2') \g /dev/null
+select tests.authenticate_as_service_role();
+select is(platform.metrics_snapshot() -> 'summary_pending_deltas', '2'::jsonb,
+  'usage recorded since is reported as pending deltas (the refresh''s lag in rows)');
 
 select tests.authenticate_as(:'admin');
 select ok(jsonb_array_length(platform.metrics_snapshot() -> 'calls') >= 2, 'an admin reads the metrics');

@@ -3,6 +3,8 @@
 --     key count it once, and both answers name the same ledger row.
 --   * Two sessions reserving the last tokens cannot both succeed.
 --   * A summary refresh that finds another one running is skipped.
+--   * A ledger row whose transaction is still open when a refresh runs (a
+--     late row, here dated yesterday) is folded by the next refresh, once.
 --
 -- pgTAP runs in one session, so this file opens more connections to the same
 -- database with dblink (contrib): `a` and `b` race, `setup` writes committed
@@ -17,7 +19,7 @@
 -- (and dblink enabled); the other test files need none.
 begin;
 create extension if not exists dblink with schema extensions;
-select plan(20);
+select plan(24);
 
 -- Waits (up to 20 s) until the backend `p_pid` waits for a lock.
 create function pg_temp.wait_until_blocked(p_pid integer) returns boolean
@@ -160,6 +162,63 @@ select results_eq(
   $$values ('refresh_daily_token_summary'::text, 'skipped'::text, '{"reason": "another refresh is running"}'::jsonb)$$,
   'the skipped run is recorded in telemetry');
 select extensions.dblink_exec('a', 'rollback') \g /dev/null
+
+-- ---------------------------------------------------------------------------
+-- A late row: `a` writes a ledger row dated yesterday and keeps its
+-- transaction open while `b` refreshes; only the next refresh may fold it.
+create function pg_temp.refresh_on(p_conn text) returns jsonb
+language plpgsql as $$
+declare
+  v_answer text;
+begin
+  perform extensions.dblink_exec(p_conn, 'begin');
+  perform extensions.dblink_exec(p_conn, 'set local role service_role');
+  perform * from extensions.dblink(p_conn,
+    $q$select set_config('request.jwt.claims', '{"role": "service_role"}', true)$q$) t(x text);
+  select r into v_answer from extensions.dblink(p_conn,
+    'select platform.refresh_daily_token_summary()::text') t(r text);
+  perform extensions.dblink_exec(p_conn, 'commit');
+  return v_answer::jsonb;
+end
+$$;
+create function pg_temp.racer_summary_matches_ledger(p_source text, p_user uuid) returns boolean
+language plpgsql as $$
+declare
+  v_off bigint;
+begin
+  execute format($q$
+    select count(*) from (
+      (select day, model_id, requests, total_tokens, cost from %s where user_id = %L
+       except all
+       select (created_at at time zone 'UTC')::date, model_id, count(*), sum(total_tokens)::bigint, sum(cost)
+         from platform.token_usage where user_id = %L group by 1, 2)
+      union all
+      (select (created_at at time zone 'UTC')::date, model_id, count(*), sum(total_tokens)::bigint, sum(cost)
+         from platform.token_usage where user_id = %L group by 1, 2
+       except all
+       select day, model_id, requests, total_tokens, cost from %s where user_id = %L)) x$q$,
+    p_source, p_user, p_user, p_user, p_source, p_user) into v_off;
+  return v_off = 0;
+end
+$$;
+
+select pg_temp.refresh_on('b') \g /dev/null
+select extensions.dblink_exec('a', 'begin') \g /dev/null
+select extensions.dblink_exec('a', format(
+  $$insert into platform.token_usage (user_id, model_id, prompt_tokens, completion_tokens, total_tokens, cost,
+                                      idempotency_key, balance_after, created_at)
+    select %L, m.id, 40, 2, 42, 0.000042, 'late-row', 0, now() - interval '1 day'
+      from platform.models m where m.name = 'gpt-4o-mini'$$, :'racer')) \g /dev/null
+select pg_temp.refresh_on('b') as during \gset
+select is((select count(*) from analytics.daily_token_deltas where user_id = :'racer'
+             and day = (now() at time zone 'UTC')::date - 1), 0::bigint,
+  'a refresh while the late row''s transaction is open cannot see its delta');
+select extensions.dblink_exec('a', 'commit') \g /dev/null
+select ok(pg_temp.racer_summary_matches_ledger('analytics.daily_token_summary', :'racer'),
+  'once committed, the late row is in the summary view at once');
+select is(pg_temp.refresh_on('b') -> 'deltas', '1'::jsonb, 'the next refresh folds the late row''s delta');
+select ok(pg_temp.racer_summary_matches_ledger('analytics.daily_token_rollup', :'racer'),
+  'and the rollup then counts it exactly once');
 
 -- ---------------------------------------------------------------------------
 -- Clean up the committed fixtures (deleting the auth users cascades to
