@@ -2,19 +2,36 @@
 //! token summary and returns expired reservations' tokens to their users, both
 //! through RPCs with the service role, and logs one structured line per run.
 //! The refresh records itself in `telemetry.execution_metrics` and skips when
-//! another run holds its lock.
+//! another run holds its lock; transient failures are retried a few times.
 
 use crate::{env_config, rest};
 use serde_json::{json, Value};
 use shared::postgrest::{Auth, Client};
-use shared::Config;
-use worker::{Env, ScheduledEvent};
+use shared::{retry, Config};
+use worker::{Delay, Env, ScheduledEvent};
 
+/// Calls `function`, retrying transient failures on `shared::retry`'s
+/// schedule: Cloudflare does not re-run a failed cron invocation, and the next
+/// tick is minutes away. The answer says how many attempts it took.
 async fn call(config: &Config, function: &str) -> Value {
     let call = Client::new(config).rpc("platform", function, &json!({}), Auth::ServiceRole);
-    match rest::rpc(&call, config).await {
-        Ok(result) => result,
-        Err(e) => json!({"status": "error", "code": e.code(), "detail": e.log_detail()}),
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match rest::rpc(&call, config).await {
+            Ok(result) => return json!({"attempts": attempts, "result": result}),
+            Err(e) => match retry::delay_before_retry(&retry::CRON_BACKOFF, attempts, &e) {
+                Some(wait) => Delay::from(wait).await,
+                None => {
+                    return json!({
+                        "attempts": attempts,
+                        "status": "error",
+                        "code": e.code(),
+                        "detail": e.log_detail(),
+                    })
+                }
+            },
+        }
     }
 }
 
