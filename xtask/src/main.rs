@@ -3,6 +3,7 @@
 //! `cargo xtask dev` starts the whole stack locally; `cargo xtask test` runs
 //! every layer of tests against it. Both install what is missing first.
 
+mod bench;
 mod devkeys;
 mod init_sql;
 mod paths;
@@ -22,13 +23,15 @@ commands:
   dev            install what is missing, start Postgres, the REST layer and the
                  Worker (wrangler dev), print URLs and keys; Ctrl-C stops all
   test           the same set-up, then every test layer; non-zero on any failure
+  bench          start the stack on its own ports, measure the benchmark figures,
+                 print a table (also target/bench/results.json); --quick: shorter
   build-worker   build the Worker to wasm with worker-build --release
   init-sql       write database/init.sql from supabase/migrations and the seed
 
 environment:
   CDS_PG_PORT, CDS_REST_PORT, CDS_WORKER_PORT, CDS_INSPECTOR_PORT
                  override the ports (dev: 54322, 54321, 8787, 9229;
-                 test: 54332, 54331, 8797, 9239)
+                 test: 54332, 54331, 8797, 9239; bench: 54342, 54341, 8807, 9249)
 ";
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     let result = match command.as_deref() {
         Some("dev") => stack::dev(),
         Some("test") => testrun::run(),
+        Some("bench") => bench::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("build-worker") => worker::build_command(),
         Some("init-sql") => init_sql::write_command(),
         Some("help" | "-h" | "--help") => {

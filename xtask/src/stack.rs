@@ -27,24 +27,48 @@ pub struct Stack {
 pub struct Prepared {
     pub worker_tools: WorkerTools,
     pub pg: PgTools,
+    pub rest_binary: std::path::PathBuf,
 }
 
-pub fn prepare() -> Result<Prepared> {
+/// How the REST stand-in is built: debug for dev and tests (quick to build),
+/// release for benchmarks (its speed is part of every full-stack figure).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RestBuild {
+    Debug,
+    Release,
+}
+
+pub fn prepare(rest_build: RestBuild) -> Result<Prepared> {
     let started = Instant::now();
     let pg = tools::pg_tools()?;
     let worker_tools = tools::worker_tools()?;
     eprintln!("==> building the REST stand-in");
-    run(Command::new(cargo())
-        .args(["build", "--quiet", "-p", "rest-standin"])
-        .current_dir(repo_root()))?;
+    let mut build = Command::new(cargo());
+    build.args(["build", "--quiet", "-p", "rest-standin"]);
+    if rest_build == RestBuild::Release {
+        build.arg("--release");
+    }
+    run(build.current_dir(repo_root()))?;
     worker::build(&worker_tools)?;
     eprintln!("    ready to start after {:.1?}", started.elapsed());
-    Ok(Prepared { worker_tools, pg })
+    let folder = match rest_build {
+        RestBuild::Debug => "debug",
+        RestBuild::Release => "release",
+    };
+    Ok(Prepared {
+        worker_tools,
+        pg,
+        rest_binary: repo_root().join("target").join(folder).join("rest-standin"),
+    })
 }
 
 impl Stack {
     pub fn start(profile: Profile, prepared: Prepared) -> Result<Self> {
-        let Prepared { worker_tools, pg } = prepared;
+        let Prepared {
+            worker_tools,
+            pg,
+            rest_binary,
+        } = prepared;
         ensure_port_free(profile.pg_port, "PostgreSQL", "CDS_PG_PORT")?;
         ensure_port_free(profile.rest_port, "the REST layer", "CDS_REST_PORT")?;
         let keys = DevKeys::load_or_create(&profile)?;
@@ -78,7 +102,7 @@ impl Stack {
             "==> 4/5 REST layer (PostgREST stand-in) on port {}",
             stack.profile.rest_port
         );
-        let rest = stack.start_rest()?;
+        let rest = stack.start_rest(&rest_binary)?;
         stack.services.push(rest);
 
         eprintln!(
@@ -99,11 +123,10 @@ impl Stack {
         Ok(stack)
     }
 
-    fn start_rest(&self) -> Result<Service> {
+    fn start_rest(&self, binary: &std::path::Path) -> Result<Service> {
         // The legacy HS256 secret signs the local tokens; the asymmetric key
         // set starts empty, and tests publish keys by rewriting the file.
         std::fs::write(self.profile.jwks_file(), r#"{"keys":[]}"#)?;
-        let binary = repo_root().join("target/debug/rest-standin");
         let mut command = Command::new(binary);
         command
             .args(["--listen", &format!("127.0.0.1:{}", self.profile.rest_port)])
@@ -184,6 +207,14 @@ impl Stack {
             ),
         )?;
         Ok(key.full_key.clone())
+    }
+
+    /// The pid (and process group) of the service named `name`.
+    pub fn service_pid(&self, name: &str) -> Option<u32> {
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.pid())
     }
 
     /// Fails when any service has died.
@@ -275,7 +306,7 @@ pub fn stop_requested() -> Result<Arc<AtomicBool>> {
 pub fn dev() -> Result<ExitCode> {
     let stop = stop_requested()?;
     let profile = Profile::dev()?;
-    let prepared = prepare()?;
+    let prepared = prepare(RestBuild::Debug)?;
     let mut stack = Stack::start(profile, prepared)?;
     stack.print_banner();
     let outcome = loop {

@@ -59,7 +59,7 @@ pub fn run() -> Result<ExitCode> {
         run_visible(Command::new(cargo()).arg("test").current_dir(&root))
     })?;
 
-    let prepared = stack::prepare()?;
+    let prepared = stack::prepare(stack::RestBuild::Debug)?;
     let mut stack = Stack::start(Profile::test()?, prepared)?;
 
     layer("database (pgTAP via pg_prove)", &mut || pg_prove(&stack))?;

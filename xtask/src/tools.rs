@@ -78,7 +78,7 @@ pub fn pg_tools() -> Result<PgTools> {
     Ok(PgTools { bin, pg_prove })
 }
 
-fn apt_install(packages: &[String]) -> Result<()> {
+pub fn apt_install(packages: &[String]) -> Result<()> {
     let list = packages.join(" ");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
