@@ -117,6 +117,9 @@ pub fn start_wrangler(profile: &Profile, tools: &WorkerTools, vars: &Path) -> Re
         .arg(vars)
         .current_dir(repo_root())
         .env("WRANGLER_SEND_METRICS", "false")
+        // Miniflare would fetch the `Request.cf` placeholder from
+        // workers.cloudflare.com; nothing here may reach another host.
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
         .env("CI", "true")
         // xtask has just built the Worker; wrangler's `[build] command` would
         // only build it again. After an edit, `cargo xtask build-worker` in
