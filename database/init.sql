@@ -2283,6 +2283,276 @@ begin
 end
 $$;
 
+-- ==== supabase/migrations/20261125172000_usage_queue.sql ====
+
+-- High-volume usage through Cloudflare Queues: the edge accepts events with
+-- `Prefer: respond-async`, enqueues them, and the queue consumer records each
+-- delivered batch with one call of record_queued_usage. Delivery is at least
+-- once; the ledger's (user, idempotency key) uniqueness makes every event
+-- count once. Events that can never be recorded (unknown model, unknown user,
+-- a key reused for another event...) are kept in usage_rejections with the
+-- reason, so the consumer acknowledges them instead of retrying forever.
+
+create table if not exists platform.usage_rejections (
+  id bigint generated always as identity primary key,
+  user_id uuid not null,
+  idempotency_key text not null,
+  api_key_id uuid,
+  -- 'queue': the consumer's RPC refused the event; 'dead_letter': the queue
+  -- gave up after its retries.
+  source text not null
+    constraint usage_rejections_source_known check (source in ('queue', 'dead_letter')),
+  code text not null,
+  message text not null,
+  event jsonb not null,
+  rejected_at timestamptz not null default now(),
+  constraint usage_rejections_once unique (user_id, idempotency_key)
+);
+comment on table platform.usage_rejections is
+  'Queued usage events that were not recorded, with the reason; written only by the queue RPCs';
+
+alter table platform.usage_rejections enable row level security;
+revoke all on platform.usage_rejections from public, anon, authenticated, service_role;
+grant select on platform.usage_rejections to authenticated, service_role;
+drop policy if exists "users read their rejections, admins read all" on platform.usage_rejections;
+create policy "users read their rejections, admins read all" on platform.usage_rejections
+  for select to authenticated
+  using (user_id = (select auth.uid()) or (select platform.is_admin()));
+drop policy if exists "the service role reads rejections" on platform.usage_rejections;
+create policy "the service role reads rejections" on platform.usage_rejections
+  for select to service_role using (true);
+
+-- POST /rpc/record_queued_usage (service role): one delivered queue batch.
+-- p_messages: [{"user_id", "api_key_id"?, "event": {batch item}, "accepted_at_ms"?}].
+-- Events are grouped per (user, key) into record_token_usage_batch calls. A
+-- refusal (our PTxyz codes, malformed ids) is permanent: the event goes to
+-- usage_rejections and the answer says so. Anything else (the database
+-- failing) fails the whole call, so the consumer retries the batch; what
+-- was already recorded then replays.
+create or replace function platform.record_queued_usage(p_messages jsonb)
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_started timestamptz := clock_timestamp();
+  v_group record;
+  v_answer jsonb;
+  v_result jsonb;
+  v_results jsonb[];
+  v_state text;
+  v_message text;
+  v_hint text;
+  v_recorded integer := 0;
+  v_replayed integer := 0;
+  v_rejected integer := 0;
+  v_oldest_ms numeric;
+  v_summary jsonb;
+begin
+  if not platform.is_service_role() then
+    perform platform.fail('PT403', 'forbidden', 'only the queue consumer records queued usage');
+  end if;
+  if p_messages is null or jsonb_typeof(p_messages) <> 'array' then
+    perform platform.fail('PT422', 'invalid_batch', 'p_messages must be a JSON array');
+  end if;
+  v_results := array_fill(null::jsonb, array[jsonb_array_length(p_messages)]);
+
+  for v_group in
+    select m ->> 'user_id' as user_id, m ->> 'api_key_id' as api_key_id,
+           array_agg(i - 1 order by i) as indexes,
+           jsonb_agg(m -> 'event' order by i) as events
+      from jsonb_array_elements(p_messages) with ordinality t(m, i)
+     group by 1, 2
+  loop
+    begin
+      v_answer := platform.record_token_usage_batch(v_group.events, v_group.user_id::uuid,
+                                                    v_group.api_key_id::uuid);
+      for k in 1 .. array_length(v_group.indexes, 1) loop
+        v_result := v_answer -> 'results' -> (k - 1);
+        v_results[v_group.indexes[k] + 1] := v_result - 'index';
+      end loop;
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
+      -- A refusal of the whole group (unknown user, viewer, foreign or
+      -- revoked key) is permanent for each of its events.
+      if v_state not like 'PT4%' and v_state <> '22P02' then
+        raise;
+      end if;
+      for k in 1 .. array_length(v_group.indexes, 1) loop
+        v_results[v_group.indexes[k] + 1] := jsonb_build_object('status', 'rejected', 'error',
+          jsonb_build_object('code', case when v_state like 'PT%' then v_hint else 'invalid_event' end,
+                             'message', case when v_state like 'PT%' then v_message
+                                             else 'an id in this event is not a valid UUID' end));
+      end loop;
+    end;
+  end loop;
+
+  -- Keep every refusal with its reason; a redelivered refusal is kept once.
+  -- A malformed user id cannot be kept against a user and is only answered.
+  insert into platform.usage_rejections (user_id, idempotency_key, api_key_id, source, code, message, event)
+  select (m ->> 'user_id')::uuid, coalesce(m -> 'event' ->> 'idempotency_key', ''),
+         case when m ->> 'api_key_id' ~ '^[0-9a-fA-F-]{36}$' then (m ->> 'api_key_id')::uuid end,
+         'queue', r -> 'error' ->> 'code', r -> 'error' ->> 'message', coalesce(m -> 'event', 'null')
+    from jsonb_array_elements(p_messages) with ordinality t(m, i)
+    join lateral (select v_results[i] as r) x on true
+   where r ->> 'status' = 'rejected'
+     and m ->> 'user_id' ~ '^[0-9a-fA-F-]{36}$'
+     and coalesce(m -> 'event' ->> 'idempotency_key', '') <> ''
+  on conflict (user_id, idempotency_key) do nothing;
+
+  select count(*) filter (where r ->> 'status' = 'recorded'),
+         count(*) filter (where r ->> 'status' = 'replayed'),
+         count(*) filter (where r ->> 'status' = 'rejected')
+    into v_recorded, v_replayed, v_rejected
+    from unnest(v_results) r;
+  select min((m ->> 'accepted_at_ms')::numeric) into v_oldest_ms
+    from jsonb_array_elements(p_messages) m
+   where jsonb_typeof(m -> 'accepted_at_ms') = 'number';
+
+  v_summary := jsonb_build_object('messages', jsonb_array_length(p_messages), 'recorded', v_recorded,
+    'replayed', v_replayed, 'rejected', v_rejected,
+    -- How long the oldest event of the batch waited between the edge
+    -- accepting it and its recording: the queue's lag.
+    'lag_ms', case when v_oldest_ms is not null
+      then greatest(0, round(extract(epoch from clock_timestamp()) * 1000 - v_oldest_ms)) end);
+  insert into telemetry.execution_metrics (function_name, status, duration_ms, details)
+  values ('usage_queue_consumer', 'ok', extract(epoch from clock_timestamp() - v_started) * 1000, v_summary);
+  return v_summary || jsonb_build_object('results', to_jsonb(v_results));
+end
+$$;
+
+-- POST /rpc/record_usage_dead_letters (service role): messages the queue gave
+-- up on after its retries. Each becomes a rejection with the reason, unless
+-- the event was recorded after all (a run whose answer was lost).
+create or replace function platform.record_usage_dead_letters(p_messages jsonb, p_reason text)
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_kept integer;
+begin
+  if not platform.is_service_role() then
+    perform platform.fail('PT403', 'forbidden', 'only the queue consumer records dead letters');
+  end if;
+  if p_messages is null or jsonb_typeof(p_messages) <> 'array' then
+    perform platform.fail('PT422', 'invalid_batch', 'p_messages must be a JSON array');
+  end if;
+  insert into platform.usage_rejections (user_id, idempotency_key, api_key_id, source, code, message, event)
+  select (m ->> 'user_id')::uuid, m -> 'event' ->> 'idempotency_key',
+         case when m ->> 'api_key_id' ~ '^[0-9a-fA-F-]{36}$' then (m ->> 'api_key_id')::uuid end,
+         'dead_letter', 'dead_lettered', left(coalesce(p_reason, 'the queue gave up after its retries'), 500),
+         coalesce(m -> 'event', 'null')
+    from jsonb_array_elements(p_messages) m
+   where m ->> 'user_id' ~ '^[0-9a-fA-F-]{36}$'
+     and coalesce(m -> 'event' ->> 'idempotency_key', '') <> ''
+     and not exists (select 1 from platform.token_usage u
+                      where u.user_id = (m ->> 'user_id')::uuid
+                        and u.idempotency_key = m -> 'event' ->> 'idempotency_key')
+  on conflict (user_id, idempotency_key) do nothing;
+  get diagnostics v_kept = row_count;
+  return jsonb_build_object('messages', jsonb_array_length(p_messages), 'dead_lettered', v_kept);
+end
+$$;
+
+-- POST /rpc/usage_event_status: what became of one of the caller's events:
+-- recorded (with the ledger row's answer), rejected (with the reason), or
+-- queued: neither yet. The edge keeps no per-event state between accepting
+-- an event and its recording (that write per event is what the queue saves),
+-- so a key that was never sent also reads as queued.
+create or replace function platform.usage_event_status(
+  p_idempotency_key text,
+  p_user_id uuid default null,
+  p_api_key_id uuid default null
+)
+returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_uid uuid := platform.caller_user_id(p_user_id, false);
+  v_row platform.token_usage;
+  v_rejection platform.usage_rejections;
+begin
+  perform platform.check_api_key_owner(p_api_key_id, v_uid);
+  select * into v_row from platform.token_usage u
+   where u.user_id = v_uid and u.idempotency_key = p_idempotency_key;
+  if found then
+    return jsonb_build_object('status', 'recorded', 'idempotency_key', p_idempotency_key)
+           || (platform.usage_result(v_row, false) - 'replayed');
+  end if;
+  select * into v_rejection from platform.usage_rejections r
+   where r.user_id = v_uid and r.idempotency_key = p_idempotency_key;
+  if found then
+    return jsonb_build_object('status', 'rejected', 'idempotency_key', p_idempotency_key,
+      'error', jsonb_build_object('code', v_rejection.code, 'message', v_rejection.message),
+      'rejected_at', v_rejection.rejected_at);
+  end if;
+  return jsonb_build_object('status', 'queued', 'idempotency_key', p_idempotency_key);
+end
+$$;
+
+revoke execute on function platform.record_queued_usage(jsonb) from public, anon, authenticated;
+revoke execute on function platform.record_usage_dead_letters(jsonb, text) from public, anon, authenticated;
+revoke execute on function platform.usage_event_status(text, uuid, uuid) from public, anon;
+grant execute on function platform.record_queued_usage(jsonb) to service_role;
+grant execute on function platform.record_usage_dead_letters(jsonb, text) to service_role;
+grant execute on function platform.usage_event_status(text, uuid, uuid) to authenticated, service_role;
+
+-- POST /rpc/metrics_snapshot: as before, plus the usage queue: the lag of
+-- the consumer's latest batch, and rejections and dead letters so far.
+create or replace function platform.metrics_snapshot()
+returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  -- Histogram bucket bounds in milliseconds (Prometheus `le`).
+  v_bounds numeric[] := array[5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+  v_refreshed timestamptz;
+  v_queue record;
+begin
+  if not (platform.is_service_role() or platform.is_admin()) then
+    perform platform.fail('PT403', 'forbidden', 'only admins read the metrics');
+  end if;
+  select s.refreshed_at into v_refreshed from analytics.summary_state s where s.name = 'daily_token_summary';
+  select m.recorded_at, (m.details ->> 'lag_ms')::numeric as lag_ms into v_queue
+    from telemetry.execution_metrics m
+   where m.function_name = 'usage_queue_consumer'
+   order by m.id desc limit 1;
+  return jsonb_build_object(
+    'queue_last_batch_at', extract(epoch from v_queue.recorded_at),
+    'queue_lag_ms', v_queue.lag_ms,
+    'usage_rejections', coalesce((
+      select jsonb_agg(jsonb_build_object('source', r.source, 'code', r.code, 'count', r.n)
+                       order by r.source, r.code)
+        from (select source, code, count(*) as n from platform.usage_rejections group by 1, 2) r), '[]'),
+    'now', extract(epoch from now()),
+    'summary_refreshed_at', extract(epoch from v_refreshed),
+    'summary_pending_deltas', (select count(*) from analytics.daily_token_deltas),
+    'bounds_ms', to_jsonb(v_bounds),
+    'calls', coalesce((
+      select jsonb_agg(jsonb_build_object('function', c.function_name, 'status', c.status,
+                                          'http_status', c.http_status, 'count', c.n)
+                       order by c.function_name, c.status, c.http_status)
+        from (select m.function_name, m.status, m.http_status, count(*) as n
+                from telemetry.execution_metrics m
+               group by 1, 2, 3) c), '[]'),
+    'durations', coalesce((
+      select jsonb_agg(jsonb_build_object(
+               'function', d.function_name, 'count', d.n, 'sum_ms', d.total,
+               'buckets', d.buckets) order by d.function_name)
+        from (select m.function_name, count(*) as n, sum(m.duration_ms) as total,
+                     (select jsonb_agg((select count(*) from telemetry.execution_metrics x
+                                         where x.function_name = m.function_name and x.duration_ms <= b)
+                                       order by b)
+                        from unnest(v_bounds) b) as buckets
+                from telemetry.execution_metrics m
+               group by m.function_name) d), '[]')
+  );
+end
+$$;
+
 -- ==== supabase/seed.sql ====
 
 -- Seed data: the model catalogue the guide names. Re-runnable: existing

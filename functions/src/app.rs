@@ -26,7 +26,8 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
         Ok(config) => {
             let cors_headers = cors::response_headers(&config.allowed_origins, origin.as_deref());
             let mut endpoint = None;
-            let response = match answer(req, &config, origin.as_deref(), &mut endpoint).await {
+            let response = match answer(req, &env, &config, origin.as_deref(), &mut endpoint).await
+            {
                 Ok(Answered::Preflight(response)) => response,
                 Ok(Answered::Normal(response)) => respond::add_headers(response, cors_headers),
                 Err(err) => respond::add_headers(respond::error(&err), cors_headers),
@@ -60,6 +61,7 @@ enum Answered {
 /// call is recorded in telemetry even when its handler fails.
 async fn answer(
     mut req: Request,
+    env: &Env,
     config: &Config,
     origin: Option<&str>,
     endpoint: &mut Option<Endpoint>,
@@ -101,8 +103,11 @@ async fn answer(
         Endpoint::CreateApiKey => handlers::api_keys::create(&req, &body, config).await?,
         Endpoint::ListApiKeys => handlers::api_keys::list(&req, config).await?,
         Endpoint::RevokeApiKey => handlers::api_keys::revoke(&req, id, config).await?,
-        Endpoint::RecordUsage => handlers::usage::record(&req, &body, config).await?,
-        Endpoint::RecordUsageBatch => handlers::usage::record_batch(&req, &body, config).await?,
+        Endpoint::RecordUsage => handlers::usage::record(&req, &body, config, env).await?,
+        Endpoint::RecordUsageBatch => {
+            handlers::usage::record_batch(&req, &body, config, env).await?
+        }
+        Endpoint::UsageEventStatus => handlers::usage::event_status(&req, id, config).await?,
         Endpoint::ReserveTokens => handlers::usage::reserve(&req, &body, config).await?,
         Endpoint::ReleaseReservation => handlers::usage::release(&req, id, config).await?,
         Endpoint::UsageOverview => handlers::usage::overview(&req, config).await?,

@@ -54,6 +54,16 @@ impl Caller {
         }
     }
 
+    /// Who the caller acts for: the user, and the API key when one was used.
+    pub fn identity(&self) -> (&str, Option<&str>) {
+        match self {
+            Caller::User { claims, .. } => (&claims.sub, None),
+            Caller::ApiKey {
+                key_id, user_id, ..
+            } => (user_id, Some(key_id)),
+        }
+    }
+
     /// The authority RPCs run with for this caller.
     pub fn rest_auth(&self) -> Auth<'_> {
         match self {

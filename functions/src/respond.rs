@@ -43,6 +43,16 @@ pub fn error(err: &ApiError) -> Response {
     add_headers(response, err.headers())
 }
 
+/// `202 Accepted` for work handed to the usage queue (`Prefer:
+/// respond-async` honoured, as RFC 7240 asks the answer to say).
+pub fn accepted(body: &serde_json::Value, location: Option<String>) -> Response {
+    let mut headers = vec![("preference-applied", "respond-async".to_string())];
+    if let Some(location) = location {
+        headers.push(("location", location));
+    }
+    add_headers(json(202, body), headers)
+}
+
 /// An empty response, e.g. `204` to a preflight.
 pub fn empty(status: u16) -> Response {
     Response::builder().with_status(status).empty()

@@ -15,6 +15,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod postgrest;
+pub mod queue;
 pub mod retry;
 pub mod routes;
 pub mod telemetry;

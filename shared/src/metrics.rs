@@ -109,6 +109,37 @@ pub fn render(snapshot: &Value) -> Result<String, ApiError> {
             (now - refreshed).max(0.0)
         );
     }
+    if let Some(lag_ms) = number(&snapshot["queue_lag_ms"]) {
+        out.push_str("# HELP cds_usage_queue_lag_seconds How long the oldest event of the usage queue's latest consumed batch waited after the edge accepted it.\n");
+        out.push_str("# TYPE cds_usage_queue_lag_seconds gauge\n");
+        let _ = writeln!(out, "cds_usage_queue_lag_seconds {}", lag_ms / 1000.0);
+    }
+    if let Some(at) = number(&snapshot["queue_last_batch_at"]) {
+        out.push_str("# HELP cds_usage_queue_last_batch_timestamp_seconds When the usage queue's consumer last recorded a batch.\n");
+        out.push_str("# TYPE cds_usage_queue_last_batch_timestamp_seconds gauge\n");
+        let _ = writeln!(out, "cds_usage_queue_last_batch_timestamp_seconds {at}");
+    }
+    if let Some(rejections) = snapshot["usage_rejections"].as_array() {
+        out.push_str("# HELP cds_usage_rejections_total Queued usage events not recorded, by source (queue: refused; dead_letter: retries exhausted) and reason.\n");
+        out.push_str("# TYPE cds_usage_rejections_total counter\n");
+        let mut dead_letters = 0.0;
+        for r in rejections {
+            let source = r["source"].as_str().unwrap_or_default();
+            let count = number(&r["count"]).unwrap_or(0.0);
+            if source == "dead_letter" {
+                dead_letters += count;
+            }
+            let _ = writeln!(
+                out,
+                "cds_usage_rejections_total{{source=\"{}\",code=\"{}\"}} {count}",
+                label(source),
+                label(r["code"].as_str().unwrap_or_default())
+            );
+        }
+        out.push_str("# HELP cds_usage_dead_letters_total Usage events the queue gave up on after its retries.\n");
+        out.push_str("# TYPE cds_usage_dead_letters_total counter\n");
+        let _ = writeln!(out, "cds_usage_dead_letters_total {dead_letters}");
+    }
     if let Some(pending) = number(&snapshot["summary_pending_deltas"]) {
         out.push_str("# HELP cds_summary_pending_deltas Usage changes recorded but not yet folded into the daily summary.\n");
         out.push_str("# TYPE cds_summary_pending_deltas gauge\n");
@@ -127,6 +158,12 @@ mod tests {
             "now": 1000.5,
             "summary_refreshed_at": 940.5,
             "summary_pending_deltas": 12,
+            "queue_lag_ms": 1500,
+            "queue_last_batch_at": 990.5,
+            "usage_rejections": [
+                {"source": "dead_letter", "code": "dead_lettered", "count": 2},
+                {"source": "queue", "code": "unknown_model", "count": 3}
+            ],
             "bounds_ms": [5, 10, 25],
             "calls": [
                 {"function": "usage_record", "status": "ok", "http_status": 201, "count": 2},
@@ -152,6 +189,10 @@ mod tests {
             "cds_edge_call_duration_seconds_count{function=\"usage_record\"} 3",
             "cds_summary_refresh_lag_seconds 60",
             "cds_summary_pending_deltas 12",
+            "cds_usage_queue_lag_seconds 1.5",
+            "cds_usage_queue_last_batch_timestamp_seconds 990.5",
+            "cds_usage_rejections_total{source=\"queue\",code=\"unknown_model\"} 3",
+            "cds_usage_dead_letters_total 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }

@@ -22,6 +22,9 @@ pub enum Endpoint {
     ReserveTokens,
     ReleaseReservation,
     UsageOverview,
+    /// `GET /v1/usage/events/{key}`: what became of an event sent with
+    /// `Prefer: respond-async`.
+    UsageEventStatus,
     AdminGrant,
     SetDefaultModel,
     ListModels,
@@ -55,6 +58,7 @@ impl Endpoint {
             Endpoint::ReserveTokens => "usage_reserve",
             Endpoint::ReleaseReservation => "usage_release",
             Endpoint::UsageOverview => "usage_overview",
+            Endpoint::UsageEventStatus => "usage_event_status",
             Endpoint::AdminGrant => "admin_grant",
             Endpoint::SetDefaultModel => "me_default_model",
             Endpoint::ListModels => "models_list",
@@ -91,6 +95,7 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         Endpoint::ReleaseReservation,
     ),
     ("GET", "/v1/usage/overview", Endpoint::UsageOverview),
+    ("GET", "/v1/usage/events/{id}", Endpoint::UsageEventStatus),
     ("POST", "/v1/admin/grants", Endpoint::AdminGrant),
     ("PUT", "/v1/me/default-model", Endpoint::SetDefaultModel),
     ("GET", "/v1/models", Endpoint::ListModels),

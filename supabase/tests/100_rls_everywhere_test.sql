@@ -86,6 +86,7 @@ select set_eq(
             ('platform.token_usage', 'SELECT'),
             ('platform.token_grants', 'SELECT'),
             ('platform.token_reservations', 'SELECT'),
+            ('platform.usage_rejections', 'SELECT'),
             ('telemetry.execution_metrics', 'SELECT') $$,
   'authenticated holds exactly the table privileges its policies are written for');
 
@@ -149,6 +150,7 @@ select set_eq(
             ('platform.revoke_api_key(uuid)'),
             ('platform.list_api_keys()'),
             ('platform.list_models()'),
+            ('platform.usage_event_status(text,uuid,uuid)'),
             ('platform.metrics_snapshot()') $$,
   'authenticated executes exactly the user-facing RPCs (no internal helper such as record_usage_row or lock_balance)');
 
@@ -170,6 +172,9 @@ select set_eq(
             ('platform.refresh_daily_token_summary()'),
             ('platform.record_execution_metric(text,text,numeric,integer,text,jsonb)'),
             ('platform.list_models()'),
+            ('platform.record_queued_usage(jsonb)'),
+            ('platform.record_usage_dead_letters(jsonb,text)'),
+            ('platform.usage_event_status(text,uuid,uuid)'),
             ('platform.metrics_snapshot()') $$,
   'the service role executes exactly the edge''s RPCs (no internal helper)');
 

@@ -5,6 +5,11 @@
 //! - `POST /v1/usage/reservations`: hold tokens before an LLM call; 201 or 402.
 //! - `DELETE /v1/usage/reservations/{id}`: give a hold back early.
 //! - `GET /v1/usage/overview?from=&to=&user_id=`: balance and totals.
+//! - `GET /v1/usage/events/{key}`: queued, recorded or rejected.
+//!
+//! With `Prefer: respond-async`, the two recording endpoints authenticate and
+//! validate at once, hand valid events to the usage queue and answer 202;
+//! the queue consumer (`crate::usage_queue`) records them.
 //!
 //! A retry of a recorded event answers exactly the first answer (same status,
 //! same body); `Idempotent-Replayed: true` tells the two apart.
@@ -14,22 +19,72 @@ use crate::incoming::{header, json_body};
 use crate::{respond, rest};
 use serde_json::{json, Value};
 use shared::postgrest::{Client, HttpCall};
+use shared::queue::{self, QueuedUsage};
 use shared::usage::{OverviewQuery, Reservation, UsageBatch, UsageEvent};
 use shared::{ApiError, Config};
-use worker::{Request, Response};
+use worker::{Env, Request, Response};
 
 fn call(config: &Config, caller: &Caller, function: &str, mut args: Value) -> HttpCall {
     caller.add_identity(&mut args);
     Client::new(config).rpc("platform", function, &args, caller.rest_auth())
 }
 
-pub async fn record(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {
+/// Hands validated events to the usage queue, in as few sends as the
+/// platform's limits allow. A failed send answers 503: the client retries,
+/// and the events already queued count once by their idempotency keys.
+async fn enqueue(env: &Env, caller: &Caller, events: &[&UsageEvent]) -> Result<(), ApiError> {
+    let (user_id, api_key_id) = caller.identity();
+    let accepted_at_ms = worker::Date::now().as_millis() as f64;
+    let messages = events
+        .iter()
+        .map(|event| QueuedUsage {
+            user_id: user_id.to_string(),
+            api_key_id: api_key_id.map(str::to_string),
+            event: event.to_batch_item(),
+            accepted_at_ms,
+        })
+        .collect();
+    let producer = env
+        .queue(queue::PRODUCER_BINDING)
+        .map_err(|e| ApiError::Misconfigured {
+            detail: format!("queue binding {}: {e}", queue::PRODUCER_BINDING),
+        })?;
+    for batch in queue::send_batches(messages) {
+        let bodies: Vec<String> = batch.iter().map(QueuedUsage::encode).collect();
+        producer.send_batch(bodies).await.map_err(|e| {
+            worker::console_error!("enqueueing usage failed: {e}");
+            ApiError::Unavailable {
+                retry_after_secs: shared::postgrest::RETRY_AFTER_SECS,
+            }
+        })?;
+    }
+    Ok(())
+}
+
+fn wants_async(req: &Request) -> bool {
+    queue::wants_async(header(req, "prefer").as_deref())
+}
+
+pub async fn record(
+    req: &Request,
+    body: &[u8],
+    config: &Config,
+    env: &Env,
+) -> Result<Response, ApiError> {
     let caller = authenticate(req, config).await?;
     caller.require_scope("usage:write")?;
     let event = UsageEvent::parse(
         &json_body(req, body)?,
         header(req, "idempotency-key").as_deref(),
     )?;
+    if wants_async(req) {
+        enqueue(env, &caller, &[&event]).await?;
+        let answer = queue::queued_answer(&event.idempotency_key);
+        return Ok(respond::accepted(
+            &answer,
+            Some(queue::status_path(&event.idempotency_key)),
+        ));
+    }
     let result = rest::rpc(
         &call(config, &caller, "record_token_usage", event.rpc_args()),
         config,
@@ -42,10 +97,14 @@ pub async fn record_batch(
     req: &Request,
     body: &[u8],
     config: &Config,
+    env: &Env,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(req, config).await?;
     caller.require_scope("usage:write")?;
     let batch = UsageBatch::parse(&json_body(req, body)?)?;
+    if wants_async(req) {
+        return record_batch_async(env, &caller, &batch).await;
+    }
 
     // Events refused here never reach the database; the rest go in one RPC,
     // and their results are put back at their original positions.
@@ -101,6 +160,68 @@ pub async fn record_batch(
         "results": results,
     });
     Ok(respond::json(200, &body))
+}
+
+/// The batch with `Prefer: respond-async`: invalid events are refused now,
+/// each with its reason, and the valid ones queued; 202 when any was queued.
+async fn record_batch_async(
+    env: &Env,
+    caller: &Caller,
+    batch: &UsageBatch,
+) -> Result<Response, ApiError> {
+    let valid: Vec<&UsageEvent> = batch.items.iter().filter_map(|i| i.as_ref().ok()).collect();
+    if !valid.is_empty() {
+        enqueue(env, caller, &valid).await?;
+    }
+    let results: Vec<Value> = batch
+        .items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let mut result = match item {
+                Ok(event) => queue::queued_answer(&event.idempotency_key),
+                Err(err) => json!({"status": "rejected",
+                    "error": {"code": err.code(), "message": err.to_string()}}),
+            };
+            result["index"] = json!(index);
+            result
+        })
+        .collect();
+    let body = json!({
+        "queued": valid.len(),
+        "rejected": results.len() - valid.len(),
+        "results": results,
+    });
+    Ok(if valid.is_empty() {
+        respond::json(200, &body)
+    } else {
+        respond::accepted(&body, None)
+    })
+}
+
+/// `GET /v1/usage/events/{key}`: the caller's own event only.
+pub async fn event_status(
+    req: &Request,
+    segment: &str,
+    config: &Config,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(req, config).await?;
+    // The LLM server that sent the event (usage:write) or a reader may ask.
+    caller
+        .require_scope("usage:write")
+        .or_else(|_| caller.require_scope("usage:read"))?;
+    let key = queue::key_from_segment(segment)?;
+    let result = rest::rpc(
+        &call(
+            config,
+            &caller,
+            "usage_event_status",
+            json!({ "p_idempotency_key": key }),
+        ),
+        config,
+    )
+    .await?;
+    Ok(respond::json(200, &result))
 }
 
 pub async fn reserve(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {

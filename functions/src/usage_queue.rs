@@ -1,0 +1,102 @@
+//! The usage queue's consumer (`[[queues.consumers]]` in wrangler.toml): one
+//! delivered batch, one RPC. `record_queued_usage` records every event it can
+//! and keeps the ones it never can in `platform.usage_rejections`, so a
+//! successful call acknowledges the whole batch. A failed call (REST or
+//! Postgres down, a timeout) retries the whole batch with a growing delay;
+//! events already recorded replay by their idempotency keys. After the
+//! queue's `max_retries`, messages go to the dead-letter queue, whose batches
+//! this same consumer records as rejections.
+
+use crate::{env_config, rest};
+use serde_json::{json, Value};
+use shared::postgrest::{Auth, Client};
+use shared::queue::{self, Delivery, QueuedUsage};
+use worker::{Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
+
+/// Dead-letter queues are named after their queue with this suffix
+/// (wrangler.toml: `cds-usage-events` → `cds-usage-events-dlq`).
+const DEAD_LETTER_SUFFIX: &str = "-dlq";
+
+pub async fn consume(batch: MessageBatch<Value>, env: Env) {
+    let queue_name = batch.queue();
+    let config = match env_config::load(&env) {
+        Ok(config) => config,
+        Err(e) => {
+            worker::console_error!(
+                "{}",
+                json!({"event": "usage_queue", "queue": queue_name, "error": e.to_string()})
+            );
+            batch.retry_all();
+            return;
+        }
+    };
+    let messages = match batch.messages() {
+        Ok(messages) => messages,
+        Err(e) => {
+            worker::console_error!("usage queue: unreadable batch: {e}");
+            batch.retry_all();
+            return;
+        }
+    };
+    let now_ms = worker::Date::now().as_millis() as f64;
+    let mut oldest_age_secs: f64 = 0.0;
+    let mut queued = Vec::with_capacity(messages.len());
+    for message in &messages {
+        oldest_age_secs =
+            oldest_age_secs.max((now_ms - message.timestamp().as_millis() as f64) / 1000.0);
+        match QueuedUsage::decode(message.body()) {
+            Some(usage) => queued.push(usage),
+            // Not a message our edge wrote: nothing in it can be recorded
+            // for anyone, and retrying cannot change that.
+            None => {
+                worker::console_error!("usage queue: dropping a message that is not a usage event");
+                message.ack();
+            }
+        }
+    }
+    if queued.is_empty() {
+        return;
+    }
+
+    let dead_letters = queue_name.ends_with(DEAD_LETTER_SUFFIX);
+    let (function, args) = if dead_letters {
+        (
+            "record_usage_dead_letters",
+            json!({"p_messages": queued, "p_reason": "the usage queue gave up after its retries"}),
+        )
+    } else {
+        ("record_queued_usage", json!({ "p_messages": queued }))
+    };
+    let call = Client::new(&config).rpc("platform", function, &args, Auth::ServiceRole);
+    let result = rest::rpc(&call, &config).await;
+    let delivery = queue::delivery_after(&result, oldest_age_secs);
+    match delivery {
+        Delivery::AckAll => batch.ack_all(),
+        Delivery::RetryAll { delay_seconds } => batch.retry_all_with_options(
+            &QueueRetryOptionsBuilder::new()
+                .with_delay_seconds(delay_seconds)
+                .build(),
+        ),
+    }
+    let outcome = match &result {
+        Ok(answer) => {
+            let mut summary = answer.clone();
+            if let Some(fields) = summary.as_object_mut() {
+                fields.remove("results");
+            }
+            summary
+        }
+        Err(e) => json!({"status": "error", "code": e.code(), "detail": e.log_detail()}),
+    };
+    worker::console_log!(
+        "{}",
+        json!({
+            "event": "usage_queue",
+            "queue": queue_name,
+            "messages": queued.len(),
+            "oldest_age_secs": oldest_age_secs,
+            "delivery": format!("{delivery:?}"),
+            "outcome": outcome,
+        })
+    );
+}

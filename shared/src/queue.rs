@@ -1,0 +1,264 @@
+//! Usage accepted with `Prefer: respond-async` (RFC 7240) and recorded later
+//! by the Worker's own queue consumer (Cloudflare Queues).
+//!
+//! The edge authenticates and validates at once, so bad input is still a
+//! 4xx; a valid event becomes one queue message naming its user (and API key)
+//! so the consumer, running as the service role, records it for them. Every
+//! message carries the event's idempotency key: delivery is at least once,
+//! the ledger counts each key once.
+
+use crate::ApiError;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The producer binding in wrangler.toml (`[[queues.producers]]`).
+pub const PRODUCER_BINDING: &str = "USAGE_QUEUE";
+
+/// `sendBatch` takes at most 100 messages and 256 KB in all.
+pub const MAX_MESSAGES_PER_SEND: usize = 100;
+pub const MAX_BYTES_PER_SEND: usize = 256_000;
+
+/// One queued event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedUsage {
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
+    /// The event as the batch RPC takes it (`UsageEvent::to_batch_item`).
+    pub event: Value,
+    /// When the edge accepted it (Unix ms), so the consumer can report lag.
+    pub accepted_at_ms: f64,
+}
+
+impl QueuedUsage {
+    pub fn idempotency_key(&self) -> &str {
+        self.event["idempotency_key"].as_str().unwrap_or_default()
+    }
+
+    /// The message body as sent: JSON text. A structured value would pass
+    /// through serde-wasm-bindgen, which turns JSON objects into JS `Map`s
+    /// that do not come back as objects; text survives the queue unchanged.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A delivered body back into a message; `None` when it is not one of ours.
+    pub fn decode(body: &Value) -> Option<QueuedUsage> {
+        body.as_str()
+            .and_then(|text| serde_json::from_str(text).ok())
+    }
+
+    /// The message's size on the queue.
+    pub fn encoded_len(&self) -> usize {
+        self.encode().len()
+    }
+}
+
+/// Whether the request asked to be answered before the work is done:
+/// `Prefer: respond-async`, alone or among other preferences, any case.
+pub fn wants_async(prefer: Option<&str>) -> bool {
+    prefer.is_some_and(|value| {
+        value.split(',').any(|preference| {
+            // `token [= value] *(; parameter)`: only the token matters here.
+            let token = preference.split([';', '=']).next().unwrap_or_default();
+            token.trim().eq_ignore_ascii_case("respond-async")
+        })
+    })
+}
+
+/// Splits messages into `sendBatch` calls within the platform's limits.
+pub fn send_batches(messages: Vec<QueuedUsage>) -> Vec<Vec<QueuedUsage>> {
+    let mut batches: Vec<Vec<QueuedUsage>> = Vec::new();
+    let mut bytes = 0;
+    for message in messages {
+        let size = message.encoded_len();
+        let full = batches
+            .last()
+            .is_none_or(|b| b.len() >= MAX_MESSAGES_PER_SEND || bytes + size > MAX_BYTES_PER_SEND);
+        if full {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some(batch) = batches.last_mut() {
+            batch.push(message);
+        }
+    }
+    batches
+}
+
+/// Characters left as they are in a path segment (RFC 3986 unreserved).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Where the caller asks what became of an event.
+pub fn status_path(idempotency_key: &str) -> String {
+    format!(
+        "/v1/usage/events/{}",
+        utf8_percent_encode(idempotency_key, SEGMENT)
+    )
+}
+
+/// The idempotency key from the `{key}` segment of the status path.
+pub fn key_from_segment(segment: &str) -> Result<String, ApiError> {
+    let key = percent_decode_str(segment)
+        .decode_utf8()
+        .map_err(|_| ApiError::BadRequest {
+            code: "invalid_idempotency_key",
+            message: "the idempotency key in the path is not valid UTF-8".into(),
+        })?;
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::BadRequest {
+            code: "invalid_idempotency_key",
+            message: "an idempotency key has 1 to 255 bytes".into(),
+        });
+    }
+    Ok(key.into_owned())
+}
+
+/// One accepted event in a 202 answer: its key and where to ask about it.
+pub fn queued_answer(idempotency_key: &str) -> Value {
+    json!({
+        "status": "queued",
+        "idempotency_key": idempotency_key,
+        "status_url": status_path(idempotency_key),
+    })
+}
+
+/// What the consumer does with a delivered batch after calling the RPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Recorded, replayed or rejected for good (each event's fate is in the
+    /// ledger or in usage_rejections): acknowledge every message.
+    AckAll,
+    /// The call failed: deliver the whole batch again after the delay. Once
+    /// the queue's `max_retries` are spent the messages go to the dead-letter
+    /// queue, whose consumer records them as rejections.
+    RetryAll { delay_seconds: u32 },
+}
+
+/// Whole-batch retries back off with the age of the oldest message: waiting
+/// as long again as it has already waited roughly doubles the delay on each
+/// attempt (2 s at least, 5 minutes at most), without counting attempts.
+pub fn delivery_after(result: &Result<Value, ApiError>, oldest_age_secs: f64) -> Delivery {
+    match result {
+        Ok(_) => Delivery::AckAll,
+        Err(_) => Delivery::RetryAll {
+            delay_seconds: oldest_age_secs.clamp(2.0, 300.0) as u32,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(key: &str, metadata_bytes: usize) -> QueuedUsage {
+        QueuedUsage {
+            user_id: "00000000-0000-4000-8000-000000000001".into(),
+            api_key_id: None,
+            event: json!({"idempotency_key": key, "model": "m", "prompt_tokens": 1,
+                          "completion_tokens": 1, "metadata": {"pad": "x".repeat(metadata_bytes)}}),
+            accepted_at_ms: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_message_survives_encoding_as_text_and_foreign_bodies_are_refused() {
+        let original = message("k1", 3);
+        let delivered = Value::String(original.encode());
+        assert_eq!(QueuedUsage::decode(&delivered), Some(original));
+        assert_eq!(QueuedUsage::decode(&json!({"user_id": "x"})), None);
+        assert_eq!(QueuedUsage::decode(&json!("not json")), None);
+    }
+
+    #[test]
+    fn respond_async_is_recognised_among_other_preferences() {
+        for prefer in [
+            "respond-async",
+            "Respond-Async",
+            " return=minimal, respond-async ",
+            "respond-async; foo=bar",
+            "wait=10, respond-async",
+        ] {
+            assert!(wants_async(Some(prefer)), "{prefer}");
+        }
+        for prefer in [
+            "",
+            "return=representation",
+            "respond-asynchronously",
+            "wait=5",
+        ] {
+            assert!(!wants_async(Some(prefer)), "{prefer}");
+        }
+        assert!(!wants_async(None));
+    }
+
+    #[test]
+    fn sends_stay_within_100_messages_and_256_kb() {
+        let many: Vec<_> = (0..250).map(|i| message(&format!("k{i}"), 10)).collect();
+        let sizes: Vec<_> = send_batches(many).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![100, 100, 50]);
+
+        let big: Vec<_> = (0..40).map(|i| message(&format!("k{i}"), 8_000)).collect();
+        let batches = send_batches(big);
+        assert!(batches.len() > 1);
+        for batch in &batches {
+            let bytes: usize = batch.iter().map(QueuedUsage::encoded_len).sum();
+            assert!(bytes <= MAX_BYTES_PER_SEND, "{bytes}");
+        }
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 40, "none lost");
+    }
+
+    #[test]
+    fn status_urls_round_trip_any_key() {
+        for key in [
+            "plain-key_1.2~",
+            "with space/and?query#frag",
+            "ünïcödé",
+            "100%",
+        ] {
+            let path = status_path(key);
+            let segment = path.strip_prefix("/v1/usage/events/").unwrap();
+            assert!(!segment.contains(['/', '?', '#', ' ']), "{segment}");
+            assert_eq!(key_from_segment(segment).unwrap(), key);
+        }
+        assert_eq!(
+            key_from_segment("%FF").unwrap_err().code(),
+            "invalid_idempotency_key"
+        );
+        assert_eq!(
+            key_from_segment("").unwrap_err().code(),
+            "invalid_idempotency_key"
+        );
+    }
+
+    #[test]
+    fn a_failed_call_is_retried_with_growing_delays_and_success_acknowledges() {
+        assert_eq!(delivery_after(&Ok(json!({})), 0.5), Delivery::AckAll);
+        let failed = Err(ApiError::Unavailable {
+            retry_after_secs: 2,
+        });
+        let delay = |age: f64| match delivery_after(&failed, age) {
+            Delivery::RetryAll { delay_seconds } => delay_seconds,
+            Delivery::AckAll => panic!("a failure is never acknowledged"),
+        };
+        // First delivery fails at once, then each retry waits as long again.
+        assert_eq!(delay(0.1), 2);
+        assert_eq!(delay(2.5), 2);
+        assert_eq!(delay(4.5), 4);
+        assert_eq!(delay(9.0), 9);
+        assert_eq!(delay(3_600.0), 300);
+    }
+
+    #[test]
+    fn the_accepted_answer_names_the_event_and_its_status_url() {
+        let body = queued_answer("a b");
+        assert_eq!(body["status"], "queued");
+        assert_eq!(body["status_url"], "/v1/usage/events/a%20b");
+    }
+}

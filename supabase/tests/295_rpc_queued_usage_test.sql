@@ -1,0 +1,128 @@
+-- The usage queue's RPCs: record_queued_usage (one delivered batch, many
+-- users), record_usage_dead_letters, usage_event_status, and the
+-- usage_rejections table they keep.
+begin;
+select plan(24);
+
+delete from telemetry.execution_metrics where function_name = 'usage_queue_consumer';
+select tests.create_user('q-alice@example.test') as alice \gset
+select tests.create_user('q-bob@example.test') as bob \gset
+select tests.create_user('q-viewer@example.test', 'viewer') as viewer \gset
+select tests.create_user('q-admin@example.test', 'admin') as admin \gset
+select tests.grant_tokens(:'alice', 10000);
+select tests.grant_tokens(:'bob', 10000);
+select gen_random_uuid() as ghost \gset
+
+create function pg_temp.msg(p_user uuid, p_key text, p_model text default 'gpt-4o-mini',
+                            p_prompt int default 10, p_completion int default 5) returns jsonb
+language sql as $$
+  select jsonb_build_object('user_id', p_user, 'accepted_at_ms', extract(epoch from now()) * 1000 - 2000,
+    'event', jsonb_build_object('idempotency_key', p_key, 'model', p_model,
+                                'prompt_tokens', p_prompt, 'completion_tokens', p_completion))
+$$;
+
+-- ---------------------------------------------------------------------------
+select tests.authenticate_as_service_role();
+select platform.record_queued_usage(jsonb_build_array(
+  pg_temp.msg(:'alice', 'a-1'),
+  pg_temp.msg(:'bob', 'b-1', 'claude-3-5-haiku', 100, 0),
+  pg_temp.msg(:'alice', 'a-bad-model', 'no-such-model'),
+  pg_temp.msg(:'ghost', 'g-1'),
+  pg_temp.msg(:'viewer', 'v-1'),
+  pg_temp.msg(:'alice', 'a-1'),
+  pg_temp.msg(:'alice', 'a-2', 'gpt-4o-mini', 1, 1)
+)) as answer \gset
+
+select is(:'answer'::jsonb - 'results' - 'lag_ms',
+  '{"messages": 7, "recorded": 3, "replayed": 1, "rejected": 3}'::jsonb,
+  'one call records a batch of several users: 3 recorded, the duplicate replayed, 3 rejected');
+select is((select jsonb_agg(r ->> 'status') from jsonb_array_elements(:'answer'::jsonb -> 'results') r),
+  '["recorded", "recorded", "rejected", "rejected", "rejected", "replayed", "recorded"]'::jsonb,
+  'results keep the order of the messages');
+select is((select jsonb_agg(r -> 'error' ->> 'code') filter (where r ->> 'status' = 'rejected')
+             from jsonb_array_elements(:'answer'::jsonb -> 'results') r),
+  '["unknown_model", "unknown_user", "forbidden"]'::jsonb,
+  'each rejection names its reason: unknown model, unknown user, a viewer spending');
+select ok((:'answer'::jsonb ->> 'lag_ms')::numeric >= 2000, 'the answer reports the oldest message''s lag');
+select tests.clear_authentication();
+select results_eq(
+  format($$select user_id, idempotency_key, total_tokens from platform.token_usage
+            where user_id in (%L, %L) order by idempotency_key$$, :'alice', :'bob'),
+  format($$values (%L::uuid, 'a-1'::text, 15::bigint), (%L, 'a-2', 2), (%L, 'b-1', 100)$$, :'alice', :'alice', :'bob'),
+  'the ledger holds each recorded event once');
+select results_eq(
+  format($$select used from platform.token_balances where user_id in (%L, %L) order by user_id = %L desc$$,
+         :'alice', :'bob', :'alice'),
+  $$values (17::bigint), (100::bigint)$$, 'balances are debited once per event');
+select results_eq(
+  $$select idempotency_key, source, code from platform.usage_rejections order by idempotency_key$$,
+  $$values ('a-bad-model'::text, 'queue'::text, 'unknown_model'::text), ('g-1', 'queue', 'unknown_user'),
+           ('v-1', 'queue', 'forbidden')$$,
+  'every refusal is kept in usage_rejections with its reason');
+select results_eq(
+  $$select status, details - 'lag_ms' from telemetry.execution_metrics
+     where function_name = 'usage_queue_consumer'$$,
+  $$values ('ok'::text, '{"messages": 7, "recorded": 3, "replayed": 1, "rejected": 3}'::jsonb)$$,
+  'each consumed batch is recorded in telemetry');
+
+-- Redelivery of the same batch (a consumer retry) changes nothing.
+select tests.authenticate_as_service_role();
+select is(platform.record_queued_usage(jsonb_build_array(
+  pg_temp.msg(:'alice', 'a-1'), pg_temp.msg(:'alice', 'a-bad-model', 'no-such-model'),
+  pg_temp.msg(:'bob', 'b-1', 'claude-3-5-haiku', 100, 0))) - 'results' - 'lag_ms',
+  '{"messages": 3, "recorded": 0, "replayed": 2, "rejected": 1}'::jsonb,
+  'a redelivered batch replays what was recorded and rejects again what was rejected');
+select tests.clear_authentication();
+select is((select count(*) from platform.token_usage where user_id in (:'alice', :'bob')), 3::bigint,
+  'a redelivered batch adds no ledger row');
+select is((select count(*) from platform.usage_rejections), 3::bigint, 'nor a second rejection');
+
+-- Dead letters.
+select tests.authenticate_as_service_role();
+select is(platform.record_usage_dead_letters(jsonb_build_array(
+  pg_temp.msg(:'alice', 'a-dead'), pg_temp.msg(:'alice', 'a-1')), 'retries exhausted'),
+  '{"messages": 2, "dead_lettered": 1}'::jsonb,
+  'a dead letter becomes a rejection unless its event was recorded after all');
+select is(platform.record_usage_dead_letters(jsonb_build_array(pg_temp.msg(:'alice', 'a-dead')), 'again'),
+  '{"messages": 1, "dead_lettered": 0}'::jsonb, 'a dead letter delivered twice is kept once');
+select tests.clear_authentication();
+select results_eq($$select source, code, message from platform.usage_rejections where idempotency_key = 'a-dead'$$,
+  $$values ('dead_letter'::text, 'dead_lettered'::text, 'retries exhausted'::text)$$,
+  'the dead letter is kept with its reason');
+
+-- Status, for the caller's own events.
+select tests.authenticate_as(:'alice');
+select is(platform.usage_event_status('a-1') - 'created_at' - 'usage_id' - 'balance',
+  '{"status": "recorded", "idempotency_key": "a-1", "model": "gpt-4o-mini", "prompt_tokens": 10,
+    "completion_tokens": 5, "total_tokens": 15, "cost": 0.000009, "exhausted": false, "reservation": null}'::jsonb,
+  'a recorded event answers its ledger row');
+select is(platform.usage_event_status('a-1') -> 'usage_id',
+  to_jsonb((select id from platform.token_usage where user_id = :'alice' and idempotency_key = 'a-1')),
+  'with the ledger id');
+select is(platform.usage_event_status('a-bad-model') - 'rejected_at',
+  '{"status": "rejected", "idempotency_key": "a-bad-model",
+    "error": {"code": "unknown_model", "message": "unknown model ''no-such-model''"}}'::jsonb,
+  'a rejected event answers the reason');
+select is(platform.usage_event_status('not-yet'), '{"status": "queued", "idempotency_key": "not-yet"}'::jsonb,
+  'an event neither recorded nor rejected reads as queued');
+select tests.authenticate_as(:'bob');
+select is(platform.usage_event_status('a-1') ->> 'status', 'queued', 'another user''s event is never shown');
+
+-- usage_rejections under RLS.
+select tests.authenticate_as(:'alice');
+select is((select count(*) from platform.usage_rejections), 2::bigint, 'a user reads their own rejections only');
+select throws_ok($$delete from platform.usage_rejections$$, '42501',
+  'permission denied for table usage_rejections', 'and cannot remove them');
+select tests.authenticate_as(:'admin');
+select is((select count(*) from platform.usage_rejections), 4::bigint, 'an admin reads every rejection');
+
+-- Only the consumer (service role) records.
+select tests.authenticate_as(:'alice');
+select throws_ok($$select platform.record_queued_usage('[]')$$, '42501',
+  'permission denied for function record_queued_usage', 'a user cannot record queued usage');
+select tests.clear_authentication();
+select throws_ok($$select platform.record_queued_usage('[]')$$, 'PT403',
+  'only the queue consumer records queued usage', 'a caller without service-role claims is refused');
+
+select * from finish();
+rollback;
