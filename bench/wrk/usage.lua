@@ -8,6 +8,7 @@
 --       batch POST /v1/usage/batch on the Worker, batch-size events each
 --       rest  POST /rest/v1/rpc/record_token_usage on the REST layer, the RPC
 --             the Worker calls, with the same caller token
+--       batch-async  as batch, with `Prefer: respond-async` (the usage queue)
 -- Each thread counts its 2xx and other answers; `done` prints one JSON line.
 
 local threads = {}
@@ -54,6 +55,7 @@ function request()
     for i = 1, batch_size do
       parts[i] = string.format('{"idempotency_key":"%s","model":"gpt-4o-mini","prompt_tokens":12,"completion_tokens":3}', key())
     end
+    if mode == "batch-async" then headers["Prefer"] = "respond-async" end
     return wrk.format("POST", "/v1/usage/batch", headers, '{"events":[' .. table.concat(parts, ",") .. ']}')
   end
 end
@@ -64,6 +66,8 @@ function response(status, headers, body)
     if mode == "batch" then
       -- Partial acceptance is per event: count the events the answer recorded.
       events = events + tonumber(string.match(body, '"recorded":(%d+)') or "0")
+    elseif mode == "batch-async" then
+      events = events + tonumber(string.match(body, '"queued":(%d+)') or "0")
     else
       events = events + 1
     end
