@@ -227,57 +227,82 @@ pub fn run_command(args: &[String]) -> Result<ExitCode> {
     } else {
         Plan::full()
     };
+    // `--only 4,9`: just those figures (the stack still starts).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(|f| f.trim().to_string()).collect());
+    let wanted = |figure: &str| only.as_ref().is_none_or(|o| o.iter().any(|f| f == figure));
     let _stop = stack::stop_requested()?;
     let wrk = wrk()?;
     let prepared = stack::prepare(stack::RestBuild::Release)?;
     let stack = Stack::start(Profile::bench()?, prepared)?;
     let mut report = Report::default();
 
-    eprintln!("\n==> figure 1: Worker size");
-    let (raw, gz) = worker::wasm_size(&worker::wasm_path())?;
-    report.add("1", "Worker wasm, raw", "KiB", &[raw as f64 / 1024.0]);
-    report.add_target(
-        "1",
-        "Worker wasm, gzipped",
-        "KiB",
-        &[gz as f64 / 1024.0],
-        200.0,
-        true,
-    );
+    if wanted("1") {
+        eprintln!("\n==> figure 1: Worker size");
+        let (raw, gz) = worker::wasm_size(&worker::wasm_path())?;
+        report.add("1", "Worker wasm, raw", "KiB", &[raw as f64 / 1024.0]);
+        report.add_target(
+            "1",
+            "Worker wasm, gzipped",
+            "KiB",
+            &[gz as f64 / 1024.0],
+            200.0,
+            true,
+        );
+    }
 
     let tokens = bench_users(&stack)?;
 
-    eprintln!("\n==> figure 4: edge overhead (POST /v1/usage vs the same RPC on REST)");
-    attempt(&mut report, |report| {
-        edge_overhead(&stack, &wrk, &tokens, &plan, report)
-    });
+    if wanted("4") {
+        eprintln!("\n==> figure 4: edge overhead (POST /v1/usage vs the same RPC on REST)");
+        attempt(&mut report, |report| {
+            edge_overhead(&stack, &wrk, &tokens, &plan, report)
+        });
+    }
 
-    eprintln!("\n==> figure 5: throughput, full stack");
-    attempt(&mut report, |report| {
-        throughput(&stack, &wrk, &tokens, &plan, report)
-    });
+    if wanted("5") {
+        eprintln!("\n==> figure 5: throughput, full stack");
+        attempt(&mut report, |report| {
+            throughput(&stack, &wrk, &tokens, &plan, report)
+        });
+    }
 
-    eprintln!("\n==> figure 9: ingestion through the usage queue (Prefer: respond-async)");
-    attempt(&mut report, |report| {
-        queue_ingestion(&stack, &wrk, &tokens, &plan, report)
-    });
+    if wanted("9") {
+        eprintln!("\n==> figure 9: ingestion through the usage queue (Prefer: respond-async)");
+        attempt(&mut report, |report| {
+            queue_ingestion(&stack, &wrk, &tokens, &plan, report)
+        });
+    }
 
-    eprintln!("\n==> figure 6: record_token_usage with pgbench");
-    attempt(&mut report, |report| pgbench(&stack, &plan, report));
+    if wanted("6") {
+        eprintln!("\n==> figure 6: record_token_usage with pgbench");
+        attempt(&mut report, |report| pgbench(&stack, &plan, report));
+    }
 
-    eprintln!("\n==> figure 7: the TypeScript peer on the same workerd");
-    attempt(&mut report, |report| {
-        peer(&stack, &wrk, &tokens, &plan, report)
-    });
+    if wanted("7") {
+        eprintln!("\n==> figure 7: the TypeScript peer on the same workerd");
+        attempt(&mut report, |report| {
+            peer(&stack, &wrk, &tokens, &plan, report)
+        });
+    }
 
-    eprintln!("\n==> figure 3: JWT verification inside wasm");
-    attempt(&mut report, jwt_in_wasm);
+    if wanted("3") {
+        eprintln!("\n==> figure 3: JWT verification inside wasm");
+        attempt(&mut report, jwt_in_wasm);
+    }
 
-    eprintln!("\n==> figure 2: time to first response of a fresh workerd");
-    attempt(&mut report, |report| cold_start(&stack, &plan, report));
+    if wanted("2") {
+        eprintln!("\n==> figure 2: time to first response of a fresh workerd");
+        attempt(&mut report, |report| cold_start(&stack, &plan, report));
+    }
 
-    eprintln!("\n==> figure 8: incremental refresh vs REFRESH MATERIALIZED VIEW CONCURRENTLY");
-    attempt(&mut report, |report| refresh(&stack, &plan, report));
+    if wanted("8") {
+        eprintln!("\n==> figure 8: incremental refresh vs REFRESH MATERIALIZED VIEW CONCURRENTLY");
+        attempt(&mut report, |report| refresh(&stack, &plan, report));
+    }
 
     let table = report.table();
     println!("\n{table}");
