@@ -30,7 +30,9 @@ if [[ ! -x "$bindgen" ]]; then
   exit 1
 fi
 
-cargo build --release --locked --target wasm32-unknown-unknown \
+# Not --locked: the lock pins every version already there, and this lets a
+# dependency newly added to `shared` in; commit the updated Cargo.lock.
+cargo build --release --target wasm32-unknown-unknown \
   --manifest-path "$manifest" --target-dir "$out/cargo"
 
 rm -rf "$out/pkg"
