@@ -59,13 +59,15 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) {
     }
 
     let dead_letters = queue_name.ends_with(DEAD_LETTER_SUFFIX);
+    let entries = QueuedUsage::rpc_entries(&queued);
+    let events = entries.as_array().map_or(0, Vec::len);
     let (function, args) = if dead_letters {
         (
             "record_usage_dead_letters",
-            json!({"p_messages": queued, "p_reason": "the usage queue gave up after its retries"}),
+            json!({"p_messages": entries, "p_reason": "the usage queue gave up after its retries"}),
         )
     } else {
-        ("record_queued_usage", json!({ "p_messages": queued }))
+        ("record_queued_usage", json!({ "p_messages": entries }))
     };
     let call = Client::new(&config).rpc("platform", function, &args, Auth::ServiceRole);
     let result = rest::rpc(&call, &config).await;
@@ -94,6 +96,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) {
             "event": "usage_queue",
             "queue": queue_name,
             "messages": queued.len(),
+            "events": events,
             "oldest_age_secs": oldest_age_secs,
             "delivery": format!("{delivery:?}"),
             "outcome": outcome,

@@ -70,12 +70,17 @@ begin
   end if;
   v_results := array_fill(null::jsonb, array[jsonb_array_length(p_messages)]);
 
+  -- One record_token_usage_batch call per (user, key), in chunks of the
+  -- batch RPC's maximum.
   for v_group in
-    select m ->> 'user_id' as user_id, m ->> 'api_key_id' as api_key_id,
-           array_agg(i - 1 order by i) as indexes,
-           jsonb_agg(m -> 'event' order by i) as events
-      from jsonb_array_elements(p_messages) with ordinality t(m, i)
-     group by 1, 2
+    select x.user_id, x.api_key_id,
+           array_agg(x.i - 1 order by x.i) as indexes,
+           jsonb_agg(x.m -> 'event' order by x.i) as events
+      from (select t.m, t.i, t.m ->> 'user_id' as user_id, t.m ->> 'api_key_id' as api_key_id,
+                   (row_number() over (partition by t.m ->> 'user_id', t.m ->> 'api_key_id' order by t.i) - 1)
+                     / platform.max_batch_events() as chunk
+              from jsonb_array_elements(p_messages) with ordinality t(m, i)) x
+     group by x.user_id, x.api_key_id, x.chunk
   loop
     begin
       v_answer := platform.record_token_usage_batch(v_group.events, v_group.user_id::uuid,

@@ -2,7 +2,7 @@
 -- users), record_usage_dead_letters, usage_event_status, and the
 -- usage_rejections table they keep.
 begin;
-select plan(24);
+select plan(26);
 
 delete from telemetry.execution_metrics where function_name = 'usage_queue_consumer';
 select tests.create_user('q-alice@example.test') as alice \gset
@@ -76,6 +76,17 @@ select tests.clear_authentication();
 select is((select count(*) from platform.token_usage where user_id in (:'alice', :'bob')), 3::bigint,
   'a redelivered batch adds no ledger row');
 select is((select count(*) from platform.usage_rejections), 3::bigint, 'nor a second rejection');
+
+-- A delivery with more events for one user than one batch RPC call takes.
+select tests.authenticate_as_service_role();
+select is(platform.record_queued_usage(
+  (select jsonb_agg(pg_temp.msg(:'bob', 'bulk-' || n, 'gpt-4o-mini', 1, 0)) from generate_series(1, 1001) n))
+  - 'results' - 'lag_ms',
+  '{"messages": 1001, "recorded": 1001, "replayed": 0, "rejected": 0}'::jsonb,
+  'more events for one user than the batch RPC takes at once are recorded in chunks');
+select tests.clear_authentication();
+select is((select count(*) from platform.token_usage where user_id = :'bob' and idempotency_key like 'bulk-%'),
+  1001::bigint, 'every one of them once');
 
 -- Dead letters.
 select tests.authenticate_as_service_role();

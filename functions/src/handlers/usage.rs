@@ -35,15 +35,8 @@ fn call(config: &Config, caller: &Caller, function: &str, mut args: Value) -> Ht
 async fn enqueue(env: &Env, caller: &Caller, events: &[&UsageEvent]) -> Result<(), ApiError> {
     let (user_id, api_key_id) = caller.identity();
     let accepted_at_ms = worker::Date::now().as_millis() as f64;
-    let messages = events
-        .iter()
-        .map(|event| QueuedUsage {
-            user_id: user_id.to_string(),
-            api_key_id: api_key_id.map(str::to_string),
-            event: event.to_batch_item(),
-            accepted_at_ms,
-        })
-        .collect();
+    let events = events.iter().map(|event| event.to_batch_item()).collect();
+    let messages = QueuedUsage::for_events(user_id, api_key_id, events, accepted_at_ms);
     let producer = env
         .queue(queue::PRODUCER_BINDING)
         .map_err(|e| ApiError::Misconfigured {
