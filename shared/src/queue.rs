@@ -166,7 +166,9 @@ pub fn status_path(idempotency_key: &str) -> String {
     )
 }
 
-/// The idempotency key from the `{key}` segment of the status path.
+/// The idempotency key from the `{key}` segment of the status path: any key
+/// `POST /v1/usage` accepts (1 to 255 characters, no NUL, which PostgreSQL
+/// text cannot hold), so every `status_url` the edge hands out can be read.
 pub fn key_from_segment(segment: &str) -> Result<String, ApiError> {
     let key = percent_decode_str(segment)
         .decode_utf8()
@@ -174,10 +176,11 @@ pub fn key_from_segment(segment: &str) -> Result<String, ApiError> {
             code: "invalid_idempotency_key",
             message: "the idempotency key in the path is not valid UTF-8".into(),
         })?;
-    if key.is_empty() || key.len() > 255 {
+    let chars = key.chars().count();
+    if chars == 0 || chars > crate::usage::MAX_KEY_CHARS || key.contains('\0') {
         return Err(ApiError::BadRequest {
             code: "invalid_idempotency_key",
-            message: "an idempotency key has 1 to 255 bytes".into(),
+            message: "an idempotency key has 1 to 255 characters, none of them NUL".into(),
         });
     }
     Ok(key.into_owned())
@@ -348,6 +351,25 @@ mod tests {
             key_from_segment("").unwrap_err().code(),
             "invalid_idempotency_key"
         );
+    }
+
+    #[test]
+    fn the_status_path_takes_exactly_the_keys_usage_accepts() {
+        // 255 characters of four bytes each: a valid key, so its status URL
+        // must be readable.
+        let longest = "😀".repeat(255);
+        let path = status_path(&longest);
+        let segment = path.strip_prefix("/v1/usage/events/").unwrap();
+        assert_eq!(key_from_segment(segment).unwrap(), longest);
+        // A NUL would reach PostgreSQL, which refuses it in text (a 502).
+        for bad in ["a%00b", "%00", &"%F0%9F%98%80".repeat(256)] {
+            let err = key_from_segment(bad).unwrap_err();
+            assert_eq!(
+                (err.status(), err.code()),
+                (400, "invalid_idempotency_key"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -331,7 +331,7 @@ impl OverviewQuery {
 }
 
 /// A calendar date `YYYY-MM-DD` with a valid month and day.
-fn is_date(s: &str) -> bool {
+pub(crate) fn is_date(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     let [y, m, d] = parts.as_slice() else {
         return false;

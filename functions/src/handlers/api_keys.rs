@@ -8,20 +8,10 @@
 use crate::caller::{authenticate_user, Caller};
 use crate::incoming::json_body;
 use crate::{respond, rest};
-use serde::Deserialize;
+use shared::auth::api_key::NewApiKey;
 use shared::auth::ApiKey;
 use shared::{ApiError, Config};
 use worker::{Request, Response};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateApiKey {
-    name: String,
-    #[serde(default)]
-    scopes: Option<Vec<String>>,
-    #[serde(default)]
-    expires_at: Option<String>,
-}
 
 fn rpc_call(
     config: &Config,
@@ -34,10 +24,7 @@ fn rpc_call(
 
 pub async fn create(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate_user(req, config).await?;
-    let input: CreateApiKey =
-        serde_json::from_value(json_body(req, body)?).map_err(|e| ApiError::InvalidJson {
-            reason: e.to_string(),
-        })?;
+    let input = NewApiKey::parse(json_body(req, body)?)?;
     let mut random = [0u8; 36];
     getrandom::getrandom(&mut random).map_err(|e| ApiError::Internal {
         detail: format!("no randomness for an API key: {e}"),

@@ -12,8 +12,11 @@
 //! with the hash of the presented secret; as the attacker does not choose the
 //! hash, comparison timing reveals nothing about the secret (and
 //! [`hashes_match`] compares in constant time anyway).
+//!
+//! [`NewApiKey`] is the request that creates one (`POST /v1/api-keys`).
 
 use super::AuthError;
+use crate::error::ApiError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -107,6 +110,112 @@ impl ApiKey {
     }
 }
 
+/// `POST /v1/api-keys`: `{"name", "scopes"?, "expires_at"?}`.
+///
+/// Anything but an object, and an unknown or missing field, is `invalid_json`
+/// (400). The database judges the name's length, the scopes and whether the
+/// expiry is in the future; what it could not even take as an argument is
+/// refused here with the same codes, so it never becomes a 502: a NUL
+/// character (PostgreSQL text cannot hold one) in the name or a scope, and an
+/// `expires_at` that is not an RFC 3339 date-time (OpenAPI `date-time`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    pub name: String,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+impl NewApiKey {
+    pub fn parse(body: serde_json::Value) -> Result<Self, ApiError> {
+        // serde would also fill the struct from an array (`["name"]`).
+        if !body.is_object() {
+            return Err(ApiError::InvalidJson {
+                reason: "an API key request must be a JSON object".into(),
+            });
+        }
+        let key: NewApiKey = serde_json::from_value(body).map_err(|e| ApiError::InvalidJson {
+            reason: e.to_string(),
+        })?;
+        let refuse = |code, message: &str| ApiError::Unprocessable {
+            code,
+            message: message.to_string(),
+        };
+        if key.name.contains('\0') {
+            return Err(refuse(
+                "invalid_name",
+                "name must not contain NUL characters",
+            ));
+        }
+        if key
+            .scopes
+            .iter()
+            .flatten()
+            .any(|scope| scope.contains('\0'))
+        {
+            return Err(refuse(
+                "invalid_scopes",
+                "scopes are usage:write and/or usage:read",
+            ));
+        }
+        if key
+            .expires_at
+            .as_deref()
+            .is_some_and(|at| !is_date_time(at))
+        {
+            return Err(refuse(
+                "invalid_expiry",
+                "expires_at must be an RFC 3339 date-time, like 2026-12-31T23:59:59Z",
+            ));
+        }
+        Ok(key)
+    }
+}
+
+/// An RFC 3339 date-time: `2026-12-31T23:59:59Z`, with optional fractional
+/// seconds and a `Z` or `±hh:mm` offset.
+fn is_date_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    // ASCII only, so the byte offsets below are character offsets.
+    if !s.is_ascii() || b.len() < 20 || !crate::usage::is_date(&s[..10]) {
+        return false;
+    }
+    let two_digits = |at: usize, max: u32| {
+        b.get(at..at + 2).is_some_and(|d| {
+            d.iter().all(u8::is_ascii_digit)
+                && u32::from(d[0] - b'0') * 10 + u32::from(d[1] - b'0') <= max
+        })
+    };
+    let time_ok = matches!(b[10], b'T' | b't')
+        && two_digits(11, 23)
+        && b[13] == b':'
+        && two_digits(14, 59)
+        && b[16] == b':'
+        // 60: a leap second.
+        && two_digits(17, 60);
+    if !time_ok {
+        return false;
+    }
+    let mut zone = 19;
+    if b[zone] == b'.' {
+        let digits = b[zone + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if digits == 0 {
+            return false;
+        }
+        zone += 1 + digits;
+    }
+    match &b[zone..] {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', _, _, b':', _, _] => two_digits(zone + 1, 23) && two_digits(zone + 4, 59),
+        _ => false,
+    }
+}
+
 /// Whether a bearer token is meant as an API key rather than a JWT.
 pub fn looks_like_api_key(token: &str) -> bool {
     token.starts_with(KEY_MARKER)
@@ -131,6 +240,75 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// One row per create request: accepted, or the status and code.
+    #[test]
+    fn new_key_requests_refuse_what_the_database_cannot_take() {
+        let cases: Vec<(serde_json::Value, Option<(u16, &str)>)> = vec![
+            (serde_json::json!({"name": "llm"}), None),
+            (
+                serde_json::json!({"name": "llm", "scopes": ["usage:read"],
+                    "expires_at": "2026-12-31T23:59:59Z"}),
+                None,
+            ),
+            (
+                serde_json::json!({"name": "llm", "expires_at": "2026-12-31t23:59:60.123456+05:30"}),
+                None,
+            ),
+            (serde_json::json!({"name": "llm", "expires_at": null}), None),
+            (
+                serde_json::json!({"name": "k\u{0}"}),
+                Some((422, "invalid_name")),
+            ),
+            (
+                serde_json::json!({"name": "k", "scopes": ["usage:read\u{0}"]}),
+                Some((422, "invalid_scopes")),
+            ),
+            (
+                serde_json::json!({"name": "k", "admin": true}),
+                Some((400, "invalid_json")),
+            ),
+            (
+                serde_json::json!({"scopes": []}),
+                Some((400, "invalid_json")),
+            ),
+            (serde_json::json!(["k"]), Some((400, "invalid_json"))),
+        ];
+        for bad_expiry in [
+            "tomorrow",
+            "x'; drop table platform.api_keys; --",
+            "2026-12-31",
+            "2026-12-31T23:59:59",
+            "2026-12-31 23:59:59Z",
+            "2026-02-30T00:00:00Z",
+            "2026-12-31T24:00:00Z",
+            "2026-12-31T23:60:00Z",
+            "2026-12-31T23:59:59.Z",
+            "2026-12-31T23:59:59+24:00",
+            "2026-12-31T23:59:59+0100",
+            "infinity",
+            "2026-12-31T23:59:59Zx",
+            "２０２６-12-31T23:59:59Z",
+        ] {
+            let got = NewApiKey::parse(serde_json::json!({"name": "k", "expires_at": bad_expiry}))
+                .map_err(|e| (e.status(), e.code().to_string()));
+            assert_eq!(
+                got,
+                Err((422, "invalid_expiry".to_string())),
+                "{bad_expiry}"
+            );
+        }
+        for (body, want) in cases {
+            let got =
+                NewApiKey::parse(body.clone()).map_err(|e| (e.status(), e.code().to_string()));
+            match want {
+                None => assert!(got.is_ok(), "{body}: {got:?}"),
+                Some((status, code)) => {
+                    assert_eq!(got, Err((status, code.to_string())), "{body}")
+                }
+            }
+        }
+    }
 
     fn bytes(seed: u8) -> [u8; RANDOM_BYTES] {
         std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8))

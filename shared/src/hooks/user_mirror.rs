@@ -78,6 +78,14 @@ impl MirrorUser {
             .map(str::trim)
             .filter(|e| !e.is_empty())
             .map(ToString::to_string);
+        // PostgreSQL text cannot hold NUL (the mirror RPC would fail, a 502),
+        // and no real auth.users row has one.
+        if email.as_deref().is_some_and(|e| e.contains('\0')) {
+            return Err(unprocessable(
+                "invalid_webhook_record",
+                "the record's email contains a NUL character",
+            ));
+        }
         let chosen = record
             .pointer("/raw_user_meta_data/username")
             .and_then(serde_json::Value::as_str);
@@ -258,6 +266,16 @@ mod tests {
             ),
             (
                 event("INSERT", "auth", "users", json!([ID])),
+                422,
+                "invalid_webhook_record",
+            ),
+            (
+                event(
+                    "INSERT",
+                    "auth",
+                    "users",
+                    json!({"id": ID, "email": "a\u{0}@example.com"}),
+                ),
                 422,
                 "invalid_webhook_record",
             ),
