@@ -263,6 +263,80 @@ fn events_accepted_while_the_database_is_down_are_all_recorded_once_after_it_ret
     assert_eq!(user.balance().used, 50);
 }
 
+/// The REST layer's process (found by the port in `CDS_SUPABASE_URL`),
+/// stopped with SIGSTOP: it accepts nothing and answers nothing, as a hung or
+/// stopped PostgREST would. SIGCONT on drop, even when the test fails.
+struct RestLayerStopped(i32);
+
+impl RestLayerStopped {
+    fn start() -> Self {
+        let url = env("CDS_SUPABASE_URL");
+        let port = url.rsplit(':').next().expect("a port in CDS_SUPABASE_URL");
+        let listen = format!("127.0.0.1:{port}");
+        let pid = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+                let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                let is_standin = args.first()?.ends_with(b"rest-standin");
+                let listens_here = args.contains(&listen.as_bytes());
+                (is_standin && listens_here).then_some(pid)
+            })
+            .next()
+            .expect("the REST stand-in's process (this test needs the local stack)");
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGSTOP) },
+            0,
+            "SIGSTOP {pid}"
+        );
+        RestLayerStopped(pid)
+    }
+}
+
+impl Drop for RestLayerStopped {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+#[test]
+fn events_accepted_while_the_rest_layer_is_stopped_are_all_recorded_once_after_it_resumes() {
+    let _alone = STACK.write().unwrap_or_else(|e| e.into_inner());
+    let user = User::with_tokens(10_000);
+    let keys: Vec<String> = (0..4).map(|_| unique("rest-stopped")).collect();
+    {
+        let _stopped = RestLayerStopped::start();
+        for key in &keys {
+            let answer = record_async(&user.token, key, &event(MODEL, 3, 0));
+            assert_eq!(
+                answer.status, 202,
+                "accepted while REST is stopped: {}",
+                answer.body
+            );
+        }
+        // Long enough for the consumer's first delivery to time out (5 s).
+        std::thread::sleep(Duration::from_secs(8));
+        assert_eq!(
+            user.ledger_rows(),
+            0,
+            "nothing recorded while REST is stopped"
+        );
+    }
+    assert_eq!(
+        settled_rows(&user, 4),
+        4,
+        "each accepted event exactly once"
+    );
+    for key in &keys {
+        assert_eq!(ledger_rows(&user, key), 1, "{key}");
+    }
+    assert_eq!(user.balance().used, 12);
+}
+
 #[test]
 fn a_batch_whose_first_delivery_times_out_is_delivered_again_and_counts_once() {
     let _alone = STACK.write().unwrap_or_else(|e| e.into_inner());
