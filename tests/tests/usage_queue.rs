@@ -308,8 +308,23 @@ fn events_accepted_while_the_rest_layer_is_stopped_are_all_recorded_once_after_i
     let _alone = STACK.write().unwrap_or_else(|e| e.into_inner());
     let user = User::with_tokens(10_000);
     let keys: Vec<String> = (0..4).map(|_| unique("rest-stopped")).collect();
+    let sync_key = unique("sync-while-stopped");
     {
         let _stopped = RestLayerStopped::start();
+        // The synchronous path cannot record now: it must say so within its
+        // own REST timeout (5 s), with Retry-After, instead of hanging.
+        let started = std::time::Instant::now();
+        let down = record(&user.token, &sync_key, &event(MODEL, 1, 1));
+        assert_refused(&down, 503, "database_unavailable");
+        assert!(
+            down.header("retry-after").is_some(),
+            "503 carries Retry-After"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "answered within the edge's timeout, not hung: {:?}",
+            started.elapsed()
+        );
         for key in &keys {
             let answer = record_async(&user.token, key, &event(MODEL, 3, 0));
             assert_eq!(
@@ -326,15 +341,23 @@ fn events_accepted_while_the_rest_layer_is_stopped_are_all_recorded_once_after_i
             "nothing recorded while REST is stopped"
         );
     }
-    assert_eq!(
-        settled_rows(&user, 4),
-        4,
-        "each accepted event exactly once"
-    );
     for key in &keys {
-        assert_eq!(ledger_rows(&user, key), 1, "{key}");
+        let recorded = eventually(RECORDED_WITHIN, || {
+            (ledger_rows(&user, key) == 1).then_some(())
+        });
+        assert!(recorded.is_some(), "{key} recorded after REST resumed");
     }
-    assert_eq!(user.balance().used, 12);
+    // The 503'd request sat in the stopped process's backlog and may have been
+    // recorded when it resumed; the client's retry with the same key is
+    // answered either way, and the event counts once.
+    let retry = record(&user.token, &sync_key, &event(MODEL, 1, 1));
+    assert_eq!(retry.status, 201, "{}", retry.body);
+    std::thread::sleep(Duration::from_secs(3));
+    for key in keys.iter().chain([&sync_key]) {
+        assert_eq!(ledger_rows(&user, key), 1, "{key} exactly once");
+    }
+    assert_eq!(user.ledger_rows(), 5);
+    assert_eq!(user.balance().used, 4 * 3 + 2);
 }
 
 #[test]
