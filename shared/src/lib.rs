@@ -9,6 +9,8 @@ pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod health;
 pub mod hooks;
 pub mod http;

@@ -5,6 +5,7 @@
 
 mod bench;
 mod devkeys;
+mod fuzz;
 mod init_sql;
 mod paths;
 mod postgres;
@@ -25,6 +26,8 @@ commands:
   test           the same set-up, then every test layer; non-zero on any failure
   bench          start the stack on its own ports, measure the benchmark figures,
                  print a table (also target/bench/results.json); --quick: shorter
+  fuzz T [SECS]  run cargo-fuzz target T (jwt, standard_webhook, usage_request,
+                 webhook_payload) for SECS seconds (default 60); needs nightly
   build-worker   build the Worker to wasm with worker-build --release
   init-sql       write database/init.sql from supabase/migrations and the seed
 
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Some("dev") => stack::dev(),
         Some("test") => testrun::run(),
         Some("bench") => bench::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("fuzz") => fuzz::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("build-worker") => worker::build_command(),
         Some("init-sql") => init_sql::write_command(),
         Some("help" | "-h" | "--help") => {

@@ -123,7 +123,7 @@ fn locked_version(package: &str) -> Result<String> {
 }
 
 /// `cargo install` into a per-version folder of the tool cache, once.
-fn cargo_install(krate: &str, version: &str, binary: &str) -> Result<PathBuf> {
+pub fn cargo_install(krate: &str, version: &str, binary: &str) -> Result<PathBuf> {
     let root = tool_cache().join(format!("{krate}-{version}"));
     let path = root.join("bin").join(binary);
     if path.exists() {
