@@ -195,11 +195,10 @@ pub fn standard_webhook(data: &[u8]) {
     };
     let verdict = webhook::verify(&keys.webhook, headers, body, NOW);
     if mode % 2 == 1 {
-        let canonical = !timestamp.is_empty()
-            && timestamp.bytes().all(|b| b.is_ascii_digit())
-            && timestamp
-                .parse::<i64>()
-                .is_ok_and(|t| (t - NOW).abs() <= 300);
+        // A sender writes the number as itself: no sign, no leading zeros.
+        let canonical = timestamp
+            .parse::<i64>()
+            .is_ok_and(|t| t.to_string() == timestamp && (t - NOW).abs() <= 300);
         // Header values arrive without surrounding whitespace (HTTP strips
         // it, and verify trims as HTTP would), so an id carrying some was
         // signed over bytes no real sender would send.
@@ -375,6 +374,9 @@ mod smoke {
             // Found by cargo-fuzz: an id with surrounding whitespace, which
             // verify trims as HTTP does; not a refusal of a real webhook.
             with(1, &[b"\r\r\tmsg", now.as_bytes(), b"", b""]),
+            // And a timestamp with leading zeros, which verify refuses (it
+            // reads at most 12 digits) and no sender writes.
+            with(1, &[b"msg", b"00000000000000001800000001", b"", b""]),
         ];
         run(standard_webhook, &seeds, 3_000);
     }
