@@ -84,6 +84,55 @@ begin
 end
 $$;
 
+-- The stable code (HINT) a refused statement carries; null if it succeeds.
+create or replace function tests.refusal_code(p_sql text) returns text
+language plpgsql as $$
+declare
+  v_hint text;
+begin
+  execute p_sql;
+  return null;
+exception when others then
+  get stacked diagnostics v_hint = pg_exception_hint;
+  return v_hint;
+end
+$$;
+
+-- The daily summary as computed from scratch from the ledger.
+create or replace function tests.ledger_aggregate() returns table (
+  day date, user_id uuid, model_id bigint, requests bigint, prompt_tokens bigint,
+  completion_tokens bigint, total_tokens bigint, cost numeric)
+language sql as $$
+  select (u.created_at at time zone 'UTC')::date, u.user_id, u.model_id, count(*), sum(u.prompt_tokens)::bigint,
+         sum(u.completion_tokens)::bigint, sum(u.total_tokens)::bigint, sum(u.cost)
+    from platform.token_usage u group by 1, 2, 3
+$$;
+
+-- Rows in which p_source (analytics.daily_token_summary or _rollup) and
+-- tests.ledger_aggregate() differ, both ways; 0 when equal. Only p_user's
+-- rows when given.
+create or replace function tests.summary_mismatches(p_source regclass, p_user uuid default null)
+returns bigint
+language plpgsql as $$
+declare
+  v_off bigint;
+begin
+  execute format($q$
+    select count(*) from (
+      (select day, user_id, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost
+         from %1$s where $1 is null or user_id = $1
+       except all
+       select * from tests.ledger_aggregate() where $1 is null or user_id = $1)
+      union all
+      (select * from tests.ledger_aggregate() where $1 is null or user_id = $1
+       except all
+       select day, user_id, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost
+         from %1$s where $1 is null or user_id = $1)) x$q$, p_source)
+    into v_off using p_user;
+  return v_off;
+end
+$$;
+
 grant execute on all functions in schema tests to anon, authenticated, service_role;
 -- Creating users is the test's own (superuser) business, never an API role's,
 -- should these helpers ever be installed in a shared database.

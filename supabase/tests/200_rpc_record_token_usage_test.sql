@@ -6,20 +6,6 @@
 begin;
 select plan(63);
 
--- The stable code (HINT) a refused statement carries; null if it succeeds.
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 -- Fixtures, as the superuser.
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('bob@example.test') as bob \gset
@@ -91,7 +77,7 @@ select throws_ok(
   $$select platform.record_token_usage('gpt-4o-mini', 1000, 501, 'evt-1', p_metadata => '{"route": "chat"}')$$,
   'PT409', 'this idempotency key was already used for a different event',
   'a key reused with different token counts is refused with 409');
-select is(pg_temp.refusal_code(
+select is(tests.refusal_code(
   $$select platform.record_token_usage('gpt-4o-mini', 1000, 501, 'evt-1', p_metadata => '{"route": "chat"}')$$),
   'idempotency_key_reused', 'a reused key carries the code idempotency_key_reused');
 select throws_ok(
@@ -148,7 +134,7 @@ select tests.authenticate_as(:'alice');
 select throws_ok(
   $$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-bad-project', '10000000-0000-4000-8000-00000000b001')$$,
   'PT422', 'no such project for this user', 'usage against another user''s project is refused');
-select is(pg_temp.refusal_code(
+select is(tests.refusal_code(
   $$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-bad-project', '10000000-0000-4000-8000-00000000b001')$$),
   'unknown_project', 'an unknown project carries the code unknown_project');
 select throws_ok(
@@ -161,7 +147,7 @@ select throws_ok(
   $$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-bad-session', '10000000-0000-4000-8000-00000000a002',
       '20000000-0000-4000-8000-00000000a001')$$,
   'PT422', 'no such session for this user and project', 'a session outside the named project is refused');
-select is(pg_temp.refusal_code(
+select is(tests.refusal_code(
   $$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-bad-session', null, '20000000-0000-4000-8000-00000000b001')$$),
   'unknown_session', 'an unknown session carries the code unknown_session');
 
@@ -169,7 +155,7 @@ select is(pg_temp.refusal_code(
 -- Invalid input.
 select throws_ok($$select platform.record_token_usage('gpt-4o-mini', -1, 0, 'evt-neg')$$,
   'PT422', 'prompt_tokens must be a whole number from 0 to 1000000000000', 'negative prompt tokens are refused');
-select is(pg_temp.refusal_code($$select platform.record_token_usage('gpt-4o-mini', -1, 0, 'evt-neg')$$),
+select is(tests.refusal_code($$select platform.record_token_usage('gpt-4o-mini', -1, 0, 'evt-neg')$$),
   'invalid_token_count', 'a bad token count carries the code invalid_token_count');
 select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 0, 1000000000001, 'evt-huge')$$,
   'PT422', 'completion_tokens must be a whole number from 0 to 1000000000000', 'more than 10^12 completion tokens are refused');
@@ -177,7 +163,7 @@ select throws_ok($$select platform.record_token_usage('gpt-4o-mini', null, 0, 'e
   'PT422', 'prompt_tokens must be a whole number', 'missing prompt tokens are refused');
 select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 1, 1, null)$$,
   'PT422', 'an idempotency key of 1 to 255 characters is required', 'a missing idempotency key is refused');
-select is(pg_temp.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, null)$$),
+select is(tests.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, null)$$),
   'invalid_idempotency_key', 'a bad idempotency key carries the code invalid_idempotency_key');
 select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 1, 1, '')$$,
   'PT422', 'an idempotency key of 1 to 255 characters is required', 'an empty idempotency key is refused');
@@ -187,7 +173,7 @@ select lives_ok(format($$select platform.record_token_usage('gpt-4o-mini', 1, 1,
   'a 255-character idempotency key is accepted');
 select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-meta', p_metadata => '[1, 2]')$$,
   'PT422', 'metadata must be a JSON object of at most 8 KiB', 'metadata that is not an object is refused');
-select is(pg_temp.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-meta', p_metadata => '[1, 2]')$$),
+select is(tests.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-meta', p_metadata => '[1, 2]')$$),
   'invalid_metadata', 'bad metadata carries the code invalid_metadata');
 select throws_ok(
   format($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-meta', p_metadata => %L)$$,
@@ -195,7 +181,7 @@ select throws_ok(
   'PT422', 'metadata must be a JSON object of at most 8 KiB', 'metadata over 8 KiB is refused');
 select throws_ok($$select platform.record_token_usage('no-such-model', 1, 1, 'evt-model')$$,
   'PT422', 'unknown model ''no-such-model''', 'an unknown model is refused');
-select is(pg_temp.refusal_code($$select platform.record_token_usage('no-such-model', 1, 1, 'evt-model')$$),
+select is(tests.refusal_code($$select platform.record_token_usage('no-such-model', 1, 1, 'evt-model')$$),
   'unknown_model', 'an unknown model carries the code unknown_model');
 select tests.clear_authentication();
 update platform.models set is_active = false where name = 'mistral-7b-instruct';
@@ -217,7 +203,7 @@ select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-
 select tests.authenticate_as(:'vera');
 select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-viewer')$$,
   'PT403', 'viewers cannot spend tokens', 'a viewer may not record usage');
-select is(pg_temp.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-viewer')$$),
+select is(tests.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-viewer')$$),
   'forbidden', 'a viewer''s refusal carries the code forbidden');
 
 select tests.authenticate_as(:'bob');
@@ -233,19 +219,19 @@ select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-
 select tests.authenticate_as('40000000-0000-4000-8000-0000000000ee');
 select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-x')$$,
   'PT404', 'the user is not registered on the platform', 'a signed-in user not on the platform is refused');
-select is(pg_temp.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-x')$$),
+select is(tests.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-x')$$),
   'unknown_user', 'an unregistered user carries the code unknown_user');
 select tests.clear_authentication();
 select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-x')$$,
   'PT401', 'sign in to call this function', 'a call without claims (no JWT) is refused as unauthenticated');
-select is(pg_temp.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-x')$$),
+select is(tests.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-x')$$),
   'not_authenticated', 'an unauthenticated call carries the code not_authenticated');
 
 -- The service role (the edge, for a verified API key) names the user.
 select tests.authenticate_as_service_role();
 select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-svc')$$,
   'PT422', 'p_user_id is required when acting as the service role', 'the service role must name the user');
-select is(pg_temp.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-svc')$$),
+select is(tests.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-svc')$$),
   'user_id_required', 'a missing user carries the code user_id_required');
 select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-svc',
                      p_user_id => '40000000-0000-4000-8000-0000000000ee')$$,
@@ -255,7 +241,7 @@ select throws_ok(format($$select platform.record_token_usage('gpt-4o-mini', 1, 1
 select throws_ok(format($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-svc', p_user_id => %L,
                             p_api_key_id => '30000000-0000-4000-8000-00000000b001')$$, :'alice'),
   'PT422', 'no such API key for this user', 'the service role naming another user''s API key is refused');
-select is(pg_temp.refusal_code(format($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-svc', p_user_id => %L,
+select is(tests.refusal_code(format($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-svc', p_user_id => %L,
                             p_api_key_id => '30000000-0000-4000-8000-00000000b001')$$, :'alice')),
   'unknown_api_key', 'a foreign API key carries the code unknown_api_key');
 select is(

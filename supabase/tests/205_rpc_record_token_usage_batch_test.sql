@@ -4,19 +4,6 @@
 begin;
 select plan(37);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('bob@example.test') as bob \gset
 select tests.create_user('vera@example.test', 'viewer') as vera \gset
@@ -157,7 +144,7 @@ select results_eq(
 select tests.authenticate_as(:'alice');
 select throws_ok($$select platform.record_token_usage_batch('{"model": "gpt-4o-mini"}')$$,
   'PT422', 'p_events must be a non-empty JSON array', 'a batch that is not an array is refused');
-select is(pg_temp.refusal_code($$select platform.record_token_usage_batch('[]')$$),
+select is(tests.refusal_code($$select platform.record_token_usage_batch('[]')$$),
   'invalid_batch', 'an empty batch carries the code invalid_batch');
 select throws_ok($$select platform.record_token_usage_batch(null)$$,
   'PT422', 'p_events must be a non-empty JSON array', 'a missing batch is refused');
@@ -167,7 +154,7 @@ select throws_ok(
                                          'idempotency_key', 'big-' || i))
        from generate_series(1, 1001) i)),
   'PT413', 'a batch carries at most 1000 events', 'a batch of 1001 events is refused with 413');
-select is(pg_temp.refusal_code(
+select is(tests.refusal_code(
   format($$select platform.record_token_usage_batch(%L)$$,
     (select jsonb_agg(jsonb_build_object('model', 'gpt-4o-mini', 'prompt_tokens', 1, 'completion_tokens', 0,
                                          'idempotency_key', 'big-' || i))

@@ -4,19 +4,6 @@
 begin;
 select plan(41);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('bob@example.test') as bob \gset
 select tests.create_user('carol@example.test') as carol \gset
@@ -61,7 +48,7 @@ select is(platform.reserve_tokens(600) -> 'available', '0'::jsonb,
   'a hold may take exactly the rest of the balance');
 select throws_ok($$select platform.reserve_tokens(1)$$,
   'PT402', '1 tokens requested, 0 available', 'a hold beyond the available balance is refused with 402');
-select is(pg_temp.refusal_code($$select platform.reserve_tokens(1)$$),
+select is(tests.refusal_code($$select platform.reserve_tokens(1)$$),
   'insufficient_balance', 'the refusal carries the code insufficient_balance');
 select tests.clear_authentication();
 select results_eq(
@@ -109,7 +96,7 @@ select throws_ok($$select platform.reserve_tokens(1)$$,
 select tests.authenticate_as(:'bob');
 select throws_ok($$select platform.reserve_tokens(0)$$,
   'PT422', 'tokens must be a whole number from 1 to 1000000000000', 'a hold of zero tokens is refused');
-select is(pg_temp.refusal_code($$select platform.reserve_tokens(0)$$),
+select is(tests.refusal_code($$select platform.reserve_tokens(0)$$),
   'invalid_token_count', 'a bad token count carries the code invalid_token_count');
 select throws_ok($$select platform.reserve_tokens(-5)$$,
   'PT422', 'tokens must be a whole number from 1 to 1000000000000', 'a negative hold is refused');
@@ -119,7 +106,7 @@ select throws_ok($$select platform.reserve_tokens(1000000000001)$$,
   'PT422', 'tokens must be a whole number from 1 to 1000000000000', 'a hold over 10^12 tokens is refused');
 select throws_ok($$select platform.reserve_tokens(1, 9)$$,
   'PT422', 'ttl_seconds must be from 10 to 3600', 'a TTL under 10 seconds is refused');
-select is(pg_temp.refusal_code($$select platform.reserve_tokens(1, 9)$$),
+select is(tests.refusal_code($$select platform.reserve_tokens(1, 9)$$),
   'invalid_ttl', 'a bad TTL carries the code invalid_ttl');
 select throws_ok($$select platform.reserve_tokens(1, 3601)$$,
   'PT422', 'ttl_seconds must be from 10 to 3600', 'a TTL over an hour is refused');
@@ -136,7 +123,7 @@ select throws_ok($$select platform.reserve_tokens(1)$$,
 select tests.authenticate_as(:'vera');
 select throws_ok($$select platform.reserve_tokens(1)$$,
   'PT403', 'viewers cannot spend tokens', 'a viewer may not reserve');
-select is(pg_temp.refusal_code($$select platform.reserve_tokens(1)$$), 'forbidden',
+select is(tests.refusal_code($$select platform.reserve_tokens(1)$$), 'forbidden',
   'a viewer''s refusal carries the code forbidden');
 select tests.authenticate_as(:'alice');
 select throws_ok(format($$select platform.reserve_tokens(1, 60, %L)$$, :'bob'),

@@ -4,19 +4,6 @@
 begin;
 select plan(26);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('bob@example.test') as bob \gset
 select tests.create_user('vera@example.test') as vera \gset
@@ -80,7 +67,7 @@ select results_eq(
 select tests.authenticate_as(:'alice');
 select throws_ok($$select platform.release_token_reservation('50000000-0000-4000-8000-0000000000ff')$$,
   'PT404', 'no such reservation for this user', 'releasing an unknown hold is refused with 404');
-select is(pg_temp.refusal_code($$select platform.release_token_reservation('50000000-0000-4000-8000-0000000000ff')$$),
+select is(tests.refusal_code($$select platform.release_token_reservation('50000000-0000-4000-8000-0000000000ff')$$),
   'unknown_reservation', 'an unknown hold carries the code unknown_reservation');
 select throws_ok($$select platform.release_token_reservation(null)$$,
   'PT404', 'no such reservation for this user', 'releasing without an id is refused with 404');
@@ -110,7 +97,7 @@ select throws_ok(format($$select platform.release_token_reservation(%L)$$, :'svc
 select tests.authenticate_as_service_role();
 select throws_ok(format($$select platform.release_token_reservation(%L)$$, :'svc_hold'),
   'PT422', 'p_user_id is required when acting as the service role', 'the service role must name the user');
-select is(pg_temp.refusal_code(format($$select platform.release_token_reservation(%L)$$, :'svc_hold')),
+select is(tests.refusal_code(format($$select platform.release_token_reservation(%L)$$, :'svc_hold')),
   'user_id_required', 'a missing user carries the code user_id_required');
 select throws_ok(format($$select platform.release_token_reservation(%L, %L)$$, :'svc_hold', :'bob'),
   'PT404', 'no such reservation for this user', 'the service role naming the wrong user finds no hold');

@@ -3,19 +3,6 @@
 begin;
 select plan(14);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('bob@example.test') as bob \gset
 select tests.create_user('adam@example.test', 'admin') as adam \gset
@@ -104,7 +91,7 @@ select throws_ok($$select platform.release_expired_reservations()$$,
 select tests.clear_authentication();
 select throws_ok($$select platform.release_expired_reservations()$$,
   'PT403', 'only the service role releases expired reservations', 'a caller without service-role claims is refused');
-select is(pg_temp.refusal_code($$select platform.release_expired_reservations()$$), 'forbidden',
+select is(tests.refusal_code($$select platform.release_expired_reservations()$$), 'forbidden',
   'the refusal carries the code forbidden');
 select tests.authenticate_as(:'alice');
 select set_config('request.jwt.claims', '{"role": "authenticated"}', true) \g /dev/null

@@ -4,19 +4,6 @@
 begin;
 select plan(42);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('bob@example.test') as bob \gset
 select tests.create_user('vera@example.test', 'viewer') as vera \gset
@@ -75,7 +62,7 @@ select tests.authenticate_as_service_role();
 select throws_ok(format($$select platform.grant_user_tokens(%L, 999, 'purchase', 'order-1')$$, :'alice'),
   'PT409', 'this idempotency key was already used for a different grant',
   'a key reused for a different amount is refused with 409');
-select is(pg_temp.refusal_code(format($$select platform.grant_user_tokens(%L, 999, 'purchase', 'order-1')$$, :'alice')),
+select is(tests.refusal_code(format($$select platform.grant_user_tokens(%L, 999, 'purchase', 'order-1')$$, :'alice')),
   'idempotency_key_reused', 'a reused key carries the code idempotency_key_reused');
 select is(platform.grant_user_tokens(:'bob', 1000, 'purchase', 'order-1') -> 'replayed', 'false'::jsonb,
   'idempotency keys are per user: another user''s grant with the same key is new');
@@ -104,7 +91,7 @@ select is(platform.grant_user_tokens('40000000-0000-4000-8000-0000000000b0', 10,
 -- Invalid input.
 select throws_ok(format($$select platform.grant_user_tokens(%L, 0, 'r')$$, :'alice'),
   'PT422', 'amount must be a whole number from 1 to 1000000000000', 'a grant of zero is refused');
-select is(pg_temp.refusal_code(format($$select platform.grant_user_tokens(%L, 0, 'r')$$, :'alice')),
+select is(tests.refusal_code(format($$select platform.grant_user_tokens(%L, 0, 'r')$$, :'alice')),
   'invalid_amount', 'a bad amount carries the code invalid_amount');
 select throws_ok(format($$select platform.grant_user_tokens(%L, -10, 'r')$$, :'alice'),
   'PT422', 'amount must be a whole number from 1 to 1000000000000', 'a negative grant is refused');
@@ -116,7 +103,7 @@ select lives_ok(format($$select platform.grant_user_tokens(%L, 1000000000000, 'r
   'a grant of exactly 10^12 is accepted');
 select throws_ok(format($$select platform.grant_user_tokens(%L, 1, null)$$, :'alice'),
   'PT422', 'a reason of 1 to 500 characters is required', 'a grant without a reason is refused');
-select is(pg_temp.refusal_code(format($$select platform.grant_user_tokens(%L, 1, null)$$, :'alice')),
+select is(tests.refusal_code(format($$select platform.grant_user_tokens(%L, 1, null)$$, :'alice')),
   'invalid_reason', 'a bad reason carries the code invalid_reason');
 select throws_ok(format($$select platform.grant_user_tokens(%L, 1, '   ')$$, :'alice'),
   'PT422', 'a reason of 1 to 500 characters is required', 'a blank reason is refused');
@@ -126,13 +113,13 @@ select lives_ok(format($$select platform.grant_user_tokens(%L, 1, %L)$$, :'bob',
   'a reason of 500 characters is accepted');
 select throws_ok(format($$select platform.grant_user_tokens(%L, 1, 'r', '')$$, :'alice'),
   'PT422', 'the idempotency key must be 1 to 255 characters', 'an empty idempotency key is refused');
-select is(pg_temp.refusal_code(format($$select platform.grant_user_tokens(%L, 1, 'r', '')$$, :'alice')),
+select is(tests.refusal_code(format($$select platform.grant_user_tokens(%L, 1, 'r', '')$$, :'alice')),
   'invalid_idempotency_key', 'a bad key carries the code invalid_idempotency_key');
 select throws_ok(format($$select platform.grant_user_tokens(%L, 1, 'r', %L)$$, :'alice', repeat('k', 256)),
   'PT422', 'the idempotency key must be 1 to 255 characters', 'a 256-character idempotency key is refused');
 select throws_ok($$select platform.grant_user_tokens('40000000-0000-4000-8000-0000000000ee', 1, 'r')$$,
   'PT404', 'the user is not registered on the platform', 'a grant to an unknown user is refused with 404');
-select is(pg_temp.refusal_code($$select platform.grant_user_tokens('40000000-0000-4000-8000-0000000000ee', 1, 'r')$$),
+select is(tests.refusal_code($$select platform.grant_user_tokens('40000000-0000-4000-8000-0000000000ee', 1, 'r')$$),
   'unknown_user', 'an unknown user carries the code unknown_user');
 select tests.clear_authentication();
 select is((select granted from platform.token_balances where user_id = :'alice'), 1500::bigint,
@@ -146,7 +133,7 @@ select throws_ok(format($$select platform.grant_user_tokens(%L, 1, 'r')$$, :'ali
 select tests.authenticate_as(:'alice');
 select throws_ok(format($$select platform.grant_user_tokens(%L, 1, 'r')$$, :'alice'),
   'PT403', 'only admins grant tokens', 'a developer may not grant tokens to themselves');
-select is(pg_temp.refusal_code(format($$select platform.grant_user_tokens(%L, 1, 'r')$$, :'alice')),
+select is(tests.refusal_code(format($$select platform.grant_user_tokens(%L, 1, 'r')$$, :'alice')),
   'forbidden', 'the refusal carries the code forbidden');
 select throws_ok(format($$select platform.grant_user_tokens(%L, 1, 'r')$$, :'bob'),
   'PT403', 'only admins grant tokens', 'a developer may not grant tokens to someone else');

@@ -5,19 +5,6 @@
 begin;
 select plan(30);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 -- The usage part of an overview, aggregated from scratch from the ledger.
 create function pg_temp.ledger_overview(p_user uuid, p_from date, p_to date) returns jsonb
 language sql as $$
@@ -146,7 +133,7 @@ select is(platform.get_usage_overview(:'today'::date + 1, :'today'::date + 5) ->
   'a range without usage has an empty by_day');
 select throws_ok(format($$select platform.get_usage_overview(%L, %L)$$, :'today', :'today'::date - 1),
   'PT422', 'from must not be after to', 'a range that ends before it starts is refused');
-select is(pg_temp.refusal_code(format($$select platform.get_usage_overview(%L, %L)$$, :'today', :'today'::date - 1)),
+select is(tests.refusal_code(format($$select platform.get_usage_overview(%L, %L)$$, :'today', :'today'::date - 1)),
   'invalid_range', 'a bad range carries the code invalid_range');
 select throws_ok(format($$select platform.get_usage_overview(%L, %L)$$, :'today'::date - 367, :'today'),
   'PT422', 'a range covers at most 367 days', 'a range of 368 days is refused');
@@ -158,7 +145,7 @@ select is((platform.get_usage_overview() -> 'totals' ->> 'total_tokens')::bigint
   'each user sees only their own usage');
 select throws_ok(format($$select platform.get_usage_overview(p_user_id => %L)$$, :'alice'),
   'PT403', 'you may act only for yourself', 'a user may not read another user''s overview');
-select is(pg_temp.refusal_code(format($$select platform.get_usage_overview(p_user_id => %L)$$, :'alice')),
+select is(tests.refusal_code(format($$select platform.get_usage_overview(p_user_id => %L)$$, :'alice')),
   'forbidden', 'the refusal carries the code forbidden');
 select tests.authenticate_as(:'vera');
 select is(platform.get_usage_overview() -> 'totals' -> 'requests', '0'::jsonb,

@@ -3,19 +3,6 @@
 begin;
 select plan(15);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('bob@example.test') as bob \gset
 select tests.create_user('vera@example.test', 'viewer') as vera \gset
@@ -36,7 +23,7 @@ select is(platform.set_default_model('gpt-4o-mini') -> 'default_model', '"gpt-4o
   'the default can be changed');
 select throws_ok($$select platform.set_default_model('no-such-model')$$,
   'PT422', 'unknown model ''no-such-model''', 'an unknown model is refused');
-select is(pg_temp.refusal_code($$select platform.set_default_model('no-such-model')$$), 'unknown_model',
+select is(tests.refusal_code($$select platform.set_default_model('no-such-model')$$), 'unknown_model',
   'an unknown model carries the code unknown_model');
 select throws_ok($$select platform.set_default_model('mistral-7b-instruct')$$,
   'PT422', 'unknown model ''mistral-7b-instruct''', 'an inactive model is refused like an unknown one');
@@ -62,7 +49,7 @@ select throws_ok($$select platform.set_default_model('gpt-4o-mini')$$,
 select tests.clear_authentication();
 select throws_ok($$select platform.set_default_model('gpt-4o-mini')$$,
   'PT401', 'sign in to call this function', 'a call without claims is refused as unauthenticated');
-select is(pg_temp.refusal_code($$select platform.set_default_model('gpt-4o-mini')$$), 'not_authenticated',
+select is(tests.refusal_code($$select platform.set_default_model('gpt-4o-mini')$$), 'not_authenticated',
   'the refusal carries the code not_authenticated');
 
 select * from finish();

@@ -4,19 +4,6 @@
 begin;
 select plan(30);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 -- Users as Supabase Auth leaves them: in auth.users only.
 insert into auth.users (id, aud, role, email) values
   ('60000000-0000-4000-8000-000000000001', 'authenticated', 'authenticated', 'Jane.Doe+tag@Example.test'),
@@ -78,23 +65,23 @@ select is(platform.mirror_auth_user('60000000-0000-4000-8000-000000000006', 'vie
 -- Invalid input.
 select throws_ok($$select platform.mirror_auth_user(null, 'a@example.test')$$,
   'PT422', 'p_id is required', 'a delivery without a user id is refused');
-select is(pg_temp.refusal_code($$select platform.mirror_auth_user(null, 'a@example.test')$$), 'invalid_user_id',
+select is(tests.refusal_code($$select platform.mirror_auth_user(null, 'a@example.test')$$), 'invalid_user_id',
   'a missing id carries the code invalid_user_id');
 select throws_ok($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'a@example.test', p_role => 'admin')$$,
   'PT422', 'a mirrored user is a developer or a viewer', 'signup never makes an admin');
-select is(pg_temp.refusal_code($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'a@example.test', p_role => 'admin')$$),
+select is(tests.refusal_code($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'a@example.test', p_role => 'admin')$$),
   'invalid_role', 'a bad role carries the code invalid_role');
 select throws_ok($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'a@example.test', p_role => null)$$,
   'PT422', 'a mirrored user is a developer or a viewer', 'a null role is refused');
 select throws_ok($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'not-an-email')$$,
   'PT422', 'p_email is not an email address', 'a malformed email is refused');
-select is(pg_temp.refusal_code($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'not-an-email')$$),
+select is(tests.refusal_code($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'not-an-email')$$),
   'invalid_email', 'a malformed email carries the code invalid_email');
 select throws_ok(format($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', %L)$$, repeat('a', 310) || '@example.test'),
   'PT422', 'p_email is not an email address', 'an email over 320 characters is refused');
 select throws_ok($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'ghost@example.test')$$,
   'PT422', 'no Supabase Auth user has this id', 'a user unknown to Supabase Auth is refused');
-select is(pg_temp.refusal_code($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'ghost@example.test')$$),
+select is(tests.refusal_code($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'ghost@example.test')$$),
   'unknown_auth_user', 'an unknown auth user carries the code unknown_auth_user');
 select tests.clear_authentication();
 select is((select count(*) from platform.users where id = '60000000-0000-4000-8000-0000000000aa'), 0::bigint,
@@ -116,7 +103,7 @@ select throws_ok($$select platform.mirror_auth_user('60000000-0000-4000-8000-000
 select tests.clear_authentication();
 select throws_ok($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'a@example.test')$$,
   'PT403', 'only the service role mirrors users', 'a caller without service-role claims is refused');
-select is(pg_temp.refusal_code($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'a@example.test')$$),
+select is(tests.refusal_code($$select platform.mirror_auth_user('60000000-0000-4000-8000-0000000000aa', 'a@example.test')$$),
   'forbidden', 'the refusal carries the code forbidden');
 
 select * from finish();

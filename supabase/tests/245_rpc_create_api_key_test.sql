@@ -3,19 +3,6 @@
 begin;
 select plan(32);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('bob@example.test') as bob \gset
 select tests.create_user('vera@example.test', 'viewer') as vera \gset
@@ -50,7 +37,7 @@ select is(platform.create_api_key('ci', 'cds_abcd5678', :'hash2', array['usage:w
 -- Invalid input.
 select throws_ok(format($$select platform.create_api_key(null, 'cds_zzzz0001', %L)$$, repeat('a', 64)),
   'PT422', 'name must be 1 to 100 characters', 'a key without a name is refused');
-select is(pg_temp.refusal_code(format($$select platform.create_api_key(null, 'cds_zzzz0001', %L)$$, repeat('a', 64))),
+select is(tests.refusal_code(format($$select platform.create_api_key(null, 'cds_zzzz0001', %L)$$, repeat('a', 64))),
   'invalid_name', 'a bad name carries the code invalid_name');
 select throws_ok(format($$select platform.create_api_key('   ', 'cds_zzzz0001', %L)$$, repeat('a', 64)),
   'PT422', 'name must be 1 to 100 characters', 'a blank name is refused');
@@ -58,7 +45,7 @@ select throws_ok(format($$select platform.create_api_key(%L, 'cds_zzzz0001', %L)
   'PT422', 'name must be 1 to 100 characters', 'a name over 100 characters is refused');
 select throws_ok(format($$select platform.create_api_key('k', 'cds_ZZZZ0001', %L)$$, repeat('a', 64)),
   'PT422', 'prefix or secret hash is malformed', 'a prefix outside cds_[0-9a-z]{8} is refused');
-select is(pg_temp.refusal_code(format($$select platform.create_api_key('k', 'cds_ZZZZ0001', %L)$$, repeat('a', 64))),
+select is(tests.refusal_code(format($$select platform.create_api_key('k', 'cds_ZZZZ0001', %L)$$, repeat('a', 64))),
   'invalid_api_key_material', 'bad key material carries the code invalid_api_key_material');
 select throws_ok(format($$select platform.create_api_key('k', 'cds_zzzz001', %L)$$, repeat('a', 64)),
   'PT422', 'prefix or secret hash is malformed', 'a short prefix is refused');
@@ -72,7 +59,7 @@ select throws_ok($$select platform.create_api_key('k', 'cds_zzzz0001', 'my plain
   'PT422', 'prefix or secret hash is malformed', 'a plain secret instead of its hash is refused');
 select throws_ok(format($$select platform.create_api_key('k', 'cds_zzzz0001', %L, array[]::text[])$$, repeat('a', 64)),
   'PT422', 'scopes are usage:write and/or usage:read', 'a key without scopes is refused');
-select is(pg_temp.refusal_code(format($$select platform.create_api_key('k', 'cds_zzzz0001', %L, array[]::text[])$$, repeat('a', 64))),
+select is(tests.refusal_code(format($$select platform.create_api_key('k', 'cds_zzzz0001', %L, array[]::text[])$$, repeat('a', 64))),
   'invalid_scopes', 'bad scopes carry the code invalid_scopes');
 select throws_ok(format($$select platform.create_api_key('k', 'cds_zzzz0001', %L, array['usage:write', 'admin'])$$, repeat('a', 64)),
   'PT422', 'scopes are usage:write and/or usage:read', 'an unknown scope is refused');
@@ -80,7 +67,7 @@ select throws_ok(format($$select platform.create_api_key('k', 'cds_zzzz0001', %L
   'PT422', 'scopes are usage:write and/or usage:read', 'null scopes are refused');
 select throws_ok(format($$select platform.create_api_key('k', 'cds_zzzz0001', %L, p_expires_at => now())$$, repeat('a', 64)),
   'PT422', 'expires_at must be in the future', 'a key that expires now is refused');
-select is(pg_temp.refusal_code(format($$select platform.create_api_key('k', 'cds_zzzz0001', %L, p_expires_at => now() - interval '1 day')$$, repeat('a', 64))),
+select is(tests.refusal_code(format($$select platform.create_api_key('k', 'cds_zzzz0001', %L, p_expires_at => now() - interval '1 day')$$, repeat('a', 64))),
   'invalid_expiry', 'a past expiry carries the code invalid_expiry');
 select throws_ok(format($$select platform.create_api_key('copy', 'cds_abcd1234', %L)$$, repeat('b', 64)),
   '23505', 'duplicate key value violates unique constraint "api_keys_prefix_key"',
@@ -96,7 +83,7 @@ select :'alice', 'bulk ' || i, 'cds_bulk' || lpad(i::text, 4, '0'), encode(exten
 select tests.authenticate_as(:'alice');
 select throws_ok(format($$select platform.create_api_key('one too many', 'cds_zzzz0026', %L)$$, repeat('c', 64)),
   'PT409', 'revoke a key first: at most 25 active keys', 'a 26th active key is refused with 409');
-select is(pg_temp.refusal_code(format($$select platform.create_api_key('one too many', 'cds_zzzz0026', %L)$$, repeat('c', 64))),
+select is(tests.refusal_code(format($$select platform.create_api_key('one too many', 'cds_zzzz0026', %L)$$, repeat('c', 64))),
   'too_many_api_keys', 'the refusal carries the code too_many_api_keys');
 select platform.revoke_api_key((:'k1'::jsonb ->> 'id')::uuid) \g /dev/null
 select lives_ok(format($$select platform.create_api_key('replacement', 'cds_zzzz0026', %L)$$, repeat('c', 64)),

@@ -3,19 +3,6 @@
 begin;
 select plan(17);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('bob@example.test') as bob \gset
 select tests.create_user('vera@example.test', 'viewer') as vera \gset
@@ -48,7 +35,7 @@ select is((select revoked_at from platform.api_keys where id = '30000000-0000-40
 select tests.authenticate_as(:'bob');
 select throws_ok($$select platform.revoke_api_key('30000000-0000-4000-8000-00000000a002')$$,
   'PT404', 'no such API key', 'another user''s key is unknown to the caller');
-select is(pg_temp.refusal_code($$select platform.revoke_api_key('30000000-0000-4000-8000-00000000a002')$$),
+select is(tests.refusal_code($$select platform.revoke_api_key('30000000-0000-4000-8000-00000000a002')$$),
   'unknown_api_key', 'the refusal carries the code unknown_api_key');
 select throws_ok($$select platform.revoke_api_key('30000000-0000-4000-8000-0000000000ff')$$,
   'PT404', 'no such API key', 'an unknown key is refused with 404');

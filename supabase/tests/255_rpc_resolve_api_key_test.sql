@@ -3,19 +3,6 @@
 begin;
 select plan(23);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('vera@example.test', 'viewer') as vera \gset
 select tests.create_user('adam@example.test', 'admin') as adam \gset
@@ -64,7 +51,7 @@ select is((select last_used_at from platform.api_keys where id = '30000000-0000-
 select tests.authenticate_as_service_role();
 select throws_ok(format($$select platform.resolve_api_key('cds_alice001', %L)$$, repeat('9', 64)),
   'PT401', 'invalid API key', 'a wrong secret is refused with 401');
-select is(pg_temp.refusal_code(format($$select platform.resolve_api_key('cds_alice001', %L)$$, repeat('9', 64))),
+select is(tests.refusal_code(format($$select platform.resolve_api_key('cds_alice001', %L)$$, repeat('9', 64))),
   'invalid_api_key', 'a wrong secret carries the code invalid_api_key');
 select throws_ok(format($$select platform.resolve_api_key('cds_alice002', %L)$$, repeat('1', 64)),
   'PT401', 'invalid API key', 'a right secret under another key''s prefix is refused');
@@ -74,15 +61,15 @@ select throws_ok($$select platform.resolve_api_key(null, null)$$,
   'PT401', 'invalid API key', 'a missing key is refused');
 select throws_ok(format($$select platform.resolve_api_key('cds_alice002', %L)$$, repeat('2', 64)),
   'PT401', 'this API key has been revoked', 'a revoked key is refused with 401');
-select is(pg_temp.refusal_code(format($$select platform.resolve_api_key('cds_alice002', %L)$$, repeat('2', 64))),
+select is(tests.refusal_code(format($$select platform.resolve_api_key('cds_alice002', %L)$$, repeat('2', 64))),
   'api_key_revoked', 'a revoked key carries the code api_key_revoked');
 select throws_ok(format($$select platform.resolve_api_key('cds_alice003', %L)$$, repeat('3', 64)),
   'PT401', 'this API key has expired', 'an expired key is refused with 401');
-select is(pg_temp.refusal_code(format($$select platform.resolve_api_key('cds_alice003', %L)$$, repeat('3', 64))),
+select is(tests.refusal_code(format($$select platform.resolve_api_key('cds_alice003', %L)$$, repeat('3', 64))),
   'api_key_expired', 'an expired key carries the code api_key_expired');
 select throws_ok(format($$select platform.resolve_api_key('cds_alice004', %L)$$, repeat('4', 64)),
   'PT401', 'this API key has expired', 'a key is expired from the instant of its expiry');
-select is(pg_temp.refusal_code(format($$select platform.resolve_api_key('cds_alice005', %L)$$, repeat('5', 64))),
+select is(tests.refusal_code(format($$select platform.resolve_api_key('cds_alice005', %L)$$, repeat('5', 64))),
   'api_key_revoked', 'a key both revoked and expired is reported revoked');
 select tests.clear_authentication();
 select is((select count(*) from platform.api_keys where last_used_at is not null and id <> '30000000-0000-4000-8000-00000000a001'
@@ -109,7 +96,7 @@ select throws_ok(format($$select platform.resolve_api_key('cds_alice001', %L)$$,
 select tests.clear_authentication();
 select throws_ok(format($$select platform.resolve_api_key('cds_alice001', %L)$$, repeat('1', 64)),
   'PT403', 'only the service role resolves API keys', 'a caller without service-role claims is refused');
-select is(pg_temp.refusal_code(format($$select platform.resolve_api_key('cds_alice001', %L)$$, repeat('1', 64))),
+select is(tests.refusal_code(format($$select platform.resolve_api_key('cds_alice001', %L)$$, repeat('1', 64))),
   'forbidden', 'the refusal carries the code forbidden');
 
 select * from finish();

@@ -12,19 +12,6 @@ select plan(21);
 -- transaction from an empty table (the rollback puts them back).
 delete from telemetry.execution_metrics;
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 select (now() at time zone 'UTC')::date as today \gset
 -- Fold whatever was recorded before this test, so the counts below are ours.
 select tests.authenticate_as_service_role();
@@ -51,15 +38,6 @@ select platform.record_token_usage('gpt-4o-mini', 7, 7, 'b-1') \g /dev/null
 
 select count(*) as metrics_before from telemetry.execution_metrics \gset
 
-create function pg_temp.ledger_aggregate() returns table (
-  day date, user_id uuid, model_id bigint, requests bigint, prompt_tokens bigint,
-  completion_tokens bigint, total_tokens bigint, cost numeric)
-language sql as $$
-  select (u.created_at at time zone 'UTC')::date, u.user_id, u.model_id, count(*), sum(u.prompt_tokens)::bigint,
-         sum(u.completion_tokens)::bigint, sum(u.total_tokens)::bigint, sum(u.cost)
-    from platform.token_usage u group by 1, 2, 3
-$$;
-
 -- ---------------------------------------------------------------------------
 select tests.clear_authentication();
 select is((select count(*) from analytics.daily_token_deltas), 5::bigint,
@@ -67,7 +45,7 @@ select is((select count(*) from analytics.daily_token_deltas), 5::bigint,
 select results_eq(
   $$select day, user_id, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost
       from analytics.daily_token_summary order by 1, 2, 3$$,
-  $$select * from pg_temp.ledger_aggregate() order by 1, 2, 3$$,
+  $$select * from tests.ledger_aggregate() order by 1, 2, 3$$,
   'before the refresh the summary view already equals a from-scratch aggregate of the ledger');
 
 select tests.authenticate_as_service_role();
@@ -80,7 +58,7 @@ select is((select count(*) from analytics.daily_token_deltas), 0::bigint, 'the r
 select results_eq(
   $$select day, user_id, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost
       from analytics.daily_token_rollup order by 2, 1, 3$$,
-  $$select * from pg_temp.ledger_aggregate() order by 2, 1, 3$$,
+  $$select * from tests.ledger_aggregate() order by 2, 1, 3$$,
   'after the refresh the rollup alone equals a from-scratch aggregate of the ledger');
 select results_eq(
   $$select day, user_id, model, requests, total_tokens from analytics.daily_token_summary
@@ -127,7 +105,7 @@ select tests.clear_authentication();
 select results_eq(
   $$select day, user_id, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost
       from analytics.daily_token_rollup order by 2, 1, 3$$,
-  $$select * from pg_temp.ledger_aggregate() order by 2, 1, 3$$,
+  $$select * from tests.ledger_aggregate() order by 2, 1, 3$$,
   'after the correction the rollup still equals a from-scratch aggregate of the ledger');
 
 -- ---------------------------------------------------------------------------
@@ -144,7 +122,7 @@ select throws_ok($$select platform.refresh_daily_token_summary()$$,
 select tests.clear_authentication();
 select throws_ok($$select platform.refresh_daily_token_summary()$$,
   'PT403', 'only the service role refreshes the summary', 'a caller without service-role claims is refused');
-select is(pg_temp.refusal_code($$select platform.refresh_daily_token_summary()$$), 'forbidden',
+select is(tests.refusal_code($$select platform.refresh_daily_token_summary()$$), 'forbidden',
   'the refusal carries the code forbidden');
 
 select * from finish();

@@ -8,39 +8,6 @@
 begin;
 select plan(6);
 
-create function pg_temp.ledger_aggregate() returns table (
-  day date, user_id uuid, model_id bigint, requests bigint, prompt_tokens bigint,
-  completion_tokens bigint, total_tokens bigint, cost numeric)
-language sql as $$
-  select (u.created_at at time zone 'UTC')::date, u.user_id, u.model_id, count(*), sum(u.prompt_tokens)::bigint,
-         sum(u.completion_tokens)::bigint, sum(u.total_tokens)::bigint, sum(u.cost)
-    from platform.token_usage u group by 1, 2, 3
-$$;
-
--- Rows in one and not the other, both ways (0 when equal).
-create function pg_temp.summary_mismatches() returns bigint
-language sql as $$
-  select count(*) from (
-    (select day, user_id, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost
-       from analytics.daily_token_summary
-     except all select * from pg_temp.ledger_aggregate())
-    union all
-    (select * from pg_temp.ledger_aggregate()
-     except all select day, user_id, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost
-       from analytics.daily_token_summary)) x
-$$;
-create function pg_temp.rollup_mismatches() returns bigint
-language sql as $$
-  select count(*) from (
-    (select day, user_id, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost
-       from analytics.daily_token_rollup
-     except all select * from pg_temp.ledger_aggregate())
-    union all
-    (select * from pg_temp.ledger_aggregate()
-     except all select day, user_id, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost
-       from analytics.daily_token_rollup)) x
-$$;
-
 create temp table run_log (seed int, step int, op text, summary_off bigint, rollup_off bigint);
 
 -- One random sequence of p_steps operations over a pool of users.
@@ -85,8 +52,8 @@ begin
       v_users := array_remove(v_users, v_user)
                  || tests.create_user(format('prop-%s-%s-new@example.test', p_seed, step));
     end if;
-    insert into run_log values (p_seed, step, v_op, pg_temp.summary_mismatches(),
-      case when v_op = 'refresh' then pg_temp.rollup_mismatches() end);
+    insert into run_log values (p_seed, step, v_op, tests.summary_mismatches('analytics.daily_token_summary'),
+      case when v_op = 'refresh' then tests.summary_mismatches('analytics.daily_token_rollup') end);
   end loop;
 end
 $$;
@@ -110,7 +77,7 @@ select tests.authenticate_as_service_role();
 select platform.refresh_daily_token_summary() \g /dev/null
 select tests.clear_authentication();
 select is((select count(*) from analytics.daily_token_deltas), 0::bigint, 'a final refresh consumes every delta');
-select is(pg_temp.rollup_mismatches(), 0::bigint, 'and leaves the rollup equal to the ledger''s aggregate');
+select is(tests.summary_mismatches('analytics.daily_token_rollup'), 0::bigint, 'and leaves the rollup equal to the ledger''s aggregate');
 
 select * from finish();
 rollback;

@@ -3,19 +3,6 @@
 begin;
 select plan(17);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('adam@example.test', 'admin') as adam \gset
 select coalesce(max(id), 0) as last_id from telemetry.execution_metrics \gset
@@ -77,7 +64,7 @@ select throws_ok($$insert into telemetry.execution_metrics (function_name, statu
 select tests.clear_authentication();
 select throws_ok($$select platform.record_execution_metric('x', 'ok', 1)$$,
   'PT403', 'only the service role records metrics', 'a caller without service-role claims is refused');
-select is(pg_temp.refusal_code($$select platform.record_execution_metric('x', 'ok', 1)$$), 'forbidden',
+select is(tests.refusal_code($$select platform.record_execution_metric('x', 'ok', 1)$$), 'forbidden',
   'the refusal carries the code forbidden');
 select is((select count(*) from telemetry.execution_metrics where id > :'last_id'), 3::bigint,
   'refused callers store nothing');

@@ -5,19 +5,6 @@
 begin;
 select plan(18);
 
-create function pg_temp.refusal_code(p_sql text) returns text
-language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return v_hint;
-end
-$$;
-
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('adam@example.test', 'admin') as adam \gset
 select tests.grant_tokens(:'alice', 1000);
@@ -30,13 +17,13 @@ select tests.clear_authentication();
 select throws_ok(format($$update platform.token_usage set total_tokens = 0, prompt_tokens = 0, completion_tokens = 0
                           where user_id = %L$$, :'alice'),
   'PT409', 'token_usage is an append-only ledger', 'the owner cannot rewrite a usage row');
-select is(pg_temp.refusal_code(format($$update platform.token_usage set metadata = '{"x": 1}' where user_id = %L$$, :'alice')),
+select is(tests.refusal_code(format($$update platform.token_usage set metadata = '{"x": 1}' where user_id = %L$$, :'alice')),
   'ledger_is_append_only', 'the refusal carries the code ledger_is_append_only');
 select throws_ok(format($$update platform.token_usage set idempotency_key = idempotency_key where user_id = %L$$, :'alice'),
   'PT409', 'token_usage is an append-only ledger', 'even a no-op update of a usage row is refused');
 select throws_ok(format($$update platform.token_grants set amount = 1000000 where user_id = %L$$, :'alice'),
   'PT409', 'token_grants is an append-only ledger', 'the owner cannot rewrite a grant');
-select is(pg_temp.refusal_code(format($$update platform.token_grants set reason = 'edited' where user_id = %L$$, :'alice')),
+select is(tests.refusal_code(format($$update platform.token_grants set reason = 'edited' where user_id = %L$$, :'alice')),
   'ledger_is_append_only', 'a grant''s refusal carries the code ledger_is_append_only');
 
 -- The service role: no UPDATE privilege, and the trigger behind it.

@@ -181,27 +181,6 @@ begin
   return v_answer::jsonb;
 end
 $$;
-create function pg_temp.racer_summary_matches_ledger(p_source text, p_user uuid) returns boolean
-language plpgsql as $$
-declare
-  v_off bigint;
-begin
-  execute format($q$
-    select count(*) from (
-      (select day, model_id, requests, total_tokens, cost from %s where user_id = %L
-       except all
-       select (created_at at time zone 'UTC')::date, model_id, count(*), sum(total_tokens)::bigint, sum(cost)
-         from platform.token_usage where user_id = %L group by 1, 2)
-      union all
-      (select (created_at at time zone 'UTC')::date, model_id, count(*), sum(total_tokens)::bigint, sum(cost)
-         from platform.token_usage where user_id = %L group by 1, 2
-       except all
-       select day, model_id, requests, total_tokens, cost from %s where user_id = %L)) x$q$,
-    p_source, p_user, p_user, p_user, p_source, p_user) into v_off;
-  return v_off = 0;
-end
-$$;
-
 select pg_temp.refresh_on('b') \g /dev/null
 select extensions.dblink_exec('a', 'begin') \g /dev/null
 select extensions.dblink_exec('a', format(
@@ -214,10 +193,10 @@ select is((select count(*) from analytics.daily_token_deltas where user_id = :'r
              and day = (now() at time zone 'UTC')::date - 1), 0::bigint,
   'a refresh while the late row''s transaction is open cannot see its delta');
 select extensions.dblink_exec('a', 'commit') \g /dev/null
-select ok(pg_temp.racer_summary_matches_ledger('analytics.daily_token_summary', :'racer'),
+select is(tests.summary_mismatches('analytics.daily_token_summary', :'racer'), 0::bigint,
   'once committed, the late row is in the summary view at once');
 select is(pg_temp.refresh_on('b') -> 'deltas', '1'::jsonb, 'the next refresh folds the late row''s delta');
-select ok(pg_temp.racer_summary_matches_ledger('analytics.daily_token_rollup', :'racer'),
+select is(tests.summary_mismatches('analytics.daily_token_rollup', :'racer'), 0::bigint,
   'and the rollup then counts it exactly once');
 
 -- ---------------------------------------------------------------------------
