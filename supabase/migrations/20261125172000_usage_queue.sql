@@ -217,8 +217,9 @@ grant execute on function platform.record_queued_usage(jsonb) to service_role;
 grant execute on function platform.record_usage_dead_letters(jsonb, text) to service_role;
 grant execute on function platform.usage_event_status(text, uuid, uuid) to authenticated, service_role;
 
--- POST /rpc/metrics_snapshot: as before, plus the usage queue: the lag of
--- the consumer's latest batch, and rejections and dead letters so far.
+-- POST /rpc/metrics_snapshot: as before, plus how much usage waits to be
+-- folded into the daily summary (the refresh's lag in rows), and the usage
+-- queue: the lag of the consumer's latest batch, rejections and dead letters.
 create or replace function platform.metrics_snapshot()
 returns jsonb
 language plpgsql stable security definer
