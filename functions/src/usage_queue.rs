@@ -81,13 +81,16 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) {
         ),
     }
     let outcome = match &result {
-        Ok(answer) => {
-            let mut summary = answer.clone();
-            if let Some(fields) = summary.as_object_mut() {
-                fields.remove("results");
-            }
-            summary
-        }
+        // The counts only: the per-event results (up to 1000) are not logged.
+        Ok(answer) => Value::Object(
+            answer
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(field, _)| field.as_str() != "results")
+                .map(|(field, value)| (field.clone(), value.clone()))
+                .collect(),
+        ),
         Err(e) => json!({"status": "error", "code": e.code(), "detail": e.log_detail()}),
     };
     worker::console_log!(

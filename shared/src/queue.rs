@@ -111,11 +111,6 @@ impl QueuedUsage {
         body.as_str()
             .and_then(|text| serde_json::from_str(text).ok())
     }
-
-    /// The message's size on the queue.
-    pub fn encoded_len(&self) -> usize {
-        self.encode().len()
-    }
 }
 
 /// Whether the request asked to be answered before the work is done:
@@ -130,12 +125,14 @@ pub fn wants_async(prefer: Option<&str>) -> bool {
     })
 }
 
-/// Splits messages into `sendBatch` calls within the platform's limits.
-pub fn send_batches(messages: Vec<QueuedUsage>) -> Vec<Vec<QueuedUsage>> {
-    let mut batches: Vec<Vec<QueuedUsage>> = Vec::new();
+/// Encodes messages into the bodies of `sendBatch` calls within the
+/// platform's limits.
+pub fn send_batches(messages: &[QueuedUsage]) -> Vec<Vec<String>> {
+    let mut batches: Vec<Vec<String>> = Vec::new();
     let mut bytes = 0;
-    for message in messages {
-        let size = message.encoded_len();
+    // Each message is encoded once: its body is also its size.
+    for body in messages.iter().map(QueuedUsage::encode) {
+        let size = body.len();
         let full = batches
             .last()
             .is_none_or(|b| b.len() >= MAX_MESSAGES_PER_SEND || bytes + size > MAX_BYTES_PER_SEND);
@@ -145,7 +142,7 @@ pub fn send_batches(messages: Vec<QueuedUsage>) -> Vec<Vec<QueuedUsage>> {
         }
         bytes += size;
         if let Some(batch) = batches.last_mut() {
-            batch.push(message);
+            batch.push(body);
         }
     }
     batches
@@ -261,7 +258,7 @@ mod tests {
         let messages = QueuedUsage::for_events(USER, None, big, 5.0);
         assert!(messages.len() > 1);
         assert!(
-            messages.iter().all(|m| m.encoded_len() <= 128_000),
+            messages.iter().all(|m| m.encode().len() <= 128_000),
             "under the queue's limit"
         );
         assert_eq!(keys(&messages).len(), 50);
@@ -317,14 +314,14 @@ mod tests {
     #[test]
     fn sends_stay_within_100_messages_and_256_kb() {
         let many: Vec<_> = (0..250).map(|i| message(&format!("k{i}"), 10)).collect();
-        let sizes: Vec<_> = send_batches(many).iter().map(Vec::len).collect();
+        let sizes: Vec<_> = send_batches(&many).iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![100, 100, 50]);
 
         let big: Vec<_> = (0..40).map(|i| message(&format!("k{i}"), 8_000)).collect();
-        let batches = send_batches(big);
+        let batches = send_batches(&big);
         assert!(batches.len() > 1);
         for batch in &batches {
-            let bytes: usize = batch.iter().map(QueuedUsage::encoded_len).sum();
+            let bytes: usize = batch.iter().map(String::len).sum();
             assert!(bytes <= MAX_BYTES_PER_SEND, "{bytes}");
         }
         assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 40, "none lost");

@@ -42,8 +42,7 @@ async fn enqueue(env: &Env, caller: &Caller, events: &[&UsageEvent]) -> Result<(
         .map_err(|e| ApiError::Misconfigured {
             detail: format!("queue binding {}: {e}", queue::PRODUCER_BINDING),
         })?;
-    for batch in queue::send_batches(messages) {
-        let bodies: Vec<String> = batch.iter().map(QueuedUsage::encode).collect();
+    for bodies in queue::send_batches(&messages) {
         producer.send_batch(bodies).await.map_err(|e| {
             worker::console_error!("enqueueing usage failed: {e}");
             ApiError::Unavailable {
