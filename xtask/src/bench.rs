@@ -233,15 +233,13 @@ pub fn run_command(args: &[String]) -> Result<ExitCode> {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(|list| list.split(',').map(|f| f.trim().to_string()).collect());
-    let wanted = |figure: &str| only.as_ref().is_none_or(|o| o.iter().any(|f| f == figure));
     let _stop = stack::stop_requested()?;
     let wrk = wrk()?;
     let prepared = stack::prepare(stack::RestBuild::Release)?;
     let stack = Stack::start(Profile::bench()?, prepared)?;
     let mut report = Report::default();
 
-    if wanted("1") {
-        eprintln!("\n==> figure 1: Worker size");
+    figure(&mut report, &only, "1", "Worker size", |report| {
         let (raw, gz) = worker::wasm_size(&worker::wasm_path())?;
         report.add("1", "Worker wasm, raw", "KiB", &[raw as f64 / 1024.0]);
         report.add_target(
@@ -252,57 +250,67 @@ pub fn run_command(args: &[String]) -> Result<ExitCode> {
             200.0,
             true,
         );
-    }
+        Ok(())
+    });
 
     let tokens = bench_users(&stack)?;
 
-    if wanted("4") {
-        eprintln!("\n==> figure 4: edge overhead (POST /v1/usage vs the same RPC on REST)");
-        attempt(&mut report, |report| {
-            edge_overhead(&stack, &wrk, &tokens, &plan, report)
-        });
-    }
-
-    if wanted("5") {
-        eprintln!("\n==> figure 5: throughput, full stack");
-        attempt(&mut report, |report| {
-            throughput(&stack, &wrk, &tokens, &plan, report)
-        });
-    }
-
-    if wanted("9") {
-        eprintln!("\n==> figure 9: ingestion through the usage queue (Prefer: respond-async)");
-        attempt(&mut report, |report| {
-            queue_ingestion(&stack, &wrk, &tokens, &plan, report)
-        });
-    }
-
-    if wanted("6") {
-        eprintln!("\n==> figure 6: record_token_usage with pgbench");
-        attempt(&mut report, |report| pgbench(&stack, &plan, report));
-    }
-
-    if wanted("7") {
-        eprintln!("\n==> figure 7: the TypeScript peer on the same workerd");
-        attempt(&mut report, |report| {
-            peer(&stack, &wrk, &tokens, &plan, report)
-        });
-    }
-
-    if wanted("3") {
-        eprintln!("\n==> figure 3: JWT verification inside wasm");
-        attempt(&mut report, jwt_in_wasm);
-    }
-
-    if wanted("2") {
-        eprintln!("\n==> figure 2: time to first response of a fresh workerd");
-        attempt(&mut report, |report| cold_start(&stack, &plan, report));
-    }
-
-    if wanted("8") {
-        eprintln!("\n==> figure 8: incremental refresh vs REFRESH MATERIALIZED VIEW CONCURRENTLY");
-        attempt(&mut report, |report| refresh(&stack, &plan, report));
-    }
+    figure(
+        &mut report,
+        &only,
+        "4",
+        "edge overhead (POST /v1/usage vs the same RPC on REST)",
+        |report| edge_overhead(&stack, &wrk, &tokens, &plan, report),
+    );
+    figure(
+        &mut report,
+        &only,
+        "5",
+        "throughput, full stack",
+        |report| throughput(&stack, &wrk, &tokens, &plan, report),
+    );
+    figure(
+        &mut report,
+        &only,
+        "9",
+        "ingestion through the usage queue (Prefer: respond-async)",
+        |report| queue_ingestion(&stack, &wrk, &tokens, &plan, report),
+    );
+    figure(
+        &mut report,
+        &only,
+        "6",
+        "record_token_usage with pgbench",
+        |report| pgbench(&stack, &plan, report),
+    );
+    figure(
+        &mut report,
+        &only,
+        "7",
+        "the TypeScript peer on the same workerd",
+        |report| peer(&stack, &wrk, &tokens, &plan, report),
+    );
+    figure(
+        &mut report,
+        &only,
+        "3",
+        "JWT verification inside wasm",
+        |report| jwt_in_wasm(&stack, report),
+    );
+    figure(
+        &mut report,
+        &only,
+        "2",
+        "time to first response of a fresh workerd",
+        |report| cold_start(&stack, &plan, report),
+    );
+    figure(
+        &mut report,
+        &only,
+        "8",
+        "incremental refresh vs REFRESH MATERIALIZED VIEW CONCURRENTLY",
+        |report| refresh(&stack, &plan, report),
+    );
 
     let table = report.table();
     println!("\n{table}");
@@ -318,10 +326,21 @@ pub fn run_command(args: &[String]) -> Result<ExitCode> {
     })
 }
 
-/// Runs one figure; a failure is reported with the others instead of
-/// losing the figures already measured.
-fn attempt(report: &mut Report, figure: impl FnOnce(&mut Report) -> Result<()>) {
-    if let Err(e) = figure(report) {
+/// Runs one figure when `--only` asks for it (or always without `--only`);
+/// a failure is reported with the others instead of losing the figures
+/// already measured.
+fn figure(
+    report: &mut Report,
+    only: &Option<Vec<String>>,
+    id: &str,
+    title: &str,
+    measure: impl FnOnce(&mut Report) -> Result<()>,
+) {
+    if only.as_ref().is_some_and(|o| !o.iter().any(|f| f == id)) {
+        return;
+    }
+    eprintln!("\n==> figure {id}: {title}");
+    if let Err(e) = measure(report) {
         eprintln!("    failed: {e:#}");
         report.problems.push(format!("{e:#}"));
     }
@@ -823,7 +842,7 @@ fn pgbench_tps(
 /// Starts another `wrangler dev` on spare ports with the same build and
 /// times spawn → first answer from /health, and that first answer alone.
 fn cold_start(stack: &Stack, plan: &Plan, report: &mut Report) -> Result<()> {
-    let tools = tools::worker_tools()?;
+    let tools = &stack.worker_tools;
     let vars = worker::write_vars(&stack.profile, &stack.keys)?;
     let (mut to_first, mut first_request) = (vec![], vec![]);
     for i in 0..plan.repeats {
@@ -834,7 +853,7 @@ fn cold_start(stack: &Stack, plan: &Plan, report: &mut Report) -> Result<()> {
         std::fs::create_dir_all(&profile.dir)?;
         let health = format!("{}/health", profile.worker_url());
         let started = Instant::now();
-        let mut wrangler = worker::start_wrangler(&profile, &tools, &vars)?;
+        let mut wrangler = worker::start_wrangler(&profile, tools, &vars)?;
         // The port opens before the Worker answers; poll quickly.
         let mut first = f64::NAN;
         wait_until(&mut wrangler, Duration::from_secs(120), || {
@@ -910,7 +929,7 @@ fn group_cpu_secs(group: u32) -> Result<GroupCpu> {
 /// workerd, against the same REST layer, and compares latency and workerd
 /// CPU per request with ours under the same load, alternating.
 fn peer(stack: &Stack, wrk: &Path, tokens: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
-    let tools = tools::worker_tools()?;
+    let tools = &stack.worker_tools;
     let mut profile = stack.profile.clone();
     profile.worker_port += 200;
     profile.inspector_port += 200;
@@ -1087,9 +1106,9 @@ fn peer(stack: &Stack, wrk: &Path, tokens: &Path, plan: &Plan, report: &mut Repo
 
 /// Builds `bench/jwt-wasm` (the project's verifier compiled to wasm as the
 /// Worker ships it) and times verification in V8.
-fn jwt_in_wasm(report: &mut Report) -> Result<()> {
+fn jwt_in_wasm(stack: &Stack, report: &mut Report) -> Result<()> {
     let root = repo_root();
-    let tools = tools::worker_tools()?;
+    let tools = &stack.worker_tools;
     run(Command::new("bash")
         .arg(root.join("bench/jwt-wasm/build.sh"))
         .env("WASM_BINDGEN_BIN", &tools.wasm_bindgen)

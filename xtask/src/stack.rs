@@ -19,6 +19,8 @@ pub struct Stack {
     pub keys: DevKeys,
     pub demo: DemoUser,
     pub pg: PgTools,
+    /// The Worker's build and dev tools, already checked and installed.
+    pub worker_tools: WorkerTools,
     /// In start order; stopped in reverse.
     services: Vec<Service>,
 }
@@ -82,6 +84,7 @@ impl Stack {
             profile,
             keys,
             pg,
+            worker_tools,
             services: Vec::new(),
         };
 
@@ -110,7 +113,7 @@ impl Stack {
             stack.profile.worker_port
         );
         let vars = worker::write_vars(&stack.profile, &stack.keys)?;
-        let mut wrangler = worker::start_wrangler(&stack.profile, &worker_tools, &vars)?;
+        let mut wrangler = worker::start_wrangler(&stack.profile, &stack.worker_tools, &vars)?;
         let health = format!("{}/health", stack.profile.worker_url());
         let waited = wait_until(&mut wrangler, Duration::from_secs(180), || {
             ureq::get(&health)
