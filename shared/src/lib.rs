@@ -5,6 +5,9 @@
 //! the answer back here to be interpreted. That keeps every rule testable with a
 //! native `cargo test`.
 
+// Nothing here needs it, and the fuzz targets run without AddressSanitizer.
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod config;
 pub mod cors;

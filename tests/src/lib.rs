@@ -4,6 +4,7 @@
 //! Worker runs the same tests there.
 
 pub mod db;
+pub mod load;
 pub mod reference;
 pub mod tokens;
 pub mod users;

@@ -7,6 +7,7 @@ mod bench;
 mod devkeys;
 mod fuzz;
 mod init_sql;
+mod load;
 mod paths;
 mod postgres;
 mod proc;
@@ -26,6 +27,10 @@ commands:
   test           the same set-up, then every test layer; non-zero on any failure
   bench          start the stack on its own ports, measure the benchmark figures,
                  print a table (also target/bench/results.json); --quick: shorter
+  load           the load run with an invariant at full size (--clients 50
+                 --seconds 30 --users 100): mixed traffic, then the ledgers
+                 checked; prints a table; non-zero when an invariant fails
+  e2e [ARGS]     the test stack, then only `cargo test -p e2e-tests ARGS`
   fuzz T [SECS]  run cargo-fuzz target T (jwt, standard_webhook, usage_request,
                  webhook_payload) for SECS seconds (default 60); needs nightly
   build-worker   build the Worker to wasm with worker-build --release
@@ -34,7 +39,8 @@ commands:
 environment:
   CDS_PG_PORT, CDS_REST_PORT, CDS_WORKER_PORT, CDS_INSPECTOR_PORT
                  override the ports (dev: 54322, 54321, 8787, 9229;
-                 test: 54332, 54331, 8797, 9239; bench: 54342, 54341, 8807, 9249)
+                 test: 54332, 54331, 8797, 9239; bench: 54342, 54341, 8807, 9249;
+                 load: 54352, 54351, 8817, 9259)
 ";
 
 fn main() -> ExitCode {
@@ -43,6 +49,8 @@ fn main() -> ExitCode {
         Some("dev") => stack::dev(),
         Some("test") => testrun::run(),
         Some("bench") => bench::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("load") => load::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("e2e") => load::e2e_command(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("fuzz") => fuzz::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("build-worker") => worker::build_command(),
         Some("init-sql") => init_sql::write_command(),

@@ -45,6 +45,10 @@ impl Profile {
         Self::with_defaults("bench", [54342, 54341, 8807, 9249])
     }
 
+    pub fn load() -> Result<Self> {
+        Self::with_defaults("load", [54352, 54351, 8817, 9259])
+    }
+
     fn with_defaults(name: &'static str, [pg, rest, worker, inspector]: [u16; 4]) -> Result<Self> {
         let dir = repo_root().join("target").join("devstack").join(name);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
