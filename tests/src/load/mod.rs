@@ -93,6 +93,7 @@ impl Population {
 pub struct Reply {
     pub status: u16,
     pub replayed: bool,
+    pub retry_after: Option<String>,
     pub body: Value,
 }
 
@@ -144,12 +145,14 @@ impl Http {
         };
         let status = response.status();
         let replayed = response.header("idempotent-replayed") == Some("true");
+        let retry_after = response.header("retry-after").map(String::from);
         let text = response
             .into_string()
             .map_err(|e| format!("{method} {path}: reading the body: {e}"))?;
         Ok(Reply {
             status,
             replayed,
+            retry_after,
             body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
         })
     }
