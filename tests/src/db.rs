@@ -116,3 +116,41 @@ pub fn api_key_row(db: &mut Client, key_id: &str) -> serde_json::Value {
         .get(0);
     serde_json::from_str(&text).expect("row as JSON")
 }
+
+/// Row count and md5 of the rows' JSON text, per table of `platform` and
+/// `analytics` with a `user_id` column (and `platform.users` by `id`),
+/// counting only the rows of `user_ids`: what anyone did to these users.
+/// `platform.api_keys.last_used_at` is left out, as authenticating sets it.
+pub fn users_fingerprint(db: &mut Client, user_ids: &[&str]) -> Vec<(String, String)> {
+    let tables: Vec<(String, String)> = db
+        .query(
+            "select format('%I.%I', c.table_schema, c.table_name), c.column_name \
+               from information_schema.columns c \
+               join information_schema.tables t using (table_schema, table_name) \
+              where c.table_schema in ('platform', 'analytics') and t.table_type = 'BASE TABLE' \
+                and (c.column_name = 'user_id' or (c.table_name = 'users' and c.column_name = 'id')) \
+              order by 1",
+            &[],
+        )
+        .expect("tables with users' rows")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(tables.iter().any(|(t, _)| t == "platform.token_usage"));
+    let ids: Vec<String> = user_ids.iter().map(|s| s.to_string()).collect();
+    tables
+        .into_iter()
+        .map(|(table, column)| {
+            let sql = format!(
+                "select count(*) || ' rows, md5 ' || md5(coalesce(string_agg(r, E'\\n' order by r), '')) \
+                   from (select (to_jsonb(t) - 'last_used_at')::text as r from {table} t \
+                          where {column} = any($1::text[]::uuid[])) s"
+            );
+            let print: String = db
+                .query_one(&sql, &[&ids])
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .get(0);
+            (table, print)
+        })
+        .collect()
+}

@@ -253,6 +253,8 @@ impl Stack {
             ("CDS_DEMO_USER_ID", self.demo.id.clone()),
             ("CDS_DEMO_USER_TOKEN", self.demo.access_token.clone()),
             ("CDS_DEMO_API_KEY", self.demo.api_key.clone()),
+            // Where each service's output is captured (`<service>.log`).
+            ("CDS_LOG_DIR", self.profile.dir.display().to_string()),
         ]
     }
 
