@@ -117,10 +117,34 @@ pub fn api_key_row(db: &mut Client, key_id: &str) -> serde_json::Value {
     serde_json::from_str(&text).expect("row as JSON")
 }
 
-/// Row count and md5 of the rows' JSON text, per table of `platform` and
-/// `analytics` with a `user_id` column (and `platform.users` by `id`),
-/// counting only the rows of `user_ids`: what anyone did to these users.
-/// `platform.api_keys.last_used_at` is left out, as authenticating sets it.
+/// Row count and md5 of the rows' JSON text without the `skipped` columns,
+/// in a stable order: whether anything in `table` changed. With `owned_by`
+/// (a column and ids), only the rows whose column holds one of the ids.
+pub fn table_print(
+    db: &mut Client,
+    table: &str,
+    skipped: &[&str],
+    owned_by: Option<(&str, &[String])>,
+) -> String {
+    let filter = match owned_by {
+        Some((column, _)) => format!("where {column} = any($2::text[]::uuid[])"),
+        None => "where $2::text[] is null".to_string(),
+    };
+    let ids: Option<Vec<String>> = owned_by.map(|(_, ids)| ids.to_vec());
+    let skipped: Vec<String> = skipped.iter().map(|c| c.to_string()).collect();
+    let sql = format!(
+        "select count(*) || ' rows, md5 ' || md5(coalesce(string_agg(r, E'\\n' order by r), '')) \
+           from (select (to_jsonb(t) - $1::text[])::text as r from {table} t {filter}) s"
+    );
+    db.query_one(&sql, &[&skipped, &ids])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// [`table_print`] of every table of `platform` and `analytics` with a
+/// `user_id` column (and `platform.users` by `id`), counting only the rows of
+/// `user_ids`: what anyone did to these users. `platform.api_keys.last_used_at`
+/// is left out, as authenticating sets it.
 pub fn users_fingerprint(db: &mut Client, user_ids: &[&str]) -> Vec<(String, String)> {
     let tables: Vec<(String, String)> = db
         .query(
@@ -141,15 +165,7 @@ pub fn users_fingerprint(db: &mut Client, user_ids: &[&str]) -> Vec<(String, Str
     tables
         .into_iter()
         .map(|(table, column)| {
-            let sql = format!(
-                "select count(*) || ' rows, md5 ' || md5(coalesce(string_agg(r, E'\\n' order by r), '')) \
-                   from (select (to_jsonb(t) - 'last_used_at')::text as r from {table} t \
-                          where {column} = any($1::text[]::uuid[])) s"
-            );
-            let print: String = db
-                .query_one(&sql, &[&ids])
-                .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                .get(0);
+            let print = table_print(db, &table, &["last_used_at"], Some((&column, &ids)));
             (table, print)
         })
         .collect()

@@ -20,6 +20,7 @@ mod usage_common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use e2e_tests::db::table_print;
 use e2e_tests::reference::KeyPair;
 use e2e_tests::tokens::{self, b64, publish_jwks, with};
 use e2e_tests::webhooks::{
@@ -339,19 +340,12 @@ fn fingerprint(db: &mut postgres::Client) -> BTreeMap<String, String> {
     tables
         .into_iter()
         .map(|table| {
-            let skipped: Vec<String> = UNFINGERPRINTED
+            let skipped: Vec<&str> = UNFINGERPRINTED
                 .iter()
                 .filter(|(t, _)| *t == table)
-                .map(|(_, column)| column.to_string())
+                .map(|(_, column)| *column)
                 .collect();
-            let sql = format!(
-                "select count(*) || ' rows, md5 ' || md5(coalesce(string_agg(r, E'\\n' order by r), '')) \
-                   from (select (to_jsonb(t) - $1::text[])::text as r from {table} t) s"
-            );
-            let print: String = db
-                .query_one(&sql, &[&skipped])
-                .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                .get(0);
+            let print = table_print(db, &table, &skipped, None);
             (table, print)
         })
         .collect()

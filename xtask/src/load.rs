@@ -33,46 +33,36 @@ pub fn run_command(args: &[String]) -> Result<ExitCode> {
             .with_context(|| format!("{flag} {value} is not a whole number"))?;
         setting.2 = value.clone();
     }
-    let _stop = stack::stop_requested()?;
-    let prepared = stack::prepare(RestBuild::Release)?;
-    let mut stack = Stack::start(Profile::load()?, prepared)?;
-    let passed = run_visible(
-        Command::new(cargo())
-            .args([
-                "test",
-                "--release",
-                "-p",
-                "e2e-tests",
-                "--test",
-                "load_invariant",
-            ])
-            .args(["--", "--nocapture"])
-            .envs(stack.test_env())
-            .envs(
-                settings
-                    .iter()
-                    .map(|(_, name, value)| (*name, value.as_str())),
-            )
-            .current_dir(repo_root()),
-    )?;
-    stack.ensure_running()?;
-    stack.stop();
-    Ok(if passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let envs: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(_, name, value)| (*name, value.as_str()))
+        .collect();
+    let test_args = ["--release", "--test", "load_invariant", "--", "--nocapture"];
+    e2e_on_own_stack(Profile::load()?, RestBuild::Release, &test_args, &envs)
 }
 
 pub fn e2e_command(args: &[String]) -> Result<ExitCode> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    e2e_on_own_stack(Profile::test()?, RestBuild::Debug, &args, &[])
+}
+
+/// Starts a stack on `profile`, runs `cargo test -p e2e-tests <args>` against
+/// it with `envs` added, and stops it.
+fn e2e_on_own_stack(
+    profile: Profile,
+    rest_build: RestBuild,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Result<ExitCode> {
     let _stop = stack::stop_requested()?;
-    let prepared = stack::prepare(RestBuild::Debug)?;
-    let mut stack = Stack::start(Profile::test()?, prepared)?;
+    let prepared = stack::prepare(rest_build)?;
+    let mut stack = Stack::start(profile, prepared)?;
     let passed = run_visible(
         Command::new(cargo())
             .args(["test", "-p", "e2e-tests"])
             .args(args)
             .envs(stack.test_env())
+            .envs(envs.iter().copied())
             .current_dir(repo_root()),
     )?;
     stack.ensure_running()?;
