@@ -195,12 +195,20 @@ impl Client {
 
 /// A session's backend, killed with SIGKILL: the postmaster treats any
 /// server process dying that way as a crash and restarts the whole server.
+/// Only a server on this machine: the pid is checked to be a Postgres
+/// process here before anything is sent to it.
 fn crash_restart_postgres() {
     let mut victim = e2e_tests::db::connect();
     let pid: i32 = victim
         .query_one("select pg_backend_pid()", &[])
         .expect("a backend pid")
         .get(0);
+    let command = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        command.starts_with("postgres"),
+        "backend {pid} is not a local Postgres process ({command:?}): this test \
+         crash-restarts the stack's own database and runs only under `cargo xtask test`"
+    );
     // SAFETY: kill(2) with a pid we just read from the server; no memory involved.
     let killed = unsafe { libc::kill(pid, libc::SIGKILL) };
     assert_eq!(killed, 0, "SIGKILL to backend {pid}");
