@@ -48,32 +48,19 @@ impl QueuedUsage {
         events: Vec<Value>,
         accepted_at_ms: f64,
     ) -> Vec<QueuedUsage> {
-        let empty = || QueuedUsage {
-            user_id: user_id.to_string(),
-            api_key_id: api_key_id.map(str::to_string),
-            events: Vec::new(),
-            accepted_at_ms,
-        };
-        let mut messages = vec![empty()];
-        let mut bytes = 0;
-        for event in events {
+        let sized = events.into_iter().map(|event| {
             let size = event.to_string().len() + 1;
-            let full = messages.last().is_some_and(|m| {
-                !m.events.is_empty()
-                    && (m.events.len() >= MAX_EVENTS_PER_MESSAGE
-                        || bytes + size > MAX_MESSAGE_BYTES)
-            });
-            if full {
-                messages.push(empty());
-                bytes = 0;
-            }
-            bytes += size;
-            if let Some(message) = messages.last_mut() {
-                message.events.push(event);
-            }
-        }
-        messages.retain(|m| !m.events.is_empty());
-        messages
+            (event, size)
+        });
+        pack(sized, MAX_EVENTS_PER_MESSAGE, MAX_MESSAGE_BYTES)
+            .into_iter()
+            .map(|events| QueuedUsage {
+                user_id: user_id.to_string(),
+                api_key_id: api_key_id.map(str::to_string),
+                events,
+                accepted_at_ms,
+            })
+            .collect()
     }
 
     /// The RPC's form of delivered messages: one entry per event, each naming
@@ -128,24 +115,34 @@ pub fn wants_async(prefer: Option<&str>) -> bool {
 /// Encodes messages into the bodies of `sendBatch` calls within the
 /// platform's limits.
 pub fn send_batches(messages: &[QueuedUsage]) -> Vec<Vec<String>> {
-    let mut batches: Vec<Vec<String>> = Vec::new();
-    let mut bytes = 0;
     // Each message is encoded once: its body is also its size.
-    for body in messages.iter().map(QueuedUsage::encode) {
+    let sized = messages.iter().map(QueuedUsage::encode).map(|body| {
         let size = body.len();
-        let full = batches
-            .last()
-            .is_none_or(|b| b.len() >= MAX_MESSAGES_PER_SEND || bytes + size > MAX_BYTES_PER_SEND);
-        if full {
-            batches.push(Vec::new());
-            bytes = 0;
+        (body, size)
+    });
+    pack(sized, MAX_MESSAGES_PER_SEND, MAX_BYTES_PER_SEND)
+}
+
+/// Splits sized items, in order, into groups of at most `max_items` items and
+/// `max_bytes` bytes. An item larger than `max_bytes` makes a group alone.
+fn pack<T>(
+    items: impl IntoIterator<Item = (T, usize)>,
+    max_items: usize,
+    max_bytes: usize,
+) -> Vec<Vec<T>> {
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for (item, size) in items {
+        match groups.last_mut() {
+            Some(group) if group.len() < max_items && bytes + size <= max_bytes => group.push(item),
+            _ => {
+                groups.push(vec![item]);
+                bytes = 0;
+            }
         }
         bytes += size;
-        if let Some(batch) = batches.last_mut() {
-            batch.push(body);
-        }
     }
-    batches
+    groups
 }
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
@@ -309,6 +306,16 @@ mod tests {
             assert!(!wants_async(Some(prefer)), "{prefer}");
         }
         assert!(!wants_async(None));
+    }
+
+    #[test]
+    fn packing_keeps_order_within_both_limits_and_an_oversized_item_goes_alone() {
+        let sized = [("a", 4), ("b", 4), ("c", 20), ("d", 1), ("e", 1), ("f", 1)];
+        assert_eq!(
+            pack(sized, 2, 10),
+            vec![vec!["a", "b"], vec!["c"], vec!["d", "e"], vec!["f"]]
+        );
+        assert!(pack(Vec::<(u8, usize)>::new(), 2, 10).is_empty());
     }
 
     #[test]
