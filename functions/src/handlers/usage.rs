@@ -110,8 +110,9 @@ pub async fn record_batch(
                 sent.push(event.to_batch_item());
             }
             Err(err) => {
-                results[index] = json!({"index": index, "status": "rejected",
-                    "error": {"code": err.code(), "message": err.to_string()}});
+                let mut result = rejected(err);
+                result["index"] = json!(index);
+                results[index] = result;
             }
         }
     }
@@ -154,6 +155,11 @@ pub async fn record_batch(
     Ok(respond::json(200, &body))
 }
 
+/// A batch event refused at the edge, as the batch answers list it.
+fn rejected(err: &ApiError) -> Value {
+    json!({"status": "rejected", "error": {"code": err.code(), "message": err.to_string()}})
+}
+
 /// The batch with `Prefer: respond-async`: invalid events are refused now,
 /// each with its reason, and the valid ones queued; 202 when any was queued.
 async fn record_batch_async(
@@ -172,8 +178,7 @@ async fn record_batch_async(
         .map(|(index, item)| {
             let mut result = match item {
                 Ok(event) => queue::queued_answer(&event.idempotency_key),
-                Err(err) => json!({"status": "rejected",
-                    "error": {"code": err.code(), "message": err.to_string()}}),
+                Err(err) => rejected(err),
             };
             result["index"] = json!(index);
             result
