@@ -5,6 +5,7 @@
 
 mod usage_common;
 
+use e2e_tests::db::summary_mismatches;
 use std::sync::Mutex;
 use usage_common::*;
 
@@ -29,20 +30,10 @@ fn pending_deltas(user: &User) -> i64 {
 /// Rows where the user's rollup and a from-scratch aggregate of their ledger
 /// differ (0 when the rollup is exact).
 fn rollup_mismatches(user: &User) -> i64 {
-    scalar(
-        "select count(*) from (
-           (select day, model_id, requests, total_tokens, cost from analytics.daily_token_rollup
-             where user_id = $1::text::uuid
-            except all
-            select (created_at at time zone 'UTC')::date, model_id, count(*), sum(total_tokens)::bigint, sum(cost)
-              from platform.token_usage where user_id = $1::text::uuid group by 1, 2)
-           union all
-           (select (created_at at time zone 'UTC')::date, model_id, count(*), sum(total_tokens)::bigint, sum(cost)
-              from platform.token_usage where user_id = $1::text::uuid group by 1, 2
-            except all
-            select day, model_id, requests, total_tokens, cost from analytics.daily_token_rollup
-             where user_id = $1::text::uuid)) x",
-        &[&user.id],
+    summary_mismatches(
+        &mut db(),
+        std::slice::from_ref(&user.id),
+        "analytics.daily_token_rollup",
     )
 }
 

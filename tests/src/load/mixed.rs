@@ -11,9 +11,9 @@
 //! granted beyond the available balance would show there.
 
 use super::{
-    balances_off_their_ledgers, ledger_keys, run_clients, summary_mismatches, Http, LoadUser,
-    Population, Reply,
+    balances_off_their_ledgers, ledger_keys, run_clients, Http, LoadUser, Population, Reply,
 };
+use crate::db::summary_mismatches;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -241,30 +241,3 @@ pub fn balances_off_their_ledgers(db: &mut postgres::Client, user_ids: &[String]
     .map(|r| r.get(0))
     .collect()
 }
-
-/// Rows where the daily summary (the rollup, or the view that adds pending
-/// deltas) differs from a from-scratch aggregate of the ledger of `user_ids`.
-pub fn summary_mismatches(db: &mut postgres::Client, user_ids: &[String], relation: &str) -> i64 {
-    assert!(matches!(
-        relation,
-        "analytics.daily_token_rollup" | "analytics.daily_token_summary"
-    ));
-    db.query_one(
-        &format!(
-            "with ledger as (
-               select user_id, (created_at at time zone 'UTC')::date as day, model_id,
-                      count(*) as requests, sum(total_tokens)::bigint as total_tokens, sum(cost) as cost
-                 from platform.token_usage where user_id = any($1::text[]::uuid[]) group by 1, 2, 3),
-             summary as (
-               select user_id, day, model_id, requests, total_tokens, cost from {relation}
-                where user_id = any($1::text[]::uuid[]))
-             select count(*) from (
-               (select * from summary except all select * from ledger)
-               union all
-               (select * from ledger except all select * from summary)) x"
-        ),
-        &[&user_ids],
-    )
-    .expect("summary against ledger")
-    .get(0)
-}
