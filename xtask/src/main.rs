@@ -11,6 +11,7 @@ mod load;
 mod paths;
 mod postgres;
 mod proc;
+mod safeupdate;
 mod stack;
 mod testrun;
 mod tools;

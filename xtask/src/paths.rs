@@ -70,9 +70,21 @@ impl Profile {
         format!("http://127.0.0.1:{}", self.worker_port)
     }
 
+    /// `postgres`, as on a hosted project: not a superuser. Migrations, the
+    /// seed and the tests' own SQL run as this role.
     pub fn admin_db_url(&self) -> String {
+        self.db_url_as("postgres")
+    }
+
+    /// `supabase_admin`, the cluster's superuser: only for what Supabase
+    /// itself does on a project (roles, the `auth` schema, extensions).
+    pub fn superuser_db_url(&self) -> String {
+        self.db_url_as(crate::postgres::SUPERUSER)
+    }
+
+    fn db_url_as(&self, role: &str) -> String {
         format!(
-            "postgresql://postgres:{}@127.0.0.1:{}/postgres",
+            "postgresql://{role}:{}@127.0.0.1:{}/postgres",
             crate::postgres::LOCAL_PASSWORD,
             self.pg_port
         )

@@ -11,9 +11,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// Password of the `postgres` and `authenticator` roles in the local cluster,
-/// as in Supabase's own local stack. Loopback only, data thrown away.
+/// Password of the `supabase_admin`, `postgres` and `authenticator` roles in
+/// the local cluster, as in Supabase's own local stack. Loopback only, data
+/// thrown away.
 pub const LOCAL_PASSWORD: &str = "postgres";
+
+/// The cluster's bootstrap superuser. As on Supabase, it is not `postgres`:
+/// PostgreSQL cannot take superuser away from the bootstrap user, and
+/// `postgres` must not be one (devtools/supabase_base.sql).
+pub const SUPERUSER: &str = "supabase_admin";
 
 /// Who owns the cluster: initdb refuses root, so as root we switch to the
 /// `postgres` user Debian's package creates.
@@ -98,7 +104,7 @@ pub fn start_cluster(profile: &Profile, tools: &PgTools) -> Result<Service> {
         .arg(&data)
         .args([
             "-U",
-            "postgres",
+            SUPERUSER,
             "--auth=scram-sha-256",
             "-E",
             "UTF8",
@@ -121,7 +127,7 @@ pub fn start_cluster(profile: &Profile, tools: &PgTools) -> Result<Service> {
     as_owner(&mut postgres, &owner);
     // SIGINT is PostgreSQL's "fast" shutdown: disconnect clients, checkpoint, exit.
     let mut service = Service::spawn("postgres", postgres, &profile.log("postgres"), libc::SIGINT)?;
-    let url = profile.admin_db_url();
+    let url = profile.superuser_db_url();
     wait_until(&mut service, Duration::from_secs(30), || {
         psql(tools, &url)
             .args(["-c", "select 1"])
@@ -181,18 +187,25 @@ pub fn execute(tools: &PgTools, url: &str, sql: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Applies what a Supabase project has before our migrations, then every
-/// migration in name order, then the seed, as `supabase db reset` does.
+/// Applies what a Supabase project has before our migrations (as the
+/// superuser), then every migration in name order, then the seed, as
+/// `supabase db reset` and `db push` do: as `postgres`, not a superuser.
 pub fn reset_database(profile: &Profile, tools: &PgTools) -> Result<usize> {
-    let url = profile.admin_db_url();
-    let root = repo_root();
-    apply_file(tools, &url, &root.join("devtools/supabase_base.sql"))?;
+    let superuser = profile.superuser_db_url();
+    apply_file(
+        tools,
+        &superuser,
+        &repo_root().join("devtools/supabase_base.sql"),
+    )?;
     execute(
         tools,
-        &url,
-        &format!("alter role authenticator with password '{LOCAL_PASSWORD}'"),
+        &superuser,
+        &format!(
+            "alter role postgres with password '{LOCAL_PASSWORD}'; \
+             alter role authenticator with password '{LOCAL_PASSWORD}'"
+        ),
     )?;
-    apply_migrations_and_seed(tools, &url)
+    apply_migrations_and_seed(tools, &profile.admin_db_url())
 }
 
 /// Every migration, each in its own transaction, then the seed.

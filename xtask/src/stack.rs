@@ -240,6 +240,7 @@ impl Stack {
             ("CDS_WORKER_URL", self.profile.worker_url()),
             ("CDS_SUPABASE_URL", self.profile.supabase_url()),
             ("CDS_PG_ADMIN_URL", self.profile.admin_db_url()),
+            ("CDS_PG_SUPERUSER_URL", self.profile.superuser_db_url()),
             ("CDS_JWT_SECRET", self.keys.jwt_secret.clone()),
             (
                 "CDS_JWKS_FILE",

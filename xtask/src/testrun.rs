@@ -110,10 +110,11 @@ pub fn run() -> Result<ExitCode> {
 /// The pgTAP tests under `supabase/tests`, as `supabase test db` runs them:
 /// in name order, so `001_test_helpers.sql` installs the helpers first.
 fn pg_prove(stack: &Stack) -> Result<bool> {
-    let url = stack.profile.admin_db_url();
+    // pgTAP is not a trusted extension: the superuser installs it, as
+    // Supabase does for `supabase test db`; the tests then run as `postgres`.
     postgres::execute(
         &stack.pg,
-        &url,
+        &stack.profile.superuser_db_url(),
         "create extension if not exists pgtap with schema extensions",
     )?;
     let mut files: Vec<_> = std::fs::read_dir(repo_root().join("supabase/tests"))?

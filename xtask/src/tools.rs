@@ -55,7 +55,8 @@ pub fn worker_tools() -> Result<WorkerTools> {
     Ok(tools)
 }
 
-/// PostgreSQL server binaries, pgTAP and pg_prove, from Debian.
+/// PostgreSQL server binaries, pgTAP and pg_prove, from Debian, and the
+/// safeupdate module built from `devtools/safeupdate`.
 pub fn pg_tools() -> Result<PgTools> {
     let bin = PathBuf::from(format!("/usr/lib/postgresql/{PG_MAJOR}/bin"));
     let pgtap = PathBuf::from(format!(
@@ -75,6 +76,7 @@ pub fn pg_tools() -> Result<PgTools> {
         apt_install(&missing)?;
     }
     let pg_prove = which("pg_prove").context("pg_prove is still missing after installing it")?;
+    crate::safeupdate::ensure_installed(&bin)?;
     Ok(PgTools { bin, pg_prove })
 }
 
