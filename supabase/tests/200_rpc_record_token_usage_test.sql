@@ -1,6 +1,6 @@
 -- platform.record_token_usage: records one usage event in the append-only
 -- ledger and debits the balance, idempotently on (user, idempotency key).
--- Refusals follow the convention of 20261125170600_rpc_helpers.sql: SQLSTATE
+-- Refusals follow the convention of 20261201000800_rpc_helpers.sql: SQLSTATE
 -- PTxyz (PostgREST answers HTTP xyz), a safe message, the stable code as HINT.
 -- Settling a reservation while recording is in 201_rpc_record_token_usage_settlement_test.sql.
 begin;

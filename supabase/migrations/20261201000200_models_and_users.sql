@@ -1,4 +1,5 @@
--- The model catalogue and the platform's users.
+-- The model catalogue and the platform's users, and the two questions every
+-- policy asks about the caller: is it an admin, is it the service role.
 
 create table if not exists platform.models (
   id bigint generated always as identity primary key,
@@ -38,7 +39,8 @@ comment on table platform.users is 'Platform users, one per Supabase Auth user, 
 create index if not exists users_default_model_id_idx on platform.users (default_model_id);
 
 -- Deleting the Supabase Auth user deletes the platform user and, through the
--- cascades below, everything that is theirs. Only where auth.users exists.
+-- cascades of the tables that reference platform.users, everything that is
+-- theirs. Only where auth.users exists.
 do $$
 begin
   if to_regclass('auth.users') is not null
@@ -48,6 +50,23 @@ begin
   end if;
 end
 $$;
+
+-- updated_at is the time of the last change, whoever made it.
+create or replace function platform.touch_updated_at() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  new.updated_at := now();
+  return new;
+end
+$$;
+revoke execute on function platform.touch_updated_at() from public, anon, authenticated, service_role;
+
+create or replace trigger models_touch_updated_at before update on platform.models
+  for each row execute function platform.touch_updated_at();
+create or replace trigger users_touch_updated_at before update on platform.users
+  for each row execute function platform.touch_updated_at();
 
 -- Who is calling, for policies and functions. security definer so a policy on
 -- platform.users can ask without recursing into its own policy.
@@ -67,21 +86,10 @@ as $$
   select coalesce(auth.role() = 'service_role', false)
 $$;
 
--- updated_at is the time of the last change, whoever made it.
-create or replace function platform.touch_updated_at() returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  new.updated_at := now();
-  return new;
-end
-$$;
-
-create or replace trigger models_touch_updated_at before update on platform.models
-  for each row execute function platform.touch_updated_at();
-create or replace trigger users_touch_updated_at before update on platform.users
-  for each row execute function platform.touch_updated_at();
+-- Policies call these as the querying role.
+revoke execute on function platform.is_admin(), platform.is_service_role()
+  from public, anon, authenticated, service_role;
+grant execute on function platform.is_admin(), platform.is_service_role() to anon, authenticated, service_role;
 
 alter table platform.models enable row level security;
 alter table platform.users enable row level security;

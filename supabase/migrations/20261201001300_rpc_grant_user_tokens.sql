@@ -1,6 +1,9 @@
 -- POST /rpc/grant_user_tokens: an admin (or the service role) credits a
 -- user's balance; every grant is a row in the audit ledger. Idempotent on
--- (user, idempotency key) when a key is given.
+-- (user, idempotency key) when a key is given: a retried grant answers exactly
+-- what the first call answered (the balance right after the grant is kept
+-- with it, as a retried usage event does), and a key reused for a grant with
+-- another amount or reason is refused, not replayed.
 create or replace function platform.grant_user_tokens(
   p_user_id uuid,
   p_amount bigint,
@@ -42,17 +45,19 @@ begin
     select * into v_grant from platform.token_grants g
      where g.user_id = p_user_id and g.idempotency_key = p_idempotency_key;
     if found then
-      if v_grant.amount <> p_amount then
+      if v_grant.amount <> p_amount or v_grant.reason <> trim(p_reason) then
         perform platform.fail('PT409', 'idempotency_key_reused',
           'this idempotency key was already used for a different grant');
       end if;
       return jsonb_build_object('grant_id', v_grant.id, 'user_id', p_user_id, 'amount', v_grant.amount,
-        'balance', v_balance.balance, 'replayed', true);
+        'balance', coalesce(v_grant.balance_after, v_balance.balance), 'replayed', true);
     end if;
   end if;
 
-  insert into platform.token_grants (user_id, amount, reason, granted_by, granted_by_role, idempotency_key)
-  values (p_user_id, p_amount, trim(p_reason), v_by, v_by_role, p_idempotency_key)
+  insert into platform.token_grants (user_id, amount, reason, granted_by, granted_by_role, idempotency_key,
+                                    balance_after)
+  values (p_user_id, p_amount, trim(p_reason), v_by, v_by_role, p_idempotency_key,
+          v_balance.balance + p_amount)
   returning * into v_grant;
   update platform.token_balances b set granted = b.granted + p_amount, updated_at = now()
    where b.user_id = p_user_id
@@ -61,3 +66,6 @@ begin
     'balance', v_balance.balance, 'replayed', false);
 end
 $$;
+revoke execute on function platform.grant_user_tokens(uuid, bigint, text, text)
+  from public, anon, authenticated, service_role;
+grant execute on function platform.grant_user_tokens(uuid, bigint, text, text) to authenticated, service_role;

@@ -1,6 +1,13 @@
--- mirror_auth_user refuses an email another platform user already has with a
--- coded 409 (`email_taken`) instead of a bare unique-violation error.
+-- Users and the model catalogue: mirror_auth_user (the signup webhook),
+-- set_default_model, list_models.
 
+-- POST /rpc/mirror_auth_user (service role): the idempotent upsert of a
+-- Supabase Auth user into platform.users, called by the edge's database
+-- webhook. A retried or duplicated delivery changes nothing and succeeds.
+-- An email another platform user already has is refused with a coded 409
+-- (`email_taken`), not a bare unique-violation error.
+-- (The guide's alternative, an `on auth.users` trigger `handle_new_user`, is
+-- deliberately not installed: one path, at the edge, not both.)
 create or replace function platform.mirror_auth_user(
   p_id uuid,
   p_email text default null,
@@ -69,3 +76,45 @@ begin
     'role', v_user.role, 'created', v_created);
 end
 $$;
+revoke execute on function platform.mirror_auth_user(uuid, text, text, text)
+  from public, anon, authenticated, service_role;
+grant execute on function platform.mirror_auth_user(uuid, text, text, text) to service_role;
+
+-- POST /rpc/set_default_model: the caller's own default model.
+create or replace function platform.set_default_model(p_model text)
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_uid uuid := platform.caller_user_id(null, false);
+  v_model platform.models;
+begin
+  select * into v_model from platform.models m where m.name = p_model and m.is_active;
+  if not found then
+    perform platform.fail('PT422', 'unknown_model', format('unknown model %L', left(p_model, 128)));
+  end if;
+  update platform.users u set default_model_id = v_model.id where u.id = v_uid;
+  return jsonb_build_object('user_id', v_uid, 'default_model', v_model.name);
+end
+$$;
+revoke execute on function platform.set_default_model(text) from public, anon, authenticated, service_role;
+grant execute on function platform.set_default_model(text) to authenticated;
+
+-- POST /rpc/list_models: the public model catalogue (active models), for
+-- anyone, signed in or not. GET /v1/models at the edge.
+create or replace function platform.list_models()
+returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'name', m.name, 'provider', m.provider, 'repo_url', m.repo_url,
+           'context_size', m.context_size, 'cost_per_1k_tokens', m.cost_per_1k_tokens,
+           'metadata', m.metadata)
+         order by m.name), '[]')
+    from platform.models m
+   where m.is_active
+$$;
+revoke execute on function platform.list_models() from public, anon, authenticated, service_role;
+grant execute on function platform.list_models() to anon, authenticated, service_role;

@@ -1,4 +1,5 @@
--- Helpers shared by the RPCs: how they refuse a request, and who the caller is.
+-- Helpers shared by the RPCs: how they refuse a request, who the caller is,
+-- and the balance lock. None is callable through the API.
 --
 -- Refusals follow one convention that the edge maps in one place
 -- (shared::postgrest::map_error): SQLSTATE `PTxyz` makes PostgREST answer HTTP
@@ -53,6 +54,25 @@ begin
 end
 $$;
 
+-- The API key a service-role call names must belong to the user it acts for.
+create or replace function platform.check_api_key_owner(p_api_key_id uuid, p_user_id uuid)
+returns void
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  if p_api_key_id is null then
+    return;
+  end if;
+  if not platform.is_service_role() then
+    perform platform.fail('PT403', 'forbidden', 'only the service role names an API key');
+  end if;
+  if not exists (select 1 from platform.api_keys k where k.id = p_api_key_id and k.user_id = p_user_id) then
+    perform platform.fail('PT422', 'unknown_api_key', 'no such API key for this user');
+  end if;
+end
+$$;
+
 -- A JSON value as a token count: a whole number from 0 to 10^12.
 create or replace function platform.token_count(p_value jsonb, p_field text)
 returns bigint
@@ -90,3 +110,11 @@ begin
   return v;
 end
 $$;
+
+revoke execute on function
+  platform.fail(text, text, text),
+  platform.caller_user_id(uuid, boolean),
+  platform.check_api_key_owner(uuid, uuid),
+  platform.token_count(jsonb, text),
+  platform.lock_balance(uuid)
+  from public, anon, authenticated, service_role;

@@ -71,9 +71,14 @@ create table if not exists platform.token_grants (
   idempotency_key text
     constraint token_grants_idempotency_key_length check (length(idempotency_key) between 1 and 255),
   created_at timestamptz not null default now(),
+  -- The balance right after this grant, so a retried grant answers exactly
+  -- what the first call answered, as a retried usage event does.
+  balance_after bigint,
   constraint token_grants_idempotent unique (user_id, idempotency_key)
 );
 comment on table platform.token_grants is 'Append-only audit ledger of token grants; written only by grant_user_tokens';
+comment on column platform.token_grants.balance_after is
+  'The balance right after this grant, so a retry answers as the first call did (null before this column existed)';
 create index if not exists token_grants_user_created_idx on platform.token_grants (user_id, created_at);
 
 create table if not exists platform.token_reservations (
@@ -108,6 +113,7 @@ begin
     hint = 'ledger_is_append_only';
 end
 $$;
+revoke execute on function platform.refuse_ledger_update() from public, anon, authenticated, service_role;
 
 create or replace trigger token_usage_append_only before update on platform.token_usage
   for each row execute function platform.refuse_ledger_update();

@@ -1,55 +1,8 @@
--- analytics.daily_token_summary: usage per (day, user, model), refreshed by
--- the edge's cron trigger through refresh_daily_token_summary, and read by
--- get_usage_overview together with the usage recorded since.
+-- The daily summary's RPCs: refresh_daily_token_summary (the edge's cron
+-- trigger) and get_usage_overview (users, admins).
 
-create materialized view if not exists analytics.daily_token_summary as
-select
-  (u.created_at at time zone 'UTC')::date as day,
-  u.user_id,
-  u.model_id,
-  m.name as model,
-  count(*) as requests,
-  sum(u.prompt_tokens)::bigint as prompt_tokens,
-  sum(u.completion_tokens)::bigint as completion_tokens,
-  sum(u.total_tokens)::bigint as total_tokens,
-  sum(u.cost) as cost
-from platform.token_usage u
-join platform.models m on m.id = u.model_id
-group by 1, 2, 3, 4
-with no data;
-
--- REFRESH ... CONCURRENTLY needs a unique index over all rows. Guarded so
--- that re-applying this file still works after
--- 20261125171900_incremental_daily_summary turned the name into a plain view.
-do $$
-begin
-  if (select c.relkind from pg_class c where c.oid = to_regclass('analytics.daily_token_summary')) = 'm' then
-    create unique index if not exists daily_token_summary_day_user_model_key
-      on analytics.daily_token_summary (day, user_id, model_id);
-    create index if not exists daily_token_summary_user_day_idx
-      on analytics.daily_token_summary (user_id, day);
-  end if;
-end
-$$;
-
--- A materialized view has no row-level security, so nobody reads it directly:
--- users get their own rows through get_usage_overview.
-revoke all on analytics.daily_token_summary from public, anon, authenticated, service_role;
-grant select on analytics.daily_token_summary to service_role;
-
--- Which days the summary covers: days before `covered_until` are complete in
--- it; get_usage_overview reads later days from the ledger.
-create table if not exists analytics.summary_state (
-  name text primary key,
-  covered_until date not null,
-  refreshed_at timestamptz not null
-);
-alter table analytics.summary_state enable row level security;
-revoke all on analytics.summary_state from public, anon, authenticated, service_role;
-grant select on analytics.summary_state to service_role;
-
--- POST /rpc/refresh_daily_token_summary (service role): refreshes the summary
--- without blocking readers. An advisory lock makes an overlapping run (a slow
+-- POST /rpc/refresh_daily_token_summary (service role): folds the pending
+-- deltas into the rollup. An advisory lock makes an overlapping run (a slow
 -- run still going, or a second isolate) skip at once instead of queueing.
 -- Each run, refreshed or skipped, is recorded in telemetry.execution_metrics.
 create or replace function platform.refresh_daily_token_summary()
@@ -59,7 +12,9 @@ set search_path = ''
 as $$
 declare
   v_started timestamptz := clock_timestamp();
-  v_rows bigint;
+  v_deltas bigint;
+  v_keys bigint;
+  v_emptied bigint;
   v_ms numeric;
   v_result jsonb;
 begin
@@ -73,26 +28,55 @@ begin
     return jsonb_build_object('status', 'skipped', 'duration_ms', round(v_ms, 3));
   end if;
 
-  refresh materialized view concurrently analytics.daily_token_summary;
-  select count(*) into v_rows from analytics.daily_token_summary;
-  -- Rows of transactions still open when the refresh took its snapshot carry
-  -- created_at up to now, so only days before the refresh's own day are complete.
-  insert into analytics.summary_state (name, covered_until, refreshed_at)
-  values ('daily_token_summary', (v_started at time zone 'UTC')::date, v_started)
-  on conflict (name) do update set covered_until = excluded.covered_until, refreshed_at = excluded.refreshed_at;
+  -- Deltas of transactions still open are invisible here and stay for the
+  -- next run; the ones folded are deleted in the same transaction, so each
+  -- is counted exactly once even when this run fails and is retried.
+  with consumed as (
+    delete from analytics.daily_token_deltas d returning d.*
+  ), folded as (
+    select c.user_id, c.day, c.model_id, count(*) as deltas, sum(c.requests) as requests,
+           sum(c.prompt_tokens) as prompt_tokens, sum(c.completion_tokens) as completion_tokens,
+           sum(c.total_tokens) as total_tokens, sum(c.cost) as cost
+      from consumed c
+     group by 1, 2, 3
+  ), upserted as (
+    insert into analytics.daily_token_rollup as r
+      (user_id, day, model_id, requests, prompt_tokens, completion_tokens, total_tokens, cost)
+    select f.user_id, f.day, f.model_id, f.requests, f.prompt_tokens, f.completion_tokens,
+           f.total_tokens, f.cost
+      from folded f
+    on conflict (user_id, day, model_id) do update
+      set requests = r.requests + excluded.requests,
+          prompt_tokens = r.prompt_tokens + excluded.prompt_tokens,
+          completion_tokens = r.completion_tokens + excluded.completion_tokens,
+          total_tokens = r.total_tokens + excluded.total_tokens,
+          cost = r.cost + excluded.cost
+    returning 1
+  )
+  select coalesce(sum(f.deltas), 0), count(*) into v_deltas, v_keys from folded f;
+  delete from analytics.daily_token_rollup r where r.requests = 0;
+  get diagnostics v_emptied = row_count;
+
+  insert into analytics.summary_state (name, refreshed_at)
+  values ('daily_token_summary', v_started)
+  on conflict (name) do update set refreshed_at = excluded.refreshed_at;
 
   v_ms := extract(epoch from clock_timestamp() - v_started) * 1000;
-  v_result := jsonb_build_object('status', 'refreshed', 'rows', v_rows, 'duration_ms', round(v_ms, 3));
+  v_result := jsonb_build_object('status', 'refreshed', 'deltas', v_deltas, 'rows', v_keys,
+                                 'emptied', v_emptied, 'duration_ms', round(v_ms, 3));
   insert into telemetry.execution_metrics (function_name, status, duration_ms, details)
   values ('refresh_daily_token_summary', 'ok', v_ms, v_result);
   return v_result;
 end
 $$;
+revoke execute on function platform.refresh_daily_token_summary()
+  from public, anon, authenticated, service_role;
+grant execute on function platform.refresh_daily_token_summary() to service_role;
 
 -- POST /rpc/get_usage_overview: the caller's balance and usage per day and per
 -- model over [p_from, p_to] (UTC days; default the last 30 days). Admins may
--- name another user. Complete days come from the summary, later ones from the
--- ledger, so totals are never stale.
+-- name another user. Reads the summary view, which already includes usage
+-- not yet folded, so totals are never stale.
 create or replace function platform.get_usage_overview(
   p_from date default null,
   p_to date default null,
@@ -105,7 +89,6 @@ declare
   v_uid uuid;
   v_to date := coalesce(p_to, (now() at time zone 'UTC')::date);
   v_from date := coalesce(p_from, coalesce(p_to, (now() at time zone 'UTC')::date) - 29);
-  v_covered date;
   v_balance platform.token_balances;
   v_result jsonb;
 begin
@@ -124,22 +107,12 @@ begin
     perform platform.fail('PT422', 'invalid_range', 'a range covers at most 367 days');
   end if;
 
-  select s.covered_until into v_covered from analytics.summary_state s where s.name = 'daily_token_summary';
-  v_covered := coalesce(v_covered, '-infinity'::date);
   select * into v_balance from platform.token_balances b where b.user_id = v_uid;
 
   with rows as (
     select s.day, s.model, s.requests, s.prompt_tokens, s.completion_tokens, s.total_tokens, s.cost
       from analytics.daily_token_summary s
-     where s.user_id = v_uid and s.day between v_from and v_to and s.day < v_covered
-    union all
-    select (u.created_at at time zone 'UTC')::date, m.name, 1, u.prompt_tokens, u.completion_tokens,
-           u.total_tokens, u.cost
-      from platform.token_usage u
-      join platform.models m on m.id = u.model_id
-     where u.user_id = v_uid
-       and u.created_at >= greatest(v_from, v_covered)::timestamp at time zone 'UTC'
-       and u.created_at < (v_to + 1)::timestamp at time zone 'UTC'
+     where s.user_id = v_uid and s.day between v_from and v_to
   ),
   by_day as (
     select day, sum(requests)::bigint requests, sum(prompt_tokens)::bigint prompt_tokens,
@@ -175,3 +148,6 @@ begin
   return v_result;
 end
 $$;
+revoke execute on function platform.get_usage_overview(date, date, uuid)
+  from public, anon, authenticated, service_role;
+grant execute on function platform.get_usage_overview(date, date, uuid) to authenticated, service_role;

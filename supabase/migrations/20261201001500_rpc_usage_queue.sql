@@ -2,38 +2,9 @@
 -- `Prefer: respond-async`, enqueues them, and the queue consumer records each
 -- delivered batch with one call of record_queued_usage. Delivery is at least
 -- once; the ledger's (user, idempotency key) uniqueness makes every event
--- count once. Events that can never be recorded (unknown model, unknown user,
--- a key reused for another event...) are kept in usage_rejections with the
--- reason, so the consumer acknowledges them instead of retrying forever.
-
-create table if not exists platform.usage_rejections (
-  id bigint generated always as identity primary key,
-  user_id uuid not null,
-  idempotency_key text not null,
-  api_key_id uuid,
-  -- 'queue': the consumer's RPC refused the event; 'dead_letter': the queue
-  -- gave up after its retries.
-  source text not null
-    constraint usage_rejections_source_known check (source in ('queue', 'dead_letter')),
-  code text not null,
-  message text not null,
-  event jsonb not null,
-  rejected_at timestamptz not null default now(),
-  constraint usage_rejections_once unique (user_id, idempotency_key)
-);
-comment on table platform.usage_rejections is
-  'Queued usage events that were not recorded, with the reason; written only by the queue RPCs';
-
-alter table platform.usage_rejections enable row level security;
-revoke all on platform.usage_rejections from public, anon, authenticated, service_role;
-grant select on platform.usage_rejections to authenticated, service_role;
-drop policy if exists "users read their rejections, admins read all" on platform.usage_rejections;
-create policy "users read their rejections, admins read all" on platform.usage_rejections
-  for select to authenticated
-  using (user_id = (select auth.uid()) or (select platform.is_admin()));
-drop policy if exists "the service role reads rejections" on platform.usage_rejections;
-create policy "the service role reads rejections" on platform.usage_rejections
-  for select to service_role using (true);
+-- count once. Events that can never be recorded are kept in
+-- platform.usage_rejections with the reason, so the consumer acknowledges them
+-- instead of retrying forever.
 
 -- POST /rpc/record_queued_usage (service role): one delivered queue batch.
 -- p_messages: [{"user_id", "api_key_id"?, "event": {batch item}, "accepted_at_ms"?}].
@@ -138,6 +109,8 @@ begin
   return v_summary || jsonb_build_object('results', to_jsonb(v_results));
 end
 $$;
+revoke execute on function platform.record_queued_usage(jsonb) from public, anon, authenticated, service_role;
+grant execute on function platform.record_queued_usage(jsonb) to service_role;
 
 -- POST /rpc/record_usage_dead_letters (service role): messages the queue gave
 -- up on after its retries. Each becomes a rejection with the reason, unless
@@ -172,6 +145,9 @@ begin
   return jsonb_build_object('messages', jsonb_array_length(p_messages), 'dead_lettered', v_kept);
 end
 $$;
+revoke execute on function platform.record_usage_dead_letters(jsonb, text)
+  from public, anon, authenticated, service_role;
+grant execute on function platform.record_usage_dead_letters(jsonb, text) to service_role;
 
 -- POST /rpc/usage_event_status: what became of one of the caller's events:
 -- recorded (with the ledger row's answer), rejected (with the reason), or
@@ -209,65 +185,6 @@ begin
   return jsonb_build_object('status', 'queued', 'idempotency_key', p_idempotency_key);
 end
 $$;
-
-revoke execute on function platform.record_queued_usage(jsonb) from public, anon, authenticated;
-revoke execute on function platform.record_usage_dead_letters(jsonb, text) from public, anon, authenticated;
-revoke execute on function platform.usage_event_status(text, uuid, uuid) from public, anon;
-grant execute on function platform.record_queued_usage(jsonb) to service_role;
-grant execute on function platform.record_usage_dead_letters(jsonb, text) to service_role;
+revoke execute on function platform.usage_event_status(text, uuid, uuid)
+  from public, anon, authenticated, service_role;
 grant execute on function platform.usage_event_status(text, uuid, uuid) to authenticated, service_role;
-
--- POST /rpc/metrics_snapshot: as before, plus how much usage waits to be
--- folded into the daily summary (the refresh's lag in rows), and the usage
--- queue: the lag of the consumer's latest batch, rejections and dead letters.
-create or replace function platform.metrics_snapshot()
-returns jsonb
-language plpgsql stable security definer
-set search_path = ''
-as $$
-declare
-  -- Histogram bucket bounds in milliseconds (Prometheus `le`).
-  v_bounds numeric[] := array[5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
-  v_refreshed timestamptz;
-  v_queue record;
-begin
-  if not (platform.is_service_role() or platform.is_admin()) then
-    perform platform.fail('PT403', 'forbidden', 'only admins read the metrics');
-  end if;
-  select s.refreshed_at into v_refreshed from analytics.summary_state s where s.name = 'daily_token_summary';
-  select m.recorded_at, (m.details ->> 'lag_ms')::numeric as lag_ms into v_queue
-    from telemetry.execution_metrics m
-   where m.function_name = 'usage_queue_consumer'
-   order by m.id desc limit 1;
-  return jsonb_build_object(
-    'queue_last_batch_at', extract(epoch from v_queue.recorded_at),
-    'queue_lag_ms', v_queue.lag_ms,
-    'usage_rejections', coalesce((
-      select jsonb_agg(jsonb_build_object('source', r.source, 'code', r.code, 'count', r.n)
-                       order by r.source, r.code)
-        from (select source, code, count(*) as n from platform.usage_rejections group by 1, 2) r), '[]'),
-    'now', extract(epoch from now()),
-    'summary_refreshed_at', extract(epoch from v_refreshed),
-    'summary_pending_deltas', (select count(*) from analytics.daily_token_deltas),
-    'bounds_ms', to_jsonb(v_bounds),
-    'calls', coalesce((
-      select jsonb_agg(jsonb_build_object('function', c.function_name, 'status', c.status,
-                                          'http_status', c.http_status, 'count', c.n)
-                       order by c.function_name, c.status, c.http_status)
-        from (select m.function_name, m.status, m.http_status, count(*) as n
-                from telemetry.execution_metrics m
-               group by 1, 2, 3) c), '[]'),
-    'durations', coalesce((
-      select jsonb_agg(jsonb_build_object(
-               'function', d.function_name, 'count', d.n, 'sum_ms', d.total,
-               'buckets', d.buckets) order by d.function_name)
-        from (select m.function_name, count(*) as n, sum(m.duration_ms) as total,
-                     (select jsonb_agg((select count(*) from telemetry.execution_metrics x
-                                         where x.function_name = m.function_name and x.duration_ms <= b)
-                                       order by b)
-                        from unnest(v_bounds) b) as buckets
-                from telemetry.execution_metrics m
-               group by m.function_name) d), '[]')
-  );
-end
-$$;

@@ -1,16 +1,71 @@
--- Recording a batch as a set. record_token_usage_batch used to record each
--- event in its own subtransaction: a write per event, an XID per event (past
--- 64 of them every snapshot in the cluster has to consult pg_subtrans), the
--- ledger's summary trigger once per event. About 0.5 ms an event; the batch
--- endpoint and the queue consumer were bounded by it.
+-- Recording usage: record_token_usage (one event) and record_token_usage_batch
+-- (many, one result each).
 --
--- Now each event is judged first, without writing (a refusal still rolls back
--- only that event, and a subtransaction that writes nothing is cheap), and
--- every new row is then written by one INSERT, its holds settled by one
--- UPDATE, the balance updated once. The answers are unchanged, event by event.
+-- Usage that already happened is never refused for lack of balance: the
+-- tokens are spent, and refusing the record would lose it. Enforcement
+-- happens before the work, by reservation (authorize, then capture; see
+-- reserve_tokens).
 --
--- The judging (usage_event_plan) and the writing (write_usage_rows) are shared
--- with the single-event path, so one event and a batch of one cannot differ.
+-- Every event is judged first, without writing (usage_event_plan), then
+-- written (write_usage_rows): a batch writes all its new rows with one INSERT,
+-- settles their holds with one UPDATE and updates the balance once. Recording
+-- each event of a batch in its own writing subtransaction would cost a write
+-- and an XID per event (past 64 of them every snapshot in the cluster has to
+-- consult pg_subtrans) and fire the ledger's summary trigger once per event;
+-- a subtransaction that writes nothing, as judging one event is, is cheap.
+-- The single-event path uses the same two functions, so one event and a
+-- batch of one cannot differ.
+
+-- The answer to a recorded (or replayed) event, built from the ledger row so a
+-- retry answers exactly what the first call answered.
+create or replace function platform.usage_result(p_row platform.token_usage, p_replayed boolean)
+returns jsonb
+language sql stable security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'usage_id', p_row.id,
+    'model', (select m.name from platform.models m where m.id = p_row.model_id),
+    'prompt_tokens', p_row.prompt_tokens,
+    'completion_tokens', p_row.completion_tokens,
+    'total_tokens', p_row.total_tokens,
+    'cost', p_row.cost,
+    'balance', p_row.balance_after,
+    'exhausted', p_row.balance_after <= 0,
+    'replayed', p_replayed,
+    'reservation', case when p_row.reservation_id is null then null
+      else jsonb_build_object('id', p_row.reservation_id, 'outcome', p_row.reservation_outcome) end,
+    'created_at', p_row.created_at
+  )
+$$;
+
+-- A retry of an event already recorded: the first answer when it asks the
+-- same thing, a refusal when the key is reused for a different event.
+create or replace function platform.usage_replay(
+  p_row platform.token_usage,
+  p_model_id bigint,
+  p_prompt bigint,
+  p_completion bigint,
+  p_project_id uuid,
+  p_session_id uuid,
+  p_metadata jsonb,
+  p_reservation_id uuid
+) returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  if (p_row.model_id, p_row.prompt_tokens, p_row.completion_tokens)
+       is distinct from (p_model_id, p_prompt, p_completion)
+     or (p_row.project_id, p_row.session_id, p_row.reservation_id)
+       is distinct from (p_project_id, p_session_id, p_reservation_id)
+     or p_row.metadata is distinct from p_metadata then
+    perform platform.fail('PT409', 'idempotency_key_reused',
+      'this idempotency key was already used for a different event');
+  end if;
+  return platform.usage_result(p_row, true);
+end
+$$;
 
 -- Judges one event for a known user, whose balance row the caller has locked
 -- and whose balance before this event is p_balance. Writes nothing. Raises a
@@ -181,8 +236,11 @@ begin
 end
 $$;
 
--- One event for a known user (the single-event path): judged and written
--- as a batch of one. Signature and answers as before.
+-- One event for a known user (the single-event path), whose balance row the
+-- caller has locked (platform.lock_balance) and whose balance before this
+-- event is p_balance: judged and written as a batch of one. The caller
+-- applies `debited` and `released` to the balance row. Raises a refusal for
+-- invalid input.
 create or replace function platform.record_usage_row(
   p_user_id uuid,
   p_model text,
@@ -223,8 +281,75 @@ begin
 end
 $$;
 
--- POST /rpc/record_token_usage_batch: contract as in …170700 (one result per
--- event, in input order; one event's refusal rejects only that event).
+-- Internal helpers: called only by the RPCs (security definer), never through
+-- the API.
+revoke execute on function
+  platform.usage_result(platform.token_usage, boolean),
+  platform.usage_replay(platform.token_usage, bigint, bigint, bigint, uuid, uuid, jsonb, uuid),
+  platform.usage_event_plan(uuid, text, jsonb, jsonb, text, uuid, uuid, jsonb, uuid, uuid, bigint, platform.token_usage),
+  platform.write_usage_rows(uuid, platform.token_usage[], uuid[]),
+  platform.record_usage_row(uuid, text, jsonb, jsonb, text, uuid, uuid, jsonb, uuid, uuid, bigint)
+  from public, anon, authenticated, service_role;
+
+-- POST /rpc/record_token_usage: records one usage event, idempotently.
+-- The service role (the edge, for a verified API key) names p_user_id and
+-- p_api_key_id; a signed-in user records for themselves.
+create or replace function platform.record_token_usage(
+  p_model text,
+  p_prompt_tokens bigint,
+  p_completion_tokens bigint,
+  p_idempotency_key text,
+  p_project_id uuid default null,
+  p_session_id uuid default null,
+  p_metadata jsonb default '{}',
+  p_reservation_id uuid default null,
+  p_user_id uuid default null,
+  p_api_key_id uuid default null
+) returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_uid uuid := platform.caller_user_id(p_user_id, true);
+  v_balance platform.token_balances;
+  v_recorded record;
+begin
+  perform platform.check_api_key_owner(p_api_key_id, v_uid);
+  v_balance := platform.lock_balance(v_uid);
+  v_recorded := platform.record_usage_row(v_uid, p_model, to_jsonb(p_prompt_tokens),
+    to_jsonb(p_completion_tokens), p_idempotency_key, p_project_id, p_session_id, p_metadata,
+    p_reservation_id, p_api_key_id, v_balance.balance);
+  if v_recorded.debited > 0 or v_recorded.released > 0 then
+    update platform.token_balances b
+       set used = b.used + v_recorded.debited, reserved = b.reserved - v_recorded.released, updated_at = now()
+     where b.user_id = v_uid;
+  end if;
+  return v_recorded.result;
+end
+$$;
+revoke execute on function
+  platform.record_token_usage(text, bigint, bigint, text, uuid, uuid, jsonb, uuid, uuid, uuid)
+  from public, anon, authenticated, service_role;
+grant execute on function
+  platform.record_token_usage(text, bigint, bigint, text, uuid, uuid, jsonb, uuid, uuid, uuid)
+  to authenticated, service_role;
+
+-- The most events one batch may carry; the edge documents the same number.
+create or replace function platform.max_batch_events() returns integer
+language sql immutable
+set search_path = ''
+as $$ select 1000 $$;
+revoke execute on function platform.max_batch_events() from public, anon, authenticated, service_role;
+
+-- POST /rpc/record_token_usage_batch: many events in one call, each with its
+-- own idempotency key and its own result. One event's refusal rolls back only
+-- that event (a subtransaction each); the others are recorded.
+--
+-- p_events: [{"model", "prompt_tokens", "completion_tokens", "idempotency_key",
+--             "project_id"?, "session_id"?, "metadata"?, "reservation_id"?}, ...]
+-- Returns {"recorded": n, "replayed": n, "rejected": n, "results": [...]},
+-- results in input order, each {"index", "status": "recorded" | "replayed" |
+-- "rejected", ...the single-event answer... | "error": {"code", "message"}}.
 create or replace function platform.record_token_usage_batch(
   p_events jsonb,
   p_user_id uuid default null,
@@ -390,10 +515,6 @@ begin
     from unnest(v_results) r);
 end
 $$;
-
--- Internal helpers, like record_usage_row: callable only from the RPCs above
--- (security definer), never through the API.
-revoke execute on function
-  platform.usage_event_plan(uuid, text, jsonb, jsonb, text, uuid, uuid, jsonb, uuid, uuid, bigint, platform.token_usage),
-  platform.write_usage_rows(uuid, platform.token_usage[], uuid[])
+revoke execute on function platform.record_token_usage_batch(jsonb, uuid, uuid)
   from public, anon, authenticated, service_role;
+grant execute on function platform.record_token_usage_batch(jsonb, uuid, uuid) to authenticated, service_role;

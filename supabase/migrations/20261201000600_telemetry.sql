@@ -1,4 +1,6 @@
--- What the edge functions record about each call and each scheduled run.
+-- What the edge functions record about each call and each scheduled run. The
+-- edge writes it through platform.record_execution_metric (telemetry is not
+-- exposed); admins read it.
 
 create table if not exists telemetry.execution_metrics (
   id bigint generated always as identity primary key,
@@ -29,26 +31,3 @@ drop policy if exists "admins read execution metrics" on telemetry.execution_met
 create policy "admins read execution metrics" on telemetry.execution_metrics
   for select to authenticated
   using ((select platform.is_admin()));
-
--- The edge writes its metrics through this RPC (telemetry is not exposed).
-create or replace function platform.record_execution_metric(
-  p_function text,
-  p_status text,
-  p_duration_ms numeric,
-  p_http_status integer default null,
-  p_request_id text default null,
-  p_details jsonb default '{}'
-) returns void
-language plpgsql security definer
-set search_path = ''
-as $$
-begin
-  if not platform.is_service_role() then
-    raise exception using errcode = 'PT403', message = 'only the service role records metrics',
-      hint = 'forbidden';
-  end if;
-  insert into telemetry.execution_metrics (function_name, status, http_status, duration_ms, request_id, details)
-  values (p_function, p_status, p_http_status, greatest(p_duration_ms, 0), p_request_id,
-          coalesce(p_details, '{}'));
-end
-$$;
