@@ -30,9 +30,11 @@ begin
 
   -- Deltas of transactions still open are invisible here and stay for the
   -- next run; the ones folded are deleted in the same transaction, so each
-  -- is counted exactly once even when this run fails and is retried.
+  -- is counted exactly once even when this run fails and is retried. The
+  -- WHERE is required: hosted Supabase refuses an unqualified DELETE from any
+  -- REST session (pg-safeupdate, SQLSTATE 21000), even inside this function.
   with consumed as (
-    delete from analytics.daily_token_deltas d returning d.*
+    delete from analytics.daily_token_deltas d where true returning d.*
   ), folded as (
     select c.user_id, c.day, c.model_id, count(*) as deltas, sum(c.requests) as requests,
            sum(c.prompt_tokens) as prompt_tokens, sum(c.completion_tokens) as completion_tokens,

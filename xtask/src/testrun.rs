@@ -110,12 +110,14 @@ pub fn run() -> Result<ExitCode> {
 /// The pgTAP tests under `supabase/tests`, as `supabase test db` runs them:
 /// in name order, so `001_test_helpers.sql` installs the helpers first.
 fn pg_prove(stack: &Stack) -> Result<bool> {
-    // pgTAP is not a trusted extension: the superuser installs it, as
-    // Supabase does for `supabase test db`; the tests then run as `postgres`.
+    // pgTAP and dblink (the concurrency test's second session) are not
+    // trusted extensions: the superuser installs them, as Supabase does on a
+    // project's behalf; the tests then run as `postgres`, not a superuser.
     postgres::execute(
         &stack.pg,
         &stack.profile.superuser_db_url(),
-        "create extension if not exists pgtap with schema extensions",
+        "create extension if not exists pgtap with schema extensions; \
+         create extension if not exists dblink with schema extensions",
     )?;
     let mut files: Vec<_> = std::fs::read_dir(repo_root().join("supabase/tests"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
