@@ -87,6 +87,9 @@ async fn answer(
     let body = read_body(&mut req, &method, config.max_body_bytes).await?;
     let id = matched.param("id").unwrap_or_default();
     let response = match matched.endpoint {
+        Endpoint::Health if wants_deep_check(&req) => {
+            handlers::deep_health::get(&req, env, config).await?
+        }
         Endpoint::Health => handlers::health::get(config).await,
         Endpoint::OpenApi => respond::json_text(200, shared::openapi::DOCUMENT.to_string()),
         Endpoint::Metrics => handlers::metrics::get(&req, config).await?,
@@ -113,6 +116,13 @@ async fn answer(
         Endpoint::UsageOverview => handlers::usage::overview(&req, config).await?,
     };
     Ok(Answered::Normal(response))
+}
+
+/// `GET /health?deep=1`: the deployment checklist instead of the quick probe.
+fn wants_deep_check(req: &Request) -> bool {
+    req.url()
+        .map(|url| url.query_pairs().any(|(k, v)| k == "deep" && v == "1"))
+        .unwrap_or(false)
 }
 
 /// The raw body of a request that may carry one, refused past `limit` bytes

@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod config;
 pub mod cors;
+pub mod doctor;
 pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

@@ -5,6 +5,7 @@
 
 mod bench;
 mod devkeys;
+mod doctor;
 mod fuzz;
 mod init_sql;
 mod load;
@@ -32,6 +33,10 @@ commands:
                  --seconds 30 --users 100): mixed traffic, then the ledgers
                  checked; prints a table; non-zero when an invariant fails
   e2e [ARGS]     the test stack, then only `cargo test -p e2e-tests ARGS`
+  doctor         check a Supabase project (SUPABASE_URL, SUPABASE_ANON_KEY,
+                 SUPABASE_SERVICE_ROLE_KEY; --help) and optionally a Worker
+                 (CDS_WORKER_URL, METRICS_TOKEN): a checklist, each failure
+                 with its fix; non-zero when anything fails
   fuzz T [SECS]  run cargo-fuzz target T (jwt, standard_webhook, usage_request,
                  webhook_payload) for SECS seconds (default 60); needs nightly
   build-worker   build the Worker to wasm with worker-build --release
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("load") => load::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("e2e") => load::e2e_command(&std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("doctor") => doctor::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("fuzz") => fuzz::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("build-worker") => worker::build_command(),
         Some("init-sql") => init_sql::write_command(),

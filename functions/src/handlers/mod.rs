@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod api_keys;
+pub mod deep_health;
 pub mod health;
 pub mod hooks;
 pub mod me;

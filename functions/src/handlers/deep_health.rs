@@ -1,0 +1,65 @@
+//! `GET /health?deep=1`: the deployment checklist as the Worker sees it (the
+//! same checks as `cargo xtask doctor`, plus what only the Worker knows: its
+//! queue binding). Only for the operator's `METRICS_TOKEN`: the report names
+//! the project's configuration.
+
+use crate::rest;
+use shared::auth::shared_secret::check_shared_secret;
+use shared::doctor::{self, DeepHealth};
+use shared::postgrest::{Auth, Client, HttpCall};
+use shared::{queue, ApiError, Config};
+use worker::{Env, Request, Response};
+
+/// Each call is capped so the whole report answers within a few seconds even
+/// when the project hangs.
+const CALL_TIMEOUT_MS: u32 = 3_000;
+
+pub async fn get(req: &Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    let authorization = crate::incoming::header(req, "authorization");
+    let presented = shared::auth::bearer_token(authorization.as_deref()).ok();
+    let allowed = matches!(
+        (&config.metrics_token, presented),
+        (Some(expected), Some(token)) if check_shared_secret(Some(token), expected).is_ok()
+    );
+    if !allowed {
+        return Err(ApiError::Unauthorized {
+            code: "invalid_token",
+            message: "the deep health check needs the operator's METRICS_TOKEN",
+        });
+    }
+    let client = Client::new(config);
+    let timeout = config.rest_timeout_ms.min(CALL_TIMEOUT_MS);
+    let answer = |call: HttpCall| async move {
+        rest::send(&call, timeout)
+            .await
+            .ok()
+            .map(|a| (a.status, a.body))
+    };
+    let root = answer(client.probe()).await;
+    let report = answer(client.rpc(
+        "platform",
+        "deployment_report",
+        &serde_json::json!({}),
+        Auth::ServiceRole,
+    ))
+    .await;
+    let jwks = answer(HttpCall {
+        method: "GET",
+        url: config.jwks_url(),
+        headers: vec![("accept", "application/json".into())],
+        body: None,
+    })
+    .await;
+
+    let mut checks = vec![doctor::check_rest_root(root.as_ref().map(|(s, _)| *s))];
+    checks.extend(doctor::check_report(
+        report.as_ref().map(|(s, b)| (*s, b.as_slice())),
+    ));
+    checks.push(doctor::check_jwks(
+        jwks.as_ref().map(|(s, b)| (*s, b.as_slice())),
+    ));
+    checks.push(doctor::check_queue_binding(
+        env.queue(queue::PRODUCER_BINDING).is_ok(),
+    ));
+    Ok(crate::respond::json(200, &DeepHealth::new(checks)))
+}

@@ -1,0 +1,701 @@
+//! The deployment doctor, sans I/O: what a Supabase project and the Worker
+//! need before the edge can serve, judged from the answers of a few calls,
+//! as a checklist whose failed lines name the exact fix.
+//!
+//! `cargo xtask doctor` and the Worker's `GET /health?deep=1` make the same
+//! calls (the REST root, `platform.deployment_report` as the service role,
+//! the project's JWKS) and hand the answers to these functions.
+
+use crate::postgrest::PostgrestError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// Not judged, because an earlier check failed (e.g. nothing can be read
+    /// from a schema that is not exposed).
+    Skipped,
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// A stable identifier (`platform_exposed`, `rpcs`, ...).
+    pub id: String,
+    pub outcome: Outcome,
+    /// What was found.
+    pub detail: String,
+    /// The exact step that fixes a failure (dashboard path or SQL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(id: &'static str, detail: impl Into<String>) -> Self {
+        Check {
+            id: id.to_string(),
+            outcome: Outcome::Pass,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn fail(id: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check {
+            id: id.to_string(),
+            outcome: Outcome::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn skipped(id: &'static str, because: &str) -> Self {
+        Check {
+            id: id.to_string(),
+            outcome: Outcome::Skipped,
+            detail: format!("not checked: {because}"),
+            fix: None,
+        }
+    }
+}
+
+/// An RPC the edge calls: its name in `platform` and its argument names
+/// (PostgREST chooses a function by the names of the arguments sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rpc {
+    pub name: &'static str,
+    pub args: &'static [&'static str],
+}
+
+/// Every RPC the edge calls, as the migrations define it.
+pub const EXPECTED_RPCS: &[Rpc] = &[
+    Rpc {
+        name: "create_api_key",
+        args: &[
+            "p_name",
+            "p_prefix",
+            "p_secret_hash",
+            "p_scopes",
+            "p_expires_at",
+        ],
+    },
+    Rpc {
+        name: "deployment_report",
+        args: &[],
+    },
+    Rpc {
+        name: "get_usage_overview",
+        args: &["p_from", "p_to", "p_user_id"],
+    },
+    Rpc {
+        name: "grant_user_tokens",
+        args: &["p_user_id", "p_amount", "p_reason", "p_idempotency_key"],
+    },
+    Rpc {
+        name: "list_api_keys",
+        args: &[],
+    },
+    Rpc {
+        name: "list_models",
+        args: &[],
+    },
+    Rpc {
+        name: "metrics_snapshot",
+        args: &[],
+    },
+    Rpc {
+        name: "mirror_auth_user",
+        args: &["p_id", "p_email", "p_username", "p_role"],
+    },
+    Rpc {
+        name: "record_execution_metric",
+        args: &[
+            "p_function",
+            "p_status",
+            "p_duration_ms",
+            "p_http_status",
+            "p_request_id",
+            "p_details",
+        ],
+    },
+    Rpc {
+        name: "record_queued_usage",
+        args: &["p_messages"],
+    },
+    Rpc {
+        name: "record_token_usage",
+        args: &[
+            "p_model",
+            "p_prompt_tokens",
+            "p_completion_tokens",
+            "p_idempotency_key",
+            "p_project_id",
+            "p_session_id",
+            "p_metadata",
+            "p_reservation_id",
+            "p_user_id",
+            "p_api_key_id",
+        ],
+    },
+    Rpc {
+        name: "record_token_usage_batch",
+        args: &["p_events", "p_user_id", "p_api_key_id"],
+    },
+    Rpc {
+        name: "record_usage_dead_letters",
+        args: &["p_messages", "p_reason"],
+    },
+    Rpc {
+        name: "refresh_daily_token_summary",
+        args: &[],
+    },
+    Rpc {
+        name: "release_expired_reservations",
+        args: &[],
+    },
+    Rpc {
+        name: "release_token_reservation",
+        args: &["p_reservation_id", "p_user_id"],
+    },
+    Rpc {
+        name: "reserve_tokens",
+        args: &["p_tokens", "p_ttl_seconds", "p_user_id", "p_api_key_id"],
+    },
+    Rpc {
+        name: "resolve_api_key",
+        args: &["p_prefix", "p_secret_hash"],
+    },
+    Rpc {
+        name: "revoke_api_key",
+        args: &["p_key_id"],
+    },
+    Rpc {
+        name: "set_default_model",
+        args: &["p_model"],
+    },
+    Rpc {
+        name: "usage_event_status",
+        args: &["p_idempotency_key", "p_user_id", "p_api_key_id"],
+    },
+];
+
+/// The per-role settings a hosted project gives PostgREST's roles; the
+/// local platform (devtools/supabase_base.sql) sets the same.
+pub const EXPECTED_ROLE_SETTINGS: &[(&str, &str, &str)] = &[
+    ("anon", "statement_timeout", "3s"),
+    ("authenticated", "statement_timeout", "8s"),
+    ("authenticator", "statement_timeout", "8s"),
+    ("authenticator", "lock_timeout", "8s"),
+];
+
+const EXPOSE_FIX: &str = "expose the `platform` schema: Dashboard → Project Settings → API → \
+     Exposed schemas → add `platform` (or `[api] schemas` in supabase/config.toml, then \
+     `supabase config push`)";
+const PUSH_FIX: &str =
+    "apply the migrations: `supabase link --project-ref <ref>` then `supabase db push`";
+
+/// `GET <SUPABASE_URL>/rest/v1/` with the anon (or publishable) key.
+pub fn check_rest_root(status: Option<u16>) -> Check {
+    match status {
+        Some(s) if s < 400 => Check::pass("rest_reachable", format!("REST answered {s}")),
+        Some(s @ (401 | 403)) => Check::fail(
+            "rest_reachable",
+            format!("REST refused the anon key ({s})"),
+            "set SUPABASE_ANON_KEY to the project's anon or publishable key: \
+             Dashboard → Project Settings → API Keys",
+        ),
+        Some(s) => Check::fail(
+            "rest_reachable",
+            format!("REST answered {s}"),
+            "check SUPABASE_URL (https://<ref>.supabase.co) and the project's status in the dashboard",
+        ),
+        None => Check::fail(
+            "rest_reachable",
+            "no answer from the REST layer",
+            "check SUPABASE_URL (https://<ref>.supabase.co) and that the project is not paused",
+        ),
+    }
+}
+
+/// The checks read from the answer to `platform.deployment_report` (status
+/// and body; `None` when the call got no answer at all).
+pub fn check_report(answer: Option<(u16, &[u8])>) -> Vec<Check> {
+    const DEPENDENT: [&str; 5] = [
+        "rpcs",
+        "model_catalogue",
+        "role_timeouts",
+        "safeupdate",
+        "integrations",
+    ];
+    let skip_rest = |first: Check, because: &str| -> Vec<Check> {
+        std::iter::once(first)
+            .chain(DEPENDENT.iter().map(|id| Check::skipped(id, because)))
+            .collect()
+    };
+    let Some((status, body)) = answer else {
+        return skip_rest(
+            Check::fail(
+                "platform_exposed",
+                "the deployment report got no answer",
+                "check SUPABASE_URL and that the project is up",
+            ),
+            "no answer",
+        );
+    };
+    if !(200..300).contains(&status) {
+        let error: Option<PostgrestError> = serde_json::from_slice(body).ok();
+        let code = error.as_ref().map(|e| e.code.as_str()).unwrap_or("");
+        let first = match code {
+            "PGRST106" => Check::fail(
+                "platform_exposed",
+                "PostgREST does not expose the `platform` schema (PGRST106)",
+                EXPOSE_FIX,
+            ),
+            "PGRST202" => Check::fail(
+                "platform_exposed",
+                "`platform` is exposed but platform.deployment_report is missing (PGRST202): \
+                 the migrations are not applied",
+                PUSH_FIX,
+            ),
+            "PGRST301" | "PGRST302" | "42501" | "PT403" => Check::fail(
+                "platform_exposed",
+                format!("the service-role key was refused ({code}, HTTP {status})"),
+                "set SUPABASE_SERVICE_ROLE_KEY to the project's service_role or sb_secret_ key",
+            ),
+            _ => Check::fail(
+                "platform_exposed",
+                format!(
+                    "the deployment report failed: HTTP {status} {}",
+                    String::from_utf8_lossy(body)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                ),
+                "check the REST layer's logs in the dashboard (Logs → API)",
+            ),
+        };
+        return skip_rest(first, "the deployment report is unavailable");
+    }
+    let Ok(report) = serde_json::from_slice::<Value>(body) else {
+        return skip_rest(
+            Check::fail(
+                "platform_exposed",
+                "the deployment report is not JSON",
+                "check the REST layer's logs in the dashboard (Logs → API)",
+            ),
+            "unreadable report",
+        );
+    };
+    vec![
+        Check::pass("platform_exposed", "the `platform` schema is exposed"),
+        check_rpcs(&report),
+        check_models(&report),
+        check_role_timeouts(&report),
+        check_safeupdate(&report),
+        check_integrations(&report),
+    ]
+}
+
+fn check_rpcs(report: &Value) -> Check {
+    let found: Vec<(&str, Vec<&str>)> = report["functions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| {
+            let name = f["name"].as_str()?;
+            let args = f["args"].as_array()?.iter().filter_map(Value::as_str);
+            Some((name, args.collect()))
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for rpc in EXPECTED_RPCS {
+        let mut expected: Vec<&str> = rpc.args.to_vec();
+        expected.sort_unstable();
+        let overloads: Vec<Vec<&str>> = found
+            .iter()
+            .filter(|(name, _)| *name == rpc.name)
+            .map(|(_, args)| {
+                let mut args = args.clone();
+                args.sort_unstable();
+                args
+            })
+            .collect();
+        if overloads.is_empty() {
+            problems.push(format!("{} is missing", rpc.name));
+        } else if !overloads.contains(&expected) {
+            problems.push(format!(
+                "{} has arguments ({}), the edge sends ({})",
+                rpc.name,
+                overloads[0].join(", "),
+                expected.join(", ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Check::pass(
+            "rpcs",
+            format!(
+                "all {} RPCs the edge calls exist with their arguments",
+                EXPECTED_RPCS.len()
+            ),
+        )
+    } else {
+        Check::fail("rpcs", problems.join("; "), PUSH_FIX)
+    }
+}
+
+fn check_models(report: &Value) -> Check {
+    match report["active_models"].as_i64() {
+        Some(n) if n > 0 => Check::pass("model_catalogue", format!("{n} active models")),
+        _ => Check::fail(
+            "model_catalogue",
+            "no active model: every usage call would be refused with unknown_model",
+            "apply the migrations (`supabase db push`; the catalogue ships in one), or add a model \
+             with PUT /v1/admin/models/{name}",
+        ),
+    }
+}
+
+fn check_role_timeouts(report: &Value) -> Check {
+    let settings = &report["role_settings"];
+    let missing: Vec<String> = EXPECTED_ROLE_SETTINGS
+        .iter()
+        .filter(|(role, name, _)| settings[role][name].as_str().is_none())
+        .map(|(role, name, value)| format!("alter role {role} set {name} = '{value}';"))
+        .collect();
+    if missing.is_empty() {
+        let shown: Vec<String> = EXPECTED_ROLE_SETTINGS
+            .iter()
+            .map(|(role, name, _)| {
+                format!(
+                    "{role} {name}={}",
+                    settings[role][name].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        Check::pass("role_timeouts", shown.join(", "))
+    } else {
+        Check::fail(
+            "role_timeouts",
+            "the REST roles run without the timeouts a hosted project sets",
+            format!("as the postgres role: {}", missing.join(" ")),
+        )
+    }
+}
+
+fn check_safeupdate(report: &Value) -> Check {
+    if report["safeupdate"].as_bool() == Some(true) {
+        Check::pass(
+            "safeupdate",
+            "UPDATE/DELETE without WHERE is refused in REST sessions",
+        )
+    } else {
+        Check::fail(
+            "safeupdate",
+            "UPDATE/DELETE without WHERE is NOT refused in REST sessions: this is not the \
+             platform the migrations were tested on",
+            "hosted Supabase preloads pg-safeupdate for `authenticator`; elsewhere, as a \
+             superuser: alter role authenticator set session_preload_libraries = 'safeupdate';",
+        )
+    }
+}
+
+/// The optional integrations; filled in by the report's `integrations`.
+fn check_integrations(report: &Value) -> Check {
+    match report.get("integrations") {
+        None => Check::skipped("integrations", "the report does not describe them"),
+        Some(_) => Check::pass("integrations", "described"),
+    }
+}
+
+/// `GET <SUPABASE_URL>/auth/v1/.well-known/jwks.json`.
+pub fn check_jwks(answer: Option<(u16, &[u8])>) -> Check {
+    const FIX: &str = "check SUPABASE_URL: Supabase Auth publishes the keys at \
+                       <SUPABASE_URL>/auth/v1/.well-known/jwks.json";
+    let Some((status, body)) = answer else {
+        return Check::fail("jwks", "the JWKS endpoint did not answer", FIX);
+    };
+    if status != 200 {
+        return Check::fail("jwks", format!("the JWKS endpoint answered {status}"), FIX);
+    }
+    let Some(keys) = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["keys"].as_array().cloned())
+    else {
+        return Check::fail(
+            "jwks",
+            "the JWKS endpoint answered something else than a key set",
+            FIX,
+        );
+    };
+    let mut algorithms: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            k["alg"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}?", k["kty"].as_str().unwrap_or("unknown")))
+        })
+        .collect();
+    algorithms.sort();
+    algorithms.dedup();
+    if algorithms.is_empty() {
+        Check::pass(
+            "jwks",
+            "reachable, no asymmetric signing keys (tokens are HS256 with the JWT secret)",
+        )
+    } else {
+        Check::pass(
+            "jwks",
+            format!("reachable, {} keys: {}", keys.len(), algorithms.join(", ")),
+        )
+    }
+}
+
+/// Whether the Worker has its usage queue producer binding.
+pub fn check_queue_binding(bound: bool) -> Check {
+    if bound {
+        Check::pass("queue_binding", "USAGE_QUEUE is bound")
+    } else {
+        Check::fail(
+            "queue_binding",
+            "USAGE_QUEUE is not bound: `Prefer: respond-async` would fail",
+            "`npx wrangler queues create cds-usage-events` and `cds-usage-events-dlq`, then \
+             `npx wrangler deploy` (wrangler.toml declares the bindings)",
+        )
+    }
+}
+
+/// The body of the Worker's `GET /health?deep=1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeepHealth {
+    /// `ok` when every check passes, `failing` otherwise.
+    pub status: String,
+    pub version: String,
+    pub checks: Vec<Check>,
+}
+
+impl DeepHealth {
+    pub fn new(checks: Vec<Check>) -> Self {
+        DeepHealth {
+            status: if all_pass(&checks) { "ok" } else { "failing" }.to_string(),
+            version: crate::VERSION.to_string(),
+            checks,
+        }
+    }
+}
+
+/// The Worker's own checklist, read from its answer to `GET /health?deep=1`
+/// (prefixed `worker.` so it reads apart from the project's).
+pub fn checks_from_worker(answer: Option<(u16, &[u8])>) -> Vec<Check> {
+    const FIX: &str = "pass the Worker's METRICS_TOKEN (--metrics-token or METRICS_TOKEN)";
+    let parsed = match answer {
+        None => {
+            return vec![Check::fail(
+                "worker",
+                "the Worker did not answer",
+                "check --worker-url and `npx wrangler deploy`",
+            )]
+        }
+        Some((401 | 403, _)) => {
+            return vec![Check::fail(
+                "worker",
+                "the Worker refused the deep health check",
+                FIX,
+            )]
+        }
+        Some((_, body)) => serde_json::from_slice::<DeepHealth>(body),
+    };
+    match parsed {
+        Ok(deep) => deep
+            .checks
+            .into_iter()
+            .map(|c| Check {
+                id: format!("worker.{}", c.id),
+                ..c
+            })
+            .collect(),
+        Err(e) => vec![Check::fail(
+            "worker",
+            format!("the Worker's deep health is not what this doctor reads: {e}"),
+            "deploy the Worker built from this repository",
+        )],
+    }
+}
+
+/// True when nothing failed.
+pub fn all_pass(checks: &[Check]) -> bool {
+    checks.iter().all(|c| c.outcome == Outcome::Pass)
+}
+
+/// The checklist as text, one line per check, with the fix under a failure.
+pub fn render_text(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for check in checks {
+        let mark = match check.outcome {
+            Outcome::Pass => "ok  ",
+            Outcome::Fail => "FAIL",
+            Outcome::Skipped => "--  ",
+        };
+        out.push_str(&format!("[{mark}] {:<17} {}\n", check.id, check.detail));
+        if let Some(fix) = &check.fix {
+            out.push_str(&format!("       fix: {fix}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A report from a database where everything is in place.
+    fn healthy_report() -> Value {
+        let functions: Vec<Value> = EXPECTED_RPCS
+            .iter()
+            .map(|rpc| json!({"name": rpc.name, "args": rpc.args}))
+            .collect();
+        json!({
+            "functions": functions,
+            "active_models": 5,
+            "role_settings": {
+                "anon": {"statement_timeout": "3s"},
+                "authenticated": {"statement_timeout": "8s"},
+                "authenticator": {"statement_timeout": "8s", "lock_timeout": "8s"},
+            },
+            "safeupdate": true,
+            "integrations": {},
+        })
+    }
+
+    fn outcome_of(checks: &[Check], id: &str) -> Outcome {
+        checks
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("no check {id}"))
+            .outcome
+    }
+
+    fn run(report: &Value) -> Vec<Check> {
+        let body = serde_json::to_vec(report).unwrap();
+        check_report(Some((200, &body)))
+    }
+
+    #[test]
+    fn a_healthy_report_passes_every_check() {
+        let checks = run(&healthy_report());
+        assert!(all_pass(&checks), "{}", render_text(&checks));
+    }
+
+    #[test]
+    fn postgrest_refusals_name_their_fix_and_skip_the_rest() {
+        // (status, PostgREST code, the fix must mention)
+        let cases = [
+            (406, "PGRST106", "Exposed schemas"),
+            (404, "PGRST202", "supabase db push"),
+            (401, "PGRST301", "SUPABASE_SERVICE_ROLE_KEY"),
+        ];
+        for (status, code, fix) in cases {
+            let body = json!({"code": code, "message": "m", "details": null, "hint": null});
+            let checks = check_report(Some((status, body.to_string().as_bytes())));
+            assert_eq!(checks[0].outcome, Outcome::Fail, "{code}");
+            assert!(checks[0].fix.as_deref().unwrap().contains(fix), "{code}");
+            assert!(checks[1..].iter().all(|c| c.outcome == Outcome::Skipped));
+            assert!(!all_pass(&checks));
+        }
+        assert_eq!(check_report(None)[0].outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn a_missing_or_changed_rpc_fails() {
+        let mut report = healthy_report();
+        report["functions"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|f| f["name"] != "reserve_tokens");
+        let checks = run(&report);
+        assert_eq!(outcome_of(&checks, "rpcs"), Outcome::Fail);
+        assert!(checks[1].detail.contains("reserve_tokens is missing"));
+
+        let mut report = healthy_report();
+        for f in report["functions"].as_array_mut().unwrap() {
+            if f["name"] == "set_default_model" {
+                f["args"] = json!(["p_model_name"]);
+            }
+        }
+        let checks = run(&report);
+        assert!(checks[1].detail.contains("set_default_model has arguments"));
+    }
+
+    #[test]
+    fn argument_order_does_not_matter_and_overloads_are_searched() {
+        let mut report = healthy_report();
+        let functions = report["functions"].as_array_mut().unwrap();
+        for f in functions.iter_mut() {
+            if f["name"] == "reserve_tokens" {
+                f["args"] = json!(["p_user_id", "p_api_key_id", "p_ttl_seconds", "p_tokens"]);
+            }
+        }
+        functions.push(json!({"name": "set_default_model", "args": ["p_other"]}));
+        assert_eq!(outcome_of(&run(&report), "rpcs"), Outcome::Pass);
+    }
+
+    #[test]
+    fn each_report_field_has_its_own_failure() {
+        // (what is broken, the check that fails)
+        type BreakIt = fn(&mut Value);
+        let cases: [(BreakIt, &str); 4] = [
+            (|r| r["active_models"] = json!(0), "model_catalogue"),
+            (
+                |r| r["role_settings"]["authenticated"] = json!({}),
+                "role_timeouts",
+            ),
+            (|r| r["safeupdate"] = json!(false), "safeupdate"),
+            (|r| r["role_settings"] = json!(null), "role_timeouts"),
+        ];
+        for (break_it, id) in cases {
+            let mut report = healthy_report();
+            break_it(&mut report);
+            let checks = run(&report);
+            assert_eq!(outcome_of(&checks, id), Outcome::Fail, "{id}");
+            let failed: Vec<_> = checks
+                .iter()
+                .filter(|c| c.outcome != Outcome::Pass)
+                .collect();
+            assert_eq!(failed.len(), 1, "only {id} fails");
+        }
+    }
+
+    #[test]
+    fn role_timeout_fix_is_the_sql_to_run() {
+        let mut report = healthy_report();
+        report["role_settings"]["anon"] = json!({});
+        let check = check_role_timeouts(&report);
+        assert_eq!(
+            check.fix.as_deref(),
+            Some("as the postgres role: alter role anon set statement_timeout = '3s';")
+        );
+    }
+
+    #[test]
+    fn jwks_and_rest_root_and_queue() {
+        let keys = json!({"keys": [{"kty": "EC", "alg": "ES256"}, {"kty": "RSA"}]}).to_string();
+        let check = check_jwks(Some((200, keys.as_bytes())));
+        assert_eq!(check.outcome, Outcome::Pass);
+        assert!(check.detail.contains("ES256"), "{}", check.detail);
+        assert_eq!(check_jwks(Some((404, b""))).outcome, Outcome::Fail);
+        assert_eq!(check_jwks(Some((200, b"[]"))).outcome, Outcome::Fail);
+        assert_eq!(check_jwks(None).outcome, Outcome::Fail);
+        assert_eq!(check_rest_root(Some(200)).outcome, Outcome::Pass);
+        assert_eq!(check_rest_root(Some(401)).outcome, Outcome::Fail);
+        assert_eq!(check_rest_root(None).outcome, Outcome::Fail);
+        assert_eq!(check_queue_binding(false).outcome, Outcome::Fail);
+        assert_eq!(check_queue_binding(true).outcome, Outcome::Pass);
+    }
+}

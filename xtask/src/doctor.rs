@@ -1,0 +1,137 @@
+//! `cargo xtask doctor`: the deployment checklist of a Supabase project (and,
+//! given its URL, a deployed Worker), each failed line naming the exact fix.
+//! The judging is `shared::doctor`; this module only makes the calls.
+
+use anyhow::Result;
+use clap::Parser;
+use shared::doctor::{self, Check};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Runs against any project: the URL and keys come from flags or from the
+/// same variables the Worker reads.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask doctor",
+    about = "Check a Supabase project (and a Worker) for what the edge needs"
+)]
+pub struct Args {
+    /// The project's URL, e.g. https://<ref>.supabase.co
+    #[arg(long, env = "SUPABASE_URL")]
+    pub supabase_url: String,
+    /// The anon (legacy JWT) or publishable (sb_publishable_…) key.
+    #[arg(long, env = "SUPABASE_ANON_KEY", hide_env_values = true)]
+    pub anon_key: String,
+    /// The service_role (legacy JWT) or secret (sb_secret_…) key.
+    #[arg(long, env = "SUPABASE_SERVICE_ROLE_KEY", hide_env_values = true)]
+    pub service_role_key: String,
+    /// A deployed Worker to ask for its own checks (`GET /health?deep=1`).
+    #[arg(long, env = "CDS_WORKER_URL")]
+    pub worker_url: Option<String>,
+    /// What the Worker's deep health check accepts: its METRICS_TOKEN.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
+pub fn run_command(args: &[String]) -> Result<ExitCode> {
+    let args = match Args::try_parse_from(
+        std::iter::once("cargo xtask doctor".to_string()).chain(args.iter().cloned()),
+    ) {
+        Ok(args) => args,
+        Err(e) => {
+            e.print()?;
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let checks = run(&args);
+    print!("{}", doctor::render_text(&checks));
+    let failed = checks
+        .iter()
+        .filter(|c| c.outcome == doctor::Outcome::Fail)
+        .count();
+    println!("doctor: {} checks, {} failed", checks.len(), failed);
+    Ok(if doctor::all_pass(&checks) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Every check, in the order an operator would fix them.
+pub fn run(args: &Args) -> Vec<Check> {
+    let base = args.supabase_url.trim_end_matches('/');
+    let rest_root = get(&format!("{base}/rest/v1/"), &key_headers(&args.anon_key));
+    let mut checks = vec![doctor::check_rest_root(rest_root.map(|(s, _)| s))];
+    let report = post_rpc(base, "deployment_report", &args.service_role_key);
+    checks.extend(doctor::check_report(
+        report.as_ref().map(|(s, b)| (*s, b.as_slice())),
+    ));
+    let jwks = get(&format!("{base}/auth/v1/.well-known/jwks.json"), &[]);
+    checks.push(doctor::check_jwks(
+        jwks.as_ref().map(|(s, b)| (*s, b.as_slice())),
+    ));
+    if let Some(worker) = &args.worker_url {
+        checks.extend(worker_checks(worker, args.metrics_token.as_deref()));
+    }
+    checks
+}
+
+/// Hosted Supabase's gateway takes the new `sb_` keys in `apikey` only
+/// (PostgREST refuses them as a bearer token); legacy JWT keys go in both.
+fn key_headers(key: &str) -> Vec<(&'static str, String)> {
+    let mut headers = vec![("apikey", key.to_string())];
+    if !key.starts_with("sb_") {
+        headers.push(("authorization", format!("Bearer {key}")));
+    }
+    headers
+}
+
+fn post_rpc(base: &str, function: &str, key: &str) -> Option<(u16, Vec<u8>)> {
+    let mut request = agent()
+        .post(&format!("{base}/rest/v1/rpc/{function}"))
+        .set("content-profile", "platform")
+        .set("content-type", "application/json");
+    for (name, value) in key_headers(key) {
+        request = request.set(name, &value);
+    }
+    answer(request.send_string("{}"))
+}
+
+fn get(url: &str, headers: &[(&'static str, String)]) -> Option<(u16, Vec<u8>)> {
+    let mut request = agent().get(url);
+    for (name, value) in headers {
+        request = request.set(name, value);
+    }
+    answer(request.call())
+}
+
+/// The Worker's own checks (what only it can see: its bindings and its
+/// configuration), as `GET /health?deep=1` reports them.
+fn worker_checks(worker: &str, token: Option<&str>) -> Vec<Check> {
+    let url = format!("{}/health?deep=1", worker.trim_end_matches('/'));
+    let headers: Vec<(&'static str, String)> = token
+        .map(|t| vec![("authorization", format!("Bearer {t}"))])
+        .unwrap_or_default();
+    let answer = get(&url, &headers);
+    doctor::checks_from_worker(answer.as_ref().map(|(s, b)| (*s, b.as_slice())))
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build()
+}
+
+/// Status and body of an answer, whatever its status; `None` when nothing
+/// answered.
+fn answer(result: Result<ureq::Response, ureq::Error>) -> Option<(u16, Vec<u8>)> {
+    let response = match result {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(ureq::Error::Transport(_)) => return None,
+    };
+    let status = response.status();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut body).ok()?;
+    Some((status, body))
+}
