@@ -12,10 +12,11 @@
 //! then run the stand-in in-process on 127.0.0.1:0, connected as
 //! `authenticator` and exposing `conformance, conformance_b`.
 //!
-//! The expected behaviour is PostgREST's as recorded in
-//! `shared/notes/supabase-and-postgrest.md` (error bodies, the SQLSTATE →
-//! HTTP status table, `PGRST` codes, the per-request transaction settings);
-//! each test names the rule it checks.
+//! The expected behaviour is PostgREST v12's as its documentation
+//! (docs.postgrest.org: "Errors", "Functions as RPC", "Transactions",
+//! "Authentication") and Supabase's API gateway describe it: error bodies, the
+//! SQLSTATE → HTTP status table, `PGRST` codes, the per-request transaction
+//! settings. Each test names the rule it checks.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -100,6 +101,20 @@ create function conformance.greet(name text, greeting text default 'hello') retu
   language sql as $$ select greeting || ', ' || name $$;
 create function conformance.echo_body(jsonb) returns jsonb
   language sql as $$ select $1 $$;
+-- SQLSTATE 21000 twice: pg-safeupdate's refusal (as Supabase's API sessions
+-- raise it for an unqualified DELETE/UPDATE), and a genuine cardinality error.
+create function conformance.delete_everything() returns void
+  language plpgsql as $$
+  begin
+    raise sqlstate '21000' using message = 'DELETE requires a WHERE clause';
+  end $$;
+create function conformance.one_of_many() returns integer
+  language sql stable as $$ select (select id from conformance.items) $$;
+create function conformance.shut_down() returns void
+  language plpgsql as $$
+  begin
+    raise sqlstate '57P01' using message = 'terminating connection due to administrator command';
+  end $$;
 create function conformance.read_secrets() returns setof conformance.secrets
   language sql stable as $$ select * from conformance.secrets $$;
 create function conformance.where_am_i() returns text
@@ -995,6 +1010,36 @@ fn plain_raise_is_p0001_400() {
             "hint": "none needed",
         })
     );
+}
+
+#[test]
+fn cardinality_violation_is_400_from_safeupdate_and_500_otherwise() {
+    // PostgREST special-cases SQLSTATE 21000 whose message ends with
+    // "requires a WHERE clause" (pg-safeupdate, loaded for every API session
+    // on Supabase) as a client error, 400; any other 21000 is 500.
+    let reply = post("delete_everything", "{}").send();
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.error(),
+        json!({"code": "21000", "message": "DELETE requires a WHERE clause",
+               "details": null, "hint": null})
+    );
+    let reply = post("one_of_many", "{}").send();
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert_eq!(reply.error()["code"], "21000");
+    assert_eq!(
+        reply.error()["message"],
+        "more than one row returned by a subquery used as an expression"
+    );
+}
+
+#[test]
+fn admin_shutdown_is_57p01_503() {
+    // PostgREST answers 57P01 (terminating connection due to administrator
+    // command) with 503, ahead of the 57* → 500 row: a retry may succeed.
+    let reply = post("shut_down", "{}").send();
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.error()["code"], "57P01");
 }
 
 #[test]
