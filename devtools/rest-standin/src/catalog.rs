@@ -36,7 +36,7 @@ pub enum Returns {
     Composite,
     /// `SETOF`/`TABLE`: a JSON array.
     Set,
-    /// `void`: answered as `null`.
+    /// `void`: answered 204 No Content, without a body (PostgREST v12).
     Void,
 }
 

@@ -18,7 +18,7 @@
 //!   names in `pg_proc` (overloads, defaults, a single unnamed json/jsonb
 //!   argument), schema choice by `Content-Profile`/`Accept-Profile`, argument
 //!   conversion by PostgreSQL (`json_to_record`), answers shaped as PostgREST
-//!   shapes them (scalar, object, array, `null` for `void`).
+//!   shapes them (scalar, object, array; 204 without a body for `void`).
 //! * HS256 JWTs with the project's JWT secret: `role` claim → `SET LOCAL
 //!   ROLE`, `request.jwt.claims`, `request.headers`, `request.method`,
 //!   `request.path` and `search_path` set in the call's one transaction.

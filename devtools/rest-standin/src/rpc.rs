@@ -24,7 +24,7 @@ pub enum Arguments<'a> {
 
 /// The SQL for one call. It has exactly one parameter, `$1`: the body as
 /// json text. It returns one row with one `text` column holding the JSON
-/// answer (for `void`, an empty string that the caller answers as `null`).
+/// answer (for `void`, an empty string that the caller does not send).
 pub fn call_sql(function: &Function, arguments: &Arguments<'_>) -> String {
     let target = format!(
         "{}.{}",
@@ -85,7 +85,7 @@ pub fn call_sql(function: &Function, arguments: &Arguments<'_>) -> String {
         ),
         // Selecting the call is what makes it run (a filter like `or true`
         // would be folded away by the planner); `void` prints as an empty
-        // string, and the caller answers `null` whatever it is.
+        // string, and the caller answers 204 whatever it is.
         Returns::Void => format!("select {call}::text from {args_from}"),
     }
 }

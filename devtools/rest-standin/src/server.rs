@@ -155,9 +155,20 @@ async fn rpc(
     )
     .await
     {
-        Ok(answer) => json_response(answer),
+        Ok(Answer::Json(body)) => json_response(body),
+        // PostgREST v12 answers a `void` function with 204 and neither a
+        // body nor a Content-Type.
+        Ok(Answer::NoContent) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => error_response(&error),
     }
+}
+
+/// A successful call's answer.
+enum Answer {
+    /// The JSON text of the result.
+    Json(String),
+    /// The function returns `void`.
+    NoContent,
 }
 
 /// The arguments of a request, before a function is chosen.
@@ -180,7 +191,7 @@ async fn call(
     headers: &HeaderMap,
     query: Option<&str>,
     body: &Bytes,
-) -> Result<String, ApiError> {
+) -> Result<Answer, ApiError> {
     let authorization = headers
         .get(AUTHORIZATION)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
@@ -271,8 +282,10 @@ async fn call(
         .await
         .map_err(db_error)?;
     Ok(match (function.returns, answer) {
-        (catalog::Returns::Void, _) | (_, None) => "null".to_owned(),
-        (_, Some(json)) => json,
+        (catalog::Returns::Void, _) => Answer::NoContent,
+        // A function that returns SQL NULL answers JSON `null`.
+        (_, None) => Answer::Json("null".to_owned()),
+        (_, Some(json)) => Answer::Json(json),
     })
 }
 

@@ -852,9 +852,14 @@ fn single_composite_returns_an_object() {
 }
 
 #[test]
-fn void_function_returns_200_null() {
+fn void_function_answers_204_without_body_or_content_type() {
+    // PostgREST v12 answers a function returning `void` with 204 No Content
+    // and no Content-Type (before v12: 200 with `null`).
     let reply = post("nothing", "{}").send();
-    assert_eq!((reply.status, reply.body.as_str()), (200, "null"));
+    assert_eq!((reply.status, reply.body.as_str()), (204, ""));
+    assert_eq!(reply.content_type, None);
+    let reply = get("nothing").send();
+    assert_eq!((reply.status, reply.body.as_str()), (204, ""));
 }
 
 // ------------------------------------------------------ 7. auth
