@@ -14,8 +14,9 @@ use serde_json::{Map, Value};
 pub struct Identity {
     /// The database role for `SET LOCAL ROLE`.
     pub role: String,
-    /// The verified claims (an empty object for anonymous requests); they
-    /// become `request.jwt.claims`.
+    /// The verified claims, always with `role` set to [`Identity::role`]
+    /// (just `{"role": <anon>}` for anonymous requests), as PostgREST v12
+    /// sets `request.jwt.claims`.
     pub claims: Value,
 }
 
@@ -30,38 +31,36 @@ const ALLOWED_SKEW_SECONDS: u64 = 30;
 
 /// Verifies the bearer token of an `Authorization` header value, if any.
 ///
-/// * no header, or a scheme other than Bearer: the anonymous role, no claims;
+/// * no header, a scheme other than Bearer, or an empty Bearer token: the
+///   anonymous role (PostgREST v12 reads an empty token as no token);
 /// * a Bearer token: verified HS256 with `secret`; `exp` and `nbf` are checked
 ///   when present, `aud` is not required (PostgREST checks it only when an
 ///   audience is configured, which Supabase does not do).
+///
+/// The role is the token's `role` claim, or the anonymous role without one;
+/// either way it is written into the claims, as PostgREST does.
 pub fn identify(
     authorization: Option<&str>,
     secret: &[u8],
     anon_role: &str,
 ) -> Result<Identity, JwtRejected> {
-    let anonymous = || Identity {
-        role: anon_role.to_owned(),
-        claims: Value::Object(Map::new()),
+    // PostgREST only looks at Bearer credentials; anything else (e.g. Basic)
+    // leaves the request anonymous.
+    let token = authorization.and_then(bearer_token).unwrap_or("");
+    let mut claims = if token.is_empty() {
+        Map::new()
+    } else {
+        verify(token, secret)?
     };
-    let Some(header) = authorization else {
-        return Ok(anonymous());
-    };
-    let Some(token) = bearer_token(header) else {
-        // PostgREST only looks at Bearer credentials; anything else
-        // (e.g. Basic) leaves the request anonymous.
-        return Ok(anonymous());
-    };
-    if token.is_empty() {
-        return Err(JwtRejected(
-            "Empty JWT is sent in Authorization header".to_owned(),
-        ));
-    }
-    let claims = verify(token, secret)?;
     let role = match claims.get("role") {
         Some(Value::String(role)) => role.clone(),
         _ => anon_role.to_owned(),
     };
-    Ok(Identity { role, claims })
+    claims.insert("role".to_owned(), Value::String(role.clone()));
+    Ok(Identity {
+        role,
+        claims: Value::Object(claims),
+    })
 }
 
 /// The token of a `Bearer <token>` credential; the scheme is case-insensitive.
@@ -71,7 +70,7 @@ fn bearer_token(header: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
 }
 
-fn verify(token: &str, secret: &[u8]) -> Result<Value, JwtRejected> {
+fn verify(token: &str, secret: &[u8]) -> Result<Map<String, Value>, JwtRejected> {
     let parts = token.split('.').count();
     if parts != 3 {
         return Err(JwtRejected(format!("Expected 3 parts in JWT; got {parts}")));
@@ -89,7 +88,7 @@ fn verify(token: &str, secret: &[u8]) -> Result<Value, JwtRejected> {
         &validation,
     )
     .map_err(|error| JwtRejected(message_for(error.kind()).to_owned()))?;
-    Ok(Value::Object(data.claims))
+    Ok(data.claims)
 }
 
 /// PostgREST's wording for each way a token fails.
@@ -165,10 +164,8 @@ mod tests {
                 Some(format!("Bearer {hs512}")),
                 Err("Wrong or unsupported encoding algorithm"),
             ),
-            (
-                Some("Bearer ".into()),
-                Err("Empty JWT is sent in Authorization header"),
-            ),
+            (Some("Bearer ".into()), Ok("anon")),
+            (Some("Bearer".into()), Ok("anon")),
             (
                 Some("Bearer abc".into()),
                 Err("Expected 3 parts in JWT; got 1"),
@@ -176,7 +173,10 @@ mod tests {
         ];
         for (header, expected) in cases {
             let got = identify(header.as_deref(), SECRET, "anon")
-                .map(|identity| identity.role)
+                .map(|identity| {
+                    assert_eq!(identity.claims["role"], identity.role.as_str());
+                    identity.role
+                })
                 .map_err(|rejected| rejected.0);
             let got = got.as_ref().map(String::as_str).map_err(String::as_str);
             assert_eq!(got, expected, "Authorization: {header:?}");

@@ -879,6 +879,32 @@ fn no_role_claim_means_the_anon_role() {
 }
 
 #[test]
+fn claims_always_carry_the_role() {
+    // PostgREST v12 inserts the role it switched to into the claims it sets
+    // as `request.jwt.claims`: anonymous requests see {"role": "anon"}, and a
+    // token without a `role` claim gets the anonymous role added.
+    // A credential of another scheme is no token for PostgREST.
+    let me = whoami(post("whoami", "{}").header("Authorization", "Basic dXNlcjpwYXNz"));
+    assert_eq!(me["current_user"], "anon");
+    assert_eq!(me["claims"], json!({"role": "anon"}));
+    let me = whoami(post("whoami", "{}").bearer(&token(json!({"sub": USER_ID}))));
+    assert_eq!(me["claims"], json!({"sub": USER_ID, "role": "anon"}));
+}
+
+#[test]
+fn empty_bearer_token_is_anonymous() {
+    // PostgREST v12 treats `Authorization: Bearer ` with an empty token as no
+    // token at all: the request runs as the anonymous role.
+    for header in ["Bearer ", "Bearer", "bearer  "] {
+        let reply = post("whoami", "{}").header("Authorization", header).send();
+        assert_eq!(reply.status, 200, "{header:?}: {}", reply.body);
+        let me = reply.json();
+        assert_eq!(me["current_user"], "anon", "{header:?}");
+        assert_eq!(me["claims"], json!({"role": "anon"}), "{header:?}");
+    }
+}
+
+#[test]
 fn request_claims_headers_method_and_path_are_set() {
     let claims = user_claims();
     let me = whoami(
