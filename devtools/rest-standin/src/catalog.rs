@@ -40,6 +40,15 @@ pub enum Returns {
     Void,
 }
 
+/// A function's volatility (`pg_proc.provolatile`), which decides whether
+/// a POST may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Volatility {
+    Immutable,
+    Stable,
+    Volatile,
+}
+
 /// One function of an exposed schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Function {
@@ -47,6 +56,7 @@ pub struct Function {
     pub name: String,
     pub params: Vec<Param>,
     pub returns: Returns,
+    pub volatility: Volatility,
 }
 
 impl Function {
@@ -131,6 +141,7 @@ pub fn resolve<'a>(
 /// all are IN. The last `pronargdefaults` inputs have defaults.
 const FUNCTIONS_SQL: &str = r#"
 select p.proname::text as name,
+       p.provolatile::text as volatility,
        p.proretset as returns_set,
        p.prorettype = 'pg_catalog.void'::regtype as returns_void,
        (t.typtype = 'c' or p.prorettype = 'pg_catalog.record'::regtype) as returns_row,
@@ -176,11 +187,20 @@ pub async fn load_schema(
         } else {
             Returns::Scalar
         };
+        let volatility = match row.try_get::<_, String>("volatility")?.as_str() {
+            "i" => Volatility::Immutable,
+            "s" => Volatility::Stable,
+            // `v`, and anything PostgreSQL might add: the permissive reading
+            // would let a call write that PostgREST runs read-only, so only
+            // the documented letters count as read-only.
+            _ => Volatility::Volatile,
+        };
         functions.push(Function {
             schema: schema.to_owned(),
             name: row.try_get("name")?,
             params,
             returns,
+            volatility,
         });
     }
     Ok(functions)
@@ -256,6 +276,7 @@ mod tests {
             name: name.into(),
             params,
             returns: Returns::Scalar,
+            volatility: Volatility::Volatile,
         }
     }
 

@@ -100,7 +100,8 @@ pub struct RequestSettings {
     pub headers: String,
     pub method: String,
     pub path: String,
-    /// GET calls run READ ONLY, as PostgREST does.
+    /// READ ONLY for GET and for functions that are not VOLATILE, as
+    /// PostgREST does.
     pub read_only: bool,
 }
 
@@ -175,6 +176,7 @@ mod tests {
                 })
                 .collect(),
             returns,
+            volatility: crate::catalog::Volatility::Volatile,
         }
     }
 

@@ -202,18 +202,18 @@ async fn call(
     )
     .map_err(|rejected| ApiError::invalid_jwt(rejected.0))?;
 
-    let read_only = match *method {
+    let is_get = match *method {
         Method::GET => true,
         Method::POST => false,
         _ => return Err(ApiError::rpc_method_not_allowed()),
     };
-    let profile_header = if read_only {
+    let profile_header = if is_get {
         "accept-profile"
     } else {
         "content-profile"
     };
     let schema = pick_schema(&state.schemas, headers.get(profile_header))?;
-    let payload = if read_only {
+    let payload = if is_get {
         query_payload(query)
     } else {
         body_payload(headers.get(CONTENT_TYPE), body)?
@@ -276,7 +276,9 @@ async fn call(
         // Behind Supabase's gateway PostgREST sees the path without the
         // `/rest/v1` prefix.
         path: format!("/rpc/{function_name}"),
-        read_only,
+        // PostgREST writes only through POST to a VOLATILE function; GET, and
+        // POST to a STABLE or IMMUTABLE one, run READ ONLY.
+        read_only: is_get || function.volatility != catalog::Volatility::Volatile,
     };
     let answer = rpc::run(&mut client, &settings, &sql, &payload.json)
         .await

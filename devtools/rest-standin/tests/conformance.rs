@@ -101,6 +101,15 @@ create function conformance.greet(name text, greeting text default 'hello') retu
   language sql as $$ select greeting || ', ' || name $$;
 create function conformance.echo_body(jsonb) returns jsonb
   language sql as $$ select $1 $$;
+-- The same write (nextval) from functions of each volatility.
+create sequence conformance.counter;
+grant usage on sequence conformance.counter to anon, authenticated, service_role;
+create function conformance.next_count() returns bigint
+  language sql volatile as $$ select nextval('conformance.counter') $$;
+create function conformance.next_count_stable() returns bigint
+  language sql stable as $$ select nextval('conformance.counter') $$;
+create function conformance.next_count_immutable() returns bigint
+  language sql immutable as $$ select nextval('conformance.counter') $$;
 -- SQLSTATE 21000 twice: pg-safeupdate's refusal (as Supabase's API sessions
 -- raise it for an unqualified DELETE/UPDATE), and a genuine cardinality error.
 create function conformance.delete_everything() returns void
@@ -613,6 +622,20 @@ fn get_runs_read_only_so_writes_are_25006_405() {
     let reply = get("add_item?id=100&name=hundred").send();
     assert_eq!(reply.status, 405, "{}", reply.body);
     assert_eq!(reply.error()["code"], "25006");
+}
+
+#[test]
+fn post_runs_stable_and_immutable_functions_read_only() {
+    // PostgREST opens a READ WRITE transaction only for POST to a VOLATILE
+    // function; POST to a STABLE or IMMUTABLE one runs READ ONLY (as every
+    // GET does), so a write inside it fails with 25006 → 405.
+    for function in ["next_count_stable", "next_count_immutable"] {
+        let reply = post(function, "{}").send();
+        assert_eq!(reply.status, 405, "{function}: {}", reply.body);
+        assert_eq!(reply.error()["code"], "25006", "{function}");
+    }
+    let reply = post("next_count", "{}").send();
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
 #[test]
