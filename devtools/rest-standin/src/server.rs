@@ -266,9 +266,18 @@ async fn call(
         }
     };
 
+    let role_settings = state
+        .catalog
+        .role_settings(&client)
+        .await
+        .map_err(|error| map_load_error(error, authenticated))?;
     let sql = rpc::call_sql(function, &arguments);
     let settings = RequestSettings {
         role: identity.role.clone(),
+        role_settings: role_settings
+            .get(&identity.role)
+            .cloned()
+            .unwrap_or_default(),
         search_path: rpc::search_path_for(&schema),
         jwt_claims: identity_claims(&identity),
         headers: headers_json(headers),

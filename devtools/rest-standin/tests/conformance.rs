@@ -101,6 +101,31 @@ create function conformance.greet(name text, greeting text default 'hello') retu
   language sql as $$ select greeting || ', ' || name $$;
 create function conformance.echo_body(jsonb) returns jsonb
   language sql as $$ select $1 $$;
+-- A role with its own settings, as Supabase gives `anon` and `authenticated`
+-- a statement_timeout. Roles belong to the cluster, not the database, so
+-- this part must survive being run again.
+do $$
+begin
+  if not exists (select from pg_roles where rolname = 'conformance_hurried') then
+    create role conformance_hurried nologin noinherit;
+  end if;
+end
+$$;
+grant conformance_hurried to authenticator;
+grant usage on schema conformance to conformance_hurried;
+alter role conformance_hurried set statement_timeout = '200ms';
+-- Superuser-only: PostgREST skips it (setting it would fail every request).
+alter role conformance_hurried set session_preload_libraries = '';
+-- Database-specific: PostgREST reads only the role's global settings.
+alter role conformance_hurried in database rest_standin_conformance set lock_timeout = '7s';
+create function conformance.timeouts() returns json
+  language sql stable as $$
+    select json_build_object(
+      'statement_timeout', current_setting('statement_timeout'),
+      'lock_timeout', current_setting('lock_timeout'))
+  $$;
+create function conformance.sleep(seconds float8) returns text
+  language sql volatile as $$ select pg_sleep(seconds); select 'awake' $$;
 -- The same write (nextval) from functions of each volatility.
 create sequence conformance.counter;
 grant usage on sequence conformance.counter to anon, authenticated, service_role;
@@ -972,6 +997,41 @@ fn settings_do_not_leak_between_requests() {
         let me = whoami(post("whoami", "{}"));
         assert_eq!(me["current_user"], "anon");
         assert_eq!(me["uid"], Value::Null);
+    }
+}
+
+#[test]
+fn the_impersonated_roles_settings_apply_to_its_requests_only() {
+    // PostgREST reads the settings of the roles `authenticator` may switch to
+    // (`ALTER ROLE r SET ...`, without a database) and applies those of the
+    // request's role in its transaction: a role with statement_timeout
+    // 200ms gets SQLSTATE 57014 (query canceled) from a longer call, which
+    // PostgREST answers 500 (57* → 500). Other roles are not affected, and
+    // nothing outlives the request.
+    let hurried = token(json!({"role": "conformance_hurried"}));
+    let reply = post("timeouts", "{}").bearer(&hurried).send();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // `ALTER ROLE .. IN DATABASE ..` settings are not PostgREST's to apply.
+    assert_eq!(
+        reply.json(),
+        json!({"statement_timeout": "200ms", "lock_timeout": "0"})
+    );
+
+    let reply = post("sleep", r#"{"seconds": 0.6}"#).bearer(&hurried).send();
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    let body = reply.error();
+    assert_eq!(body["code"], "57014");
+    assert_eq!(body["message"], "canceling statement due to statement timeout");
+
+    for _ in 0..3 {
+        let reply = post("sleep", r#"{"seconds": 0.6}"#).send();
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "\"awake\""),
+            "anon"
+        );
+        let me = post("timeouts", "{}").send().json();
+        assert_ne!(me["statement_timeout"], "200ms");
     }
 }
 
