@@ -38,6 +38,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod errors;
+pub mod keys;
 pub mod rpc;
 pub mod server;
 
@@ -72,8 +73,9 @@ pub struct Settings {
     /// Maximum number of database connections (`db-pool`).
     pub pool_size: usize,
     /// A JSON Web Key Set served at `/auth/v1/.well-known/jwks.json`, standing
-    /// in for Supabase Auth's endpoint; read on every request, so a test
-    /// rotates keys by rewriting the file.
+    /// in for Supabase Auth's endpoint, whose ES256/RS256 keys verify user
+    /// tokens; read on every use, so a test rotates keys by rewriting the
+    /// file.
     pub jwks_file: Option<std::path::PathBuf>,
 }
 
@@ -113,9 +115,11 @@ pub async fn serve(settings: Settings, listener: tokio::net::TcpListener) -> any
         pool,
         catalog: catalog::Catalog::default(),
         schemas: settings.schemas,
-        jwt_secret: settings.jwt_secret.into_bytes(),
+        keys: keys::SigningKeys {
+            secret: settings.jwt_secret.into_bytes(),
+            jwks_file: settings.jwks_file,
+        },
         anon_role: settings.anon_role,
-        jwks_file: settings.jwks_file,
     });
     axum::serve(listener, server::router(state))
         .await

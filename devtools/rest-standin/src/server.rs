@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use crate::auth::{self, Identity};
 use crate::catalog::{self, Catalog, Function, Resolution};
 use crate::errors::{ApiError, DbErrorParts};
+use crate::keys::SigningKeys;
 use crate::rpc::{self, Arguments, RequestSettings};
 
 const JSON_UTF8: &str = "application/json; charset=utf-8";
@@ -29,9 +30,8 @@ pub struct AppState {
     pub catalog: Catalog,
     /// Exposed schemas; the first is the default.
     pub schemas: Vec<String>,
-    pub jwt_secret: Vec<u8>,
+    pub keys: SigningKeys,
     pub anon_role: String,
-    pub jwks_file: Option<std::path::PathBuf>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -55,12 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// `GET /auth/v1/.well-known/jwks.json`: the key set from `--jwks-file`, or
 /// an empty set (a project signing only with the legacy HS256 secret).
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
-    let empty = r#"{"keys":[]}"#.to_owned();
-    let body = match &state.jwks_file {
-        Some(path) => tokio::fs::read_to_string(path).await.unwrap_or(empty),
-        None => empty,
-    };
-    json_response(body)
+    json_response(state.keys.document().await)
 }
 
 /// One line per request on stderr: method, path, status, milliseconds.
@@ -195,12 +190,17 @@ async fn call(
     let authorization = headers
         .get(AUTHORIZATION)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    let identity = auth::identify(
-        authorization.as_deref(),
-        &state.jwt_secret,
-        &state.anon_role,
-    )
-    .map_err(|rejected| ApiError::invalid_jwt(rejected.0))?;
+    let published = if auth::needs_published_keys(authorization.as_deref()) {
+        state.keys.published().await
+    } else {
+        Vec::new()
+    };
+    let keys = auth::Keys {
+        secret: &state.keys.secret,
+        published: &published,
+    };
+    let identity = auth::identify(authorization.as_deref(), keys, &state.anon_role)
+        .map_err(|rejected| ApiError::invalid_jwt(rejected.0))?;
 
     let is_get = match *method {
         Method::GET => true,

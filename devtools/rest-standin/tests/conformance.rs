@@ -19,9 +19,11 @@
 //! settings. Each test names the rule it checks.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
@@ -88,7 +90,8 @@ create function conformance.whoami() returns json
       'method', current_setting('request.method', true),
       'path', current_setting('request.path', true),
       'headers', current_setting('request.headers', true)::json,
-      'search_path', current_setting('search_path'))
+      'search_path', current_setting('search_path'),
+      'jwt', auth.jwt())
   $$;
 -- Unqualified call of an extension function: needs `extensions` on the path.
 create function conformance.uses_extension() returns boolean
@@ -412,6 +415,89 @@ fn user_claims() -> Value {
     })
 }
 
+// ------------------------------------------------ asymmetric signing keys
+
+/// Serialises the tests that rewrite the key set file every instance reads.
+static JWKS_FILE: Mutex<()> = Mutex::new(());
+
+fn lock_jwks() -> MutexGuard<'static, ()> {
+    // A failed test poisons the lock; the file is rewritten by the next one.
+    JWKS_FILE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Replaces the published key set (what Supabase Auth serves at
+/// `/auth/v1/.well-known/jwks.json`).
+fn publish(keys: &[&Value]) {
+    std::fs::write(jwks_path(), json!({ "keys": keys }).to_string()).expect("writing the key set");
+}
+
+/// A freshly generated signing key and its public half as a JWK, in the
+/// shape Supabase Auth publishes (`alg`, `use`, `key_ops`, `ext`).
+struct KeyPair {
+    alg: Algorithm,
+    kid: String,
+    private: EncodingKey,
+    jwk: Value,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl KeyPair {
+    fn es256(kid: &str) -> Self {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        use p256::pkcs8::EncodePrivateKey;
+        let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+        let der = secret.to_pkcs8_der().expect("PKCS#8 encoding");
+        let point = secret.public_key().to_encoded_point(false);
+        let (Some(x), Some(y)) = (point.x(), point.y()) else {
+            panic!("an uncompressed point has coordinates");
+        };
+        KeyPair {
+            alg: Algorithm::ES256,
+            kid: kid.to_owned(),
+            private: EncodingKey::from_ec_der(der.as_bytes()),
+            jwk: json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig",
+                        "key_ops": ["verify"], "ext": true, "kid": kid,
+                        "x": b64(x), "y": b64(y)}),
+        }
+    }
+
+    /// One RSA-2048 key per test process (generating one takes a while).
+    fn rs256() -> &'static KeyPair {
+        static RSA: OnceLock<KeyPair> = OnceLock::new();
+        RSA.get_or_init(|| {
+            use rsa::pkcs1::EncodeRsaPrivateKey;
+            use rsa::traits::PublicKeyParts;
+            let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("RSA key");
+            let der = key.to_pkcs1_der().expect("PKCS#1 encoding");
+            KeyPair {
+                alg: Algorithm::RS256,
+                kid: "rsa-published".to_owned(),
+                private: EncodingKey::from_rsa_der(der.as_bytes()),
+                jwk: json!({"kty": "RSA", "alg": "RS256", "use": "sig",
+                            "key_ops": ["verify"], "ext": true, "kid": "rsa-published",
+                            "n": b64(&key.n().to_bytes_be()),
+                            "e": b64(&key.e().to_bytes_be())}),
+            }
+        })
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        self.sign_as(self.alg, Some(&self.kid), claims)
+    }
+
+    /// Signs with this key under any `alg` and `kid` header.
+    fn sign_as(&self, alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &self.private).expect("signing a test token")
+    }
+}
+
 // ---------------------------------------------------------------- HTTP
 
 struct Request {
@@ -600,6 +686,7 @@ fn root_serves_a_json_openapi_document() {
 
 #[test]
 fn jwks_is_served_without_an_api_key_and_follows_the_file() {
+    let _file = lock_jwks();
     let url = stack()
         .base
         .replace("/rest/v1", "/auth/v1/.well-known/jwks.json");
@@ -1021,7 +1108,10 @@ fn the_impersonated_roles_settings_apply_to_its_requests_only() {
     assert_eq!(reply.status, 500, "{}", reply.body);
     let body = reply.error();
     assert_eq!(body["code"], "57014");
-    assert_eq!(body["message"], "canceling statement due to statement timeout");
+    assert_eq!(
+        body["message"],
+        "canceling statement due to statement timeout"
+    );
 
     for _ in 0..3 {
         let reply = post("sleep", r#"{"seconds": 0.6}"#).send();
@@ -1046,6 +1136,111 @@ fn assert_pgrst301(reply: &Reply, message: &str) {
             && challenge.contains(message),
         "WWW-Authenticate: {challenge:?}"
     );
+}
+
+#[test]
+fn tokens_signed_with_published_es256_and_rs256_keys_are_accepted() {
+    // Supabase Auth signs access tokens with the project's asymmetric keys
+    // (ES256 by default, or RS256) and publishes their public halves at
+    // /auth/v1/.well-known/jwks.json; Supabase gives PostgREST that key set
+    // besides the legacy HS256 secret, so a token verified by the published
+    // key its `kid` names is accepted, and HS256 tokens keep working.
+    let _file = lock_jwks();
+    let ec = KeyPair::es256("ec-current");
+    let rsa = KeyPair::rs256();
+    publish(&[&ec.jwk, &rsa.jwk]);
+    let claims = user_claims();
+    let tokens = [
+        ("ES256", ec.sign(&claims)),
+        ("RS256", rsa.sign(&claims)),
+        (
+            "ES256 without kid",
+            ec.sign_as(Algorithm::ES256, None, &claims),
+        ),
+        ("HS256", token(claims.clone())),
+    ];
+    for (what, token) in tokens {
+        let me = whoami(post("whoami", "{}").bearer(&token));
+        assert_eq!(me["current_user"], "authenticated", "{what}");
+        assert_eq!(me["uid"], USER_ID, "{what}");
+        assert_eq!(me["jwt"], claims, "{what}: auth.jwt()");
+    }
+}
+
+#[test]
+fn asymmetric_tokens_no_published_key_verifies_are_pgrst301_401() {
+    // PostgREST refuses (PGRST301, 401) a token that no key of the project
+    // verifies: an unknown `kid`, a signature by another key, a key of the
+    // wrong type for the `alg`, claims altered after signing. Claims are
+    // checked once the signature holds (`exp`: "JWT expired").
+    let _file = lock_jwks();
+    let ec = KeyPair::es256("ec-published");
+    let rsa = KeyPair::rs256();
+    let unpublished = KeyPair::es256("ec-unpublished");
+    publish(&[&ec.jwk, &rsa.jwk]);
+    let claims = user_claims();
+    let tampered = {
+        let token = ec.sign(&claims);
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut forged = claims.clone();
+        forged["role"] = json!("service_role");
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(forged.to_string().as_bytes()),
+            parts[2]
+        )
+    };
+    let cases = [
+        ("unknown kid", unpublished.sign(&claims)),
+        (
+            "another key's signature under a published kid",
+            unpublished.sign_as(Algorithm::ES256, Some("ec-published"), &claims),
+        ),
+        (
+            "another key's signature without kid",
+            unpublished.sign_as(Algorithm::ES256, None, &claims),
+        ),
+        (
+            "ES256 naming the RSA key",
+            ec.sign_as(Algorithm::ES256, Some(&rsa.kid), &claims),
+        ),
+        (
+            "RS256 naming the EC key",
+            rsa.sign_as(Algorithm::RS256, Some("ec-published"), &claims),
+        ),
+        ("claims altered after signing", tampered),
+    ];
+    for (what, token) in cases {
+        let reply = post("whoami", "{}").bearer(&token).send();
+        assert_eq!(reply.status, 401, "{what}: {}", reply.body);
+        assert_pgrst301(&reply, "JWSError JWSInvalidSignature");
+    }
+    let mut expired = user_claims();
+    expired["exp"] = json!(now() - 3600);
+    let reply = post("whoami", "{}").bearer(&ec.sign(&expired)).send();
+    assert_pgrst301(&reply, "JWT expired");
+}
+
+#[test]
+fn rotated_keys_take_effect_at_once() {
+    // Keys rotate: a token verifies against the key set as published now,
+    // so a key added is trusted and a key removed is not, at once.
+    let _file = lock_jwks();
+    let old = KeyPair::es256("rotation-old");
+    let new = KeyPair::es256("rotation-new");
+    let status = |key: &KeyPair| {
+        post("whoami", "{}")
+            .bearer(&key.sign(&user_claims()))
+            .send()
+            .status
+    };
+    publish(&[&old.jwk]);
+    assert_eq!((status(&old), status(&new)), (200, 401), "old key only");
+    publish(&[&old.jwk, &new.jwk]);
+    assert_eq!((status(&old), status(&new)), (200, 200), "both keys");
+    publish(&[&new.jwk]);
+    assert_eq!((status(&old), status(&new)), (401, 200), "new key only");
 }
 
 #[test]
