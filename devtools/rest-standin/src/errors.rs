@@ -215,6 +215,46 @@ impl ApiError {
     }
 }
 
+/// A refusal by Supabase's API gateway, before PostgREST sees the request.
+/// Its body is the gateway's own `{"message", "hint"}`, not PostgREST's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayError {
+    /// No `apikey` header or query parameter.
+    MissingApiKey,
+    /// An `apikey` that is none of the project's keys.
+    InvalidApiKey,
+    /// The token for an opaque key could not be signed (not expected with
+    /// any secret; answered as the gateway answers its own failures).
+    TokenNotMinted,
+}
+
+impl GatewayError {
+    pub fn status(self) -> u16 {
+        match self {
+            GatewayError::MissingApiKey | GatewayError::InvalidApiKey => 401,
+            GatewayError::TokenNotMinted => 500,
+        }
+    }
+
+    /// The gateway's JSON body, as hosted Supabase sends it.
+    pub fn body_json(self) -> String {
+        let body = match self {
+            GatewayError::MissingApiKey => serde_json::json!({
+                "message": "No API key found in request",
+                "hint": "No `apikey` request header or url param was found.",
+            }),
+            GatewayError::InvalidApiKey => serde_json::json!({
+                "message": "Invalid API key",
+                "hint": "Double check your Supabase `anon` or `service_role` API key.",
+            }),
+            GatewayError::TokenNotMinted => serde_json::json!({
+                "message": "An unexpected error occurred",
+            }),
+        };
+        body.to_string()
+    }
+}
+
 /// PostgREST's SQLSTATE → HTTP status table (v12, `pgErrorStatus`); the
 /// first matching row wins, so the rows keep PostgREST's order.
 ///

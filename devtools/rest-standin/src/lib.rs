@@ -38,6 +38,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod errors;
+pub mod gateway;
 pub mod keys;
 pub mod rpc;
 pub mod server;
@@ -72,6 +73,8 @@ pub struct Settings {
     pub anon_role: String,
     /// Maximum number of database connections (`db-pool`).
     pub pool_size: usize,
+    /// The project's API keys the gateway accepts in `apikey`; all optional.
+    pub api_keys: gateway::ApiKeys,
     /// A JSON Web Key Set served at `/auth/v1/.well-known/jwks.json`, standing
     /// in for Supabase Auth's endpoint, whose ES256/RS256 keys verify user
     /// tokens; read on every use, so a test rotates keys by rewriting the
@@ -120,6 +123,7 @@ pub async fn serve(settings: Settings, listener: tokio::net::TcpListener) -> any
             jwks_file: settings.jwks_file,
         },
         anon_role: settings.anon_role,
+        api_keys: settings.api_keys,
     });
     axum::serve(listener, server::router(state))
         .await

@@ -18,7 +18,8 @@ use serde_json::{Map, Value};
 
 use crate::auth::{self, Identity};
 use crate::catalog::{self, Catalog, Function, Resolution};
-use crate::errors::{ApiError, DbErrorParts};
+use crate::errors::{ApiError, DbErrorParts, GatewayError};
+use crate::gateway::{self, Admission, ApiKeys, KeyRole};
 use crate::keys::SigningKeys;
 use crate::rpc::{self, Arguments, RequestSettings};
 
@@ -32,6 +33,7 @@ pub struct AppState {
     pub schemas: Vec<String>,
     pub keys: SigningKeys,
     pub anon_role: String,
+    pub api_keys: ApiKeys,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -45,9 +47,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rest/v1/", get(root))
         .route("/rest/v1/rpc/{function}", any(rpc))
         .fallback(|| async { error_response(&ApiError::invalid_path()) })
-        .with_state(state)
+        .with_state(state.clone())
         // Layers run outside-in from the last one: log, then gateway.
-        .layer(middleware::from_fn(gateway))
+        .layer(middleware::from_fn_with_state(state, gateway))
         .merge(auth)
         .layer(middleware::from_fn(log_request))
 }
@@ -72,11 +74,10 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// Supabase's API gateway: no `apikey` (header or query parameter) is
-/// refused before PostgREST sees the request; without an `Authorization`
-/// header the gateway sends the `apikey` as the bearer token (Supabase's
-/// anon and service keys are JWTs).
-async fn gateway(mut request: Request, next: Next) -> Response {
+/// Supabase's API gateway (see [`gateway`]): refuses a request without one
+/// of the project's API keys, and puts a bearer token in `Authorization`
+/// for the key when the request has none.
+async fn gateway(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let from_header = request
         .headers()
         .get("apikey")
@@ -92,24 +93,27 @@ async fn gateway(mut request: Request, next: Next) -> Response {
                     .map(|(_, value)| value)
             })
     });
-    let Some(apikey) = apikey.filter(|key| !key.is_empty()) else {
-        // The gateway's own answer, not a PostgREST error body.
-        let body = serde_json::json!({
-            "message": "No API key found in request",
-            "hint": "No `apikey` request header or url param was found.",
-        });
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8))],
-            body.to_string(),
-        )
-            .into_response();
+    let has_authorization = request.headers().contains_key(AUTHORIZATION);
+    let bearer = match gateway::admit(apikey.as_deref(), has_authorization, &state.api_keys) {
+        Err(refusal) => return gateway_error_response(refusal),
+        Ok(Admission::Unchanged) => None,
+        Ok(Admission::KeyAsBearer) => apikey,
+        Ok(Admission::TokenFor(role)) => {
+            let role = match role {
+                KeyRole::Anon => state.anon_role.as_str(),
+                KeyRole::ServiceRole => "service_role",
+            };
+            match gateway::mint_token(role, &state.keys.secret) {
+                Ok(token) => Some(token),
+                Err(_) => return gateway_error_response(GatewayError::TokenNotMinted),
+            }
+        }
     };
-    if !request.headers().contains_key(AUTHORIZATION) {
+    if let Some(token) = bearer {
         // A key that is not a valid header value cannot be a JWT either;
         // the request then goes on as anonymous, which is what PostgREST
         // does without a token.
-        if let Ok(value) = HeaderValue::from_str(&format!("Bearer {apikey}")) {
+        if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
             request.headers_mut().insert(AUTHORIZATION, value);
         }
     }
@@ -470,6 +474,16 @@ fn json_response(body: String) -> Response {
         StatusCode::OK,
         [(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8))],
         body,
+    )
+        .into_response()
+}
+
+fn gateway_error_response(error: GatewayError) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8))],
+        error.body_json(),
     )
         .into_response()
 }

@@ -10,7 +10,8 @@
 //! `rest_standin_conformance`, apply `devtools/supabase_base.sql` (Supabase's
 //! roles and `auth` schema), create the fixture schemas and functions below,
 //! then run the stand-in in-process on 127.0.0.1:0, connected as
-//! `authenticator` and exposing `conformance, conformance_b`.
+//! `authenticator`, exposing `conformance, conformance_b` and configured with
+//! the project's four API keys (one more instance has none configured).
 //!
 //! The expected behaviour is PostgREST v12's as its documentation
 //! (docs.postgrest.org: "Errors", "Functions as RPC", "Transactions",
@@ -169,6 +170,8 @@ struct Stack {
     recovery_base: String,
     /// An instance pointed at a closed port: the database is "down".
     down_base: String,
+    /// An instance configured with no API keys.
+    open_base: String,
     /// Superuser connection string for the conformance database.
     admin: String,
 }
@@ -250,14 +253,20 @@ fn set_up() -> Result<Stack, String> {
             .port()
     };
     let instances = vec![
-        (authenticator("rest-standin-conformance"), 4),
-        (authenticator(RECOVERY_APP), 1),
+        (authenticator("rest-standin-conformance"), 4, project_keys()),
+        (authenticator(RECOVERY_APP), 1, project_keys()),
         (
             format!(
                 "host=127.0.0.1 port={closed_port} user=authenticator password=postgres \
                  dbname={DATABASE} connect_timeout=2"
             ),
             1,
+            project_keys(),
+        ),
+        (
+            authenticator("rest-standin-conformance-open"),
+            1,
+            rest_standin::gateway::ApiKeys::default(),
         ),
     ];
     let addresses = start_stand_ins(instances)?;
@@ -266,6 +275,7 @@ fn set_up() -> Result<Stack, String> {
         base: base(&addresses[0]),
         recovery_base: base(&addresses[1]),
         down_base: base(&addresses[2]),
+        open_base: base(&addresses[3]),
         admin,
     })
 }
@@ -296,9 +306,11 @@ async fn connect(config: &str) -> Result<tokio_postgres::Client, String> {
     Ok(client)
 }
 
-/// Starts one stand-in per (db_url, pool size) on its own background
-/// runtime; returns their addresses once all listen.
-fn start_stand_ins(instances: Vec<(String, usize)>) -> Result<Vec<SocketAddr>, String> {
+/// Starts one stand-in per (db_url, pool size, API keys) on its own
+/// background runtime; returns their addresses once all listen.
+fn start_stand_ins(
+    instances: Vec<(String, usize, rest_standin::gateway::ApiKeys)>,
+) -> Result<Vec<SocketAddr>, String> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = match tokio::runtime::Runtime::new() {
@@ -310,7 +322,7 @@ fn start_stand_ins(instances: Vec<(String, usize)>) -> Result<Vec<SocketAddr>, S
         };
         runtime.block_on(async move {
             let mut addresses = Vec::new();
-            for (db_url, pool_size) in instances {
+            for (db_url, pool_size, api_keys) in instances {
                 let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
                     Ok(listener) => listener,
                     Err(error) => {
@@ -329,6 +341,7 @@ fn start_stand_ins(instances: Vec<(String, usize)>) -> Result<Vec<SocketAddr>, S
                     jwt_secret: JWT_SECRET.into(),
                     anon_role: "anon".into(),
                     pool_size,
+                    api_keys,
                     jwks_file: Some(jwks_path()),
                 };
                 tokio::spawn(async move {
@@ -395,13 +408,32 @@ fn token(claims: Value) -> String {
     sign(Algorithm::HS256, &claims, JWT_SECRET)
 }
 
-/// Supabase's anon key: a JWT with `role: anon`.
+/// When Supabase's legacy demo keys expire (2032); fixed, so every call of
+/// [`anon_key`] gives the one configured key.
+const LEGACY_KEY_EXP: u64 = 1_983_812_996;
+
+/// Supabase's legacy anon key: a JWT with `role: anon`.
 fn anon_key() -> String {
-    token(json!({"iss": "supabase-demo", "role": "anon", "exp": now() + 3600}))
+    token(json!({"iss": "supabase-demo", "role": "anon", "exp": LEGACY_KEY_EXP}))
 }
 
+/// Supabase's legacy service key: a JWT with `role: service_role`.
 fn service_key() -> String {
-    token(json!({"iss": "supabase-demo", "role": "service_role", "exp": now() + 3600}))
+    token(json!({"iss": "supabase-demo", "role": "service_role", "exp": LEGACY_KEY_EXP}))
+}
+
+/// The project's new opaque keys (not JWTs).
+const PUBLISHABLE_KEY: &str = "sb_publishable_conformanceKeyForTheStandIn";
+const SECRET_KEY: &str = "sb_secret_conformanceSecretForTheStandIn";
+
+/// The API keys the instances under test are configured with.
+fn project_keys() -> rest_standin::gateway::ApiKeys {
+    rest_standin::gateway::ApiKeys {
+        anon: Some(anon_key()),
+        service_role: Some(service_key()),
+        publishable: Some(PUBLISHABLE_KEY.to_owned()),
+        secret: Some(SECRET_KEY.to_owned()),
+    }
 }
 
 const USER_ID: &str = "5f0c7a1e-2d43-4c1b-9a7e-3b2f8d6c4e10";
@@ -636,6 +668,111 @@ fn missing_apikey_is_refused_by_the_gateway() {
     .send();
     assert_eq!(root.status, 401);
     assert_eq!(root.json()["message"], "No API key found in request");
+}
+
+#[test]
+fn unknown_apikey_is_refused_by_the_gateway() {
+    // With the project's keys configured, Supabase's gateway lets only those
+    // keys through: any other `apikey` (header or query parameter), even a
+    // valid JWT, is refused with its own 401 body before PostgREST.
+    let user_token = token(user_claims());
+    for apikey in [
+        "not-a-key",
+        "sb_publishable_someOtherProject",
+        "sb_secret_someOtherProject",
+        user_token.as_str(),
+    ] {
+        let reply = post("add_them", r#"{"a": 1, "b": 2}"#)
+            .header("apikey", apikey)
+            .send();
+        assert_eq!(reply.status, 401, "{apikey}: {}", reply.body);
+        assert_eq!(
+            reply.json(),
+            json!({"message": "Invalid API key",
+                   "hint": "Double check your Supabase `anon` or `service_role` API key."}),
+            "{apikey}"
+        );
+    }
+    let reply = get("add_them?a=1&b=2&apikey=not-a-key")
+        .without("apikey")
+        .send();
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.json()["message"], "Invalid API key");
+    for apikey in [
+        anon_key(),
+        service_key(),
+        PUBLISHABLE_KEY.to_owned(),
+        SECRET_KEY.to_owned(),
+    ] {
+        let reply = post("add_them", r#"{"a": 1, "b": 2}"#)
+            .header("apikey", &apikey)
+            .send();
+        assert_eq!((reply.status, reply.body.as_str()), (200, "3"), "{apikey}");
+    }
+}
+
+#[test]
+fn opaque_keys_without_authorization_run_as_their_role() {
+    // The sb_publishable_/sb_secret_ keys are not JWTs: without an
+    // Authorization header, Supabase's gateway sends PostgREST a token of its
+    // own for the key's role, `anon` or `service_role`.
+    let me = whoami(post("whoami", "{}").header("apikey", PUBLISHABLE_KEY));
+    assert_eq!(me["current_user"], "anon");
+    assert_eq!(me["claims"], json!({"role": "anon"}));
+    let me = whoami(post("whoami", "{}").header("apikey", SECRET_KEY));
+    assert_eq!(me["current_user"], "service_role");
+    assert_eq!(me["claims"], json!({"role": "service_role"}));
+    let me = whoami(get(&format!("whoami?apikey={SECRET_KEY}")).without("apikey"));
+    assert_eq!(me["current_user"], "service_role");
+    let reply = post("read_secrets", "{}")
+        .header("apikey", SECRET_KEY)
+        .send();
+    assert_eq!(reply.json(), json!([{"id": 1, "secret": "hidden"}]));
+}
+
+#[test]
+fn opaque_key_sent_as_bearer_token_is_pgrst301() {
+    // Sent as `Authorization: Bearer sb_…`, the hosted gateway forwards the
+    // key and PostgREST refuses it: it is not a JWT.
+    for key in [PUBLISHABLE_KEY, SECRET_KEY] {
+        let reply = post("whoami", "{}")
+            .header("apikey", key)
+            .bearer(key)
+            .send();
+        assert_pgrst301(&reply, "Expected 3 parts in JWT; got 1");
+    }
+}
+
+#[test]
+fn user_token_with_a_publishable_key_runs_as_the_user() {
+    // The browser's pair: the publishable key in `apikey`, the user's access
+    // token in Authorization; the request runs as the user.
+    let me = whoami(
+        post("whoami", "{}")
+            .header("apikey", PUBLISHABLE_KEY)
+            .bearer(&token(user_claims())),
+    );
+    assert_eq!(me["current_user"], "authenticated");
+    assert_eq!(me["uid"], USER_ID);
+}
+
+#[test]
+fn without_configured_keys_any_apikey_passes_and_is_the_bearer() {
+    // A stand-in started without the project's keys cannot tell keys apart:
+    // any non-empty apikey passes and, without Authorization, is the bearer
+    // token (a missing one is still refused).
+    let open = &stack().open_base;
+    let key = token(json!({"role": "service_role", "exp": now() + 60}));
+    let me = whoami(post("whoami", "{}").at(open).header("apikey", &key));
+    assert_eq!(me["current_user"], "service_role");
+    let reply = post("whoami", "{}")
+        .at(open)
+        .header("apikey", PUBLISHABLE_KEY)
+        .send();
+    assert_pgrst301(&reply, "Expected 3 parts in JWT; got 1");
+    let reply = post("whoami", "{}").at(open).without("apikey").send();
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.json()["message"], "No API key found in request");
 }
 
 #[test]
