@@ -48,7 +48,8 @@ const ALLOWED_SKEW_SECONDS: u64 = 30;
 ///
 /// * no header, a scheme other than Bearer, or an empty Bearer token: the
 ///   anonymous role (PostgREST v12 reads an empty token as no token);
-/// * a Bearer token: verified with the project's keys (see [`verify`]);
+/// * a Bearer token: verified with the project's keys (HS256 with the
+///   secret, ES256/RS256 with a published key);
 ///   `exp` and `nbf` are checked when present, `aud` is not required
 ///   (PostgREST checks it only when an audience is configured, which
 ///   Supabase does not do).

@@ -277,7 +277,7 @@ pub async fn load_role_settings(
 }
 
 /// Reading the catalog failed: a database error, or a row that did not
-/// decode (which would be a bug in [`FUNCTIONS_SQL`]).
+/// decode (which would be a bug in the queries above).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]

@@ -131,7 +131,7 @@ pub fn search_path_for(schema: &str) -> String {
 /// are set as the connecting role, which is what a `GRANT SET ON PARAMETER`
 /// to `authenticator` allows. They take effect from the next statement, the
 /// call itself.
-pub fn settings_sql(role_settings: usize) -> String {
+fn settings_sql(role_settings: usize) -> String {
     let mut calls = vec!["set_config('search_path', $1, true)".to_owned()];
     let mut next = 2;
     for _ in 0..role_settings {
