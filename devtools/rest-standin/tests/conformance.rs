@@ -452,11 +452,25 @@ fn user_claims() -> Value {
 /// Serialises the tests that rewrite the key set file every instance reads.
 static JWKS_FILE: Mutex<()> = Mutex::new(());
 
-fn lock_jwks() -> MutexGuard<'static, ()> {
+/// The key set file, held by one test at a time; removed when released, so
+/// no run leaves one behind in the temporary folder.
+struct JwksFile {
+    _held: MutexGuard<'static, ()>,
+}
+
+impl Drop for JwksFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(jwks_path());
+    }
+}
+
+fn lock_jwks() -> JwksFile {
     // A failed test poisons the lock; the file is rewritten by the next one.
-    JWKS_FILE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    JwksFile {
+        _held: JWKS_FILE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    }
 }
 
 /// Replaces the published key set (what Supabase Auth serves at
