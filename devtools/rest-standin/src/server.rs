@@ -74,9 +74,9 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// Supabase's API gateway (see [`gateway`]): refuses a request without one
-/// of the project's API keys, and puts a bearer token in `Authorization`
-/// for the key when the request has none.
+/// Supabase's API gateway (see [`crate::gateway`]): refuses a request
+/// without one of the project's API keys, and puts a bearer token in
+/// `Authorization` for the key when the request has none.
 async fn gateway(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let from_header = request
         .headers()
