@@ -1,9 +1,11 @@
-//! The functions of an exposed schema, read from `pg_proc`, and PostgREST's
-//! rule for choosing the one a request calls.
+//! What PostgREST reads from the catalog: the functions of an exposed schema
+//! (from `pg_proc`) with its rule for choosing the one a request calls, and
+//! the settings of the roles it impersonates.
 //!
 //! PostgREST keeps a schema cache and reloads it on a notification; the
 //! stand-in keeps each schema's list for a few seconds and reloads it once
 //! when a lookup misses, so functions added by a migration are seen at once.
+//! The role settings are kept for as long and re-read with that reload.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -36,8 +38,17 @@ pub enum Returns {
     Composite,
     /// `SETOF`/`TABLE`: a JSON array.
     Set,
-    /// `void`: answered as `null`.
+    /// `void`: answered 204 No Content, without a body (PostgREST v12).
     Void,
+}
+
+/// A function's volatility (`pg_proc.provolatile`), which decides whether
+/// a POST may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Volatility {
+    Immutable,
+    Stable,
+    Volatile,
 }
 
 /// One function of an exposed schema.
@@ -47,6 +58,7 @@ pub struct Function {
     pub name: String,
     pub params: Vec<Param>,
     pub returns: Returns,
+    pub volatility: Volatility,
 }
 
 impl Function {
@@ -131,6 +143,7 @@ pub fn resolve<'a>(
 /// all are IN. The last `pronargdefaults` inputs have defaults.
 const FUNCTIONS_SQL: &str = r#"
 select p.proname::text as name,
+       p.provolatile::text as volatility,
        p.proretset as returns_set,
        p.prorettype = 'pg_catalog.void'::regtype as returns_void,
        (t.typtype = 'c' or p.prorettype = 'pg_catalog.record'::regtype) as returns_row,
@@ -176,18 +189,95 @@ pub async fn load_schema(
         } else {
             Returns::Scalar
         };
+        let volatility = match row.try_get::<_, String>("volatility")?.as_str() {
+            "i" => Volatility::Immutable,
+            "s" => Volatility::Stable,
+            // `v`, and anything PostgreSQL might add: the permissive reading
+            // would let a call write that PostgREST runs read-only, so only
+            // the documented letters count as read-only.
+            _ => Volatility::Volatile,
+        };
         functions.push(Function {
             schema: schema.to_owned(),
             name: row.try_get("name")?,
             params,
             returns,
+            volatility,
         });
     }
     Ok(functions)
 }
 
+/// The settings PostgREST applies for each role it may impersonate: role
+/// name → `(setting, value)` pairs, in name order.
+pub type RoleSettings = HashMap<String, Vec<(String, String)>>;
+
+/// PostgREST's role settings query (v12): the per-role settings
+/// (`ALTER ROLE r SET name = value`) of every role the connecting role
+/// (`authenticator`) is a direct member of. As in PostgREST:
+///
+/// * only settings without a database (`pg_roles.rolconfig`); `ALTER ROLE r
+///   IN DATABASE d SET ...` is ignored;
+/// * values are lowercased;
+/// * only settings the connecting role may set: context `user`, or, from
+///   PostgreSQL 15, those it was granted `SET` on (`GRANT SET ON PARAMETER`);
+///   superuser-only ones such as `session_preload_libraries` are skipped;
+/// * `default_transaction_isolation` is not applied as a setting (PostgREST
+///   uses it as the transaction's isolation level, which the stand-in does
+///   not implement).
+///
+/// `search_path` is also left out: the stand-in sets it for the target
+/// schema on every call.
+fn role_settings_sql(server_version_num: i32) -> String {
+    let granted = if server_version_num >= 150_000 {
+        "or has_parameter_privilege(current_user::regrole::oid, ps.name, 'set')"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+with role_setting as (
+  select r.rolname::text as role, unnest(r.rolconfig) as setting
+  from pg_catalog.pg_auth_members m
+  join pg_catalog.pg_roles r on r.oid = m.roleid
+  where m.member = current_user::regrole::oid
+),
+kv as (
+  select role,
+         substr(setting, 1, strpos(setting, '=') - 1) as name,
+         lower(substr(setting, strpos(setting, '=') + 1)) as value
+  from role_setting
+)
+select kv.role, kv.name, kv.value
+from kv
+join pg_catalog.pg_settings ps on ps.name = kv.name
+where (ps.context = 'user' {granted})
+  and kv.name not in ('default_transaction_isolation', 'search_path')
+order by kv.role, kv.name
+"#
+    )
+}
+
+/// Loads the settings of the roles the connection's role may impersonate.
+pub async fn load_role_settings(
+    client: &tokio_postgres::Client,
+) -> Result<RoleSettings, LoadError> {
+    let version: i32 = client
+        .query_one("select current_setting('server_version_num')::int", &[])
+        .await?
+        .try_get(0)?;
+    let mut settings = RoleSettings::new();
+    for row in client.query(&role_settings_sql(version), &[]).await? {
+        settings
+            .entry(row.try_get("role")?)
+            .or_default()
+            .push((row.try_get("name")?, row.try_get("value")?));
+    }
+    Ok(settings)
+}
+
 /// Reading the catalog failed: a database error, or a row that did not
-/// decode (which would be a bug in [`FUNCTIONS_SQL`]).
+/// decode (which would be a bug in the queries above).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
@@ -202,21 +292,32 @@ struct Cached {
     functions: Arc<Vec<Function>>,
 }
 
-/// Per-schema function lists with a short lifetime.
+/// The role settings and when they were read.
+struct CachedRoles {
+    loaded_at: Instant,
+    settings: Arc<RoleSettings>,
+}
+
+/// Per-schema function lists and the role settings, with a short lifetime.
 #[derive(Default)]
 pub struct Catalog {
     schemas: Mutex<HashMap<String, Cached>>,
+    roles: Mutex<Option<CachedRoles>>,
 }
 
 impl Catalog {
     /// The schema's functions, from the cache while fresh unless `reload`.
+    /// A reload also makes the next [`Catalog::role_settings`] read them
+    /// again, as PostgREST's schema cache reload does.
     pub async fn functions(
         &self,
         client: &tokio_postgres::Client,
         schema: &str,
         reload: bool,
     ) -> Result<Arc<Vec<Function>>, LoadError> {
-        if !reload {
+        if reload {
+            *self.roles.lock().await = None;
+        } else {
             let schemas = self.schemas.lock().await;
             if let Some(cached) = schemas.get(schema) {
                 if cached.loaded_at.elapsed() < TTL {
@@ -235,6 +336,24 @@ impl Catalog {
             },
         );
         Ok(functions)
+    }
+
+    /// The role settings, from the cache while fresh.
+    pub async fn role_settings(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<Arc<RoleSettings>, LoadError> {
+        if let Some(cached) = self.roles.lock().await.as_ref() {
+            if cached.loaded_at.elapsed() < TTL {
+                return Ok(Arc::clone(&cached.settings));
+            }
+        }
+        let settings = Arc::new(load_role_settings(client).await?);
+        *self.roles.lock().await = Some(CachedRoles {
+            loaded_at: Instant::now(),
+            settings: Arc::clone(&settings),
+        });
+        Ok(settings)
     }
 }
 
@@ -256,6 +375,7 @@ mod tests {
             name: name.into(),
             params,
             returns: Returns::Scalar,
+            volatility: Volatility::Volatile,
         }
     }
 

@@ -60,7 +60,7 @@ impl ApiError {
     /// `authenticated` is PostgREST's notion: the request's role is not the
     /// anonymous role (it decides 401 against 403 for `42501`).
     pub fn from_db(parts: &DbErrorParts<'_>, authenticated: bool) -> Self {
-        let status = status_for_sqlstate(parts.sqlstate, authenticated);
+        let status = status_for_sqlstate(parts.sqlstate, parts.message, authenticated);
         let mut error = ApiError::new(status, parts.sqlstate, parts.message);
         error.body.details = parts.details.map(str::to_owned);
         error.body.hint = parts.hint.map(str::to_owned);
@@ -215,13 +215,59 @@ impl ApiError {
     }
 }
 
-/// PostgREST's SQLSTATE → HTTP status table; the first matching row wins.
+/// A refusal by Supabase's API gateway, before PostgREST sees the request.
+/// Its body is the gateway's own `{"message", "hint"}`, not PostgREST's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayError {
+    /// No `apikey` header or query parameter.
+    MissingApiKey,
+    /// An `apikey` that is none of the project's keys.
+    InvalidApiKey,
+    /// The token for an opaque key could not be signed (not expected with
+    /// any secret; answered as the gateway answers its own failures).
+    TokenNotMinted,
+}
+
+impl GatewayError {
+    pub fn status(self) -> u16 {
+        match self {
+            GatewayError::MissingApiKey | GatewayError::InvalidApiKey => 401,
+            GatewayError::TokenNotMinted => 500,
+        }
+    }
+
+    /// The gateway's JSON body, as hosted Supabase sends it.
+    pub fn body_json(self) -> String {
+        let body = match self {
+            GatewayError::MissingApiKey => serde_json::json!({
+                "message": "No API key found in request",
+                "hint": "No `apikey` request header or url param was found.",
+            }),
+            GatewayError::InvalidApiKey => serde_json::json!({
+                "message": "Invalid API key",
+                "hint": "Double check your Supabase `anon` or `service_role` API key.",
+            }),
+            GatewayError::TokenNotMinted => serde_json::json!({
+                "message": "An unexpected error occurred",
+            }),
+        };
+        body.to_string()
+    }
+}
+
+/// PostgREST's SQLSTATE → HTTP status table (v12, `pgErrorStatus`); the
+/// first matching row wins, so the rows keep PostgREST's order.
 ///
+/// `message` matters for one row: `21000` (cardinality violation) is a client
+/// error (400) only when the message ends with "requires a WHERE clause",
+/// which is pg-safeupdate refusing an unqualified UPDATE/DELETE (Supabase
+/// loads it for every API session); any other `21000` (e.g. "more than one
+/// row returned by a subquery used as an expression") is a server error.
 /// `authenticated` is true when the request's role is not the anonymous role:
 /// PostgREST answers `42501` (insufficient privilege) with 403 then, and with
 /// 401 for anonymous requests (log in and try again).
 /// `PTxyz` lets a function choose status `xyz` itself.
-pub fn status_for_sqlstate(sqlstate: &str, authenticated: bool) -> u16 {
+pub fn status_for_sqlstate(sqlstate: &str, message: &str, authenticated: bool) -> u16 {
     if let Some(digits) = sqlstate.strip_prefix("PT") {
         return match digits.parse::<u16>() {
             Ok(status) if (100..=599).contains(&status) => status,
@@ -236,12 +282,23 @@ pub fn status_for_sqlstate(sqlstate: &str, authenticated: bool) -> u16 {
         ("0L", _) | ("0P", _) => 403,
         (_, "23503") | (_, "23505") => 409,
         (_, "25006") => 405,
+        (_, "21000") => {
+            if message.ends_with("requires a WHERE clause") {
+                400
+            } else {
+                500
+            }
+        }
         ("25", _) => 500,
         ("28", _) => 403,
         ("2D", _) | ("38", _) | ("39", _) | ("3B", _) | ("40", _) => 500,
         (_, "53400") => 500,
         ("53", _) => 503,
-        ("54", _) | ("55", _) | ("57", _) | ("58", _) | ("F0", _) | ("HV", _) => 500,
+        ("54", _) | ("55", _) => 500,
+        // A backend terminated by the administrator (a restart or failover):
+        // the request may succeed on retry.
+        (_, "57P01") => 503,
+        ("57", _) | ("58", _) | ("F0", _) | ("HV", _) => 500,
         (_, "P0001") => 400,
         ("P0", _) | ("XX", _) => 500,
         (_, "42883") | (_, "42P01") => 404,
@@ -290,7 +347,8 @@ mod tests {
             ("54001", true, 500),
             ("55P03", true, 500),
             ("57014", true, 500),
-            ("57P01", true, 500),
+            ("57P01", true, 503),
+            ("57P02", true, 500),
             ("58030", true, 500),
             ("F0000", true, 500),
             ("HV000", true, 500),
@@ -306,7 +364,7 @@ mod tests {
             ("42703", true, 400),
             ("22P02", true, 400),
             ("22023", true, 400),
-            ("21000", true, 400),
+            ("21000", true, 500),
             ("PT402", true, 402),
             ("PT418", false, 418),
             ("PT204", true, 204),
@@ -317,9 +375,31 @@ mod tests {
         ];
         for &(sqlstate, authenticated, expected) in cases {
             assert_eq!(
-                status_for_sqlstate(sqlstate, authenticated),
+                status_for_sqlstate(sqlstate, "some message", authenticated),
                 expected,
                 "SQLSTATE {sqlstate:?}, authenticated {authenticated}"
+            );
+        }
+    }
+
+    #[test]
+    fn cardinality_violation_is_a_client_error_only_from_safeupdate() {
+        // PostgREST special-cases pg-safeupdate's refusal (a message ending
+        // with "requires a WHERE clause") as 400; other 21000 are 500.
+        let cases: &[(&str, u16)] = &[
+            ("DELETE requires a WHERE clause", 400),
+            ("UPDATE requires a WHERE clause", 400),
+            (
+                "more than one row returned by a subquery used as an expression",
+                500,
+            ),
+            ("requires a WHERE clause, it says", 500),
+        ];
+        for &(message, expected) in cases {
+            assert_eq!(
+                status_for_sqlstate("21000", message, true),
+                expected,
+                "{message}"
             );
         }
     }

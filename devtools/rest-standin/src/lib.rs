@@ -6,38 +6,56 @@
 //! Production, staging and any real Supabase project use Supabase's real
 //! PostgREST; nothing in this crate is deployed.
 //!
-//! The subset it implements, with PostgREST's observable behaviour (status
-//! codes, error bodies, transaction settings), checked by
-//! `tests/conformance.rs` against a real PostgreSQL:
+//! The subset it implements, with the observable behaviour of PostgREST
+//! v12 (status codes, error bodies, transaction settings) and of Supabase's
+//! API gateway, checked by `tests/conformance.rs` against a real PostgreSQL:
 //!
-//! * Supabase's gateway rule: a request without an `apikey` (header or query
-//!   parameter) is refused with 401; without `Authorization`, the `apikey` is
-//!   the bearer token.
-//! * `GET /rest/v1/`: a minimal OpenAPI root document.
+//! * Supabase's gateway: a request without an `apikey` (header or query
+//!   parameter) is refused with 401; when the project's API keys are
+//!   configured, any other `apikey` is refused with 401 ("Invalid API
+//!   key"). Without `Authorization`, a legacy JWT key is the bearer token,
+//!   an `sb_publishable_…` key runs as the anonymous role and an
+//!   `sb_secret_…` key as `service_role`; with `Authorization`, the request
+//!   goes on unchanged (so `Bearer sb_…` is refused by the JWT check).
+//! * `GET /rest/v1/`: a minimal OpenAPI root document;
+//!   `GET /auth/v1/.well-known/jwks.json`: the project's published keys.
 //! * `POST` and `GET /rest/v1/rpc/<function>`: function lookup by argument
 //!   names in `pg_proc` (overloads, defaults, a single unnamed json/jsonb
 //!   argument), schema choice by `Content-Profile`/`Accept-Profile`, argument
 //!   conversion by PostgreSQL (`json_to_record`), answers shaped as PostgREST
-//!   shapes them (scalar, object, array, `null` for `void`).
-//! * HS256 JWTs with the project's JWT secret: `role` claim → `SET LOCAL
-//!   ROLE`, `request.jwt.claims`, `request.headers`, `request.method`,
-//!   `request.path` and `search_path` set in the call's one transaction.
+//!   shapes them (scalar, object, array; 204 without a body for `void`).
+//! * JWTs signed HS256 with the project's JWT secret, or ES256/RS256 with a
+//!   key of the published JSON Web Key Set (by `kid`); no token, or an empty
+//!   Bearer token, is the anonymous role.
+//! * The call's one transaction: READ ONLY for GET and for STABLE or
+//!   IMMUTABLE functions; `search_path`, the impersonated role's own
+//!   settings (`ALTER ROLE … SET`, e.g. `statement_timeout`), the role (the
+//!   `role` claim), `request.jwt.claims` (always with `role`),
+//!   `request.method`, `request.path`, `request.headers`.
 //! * PostgREST's error bodies and its SQLSTATE → HTTP status table,
-//!   including `PTxyz` statuses raised from SQL.
+//!   including `PTxyz` statuses raised from SQL and the message-dependent
+//!   `21000`.
 //!
 //! Not implemented: table and view routes (`/rest/v1/<table>`), filters,
-//! `select`, `Prefer` headers, embedding, counting, non-JSON bodies, schema
-//! cache reload by `NOTIFY` (the function list is re-read every few seconds
-//! and whenever a lookup misses), asymmetric JWT keys.
+//! `select`, `Prefer` headers, embedding, counting, non-JSON bodies,
+//! `request.cookies`, `RAISE SQLSTATE 'PGRST'` custom errors, function
+//! settings (`CREATE FUNCTION … SET`), a role's
+//! `default_transaction_isolation` and `search_path` settings, schema cache
+//! reload by `NOTIFY` (the function list and role settings are re-read
+//! every few seconds and whenever a lookup misses).
 //!
-//! Modules, one job each: [`auth`] (JWT → role and claims), [`errors`]
-//! (error bodies and the status table), [`catalog`] (functions from
-//! `pg_proc` and overload choice), [`rpc`] (building and running the call),
-//! [`server`] (HTTP routes, gateway, request log).
+//! Modules, one job each: [`gateway`] (Supabase's API key check),
+//! [`auth`] (JWT → role and claims), [`keys`] (the secret and the published
+//! key set), [`errors`] (error bodies and the status table), [`catalog`]
+//! (functions and role settings from the catalog, overload choice), [`rpc`]
+//! (building and running the call), [`server`] (HTTP routes, request log,
+//! turning outcomes into answers).
 
 pub mod auth;
 pub mod catalog;
 pub mod errors;
+pub mod gateway;
+pub mod keys;
 pub mod rpc;
 pub mod server;
 
@@ -71,9 +89,12 @@ pub struct Settings {
     pub anon_role: String,
     /// Maximum number of database connections (`db-pool`).
     pub pool_size: usize,
+    /// The project's API keys the gateway accepts in `apikey`; all optional.
+    pub api_keys: gateway::ApiKeys,
     /// A JSON Web Key Set served at `/auth/v1/.well-known/jwks.json`, standing
-    /// in for Supabase Auth's endpoint; read on every request, so a test
-    /// rotates keys by rewriting the file.
+    /// in for Supabase Auth's endpoint, whose ES256/RS256 keys verify user
+    /// tokens; read on every use, so a test rotates keys by rewriting the
+    /// file.
     pub jwks_file: Option<std::path::PathBuf>,
 }
 
@@ -113,9 +134,12 @@ pub async fn serve(settings: Settings, listener: tokio::net::TcpListener) -> any
         pool,
         catalog: catalog::Catalog::default(),
         schemas: settings.schemas,
-        jwt_secret: settings.jwt_secret.into_bytes(),
+        keys: keys::SigningKeys {
+            secret: settings.jwt_secret.into_bytes(),
+            jwks_file: settings.jwks_file,
+        },
         anon_role: settings.anon_role,
-        jwks_file: settings.jwks_file,
+        api_keys: settings.api_keys,
     });
     axum::serve(listener, server::router(state))
         .await

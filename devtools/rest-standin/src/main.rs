@@ -4,17 +4,34 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use rest_standin::gateway::ApiKeys;
 use rest_standin::{serve, Settings};
 
 const USAGE: &str = "\
 usage: rest-standin --listen 127.0.0.1:54321 \\
          --db-url postgres://authenticator:PASS@127.0.0.1:54322/postgres \\
          --schemas public,platform,analytics --jwt-secret SECRET \\
-         [--anon-role anon] [--pool-size 8] [--jwks-file PATH]
+         [--anon-role anon] [--pool-size 8] [--jwks-file PATH] \\
+         [--anon-key JWT] [--service-role-key JWT] \\
+         [--publishable-key sb_publishable_...] [--secret-key sb_secret_...]
+
+--jwt-secret      the legacy HS256 secret: verifies tokens, signs the ones
+                  the gateway makes for sb_ keys
+--jwks-file       the JSON Web Key Set served at /auth/v1/.well-known/jwks.json;
+                  its ES256/RS256 keys verify user tokens (read on every use)
+--anon-key, --service-role-key, --publishable-key, --secret-key
+                  the project's API keys. With none given, any non-empty
+                  apikey passes the gateway; with any given, the apikey must
+                  be one of them (else 401 \"Invalid API key\"). Without an
+                  Authorization header, a legacy key is sent as the bearer
+                  token, a publishable key runs as the anon role and a secret
+                  key as service_role.
 
 Each flag may come from the environment instead: REST_STANDIN_LISTEN,
 REST_STANDIN_DB_URL, REST_STANDIN_SCHEMAS, REST_STANDIN_JWT_SECRET,
-REST_STANDIN_ANON_ROLE, REST_STANDIN_POOL_SIZE. A flag wins over the
+REST_STANDIN_ANON_ROLE, REST_STANDIN_POOL_SIZE, REST_STANDIN_JWKS_FILE,
+REST_STANDIN_ANON_KEY, REST_STANDIN_SERVICE_ROLE_KEY,
+REST_STANDIN_PUBLISHABLE_KEY, REST_STANDIN_SECRET_KEY. A flag wins over the
 environment.";
 
 fn main() -> ExitCode {
@@ -61,6 +78,10 @@ fn parse(
     let mut anon_role = None;
     let mut pool_size = None;
     let mut jwks_file = None;
+    let mut anon_key = None;
+    let mut service_role_key = None;
+    let mut publishable_key = None;
+    let mut secret_key = None;
     let mut args = args.peekable();
     while let Some(flag) = args.next() {
         // Both `--flag value` and `--flag=value`.
@@ -79,6 +100,10 @@ fn parse(
             "--anon-role" => &mut anon_role,
             "--pool-size" => &mut pool_size,
             "--jwks-file" => &mut jwks_file,
+            "--anon-key" => &mut anon_key,
+            "--service-role-key" => &mut service_role_key,
+            "--publishable-key" => &mut publishable_key,
+            "--secret-key" => &mut secret_key,
             other => return Err(format!("unknown argument {other:?}")),
         };
         let value = match inline {
@@ -120,6 +145,52 @@ fn parse(
     let jwks_file = jwks_file
         .or_else(|| env("REST_STANDIN_JWKS_FILE"))
         .map(std::path::PathBuf::from);
+    // Each key is checked for its kind, so a key given to the wrong flag
+    // (which would make the gateway run it as the wrong role) is refused.
+    let jwt_key = |value: Option<String>, flag: &str, var: &str| {
+        value
+            .or_else(|| env(var))
+            .map(|key| {
+                if key.split('.').count() == 3 {
+                    Ok(key)
+                } else {
+                    Err(format!("{flag} is not a JWT (the legacy API keys are)"))
+                }
+            })
+            .transpose()
+    };
+    let opaque_key = |value: Option<String>, flag: &str, var: &str, prefix: &str| {
+        value
+            .or_else(|| env(var))
+            .map(|key| {
+                if key.len() > prefix.len() && key.starts_with(prefix) {
+                    Ok(key)
+                } else {
+                    Err(format!("{flag} does not start with {prefix}"))
+                }
+            })
+            .transpose()
+    };
+    let api_keys = ApiKeys {
+        anon: jwt_key(anon_key, "--anon-key", "REST_STANDIN_ANON_KEY")?,
+        service_role: jwt_key(
+            service_role_key,
+            "--service-role-key",
+            "REST_STANDIN_SERVICE_ROLE_KEY",
+        )?,
+        publishable: opaque_key(
+            publishable_key,
+            "--publishable-key",
+            "REST_STANDIN_PUBLISHABLE_KEY",
+            "sb_publishable_",
+        )?,
+        secret: opaque_key(
+            secret_key,
+            "--secret-key",
+            "REST_STANDIN_SECRET_KEY",
+            "sb_secret_",
+        )?,
+    };
     Ok(Settings {
         listen,
         db_url,
@@ -127,6 +198,7 @@ fn parse(
         jwt_secret,
         anon_role,
         pool_size,
+        api_keys,
         jwks_file,
     })
 }
@@ -159,6 +231,71 @@ mod tests {
         assert_eq!(settings.jwt_secret, "env-secret");
         assert_eq!(settings.anon_role, "anon");
         assert_eq!(settings.pool_size, 3);
+        assert_eq!(settings.api_keys, ApiKeys::default());
+    }
+
+    #[test]
+    fn api_keys_come_from_flags_or_environment_and_are_checked() {
+        let base = [
+            "--listen",
+            "127.0.0.1:1",
+            "--db-url",
+            "x",
+            "--schemas",
+            "a",
+            "--jwt-secret",
+            "s",
+        ];
+        let env = |name: &str| match name {
+            "REST_STANDIN_SERVICE_ROLE_KEY" => Some("h.service.s".to_owned()),
+            "REST_STANDIN_SECRET_KEY" => Some("sb_secret_fromenv".to_owned()),
+            _ => None,
+        };
+        let mut list = base.to_vec();
+        list.extend([
+            "--anon-key",
+            "h.anon.s",
+            "--publishable-key=sb_publishable_p",
+        ]);
+        let keys = parse(args(&list), env).expect("valid settings").api_keys;
+        assert_eq!(
+            keys,
+            ApiKeys {
+                anon: Some("h.anon.s".into()),
+                service_role: Some("h.service.s".into()),
+                publishable: Some("sb_publishable_p".into()),
+                secret: Some("sb_secret_fromenv".into()),
+            }
+        );
+        let none = |_: &str| None;
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--anon-key", "sb_publishable_p"],
+                "--anon-key is not a JWT",
+            ),
+            (
+                &["--service-role-key", ""],
+                "--service-role-key is not a JWT",
+            ),
+            (
+                &["--publishable-key", "sb_secret_s"],
+                "does not start with sb_publishable_",
+            ),
+            (
+                &["--secret-key", "sb_secret_"],
+                "does not start with sb_secret_",
+            ),
+            (
+                &["--secret-key", "h.jwt.s"],
+                "does not start with sb_secret_",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let mut list = base.to_vec();
+            list.extend_from_slice(extra);
+            let error = parse(args(&list), none).err().expect("an error");
+            assert!(error.contains(expected), "{extra:?}: {error}");
+        }
     }
 
     #[test]

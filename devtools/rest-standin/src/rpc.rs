@@ -5,6 +5,8 @@
 //! to the argument's declared type (`json_to_record`), so a bad value fails
 //! with PostgreSQL's own error (e.g. `22P02`), as it does behind PostgREST.
 
+use tokio_postgres::types::ToSql;
+
 use crate::catalog::{Function, Returns};
 
 /// Double-quotes an identifier for SQL, doubling any quote inside it.
@@ -24,7 +26,7 @@ pub enum Arguments<'a> {
 
 /// The SQL for one call. It has exactly one parameter, `$1`: the body as
 /// json text. It returns one row with one `text` column holding the JSON
-/// answer (for `void`, an empty string that the caller answers as `null`).
+/// answer (for `void`, an empty string that the caller does not send).
 pub fn call_sql(function: &Function, arguments: &Arguments<'_>) -> String {
     let target = format!(
         "{}.{}",
@@ -85,7 +87,7 @@ pub fn call_sql(function: &Function, arguments: &Arguments<'_>) -> String {
         ),
         // Selecting the call is what makes it run (a filter like `or true`
         // would be folded away by the planner); `void` prints as an empty
-        // string, and the caller answers `null` whatever it is.
+        // string, and the caller answers 204 whatever it is.
         Returns::Void => format!("select {call}::text from {args_from}"),
     }
 }
@@ -94,13 +96,17 @@ pub fn call_sql(function: &Function, arguments: &Arguments<'_>) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestSettings {
     pub role: String,
+    /// The role's own settings (e.g. `statement_timeout`), from
+    /// [`crate::catalog::RoleSettings`].
+    pub role_settings: Vec<(String, String)>,
     /// `search_path`: the target schema, then Supabase's extra search path.
     pub search_path: String,
     pub jwt_claims: String,
     pub headers: String,
     pub method: String,
     pub path: String,
-    /// GET calls run READ ONLY, as PostgREST does.
+    /// READ ONLY for GET and for functions that are not VOLATILE, as
+    /// PostgREST does.
     pub read_only: bool,
 }
 
@@ -116,8 +122,54 @@ pub fn search_path_for(schema: &str) -> String {
     path.join(", ")
 }
 
+/// The one statement that sets a request's settings, in PostgREST v12's
+/// order: `search_path`, the role's own settings, the role, then the claims,
+/// method, path and headers; all transaction-local (`set_config(.., true)`).
+/// Its parameters are [`settings_params`].
+///
+/// The role's settings come before the role switch, as in PostgREST: they
+/// are set as the connecting role, which is what a `GRANT SET ON PARAMETER`
+/// to `authenticator` allows. They take effect from the next statement, the
+/// call itself.
+fn settings_sql(role_settings: usize) -> String {
+    let mut calls = vec!["set_config('search_path', $1, true)".to_owned()];
+    let mut next = 2;
+    for _ in 0..role_settings {
+        calls.push(format!("set_config(${next}, ${}, true)", next + 1));
+        next += 2;
+    }
+    for name in [
+        "role",
+        "request.jwt.claims",
+        "request.method",
+        "request.path",
+        "request.headers",
+    ] {
+        calls.push(format!("set_config('{name}', ${next}, true)"));
+        next += 1;
+    }
+    format!("select {}", calls.join(", "))
+}
+
+/// The parameters of [`settings_sql`], in its order.
+fn settings_params(settings: &RequestSettings) -> Vec<&(dyn ToSql + Sync)> {
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&settings.search_path];
+    for (name, value) in &settings.role_settings {
+        params.push(name);
+        params.push(value);
+    }
+    params.extend([
+        &settings.role as &(dyn ToSql + Sync),
+        &settings.jwt_claims,
+        &settings.method,
+        &settings.path,
+        &settings.headers,
+    ]);
+    params
+}
+
 /// Runs `sql` (from [`call_sql`]) with `body` as `$1` in one transaction
-/// that first switches role and sets the request settings, then commits.
+/// that first sets the request settings and switches role, then commits.
 /// On any error the transaction is rolled back (dropping it does that).
 /// Returns the JSON text of the answer, `None` for SQL NULL.
 pub async fn run(
@@ -131,24 +183,12 @@ pub async fn run(
         .read_only(settings.read_only)
         .start()
         .await?;
-    // `SET ROLE` takes no bind parameters: the role is a quoted identifier.
-    transaction
-        .batch_execute(&format!("set local role {}", quote_ident(&settings.role)))
-        .await?;
+    // `set_config('role', ..)` is `SET LOCAL ROLE` with the name as a bind
+    // parameter, so no quoting is needed.
     transaction
         .execute(
-            "select set_config('search_path', $1, true), \
-                    set_config('request.jwt.claims', $2, true), \
-                    set_config('request.headers', $3, true), \
-                    set_config('request.method', $4, true), \
-                    set_config('request.path', $5, true)",
-            &[
-                &settings.search_path,
-                &settings.jwt_claims,
-                &settings.headers,
-                &settings.method,
-                &settings.path,
-            ],
+            &settings_sql(settings.role_settings.len()),
+            &settings_params(settings),
         )
         .await?;
     let row = transaction.query_one(sql, &[&body]).await?;
@@ -175,6 +215,7 @@ mod tests {
                 })
                 .collect(),
             returns,
+            volatility: crate::catalog::Volatility::Volatile,
         }
     }
 
@@ -205,6 +246,34 @@ mod tests {
             call_sql(&f, &Arguments::WholeBody),
             "select to_json(\"api\".\"f\"($1::text::jsonb))::text from (select $1::text) as _unused"
         );
+    }
+
+    #[test]
+    fn settings_follow_postgrest_order_with_role_settings_before_the_role() {
+        assert_eq!(
+            settings_sql(0),
+            "select set_config('search_path', $1, true), set_config('role', $2, true), \
+             set_config('request.jwt.claims', $3, true), set_config('request.method', $4, true), \
+             set_config('request.path', $5, true), set_config('request.headers', $6, true)"
+        );
+        assert_eq!(
+            settings_sql(2),
+            "select set_config('search_path', $1, true), set_config($2, $3, true), \
+             set_config($4, $5, true), set_config('role', $6, true), \
+             set_config('request.jwt.claims', $7, true), set_config('request.method', $8, true), \
+             set_config('request.path', $9, true), set_config('request.headers', $10, true)"
+        );
+        let settings = RequestSettings {
+            role: "r".into(),
+            role_settings: vec![("statement_timeout".into(), "1s".into())],
+            search_path: "p".into(),
+            jwt_claims: "{}".into(),
+            headers: "{}".into(),
+            method: "POST".into(),
+            path: "/rpc/f".into(),
+            read_only: false,
+        };
+        assert_eq!(settings_params(&settings).len(), 8);
     }
 
     #[test]

@@ -18,7 +18,9 @@ use serde_json::{Map, Value};
 
 use crate::auth::{self, Identity};
 use crate::catalog::{self, Catalog, Function, Resolution};
-use crate::errors::{ApiError, DbErrorParts};
+use crate::errors::{ApiError, DbErrorParts, GatewayError};
+use crate::gateway::{self, Admission, ApiKeys, KeyRole};
+use crate::keys::SigningKeys;
 use crate::rpc::{self, Arguments, RequestSettings};
 
 const JSON_UTF8: &str = "application/json; charset=utf-8";
@@ -29,9 +31,9 @@ pub struct AppState {
     pub catalog: Catalog,
     /// Exposed schemas; the first is the default.
     pub schemas: Vec<String>,
-    pub jwt_secret: Vec<u8>,
+    pub keys: SigningKeys,
     pub anon_role: String,
-    pub jwks_file: Option<std::path::PathBuf>,
+    pub api_keys: ApiKeys,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -45,9 +47,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rest/v1/", get(root))
         .route("/rest/v1/rpc/{function}", any(rpc))
         .fallback(|| async { error_response(&ApiError::invalid_path()) })
-        .with_state(state)
+        .with_state(state.clone())
         // Layers run outside-in from the last one: log, then gateway.
-        .layer(middleware::from_fn(gateway))
+        .layer(middleware::from_fn_with_state(state, gateway))
         .merge(auth)
         .layer(middleware::from_fn(log_request))
 }
@@ -55,12 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// `GET /auth/v1/.well-known/jwks.json`: the key set from `--jwks-file`, or
 /// an empty set (a project signing only with the legacy HS256 secret).
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
-    let empty = r#"{"keys":[]}"#.to_owned();
-    let body = match &state.jwks_file {
-        Some(path) => tokio::fs::read_to_string(path).await.unwrap_or(empty),
-        None => empty,
-    };
-    json_response(body)
+    json_response(state.keys.document().await)
 }
 
 /// One line per request on stderr: method, path, status, milliseconds.
@@ -77,11 +74,10 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// Supabase's API gateway: no `apikey` (header or query parameter) is
-/// refused before PostgREST sees the request; without an `Authorization`
-/// header the gateway sends the `apikey` as the bearer token (Supabase's
-/// anon and service keys are JWTs).
-async fn gateway(mut request: Request, next: Next) -> Response {
+/// Supabase's API gateway (see [`crate::gateway`]): refuses a request
+/// without one of the project's API keys, and puts a bearer token in
+/// `Authorization` for the key when the request has none.
+async fn gateway(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let from_header = request
         .headers()
         .get("apikey")
@@ -97,24 +93,27 @@ async fn gateway(mut request: Request, next: Next) -> Response {
                     .map(|(_, value)| value)
             })
     });
-    let Some(apikey) = apikey.filter(|key| !key.is_empty()) else {
-        // The gateway's own answer, not a PostgREST error body.
-        let body = serde_json::json!({
-            "message": "No API key found in request",
-            "hint": "No `apikey` request header or url param was found.",
-        });
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8))],
-            body.to_string(),
-        )
-            .into_response();
+    let has_authorization = request.headers().contains_key(AUTHORIZATION);
+    let bearer = match gateway::admit(apikey.as_deref(), has_authorization, &state.api_keys) {
+        Err(refusal) => return gateway_error_response(refusal),
+        Ok(Admission::Unchanged) => None,
+        Ok(Admission::KeyAsBearer) => apikey,
+        Ok(Admission::TokenFor(role)) => {
+            let role = match role {
+                KeyRole::Anon => state.anon_role.as_str(),
+                KeyRole::ServiceRole => "service_role",
+            };
+            match gateway::mint_token(role, &state.keys.secret) {
+                Ok(token) => Some(token),
+                Err(_) => return gateway_error_response(GatewayError::TokenNotMinted),
+            }
+        }
     };
-    if !request.headers().contains_key(AUTHORIZATION) {
+    if let Some(token) = bearer {
         // A key that is not a valid header value cannot be a JWT either;
         // the request then goes on as anonymous, which is what PostgREST
         // does without a token.
-        if let Ok(value) = HeaderValue::from_str(&format!("Bearer {apikey}")) {
+        if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
             request.headers_mut().insert(AUTHORIZATION, value);
         }
     }
@@ -155,9 +154,20 @@ async fn rpc(
     )
     .await
     {
-        Ok(answer) => json_response(answer),
+        Ok(Answer::Json(body)) => json_response(body),
+        // PostgREST v12 answers a `void` function with 204 and neither a
+        // body nor a Content-Type.
+        Ok(Answer::NoContent) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => error_response(&error),
     }
+}
+
+/// A successful call's answer.
+enum Answer {
+    /// The JSON text of the result.
+    Json(String),
+    /// The function returns `void`.
+    NoContent,
 }
 
 /// The arguments of a request, before a function is chosen.
@@ -180,29 +190,34 @@ async fn call(
     headers: &HeaderMap,
     query: Option<&str>,
     body: &Bytes,
-) -> Result<String, ApiError> {
+) -> Result<Answer, ApiError> {
     let authorization = headers
         .get(AUTHORIZATION)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    let identity = auth::identify(
-        authorization.as_deref(),
-        &state.jwt_secret,
-        &state.anon_role,
-    )
-    .map_err(|rejected| ApiError::invalid_jwt(rejected.0))?;
+    let published = if auth::needs_published_keys(authorization.as_deref()) {
+        state.keys.published().await
+    } else {
+        Vec::new()
+    };
+    let keys = auth::Keys {
+        secret: &state.keys.secret,
+        published: &published,
+    };
+    let identity = auth::identify(authorization.as_deref(), keys, &state.anon_role)
+        .map_err(|rejected| ApiError::invalid_jwt(rejected.0))?;
 
-    let read_only = match *method {
+    let is_get = match *method {
         Method::GET => true,
         Method::POST => false,
         _ => return Err(ApiError::rpc_method_not_allowed()),
     };
-    let profile_header = if read_only {
+    let profile_header = if is_get {
         "accept-profile"
     } else {
         "content-profile"
     };
     let schema = pick_schema(&state.schemas, headers.get(profile_header))?;
-    let payload = if read_only {
+    let payload = if is_get {
         query_payload(query)
     } else {
         body_payload(headers.get(CONTENT_TYPE), body)?
@@ -255,9 +270,18 @@ async fn call(
         }
     };
 
+    let role_settings = state
+        .catalog
+        .role_settings(&client)
+        .await
+        .map_err(|error| map_load_error(error, authenticated))?;
     let sql = rpc::call_sql(function, &arguments);
     let settings = RequestSettings {
         role: identity.role.clone(),
+        role_settings: role_settings
+            .get(&identity.role)
+            .cloned()
+            .unwrap_or_default(),
         search_path: rpc::search_path_for(&schema),
         jwt_claims: identity_claims(&identity),
         headers: headers_json(headers),
@@ -265,14 +289,18 @@ async fn call(
         // Behind Supabase's gateway PostgREST sees the path without the
         // `/rest/v1` prefix.
         path: format!("/rpc/{function_name}"),
-        read_only,
+        // PostgREST writes only through POST to a VOLATILE function; GET, and
+        // POST to a STABLE or IMMUTABLE one, run READ ONLY.
+        read_only: is_get || function.volatility != catalog::Volatility::Volatile,
     };
     let answer = rpc::run(&mut client, &settings, &sql, &payload.json)
         .await
         .map_err(db_error)?;
     Ok(match (function.returns, answer) {
-        (catalog::Returns::Void, _) | (_, None) => "null".to_owned(),
-        (_, Some(json)) => json,
+        (catalog::Returns::Void, _) => Answer::NoContent,
+        // A function that returns SQL NULL answers JSON `null`.
+        (_, None) => Answer::Json("null".to_owned()),
+        (_, Some(json)) => Answer::Json(json),
     })
 }
 
@@ -446,6 +474,16 @@ fn json_response(body: String) -> Response {
         StatusCode::OK,
         [(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8))],
         body,
+    )
+        .into_response()
+}
+
+fn gateway_error_response(error: GatewayError) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8))],
+        error.body_json(),
     )
         .into_response()
 }

@@ -10,17 +10,21 @@
 //! `rest_standin_conformance`, apply `devtools/supabase_base.sql` (Supabase's
 //! roles and `auth` schema), create the fixture schemas and functions below,
 //! then run the stand-in in-process on 127.0.0.1:0, connected as
-//! `authenticator` and exposing `conformance, conformance_b`.
+//! `authenticator`, exposing `conformance, conformance_b` and configured with
+//! the project's four API keys (one more instance has none configured).
 //!
-//! The expected behaviour is PostgREST's as recorded in
-//! `shared/notes/supabase-and-postgrest.md` (error bodies, the SQLSTATE →
-//! HTTP status table, `PGRST` codes, the per-request transaction settings);
-//! each test names the rule it checks.
+//! The expected behaviour is PostgREST v12's as its documentation
+//! (docs.postgrest.org: "Errors", "Functions as RPC", "Transactions",
+//! "Authentication") and Supabase's API gateway describe it: error bodies, the
+//! SQLSTATE → HTTP status table, `PGRST` codes, the per-request transaction
+//! settings. Each test names the rule it checks.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
@@ -87,7 +91,8 @@ create function conformance.whoami() returns json
       'method', current_setting('request.method', true),
       'path', current_setting('request.path', true),
       'headers', current_setting('request.headers', true)::json,
-      'search_path', current_setting('search_path'))
+      'search_path', current_setting('search_path'),
+      'jwt', auth.jwt())
   $$;
 -- Unqualified call of an extension function: needs `extensions` on the path.
 create function conformance.uses_extension() returns boolean
@@ -100,6 +105,54 @@ create function conformance.greet(name text, greeting text default 'hello') retu
   language sql as $$ select greeting || ', ' || name $$;
 create function conformance.echo_body(jsonb) returns jsonb
   language sql as $$ select $1 $$;
+-- A role with its own settings, as Supabase gives `anon` and `authenticated`
+-- a statement_timeout. Roles belong to the cluster, not the database, so
+-- this part must survive being run again.
+do $$
+begin
+  if not exists (select from pg_roles where rolname = 'conformance_hurried') then
+    create role conformance_hurried nologin noinherit;
+  end if;
+end
+$$;
+grant conformance_hurried to authenticator;
+grant usage on schema conformance to conformance_hurried;
+alter role conformance_hurried set statement_timeout = '200ms';
+-- Superuser-only: PostgREST skips it (setting it would fail every request).
+alter role conformance_hurried set session_preload_libraries = '';
+-- Database-specific: PostgREST reads only the role's global settings.
+alter role conformance_hurried in database rest_standin_conformance set lock_timeout = '7s';
+create function conformance.timeouts() returns json
+  language sql stable as $$
+    select json_build_object(
+      'statement_timeout', current_setting('statement_timeout'),
+      'lock_timeout', current_setting('lock_timeout'))
+  $$;
+create function conformance.sleep(seconds float8) returns text
+  language sql volatile as $$ select pg_sleep(seconds); select 'awake' $$;
+-- The same write (nextval) from functions of each volatility.
+create sequence conformance.counter;
+grant usage on sequence conformance.counter to anon, authenticated, service_role;
+create function conformance.next_count() returns bigint
+  language sql volatile as $$ select nextval('conformance.counter') $$;
+create function conformance.next_count_stable() returns bigint
+  language sql stable as $$ select nextval('conformance.counter') $$;
+create function conformance.next_count_immutable() returns bigint
+  language sql immutable as $$ select nextval('conformance.counter') $$;
+-- SQLSTATE 21000 twice: pg-safeupdate's refusal (as Supabase's API sessions
+-- raise it for an unqualified DELETE/UPDATE), and a genuine cardinality error.
+create function conformance.delete_everything() returns void
+  language plpgsql as $$
+  begin
+    raise sqlstate '21000' using message = 'DELETE requires a WHERE clause';
+  end $$;
+create function conformance.one_of_many() returns integer
+  language sql stable as $$ select (select id from conformance.items) $$;
+create function conformance.shut_down() returns void
+  language plpgsql as $$
+  begin
+    raise sqlstate '57P01' using message = 'terminating connection due to administrator command';
+  end $$;
 create function conformance.read_secrets() returns setof conformance.secrets
   language sql stable as $$ select * from conformance.secrets $$;
 create function conformance.where_am_i() returns text
@@ -117,6 +170,8 @@ struct Stack {
     recovery_base: String,
     /// An instance pointed at a closed port: the database is "down".
     down_base: String,
+    /// An instance configured with no API keys.
+    open_base: String,
     /// Superuser connection string for the conformance database.
     admin: String,
 }
@@ -198,14 +253,20 @@ fn set_up() -> Result<Stack, String> {
             .port()
     };
     let instances = vec![
-        (authenticator("rest-standin-conformance"), 4),
-        (authenticator(RECOVERY_APP), 1),
+        (authenticator("rest-standin-conformance"), 4, project_keys()),
+        (authenticator(RECOVERY_APP), 1, project_keys()),
         (
             format!(
                 "host=127.0.0.1 port={closed_port} user=authenticator password=postgres \
                  dbname={DATABASE} connect_timeout=2"
             ),
             1,
+            project_keys(),
+        ),
+        (
+            authenticator("rest-standin-conformance-open"),
+            1,
+            rest_standin::gateway::ApiKeys::default(),
         ),
     ];
     let addresses = start_stand_ins(instances)?;
@@ -214,6 +275,7 @@ fn set_up() -> Result<Stack, String> {
         base: base(&addresses[0]),
         recovery_base: base(&addresses[1]),
         down_base: base(&addresses[2]),
+        open_base: base(&addresses[3]),
         admin,
     })
 }
@@ -244,9 +306,11 @@ async fn connect(config: &str) -> Result<tokio_postgres::Client, String> {
     Ok(client)
 }
 
-/// Starts one stand-in per (db_url, pool size) on its own background
-/// runtime; returns their addresses once all listen.
-fn start_stand_ins(instances: Vec<(String, usize)>) -> Result<Vec<SocketAddr>, String> {
+/// Starts one stand-in per (db_url, pool size, API keys) on its own
+/// background runtime; returns their addresses once all listen.
+fn start_stand_ins(
+    instances: Vec<(String, usize, rest_standin::gateway::ApiKeys)>,
+) -> Result<Vec<SocketAddr>, String> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = match tokio::runtime::Runtime::new() {
@@ -258,7 +322,7 @@ fn start_stand_ins(instances: Vec<(String, usize)>) -> Result<Vec<SocketAddr>, S
         };
         runtime.block_on(async move {
             let mut addresses = Vec::new();
-            for (db_url, pool_size) in instances {
+            for (db_url, pool_size, api_keys) in instances {
                 let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
                     Ok(listener) => listener,
                     Err(error) => {
@@ -277,6 +341,7 @@ fn start_stand_ins(instances: Vec<(String, usize)>) -> Result<Vec<SocketAddr>, S
                     jwt_secret: JWT_SECRET.into(),
                     anon_role: "anon".into(),
                     pool_size,
+                    api_keys,
                     jwks_file: Some(jwks_path()),
                 };
                 tokio::spawn(async move {
@@ -343,13 +408,32 @@ fn token(claims: Value) -> String {
     sign(Algorithm::HS256, &claims, JWT_SECRET)
 }
 
-/// Supabase's anon key: a JWT with `role: anon`.
+/// When Supabase's legacy demo keys expire (2032); fixed, so every call of
+/// [`anon_key`] gives the one configured key.
+const LEGACY_KEY_EXP: u64 = 1_983_812_996;
+
+/// Supabase's legacy anon key: a JWT with `role: anon`.
 fn anon_key() -> String {
-    token(json!({"iss": "supabase-demo", "role": "anon", "exp": now() + 3600}))
+    token(json!({"iss": "supabase-demo", "role": "anon", "exp": LEGACY_KEY_EXP}))
 }
 
+/// Supabase's legacy service key: a JWT with `role: service_role`.
 fn service_key() -> String {
-    token(json!({"iss": "supabase-demo", "role": "service_role", "exp": now() + 3600}))
+    token(json!({"iss": "supabase-demo", "role": "service_role", "exp": LEGACY_KEY_EXP}))
+}
+
+/// The project's new opaque keys (not JWTs).
+const PUBLISHABLE_KEY: &str = "sb_publishable_conformanceKeyForTheStandIn";
+const SECRET_KEY: &str = "sb_secret_conformanceSecretForTheStandIn";
+
+/// The API keys the instances under test are configured with.
+fn project_keys() -> rest_standin::gateway::ApiKeys {
+    rest_standin::gateway::ApiKeys {
+        anon: Some(anon_key()),
+        service_role: Some(service_key()),
+        publishable: Some(PUBLISHABLE_KEY.to_owned()),
+        secret: Some(SECRET_KEY.to_owned()),
+    }
 }
 
 const USER_ID: &str = "5f0c7a1e-2d43-4c1b-9a7e-3b2f8d6c4e10";
@@ -361,6 +445,103 @@ fn user_claims() -> Value {
         "email": "ada@example.com", "exp": now() + 3600, "iat": now(),
         "iss": "http://127.0.0.1:54321/auth/v1", "aal": "aal1", "is_anonymous": false
     })
+}
+
+// ------------------------------------------------ asymmetric signing keys
+
+/// Serialises the tests that rewrite the key set file every instance reads.
+static JWKS_FILE: Mutex<()> = Mutex::new(());
+
+/// The key set file, held by one test at a time; removed when released, so
+/// no run leaves one behind in the temporary folder.
+struct JwksFile {
+    _held: MutexGuard<'static, ()>,
+}
+
+impl Drop for JwksFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(jwks_path());
+    }
+}
+
+fn lock_jwks() -> JwksFile {
+    // A failed test poisons the lock; the file is rewritten by the next one.
+    JwksFile {
+        _held: JWKS_FILE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    }
+}
+
+/// Replaces the published key set (what Supabase Auth serves at
+/// `/auth/v1/.well-known/jwks.json`).
+fn publish(keys: &[&Value]) {
+    std::fs::write(jwks_path(), json!({ "keys": keys }).to_string()).expect("writing the key set");
+}
+
+/// A freshly generated signing key and its public half as a JWK, in the
+/// shape Supabase Auth publishes (`alg`, `use`, `key_ops`, `ext`).
+struct KeyPair {
+    alg: Algorithm,
+    kid: String,
+    private: EncodingKey,
+    jwk: Value,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl KeyPair {
+    fn es256(kid: &str) -> Self {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        use p256::pkcs8::EncodePrivateKey;
+        let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+        let der = secret.to_pkcs8_der().expect("PKCS#8 encoding");
+        let point = secret.public_key().to_encoded_point(false);
+        let (Some(x), Some(y)) = (point.x(), point.y()) else {
+            panic!("an uncompressed point has coordinates");
+        };
+        KeyPair {
+            alg: Algorithm::ES256,
+            kid: kid.to_owned(),
+            private: EncodingKey::from_ec_der(der.as_bytes()),
+            jwk: json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig",
+                        "key_ops": ["verify"], "ext": true, "kid": kid,
+                        "x": b64(x), "y": b64(y)}),
+        }
+    }
+
+    /// One RSA-2048 key per test process (generating one takes a while).
+    fn rs256() -> &'static KeyPair {
+        static RSA: OnceLock<KeyPair> = OnceLock::new();
+        RSA.get_or_init(|| {
+            use rsa::pkcs1::EncodeRsaPrivateKey;
+            use rsa::traits::PublicKeyParts;
+            let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("RSA key");
+            let der = key.to_pkcs1_der().expect("PKCS#1 encoding");
+            KeyPair {
+                alg: Algorithm::RS256,
+                kid: "rsa-published".to_owned(),
+                private: EncodingKey::from_rsa_der(der.as_bytes()),
+                jwk: json!({"kty": "RSA", "alg": "RS256", "use": "sig",
+                            "key_ops": ["verify"], "ext": true, "kid": "rsa-published",
+                            "n": b64(&key.n().to_bytes_be()),
+                            "e": b64(&key.e().to_bytes_be())}),
+            }
+        })
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        self.sign_as(self.alg, Some(&self.kid), claims)
+    }
+
+    /// Signs with this key under any `alg` and `kid` header.
+    fn sign_as(&self, alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &self.private).expect("signing a test token")
+    }
 }
 
 // ---------------------------------------------------------------- HTTP
@@ -504,6 +685,111 @@ fn missing_apikey_is_refused_by_the_gateway() {
 }
 
 #[test]
+fn unknown_apikey_is_refused_by_the_gateway() {
+    // With the project's keys configured, Supabase's gateway lets only those
+    // keys through: any other `apikey` (header or query parameter), even a
+    // valid JWT, is refused with its own 401 body before PostgREST.
+    let user_token = token(user_claims());
+    for apikey in [
+        "not-a-key",
+        "sb_publishable_someOtherProject",
+        "sb_secret_someOtherProject",
+        user_token.as_str(),
+    ] {
+        let reply = post("add_them", r#"{"a": 1, "b": 2}"#)
+            .header("apikey", apikey)
+            .send();
+        assert_eq!(reply.status, 401, "{apikey}: {}", reply.body);
+        assert_eq!(
+            reply.json(),
+            json!({"message": "Invalid API key",
+                   "hint": "Double check your Supabase `anon` or `service_role` API key."}),
+            "{apikey}"
+        );
+    }
+    let reply = get("add_them?a=1&b=2&apikey=not-a-key")
+        .without("apikey")
+        .send();
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.json()["message"], "Invalid API key");
+    for apikey in [
+        anon_key(),
+        service_key(),
+        PUBLISHABLE_KEY.to_owned(),
+        SECRET_KEY.to_owned(),
+    ] {
+        let reply = post("add_them", r#"{"a": 1, "b": 2}"#)
+            .header("apikey", &apikey)
+            .send();
+        assert_eq!((reply.status, reply.body.as_str()), (200, "3"), "{apikey}");
+    }
+}
+
+#[test]
+fn opaque_keys_without_authorization_run_as_their_role() {
+    // The sb_publishable_/sb_secret_ keys are not JWTs: without an
+    // Authorization header, Supabase's gateway sends PostgREST a token of its
+    // own for the key's role, `anon` or `service_role`.
+    let me = whoami(post("whoami", "{}").header("apikey", PUBLISHABLE_KEY));
+    assert_eq!(me["current_user"], "anon");
+    assert_eq!(me["claims"], json!({"role": "anon"}));
+    let me = whoami(post("whoami", "{}").header("apikey", SECRET_KEY));
+    assert_eq!(me["current_user"], "service_role");
+    assert_eq!(me["claims"], json!({"role": "service_role"}));
+    let me = whoami(get(&format!("whoami?apikey={SECRET_KEY}")).without("apikey"));
+    assert_eq!(me["current_user"], "service_role");
+    let reply = post("read_secrets", "{}")
+        .header("apikey", SECRET_KEY)
+        .send();
+    assert_eq!(reply.json(), json!([{"id": 1, "secret": "hidden"}]));
+}
+
+#[test]
+fn opaque_key_sent_as_bearer_token_is_pgrst301() {
+    // Sent as `Authorization: Bearer sb_…`, the hosted gateway forwards the
+    // key and PostgREST refuses it: it is not a JWT.
+    for key in [PUBLISHABLE_KEY, SECRET_KEY] {
+        let reply = post("whoami", "{}")
+            .header("apikey", key)
+            .bearer(key)
+            .send();
+        assert_pgrst301(&reply, "Expected 3 parts in JWT; got 1");
+    }
+}
+
+#[test]
+fn user_token_with_a_publishable_key_runs_as_the_user() {
+    // The browser's pair: the publishable key in `apikey`, the user's access
+    // token in Authorization; the request runs as the user.
+    let me = whoami(
+        post("whoami", "{}")
+            .header("apikey", PUBLISHABLE_KEY)
+            .bearer(&token(user_claims())),
+    );
+    assert_eq!(me["current_user"], "authenticated");
+    assert_eq!(me["uid"], USER_ID);
+}
+
+#[test]
+fn without_configured_keys_any_apikey_passes_and_is_the_bearer() {
+    // A stand-in started without the project's keys cannot tell keys apart:
+    // any non-empty apikey passes and, without Authorization, is the bearer
+    // token (a missing one is still refused).
+    let open = &stack().open_base;
+    let key = token(json!({"role": "service_role", "exp": now() + 60}));
+    let me = whoami(post("whoami", "{}").at(open).header("apikey", &key));
+    assert_eq!(me["current_user"], "service_role");
+    let reply = post("whoami", "{}")
+        .at(open)
+        .header("apikey", PUBLISHABLE_KEY)
+        .send();
+    assert_pgrst301(&reply, "Expected 3 parts in JWT; got 1");
+    let reply = post("whoami", "{}").at(open).without("apikey").send();
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.json()["message"], "No API key found in request");
+}
+
+#[test]
 fn apikey_is_the_bearer_token_when_there_is_no_authorization() {
     let me = whoami(post("whoami", "{}").header("apikey", &service_key()));
     assert_eq!(me["current_user"], "service_role");
@@ -551,6 +837,7 @@ fn root_serves_a_json_openapi_document() {
 
 #[test]
 fn jwks_is_served_without_an_api_key_and_follows_the_file() {
+    let _file = lock_jwks();
     let url = stack()
         .base
         .replace("/rest/v1", "/auth/v1/.well-known/jwks.json");
@@ -598,6 +885,20 @@ fn get_runs_read_only_so_writes_are_25006_405() {
     let reply = get("add_item?id=100&name=hundred").send();
     assert_eq!(reply.status, 405, "{}", reply.body);
     assert_eq!(reply.error()["code"], "25006");
+}
+
+#[test]
+fn post_runs_stable_and_immutable_functions_read_only() {
+    // PostgREST opens a READ WRITE transaction only for POST to a VOLATILE
+    // function; POST to a STABLE or IMMUTABLE one runs READ ONLY (as every
+    // GET does), so a write inside it fails with 25006 → 405.
+    for function in ["next_count_stable", "next_count_immutable"] {
+        let reply = post(function, "{}").send();
+        assert_eq!(reply.status, 405, "{function}: {}", reply.body);
+        assert_eq!(reply.error()["code"], "25006", "{function}");
+    }
+    let reply = post("next_count", "{}").send();
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
 #[test]
@@ -837,9 +1138,14 @@ fn single_composite_returns_an_object() {
 }
 
 #[test]
-fn void_function_returns_200_null() {
+fn void_function_answers_204_without_body_or_content_type() {
+    // PostgREST v12 answers a function returning `void` with 204 No Content
+    // and no Content-Type (before v12: 200 with `null`).
     let reply = post("nothing", "{}").send();
-    assert_eq!((reply.status, reply.body.as_str()), (200, "null"));
+    assert_eq!((reply.status, reply.body.as_str()), (204, ""));
+    assert_eq!(reply.content_type, None);
+    let reply = get("nothing").send();
+    assert_eq!((reply.status, reply.body.as_str()), (204, ""));
 }
 
 // ------------------------------------------------------ 7. auth
@@ -856,6 +1162,32 @@ fn no_role_claim_means_the_anon_role() {
     let me = whoami(post("whoami", "{}").bearer(&token(json!({"sub": USER_ID}))));
     assert_eq!(me["current_user"], "anon");
     assert_eq!(me["uid"], USER_ID);
+}
+
+#[test]
+fn claims_always_carry_the_role() {
+    // PostgREST v12 inserts the role it switched to into the claims it sets
+    // as `request.jwt.claims`: anonymous requests see {"role": "anon"}, and a
+    // token without a `role` claim gets the anonymous role added.
+    // A credential of another scheme is no token for PostgREST.
+    let me = whoami(post("whoami", "{}").header("Authorization", "Basic dXNlcjpwYXNz"));
+    assert_eq!(me["current_user"], "anon");
+    assert_eq!(me["claims"], json!({"role": "anon"}));
+    let me = whoami(post("whoami", "{}").bearer(&token(json!({"sub": USER_ID}))));
+    assert_eq!(me["claims"], json!({"sub": USER_ID, "role": "anon"}));
+}
+
+#[test]
+fn empty_bearer_token_is_anonymous() {
+    // PostgREST v12 treats `Authorization: Bearer ` with an empty token as no
+    // token at all: the request runs as the anonymous role.
+    for header in ["Bearer ", "Bearer", "bearer  "] {
+        let reply = post("whoami", "{}").header("Authorization", header).send();
+        assert_eq!(reply.status, 200, "{header:?}: {}", reply.body);
+        let me = reply.json();
+        assert_eq!(me["current_user"], "anon", "{header:?}");
+        assert_eq!(me["claims"], json!({"role": "anon"}), "{header:?}");
+    }
 }
 
 #[test]
@@ -906,6 +1238,44 @@ fn settings_do_not_leak_between_requests() {
     }
 }
 
+#[test]
+fn the_impersonated_roles_settings_apply_to_its_requests_only() {
+    // PostgREST reads the settings of the roles `authenticator` may switch to
+    // (`ALTER ROLE r SET ...`, without a database) and applies those of the
+    // request's role in its transaction: a role with statement_timeout
+    // 200ms gets SQLSTATE 57014 (query canceled) from a longer call, which
+    // PostgREST answers 500 (57* → 500). Other roles are not affected, and
+    // nothing outlives the request.
+    let hurried = token(json!({"role": "conformance_hurried"}));
+    let reply = post("timeouts", "{}").bearer(&hurried).send();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // `ALTER ROLE .. IN DATABASE ..` settings are not PostgREST's to apply.
+    assert_eq!(
+        reply.json(),
+        json!({"statement_timeout": "200ms", "lock_timeout": "0"})
+    );
+
+    let reply = post("sleep", r#"{"seconds": 0.6}"#).bearer(&hurried).send();
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    let body = reply.error();
+    assert_eq!(body["code"], "57014");
+    assert_eq!(
+        body["message"],
+        "canceling statement due to statement timeout"
+    );
+
+    for _ in 0..3 {
+        let reply = post("sleep", r#"{"seconds": 0.6}"#).send();
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "\"awake\""),
+            "anon"
+        );
+        let me = post("timeouts", "{}").send().json();
+        assert_ne!(me["statement_timeout"], "200ms");
+    }
+}
+
 fn assert_pgrst301(reply: &Reply, message: &str) {
     assert_eq!(reply.status, 401, "{}", reply.body);
     let body = reply.error();
@@ -917,6 +1287,111 @@ fn assert_pgrst301(reply: &Reply, message: &str) {
             && challenge.contains(message),
         "WWW-Authenticate: {challenge:?}"
     );
+}
+
+#[test]
+fn tokens_signed_with_published_es256_and_rs256_keys_are_accepted() {
+    // Supabase Auth signs access tokens with the project's asymmetric keys
+    // (ES256 by default, or RS256) and publishes their public halves at
+    // /auth/v1/.well-known/jwks.json; Supabase gives PostgREST that key set
+    // besides the legacy HS256 secret, so a token verified by the published
+    // key its `kid` names is accepted, and HS256 tokens keep working.
+    let _file = lock_jwks();
+    let ec = KeyPair::es256("ec-current");
+    let rsa = KeyPair::rs256();
+    publish(&[&ec.jwk, &rsa.jwk]);
+    let claims = user_claims();
+    let tokens = [
+        ("ES256", ec.sign(&claims)),
+        ("RS256", rsa.sign(&claims)),
+        (
+            "ES256 without kid",
+            ec.sign_as(Algorithm::ES256, None, &claims),
+        ),
+        ("HS256", token(claims.clone())),
+    ];
+    for (what, token) in tokens {
+        let me = whoami(post("whoami", "{}").bearer(&token));
+        assert_eq!(me["current_user"], "authenticated", "{what}");
+        assert_eq!(me["uid"], USER_ID, "{what}");
+        assert_eq!(me["jwt"], claims, "{what}: auth.jwt()");
+    }
+}
+
+#[test]
+fn asymmetric_tokens_no_published_key_verifies_are_pgrst301_401() {
+    // PostgREST refuses (PGRST301, 401) a token that no key of the project
+    // verifies: an unknown `kid`, a signature by another key, a key of the
+    // wrong type for the `alg`, claims altered after signing. Claims are
+    // checked once the signature holds (`exp`: "JWT expired").
+    let _file = lock_jwks();
+    let ec = KeyPair::es256("ec-published");
+    let rsa = KeyPair::rs256();
+    let unpublished = KeyPair::es256("ec-unpublished");
+    publish(&[&ec.jwk, &rsa.jwk]);
+    let claims = user_claims();
+    let tampered = {
+        let token = ec.sign(&claims);
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut forged = claims.clone();
+        forged["role"] = json!("service_role");
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(forged.to_string().as_bytes()),
+            parts[2]
+        )
+    };
+    let cases = [
+        ("unknown kid", unpublished.sign(&claims)),
+        (
+            "another key's signature under a published kid",
+            unpublished.sign_as(Algorithm::ES256, Some("ec-published"), &claims),
+        ),
+        (
+            "another key's signature without kid",
+            unpublished.sign_as(Algorithm::ES256, None, &claims),
+        ),
+        (
+            "ES256 naming the RSA key",
+            ec.sign_as(Algorithm::ES256, Some(&rsa.kid), &claims),
+        ),
+        (
+            "RS256 naming the EC key",
+            rsa.sign_as(Algorithm::RS256, Some("ec-published"), &claims),
+        ),
+        ("claims altered after signing", tampered),
+    ];
+    for (what, token) in cases {
+        let reply = post("whoami", "{}").bearer(&token).send();
+        assert_eq!(reply.status, 401, "{what}: {}", reply.body);
+        assert_pgrst301(&reply, "JWSError JWSInvalidSignature");
+    }
+    let mut expired = user_claims();
+    expired["exp"] = json!(now() - 3600);
+    let reply = post("whoami", "{}").bearer(&ec.sign(&expired)).send();
+    assert_pgrst301(&reply, "JWT expired");
+}
+
+#[test]
+fn rotated_keys_take_effect_at_once() {
+    // Keys rotate: a token verifies against the key set as published now,
+    // so a key added is trusted and a key removed is not, at once.
+    let _file = lock_jwks();
+    let old = KeyPair::es256("rotation-old");
+    let new = KeyPair::es256("rotation-new");
+    let status = |key: &KeyPair| {
+        post("whoami", "{}")
+            .bearer(&key.sign(&user_claims()))
+            .send()
+            .status
+    };
+    publish(&[&old.jwk]);
+    assert_eq!((status(&old), status(&new)), (200, 401), "old key only");
+    publish(&[&old.jwk, &new.jwk]);
+    assert_eq!((status(&old), status(&new)), (200, 200), "both keys");
+    publish(&[&new.jwk]);
+    assert_eq!((status(&old), status(&new)), (401, 200), "new key only");
 }
 
 #[test]
@@ -995,6 +1470,36 @@ fn plain_raise_is_p0001_400() {
             "hint": "none needed",
         })
     );
+}
+
+#[test]
+fn cardinality_violation_is_400_from_safeupdate_and_500_otherwise() {
+    // PostgREST special-cases SQLSTATE 21000 whose message ends with
+    // "requires a WHERE clause" (pg-safeupdate, loaded for every API session
+    // on Supabase) as a client error, 400; any other 21000 is 500.
+    let reply = post("delete_everything", "{}").send();
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.error(),
+        json!({"code": "21000", "message": "DELETE requires a WHERE clause",
+               "details": null, "hint": null})
+    );
+    let reply = post("one_of_many", "{}").send();
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert_eq!(reply.error()["code"], "21000");
+    assert_eq!(
+        reply.error()["message"],
+        "more than one row returned by a subquery used as an expression"
+    );
+}
+
+#[test]
+fn admin_shutdown_is_57p01_503() {
+    // PostgREST answers 57P01 (terminating connection due to administrator
+    // command) with 503, ahead of the 57* → 500 row: a retry may succeed.
+    let reply = post("shut_down", "{}").send();
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.error()["code"], "57P01");
 }
 
 #[test]
