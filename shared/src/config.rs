@@ -193,12 +193,10 @@ impl Config {
         }
 
         let supabase_url = supabase_url.trim_end_matches('/').to_string();
-        if !(supabase_url.starts_with("https://") || supabase_url.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                name: names::SUPABASE_URL,
-                reason: "must start with https:// or http://".into(),
-            });
-        }
+        require_https_unless_loopback(&supabase_url).map_err(|reason| ConfigError::Invalid {
+            name: names::SUPABASE_URL,
+            reason,
+        })?;
         let allowed_origins =
             AllowedOrigins::parse(&allowed_origins).map_err(|reason| ConfigError::Invalid {
                 name: names::ALLOWED_ORIGINS,
@@ -276,6 +274,42 @@ impl Config {
     pub fn jwks_url(&self) -> String {
         format!("{}/.well-known/jwks.json", self.jwt_issuer())
     }
+}
+
+/// Refuses a URL the edge would send keys and tokens to in clear text.
+///
+/// `https://` always; `http://` only to this machine (`localhost`,
+/// `127.0.0.1`, `[::1]`), where the local stack runs without TLS. Parsed by
+/// hand: only the scheme and host matter, and the value comes from the
+/// operator, not from callers.
+pub fn require_https_unless_loopback(url: &str) -> Result<(), String> {
+    let lowercase = url.to_ascii_lowercase();
+    let (https, rest) = match (
+        lowercase.strip_prefix("https://"),
+        lowercase.strip_prefix("http://"),
+    ) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return Err("must start with https://".into()),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') || authority.contains(char::is_whitespace) {
+        return Err("must be a plain https://host URL, without user name or spaces".into());
+    }
+    let host = match authority.strip_prefix('[') {
+        // An IPv6 literal: the host runs to the closing bracket.
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err("names no host".into());
+    }
+    if !https && !matches!(host, "localhost" | "127.0.0.1" | "::1") {
+        return Err(format!(
+            "must use https:// (http:// is accepted only for localhost, 127.0.0.1 and [::1], not {host})"
+        ));
+    }
+    Ok(())
 }
 
 /// A variable's trimmed value, `None` when unset or blank.
@@ -401,6 +435,51 @@ mod tests {
             assert!(AllowedOrigins::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(AllowedOrigins::parse("*"), Ok(AllowedOrigins::Any));
+    }
+
+    /// One row per `SUPABASE_URL`: accepted, or refused by name.
+    #[test]
+    fn supabase_url_must_be_https_except_on_this_machine() {
+        let cases: &[(&str, bool)] = &[
+            ("https://abc.supabase.co", true),
+            ("https://abc.supabase.co/", true),
+            ("HTTPS://api.example.com:8443", true),
+            ("http://127.0.0.1:54321", true),
+            ("http://localhost:54321", true),
+            ("http://LOCALHOST", true),
+            ("http://[::1]:54321", true),
+            ("http://abc.supabase.co", false),
+            ("http://10.0.0.5:54321", false),
+            ("http://127.0.0.1.evil.example", false),
+            ("http://localhost.evil.example", false),
+            ("http://localhost@evil.example", false),
+            ("http://[::2]:54321", false),
+            ("ftp://abc.supabase.co", false),
+            ("abc.supabase.co", false),
+            ("https://", false),
+            ("https://:443", false),
+        ];
+        for &(url, accepted) in cases {
+            let mut pairs = COMPLETE.to_vec();
+            pairs[0] = ("SUPABASE_URL", url);
+            let got = Config::from_lookup(lookup(&pairs));
+            match got {
+                Ok(_) => assert!(accepted, "{url} was accepted"),
+                Err(err) => {
+                    assert!(!accepted, "{url}: {err}");
+                    assert!(
+                        matches!(
+                            err,
+                            ConfigError::Invalid {
+                                name: "SUPABASE_URL",
+                                ..
+                            }
+                        ),
+                        "{url}: {err}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
