@@ -20,6 +20,9 @@ pub mod names {
     pub const REST_TIMEOUT_MS: &str = "REST_TIMEOUT_MS";
     /// The project's legacy JWT secret (HS256); unset refuses HS256 tokens.
     pub const SUPABASE_JWT_SECRET: &str = "SUPABASE_JWT_SECRET";
+    /// Comma-separated `iss` values accepted in access tokens; unset accepts
+    /// `<SUPABASE_URL>/auth/v1` only.
+    pub const SUPABASE_JWT_ISSUERS: &str = "SUPABASE_JWT_ISSUERS";
     /// The "before user created" hook secret, `v1,whsec_<base64>`.
     pub const AUTH_HOOK_SECRET: &str = "AUTH_HOOK_SECRET";
     /// The secret header value the `auth.users` Database Webhook sends.
@@ -86,6 +89,8 @@ pub struct Config {
     pub rest_timeout_ms: u32,
     /// The legacy HS256 JWT secret, when the project still signs with it.
     pub jwt_secret: Option<String>,
+    /// The `iss` values an access token may carry, compared exactly.
+    pub jwt_issuers: Vec<String>,
     /// Verifies the "before user created" Auth hook; unset refuses the hook.
     pub auth_hook_secret: Option<WebhookSecret>,
     /// Authenticates the `auth.users` Database Webhook; unset refuses it.
@@ -109,6 +114,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("rest_timeout_ms", &self.rest_timeout_ms)
             .field("jwt_secret", &redacted(&self.jwt_secret))
+            .field("jwt_issuers", &self.jwt_issuers)
             .field("auth_hook_secret", &redacted(&self.auth_hook_secret))
             .field("db_webhook_secret", &redacted(&self.db_webhook_secret))
             .field("signup_policy", &self.signup_policy)
@@ -215,6 +221,13 @@ impl Config {
             50..=60_000,
         )?;
         let jwt_secret = optional_secret(&lookup, names::SUPABASE_JWT_SECRET)?;
+        let jwt_issuers = match optional(&lookup, names::SUPABASE_JWT_ISSUERS) {
+            Some(raw) => parse_issuers(&raw).map_err(|reason| ConfigError::Invalid {
+                name: names::SUPABASE_JWT_ISSUERS,
+                reason,
+            })?,
+            None => vec![auth_url(&supabase_url)],
+        };
         let auth_hook_secret = optional(&lookup, names::AUTH_HOOK_SECRET)
             .map(|raw| {
                 WebhookSecret::parse(&raw).map_err(|e| ConfigError::Invalid {
@@ -256,6 +269,7 @@ impl Config {
             max_body_bytes,
             rest_timeout_ms,
             jwt_secret,
+            jwt_issuers,
             auth_hook_secret,
             db_webhook_secret,
             signup_policy,
@@ -265,15 +279,35 @@ impl Config {
         })
     }
 
-    /// The `iss` Supabase Auth puts in its tokens: `<SUPABASE_URL>/auth/v1`.
-    pub fn jwt_issuer(&self) -> String {
-        format!("{}/auth/v1", self.supabase_url)
-    }
-
     /// Where Supabase Auth publishes its public signing keys.
     pub fn jwks_url(&self) -> String {
-        format!("{}/.well-known/jwks.json", self.jwt_issuer())
+        format!("{}/.well-known/jwks.json", auth_url(&self.supabase_url))
     }
+}
+
+/// Supabase Auth's base URL, `<SUPABASE_URL>/auth/v1`: also the `iss` of its
+/// tokens, unless the project is reached through a custom domain.
+fn auth_url(supabase_url: &str) -> String {
+    format!("{supabase_url}/auth/v1")
+}
+
+/// `SUPABASE_JWT_ISSUERS`: comma-separated issuer URLs.
+///
+/// A configured value loses a trailing slash, so `https://<ref>.supabase.co/auth/v1/`
+/// pasted from a browser still means what Supabase Auth writes (it never ends
+/// `iss` with a slash). Tokens are not normalised: their `iss` must equal a
+/// configured value byte for byte.
+pub fn parse_issuers(raw: &str) -> Result<Vec<String>, String> {
+    let mut issuers = Vec::new();
+    for issuer in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let issuer = issuer.trim_end_matches('/');
+        require_https_unless_loopback(issuer).map_err(|reason| format!("`{issuer}` {reason}"))?;
+        issuers.push(issuer.to_string());
+    }
+    if issuers.is_empty() {
+        return Err("lists no issuer".into());
+    }
+    Ok(issuers)
 }
 
 /// Refuses a URL the edge would send keys and tokens to in clear text.
@@ -508,7 +542,7 @@ mod tests {
         assert_eq!(config.db_webhook_secret, None);
         assert_eq!(config.signup_policy, SignupPolicy::default());
         assert_eq!(config.default_user_role, UserRole::Developer);
-        assert_eq!(config.jwt_issuer(), "http://127.0.0.1:54321/auth/v1");
+        assert_eq!(config.jwt_issuers, vec!["http://127.0.0.1:54321/auth/v1"]);
         assert_eq!(
             config.jwks_url(),
             "http://127.0.0.1:54321/auth/v1/.well-known/jwks.json"
@@ -559,6 +593,49 @@ mod tests {
                 "{name}={value}: {err}"
             );
             assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn reads_a_list_of_jwt_issuers() {
+        let config = with_extra(&[(
+            "SUPABASE_JWT_ISSUERS",
+            " https://abc.supabase.co/auth/v1/ , https://api.example.com/auth/v1",
+        )])
+        .unwrap();
+        assert_eq!(
+            config.jwt_issuers,
+            vec![
+                "https://abc.supabase.co/auth/v1",
+                "https://api.example.com/auth/v1"
+            ]
+        );
+        // The JWKS is still fetched from the configured project URL.
+        assert_eq!(
+            config.jwks_url(),
+            "http://127.0.0.1:54321/auth/v1/.well-known/jwks.json"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_jwt_issuers_by_name() {
+        for bad in [
+            ",",
+            "abc.supabase.co/auth/v1",
+            "http://abc.supabase.co/auth/v1",
+            "https://abc.supabase.co/auth/v1, not an issuer",
+        ] {
+            let err = with_extra(&[("SUPABASE_JWT_ISSUERS", bad)]).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        name: "SUPABASE_JWT_ISSUERS",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -56,7 +56,7 @@ fn keys() -> &'static Keys {
         let set = JwkSet::parse(jwks.to_string().as_bytes()).expect("the fuzzing JWKS");
         let settings = VerifierSettings {
             hs256_secret: Some(HS256_SECRET.into()),
-            issuer: ISSUER.into(),
+            issuers: vec![ISSUER.into()],
             audience: AUTHENTICATED_AUDIENCE.into(),
             leeway_secs: DEFAULT_LEEWAY_SECS,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,

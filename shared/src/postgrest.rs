@@ -301,6 +301,7 @@ mod tests {
             max_body_bytes: 1024,
             rest_timeout_ms: 1000,
             jwt_secret: None,
+            jwt_issuers: vec!["http://127.0.0.1:54321/auth/v1".into()],
             auth_hook_secret: None,
             db_webhook_secret: None,
             signup_policy: Default::default(),
