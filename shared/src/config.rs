@@ -4,7 +4,7 @@
 //! edge and a `HashMap` in tests. Every missing or invalid variable is reported
 //! at once, by name, so a deploy is fixed in one round.
 
-use crate::auth::webhook::WebhookSecret;
+use crate::auth::webhook::WebhookSecrets;
 use crate::hooks::signup::{parse_domain_list, SignupPolicy};
 use serde::Serialize;
 use std::fmt;
@@ -23,7 +23,8 @@ pub mod names {
     /// Comma-separated `iss` values accepted in access tokens; unset accepts
     /// `<SUPABASE_URL>/auth/v1` only.
     pub const SUPABASE_JWT_ISSUERS: &str = "SUPABASE_JWT_ISSUERS";
-    /// The "before user created" hook secret, `v1,whsec_<base64>`.
+    /// The "before user created" hook secret, `v1,whsec_<base64>`; during a
+    /// rotation several, separated by `|`.
     pub const AUTH_HOOK_SECRET: &str = "AUTH_HOOK_SECRET";
     /// The secret header value the `auth.users` Database Webhook sends.
     pub const DB_WEBHOOK_SECRET: &str = "DB_WEBHOOK_SECRET";
@@ -92,7 +93,7 @@ pub struct Config {
     /// The `iss` values an access token may carry, compared exactly.
     pub jwt_issuers: Vec<String>,
     /// Verifies the "before user created" Auth hook; unset refuses the hook.
-    pub auth_hook_secret: Option<WebhookSecret>,
+    pub auth_hook_secret: Option<WebhookSecrets>,
     /// Authenticates the `auth.users` Database Webhook; unset refuses it.
     pub db_webhook_secret: Option<String>,
     pub signup_policy: SignupPolicy,
@@ -230,9 +231,9 @@ impl Config {
         };
         let auth_hook_secret = optional(&lookup, names::AUTH_HOOK_SECRET)
             .map(|raw| {
-                WebhookSecret::parse(&raw).map_err(|e| ConfigError::Invalid {
+                WebhookSecrets::parse(&raw).map_err(|reason| ConfigError::Invalid {
                     name: names::AUTH_HOOK_SECRET,
-                    reason: e.to_string(),
+                    reason,
                 })
             })
             .transpose()?;
@@ -563,7 +564,7 @@ mod tests {
         assert_eq!(config.jwt_secret.as_deref(), Some(JWT_SECRET));
         assert_eq!(
             config.auth_hook_secret,
-            Some(WebhookSecret::parse(HOOK_SECRET).unwrap())
+            Some(WebhookSecrets::parse(HOOK_SECRET).unwrap())
         );
         assert_eq!(config.db_webhook_secret.as_deref(), Some(DB_SECRET));
         assert_eq!(
@@ -581,6 +582,15 @@ mod tests {
             ("SUPABASE_JWT_SECRET", "too-short"),
             ("AUTH_HOOK_SECRET", "whsec_not base64"),
             ("AUTH_HOOK_SECRET", "plain-secret-without-the-prefix-at-all"),
+            // One malformed secret in a rotation list refuses the whole list.
+            (
+                "AUTH_HOOK_SECRET",
+                "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw|v1,whsec_c2hvcnQ=",
+            ),
+            (
+                "AUTH_HOOK_SECRET",
+                "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw|",
+            ),
             ("DB_WEBHOOK_SECRET", "short"),
             ("SIGNUP_ALLOWED_DOMAINS", "example.com, not a domain"),
             ("SIGNUP_BLOCKED_DOMAINS", "localhost"),
@@ -588,6 +598,13 @@ mod tests {
         ];
         for &(name, value) in cases {
             let err = with_extra(&[(name, value)]).unwrap_err();
+            if name.ends_with("SECRET") {
+                // The reason is logged; a secret's value must not be in it.
+                assert!(
+                    !err.to_string().contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+                    "{err}"
+                );
+            }
             assert!(
                 matches!(&err, ConfigError::Invalid { name: got, .. } if *got == name),
                 "{name}={value}: {err}"
@@ -641,14 +658,21 @@ mod tests {
 
     #[test]
     fn debug_output_redacts_auth_secrets() {
+        const ROTATED: &str = "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw|v1,whsec_c2Vjb25kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXMh";
         let config = with_extra(&[
             ("SUPABASE_JWT_SECRET", JWT_SECRET),
-            ("AUTH_HOOK_SECRET", HOOK_SECRET),
+            ("AUTH_HOOK_SECRET", ROTATED),
             ("DB_WEBHOOK_SECRET", DB_SECRET),
         ])
         .unwrap();
+        assert_eq!(config.auth_hook_secret.as_ref().map(|s| s.len()), Some(2));
         let printed = format!("{config:?}");
-        for secret in [JWT_SECRET, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", DB_SECRET] {
+        for secret in [
+            JWT_SECRET,
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "c2Vjb25kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXMh",
+            DB_SECRET,
+        ] {
             assert!(!printed.contains(secret), "{printed}");
         }
     }
