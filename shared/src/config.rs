@@ -6,6 +6,7 @@
 
 use crate::auth::webhook::WebhookSecrets;
 use crate::hooks::signup::{parse_domain_list, SignupPolicy};
+use crate::supabase_keys::{KeyScheme, SupabaseKey};
 use serde::Serialize;
 use std::fmt;
 
@@ -13,7 +14,9 @@ use std::fmt;
 /// `.dev.vars` or with `wrangler secret put`.
 pub mod names {
     pub const SUPABASE_URL: &str = "SUPABASE_URL";
+    /// The legacy `anon` JWT or a publishable key (`sb_publishable_…`).
     pub const SUPABASE_ANON_KEY: &str = "SUPABASE_ANON_KEY";
+    /// The legacy `service_role` JWT or a secret key (`sb_secret_…`).
     pub const SUPABASE_SERVICE_ROLE_KEY: &str = "SUPABASE_SERVICE_ROLE_KEY";
     pub const ALLOWED_ORIGINS: &str = "ALLOWED_ORIGINS";
     pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
@@ -81,10 +84,12 @@ pub const DEFAULT_REST_TIMEOUT_MS: u32 = 5_000;
 pub struct Config {
     /// Base URL of the Supabase project, without a trailing slash.
     pub supabase_url: String,
-    /// The project's `anon` key, sent as `apikey` on every REST call.
-    pub anon_key: String,
-    /// The `service_role` key, for operations the caller's own JWT may not do.
-    pub service_role_key: String,
+    /// The project's public key (legacy `anon` or publishable), sent as
+    /// `apikey` on every call that does not run as the service role.
+    pub anon_key: SupabaseKey,
+    /// The service-role key (legacy `service_role` or secret), for operations
+    /// the caller's own JWT may not do.
+    pub service_role_key: SupabaseKey,
     pub allowed_origins: AllowedOrigins,
     pub max_body_bytes: usize,
     pub rest_timeout_ms: u32,
@@ -109,8 +114,8 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("supabase_url", &self.supabase_url)
-            .field("anon_key", &"<redacted>")
-            .field("service_role_key", &"<redacted>")
+            .field("anon_key", &self.anon_key)
+            .field("service_role_key", &self.service_role_key)
             .field("allowed_origins", &self.allowed_origins)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("rest_timeout_ms", &self.rest_timeout_ms)
@@ -204,6 +209,16 @@ impl Config {
             name: names::SUPABASE_URL,
             reason,
         })?;
+        let anon_key = SupabaseKey::anon(&anon_key).map_err(|reason| ConfigError::Invalid {
+            name: names::SUPABASE_ANON_KEY,
+            reason,
+        })?;
+        let service_role_key = SupabaseKey::service_role(&service_role_key).map_err(|reason| {
+            ConfigError::Invalid {
+                name: names::SUPABASE_SERVICE_ROLE_KEY,
+                reason,
+            }
+        })?;
         let allowed_origins =
             AllowedOrigins::parse(&allowed_origins).map_err(|reason| ConfigError::Invalid {
                 name: names::ALLOWED_ORIGINS,
@@ -278,6 +293,11 @@ impl Config {
             jwks_min_refetch_secs,
             metrics_token,
         })
+    }
+
+    /// Which kinds of project API key the edge runs with.
+    pub fn api_key_scheme(&self) -> KeyScheme {
+        KeyScheme::of(&self.anon_key, &self.service_role_key)
     }
 
     /// Where Supabase Auth publishes its public signing keys.
@@ -398,6 +418,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supabase_keys::test_keys::{LEGACY_ANON, LEGACY_SERVICE_ROLE, PUBLISHABLE, SECRET};
+    use crate::supabase_keys::KeyKind;
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -410,8 +432,8 @@ mod tests {
 
     const COMPLETE: &[(&str, &str)] = &[
         ("SUPABASE_URL", "http://127.0.0.1:54321/"),
-        ("SUPABASE_ANON_KEY", "anon"),
-        ("SUPABASE_SERVICE_ROLE_KEY", "service"),
+        ("SUPABASE_ANON_KEY", LEGACY_ANON),
+        ("SUPABASE_SERVICE_ROLE_KEY", LEGACY_SERVICE_ROLE),
         (
             "ALLOWED_ORIGINS",
             "http://localhost:3000, https://App.example.com",
@@ -519,10 +541,105 @@ mod tests {
 
     #[test]
     fn debug_output_redacts_keys() {
-        let config = Config::from_lookup(lookup(COMPLETE)).unwrap();
-        let printed = format!("{config:?}");
-        assert!(!printed.contains("service\""), "{printed}");
-        assert!(printed.contains("<redacted>"));
+        for (anon, service) in [(LEGACY_ANON, LEGACY_SERVICE_ROLE), (PUBLISHABLE, SECRET)] {
+            let mut pairs = COMPLETE.to_vec();
+            pairs[1] = ("SUPABASE_ANON_KEY", anon);
+            pairs[2] = ("SUPABASE_SERVICE_ROLE_KEY", service);
+            let config = Config::from_lookup(lookup(&pairs)).unwrap();
+            let printed = format!("{config:?}");
+            for key in [anon, service] {
+                assert!(!printed.contains(&key[15..]), "{printed}");
+            }
+            assert!(printed.contains("<redacted>"));
+        }
+    }
+
+    /// One row per pair of keys: the kinds read, or the variable refused.
+    #[test]
+    fn classifies_the_project_keys_and_refuses_one_in_the_wrong_slot() {
+        type Want = Result<(KeyKind, KeyKind, KeyScheme), &'static str>;
+        let cases: &[(&str, &str, &str, Want)] = &[
+            (
+                "legacy",
+                LEGACY_ANON,
+                LEGACY_SERVICE_ROLE,
+                Ok((KeyKind::LegacyJwt, KeyKind::LegacyJwt, KeyScheme::LegacyJwt)),
+            ),
+            (
+                "new",
+                PUBLISHABLE,
+                SECRET,
+                Ok((
+                    KeyKind::Publishable,
+                    KeyKind::Secret,
+                    KeyScheme::PublishableSecret,
+                )),
+            ),
+            (
+                "legacy anon, secret service",
+                LEGACY_ANON,
+                SECRET,
+                Ok((KeyKind::LegacyJwt, KeyKind::Secret, KeyScheme::Mixed)),
+            ),
+            (
+                "a secret key as the anon key",
+                SECRET,
+                SECRET,
+                Err("SUPABASE_ANON_KEY"),
+            ),
+            (
+                "the service_role JWT as the anon key",
+                LEGACY_SERVICE_ROLE,
+                LEGACY_SERVICE_ROLE,
+                Err("SUPABASE_ANON_KEY"),
+            ),
+            (
+                "a publishable key as the service-role key",
+                PUBLISHABLE,
+                PUBLISHABLE,
+                Err("SUPABASE_SERVICE_ROLE_KEY"),
+            ),
+            (
+                "the anon JWT as the service-role key",
+                LEGACY_ANON,
+                LEGACY_ANON,
+                Err("SUPABASE_SERVICE_ROLE_KEY"),
+            ),
+            (
+                "not a key at all",
+                "not-a-supabase-api-key",
+                LEGACY_SERVICE_ROLE,
+                Err("SUPABASE_ANON_KEY"),
+            ),
+        ];
+        for &(case, anon, service, want) in cases {
+            let mut pairs = COMPLETE.to_vec();
+            pairs[1] = ("SUPABASE_ANON_KEY", anon);
+            pairs[2] = ("SUPABASE_SERVICE_ROLE_KEY", service);
+            let got = Config::from_lookup(lookup(&pairs));
+            match (got, want) {
+                (Ok(config), Ok((anon_kind, service_kind, scheme))) => {
+                    assert_eq!(config.anon_key.kind(), anon_kind, "{case}");
+                    assert_eq!(config.service_role_key.kind(), service_kind, "{case}");
+                    assert_eq!(config.api_key_scheme(), scheme, "{case}");
+                    assert_eq!(config.anon_key.value(), anon, "{case}");
+                }
+                (Err(err), Err(name)) => {
+                    assert!(
+                        matches!(&err, ConfigError::Invalid { name: got, .. } if *got == name),
+                        "{case}: {err}"
+                    );
+                    // The error is logged; it must not carry either key.
+                    for key in [anon, service] {
+                        assert!(
+                            !err.to_string().contains(&key[key.len() / 2..]),
+                            "{case}: {err}"
+                        );
+                    }
+                }
+                (got, want) => panic!("{case}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     const JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters";

@@ -1,5 +1,7 @@
-//! `GET /health`: the Worker's version and whether the REST layer answers.
+//! `GET /health`: the Worker's version, which kind of project API keys it
+//! runs with (never the keys), and whether the REST layer answers.
 
+use crate::supabase_keys::KeyScheme;
 use serde::Serialize;
 
 /// What the REST probe found.
@@ -28,14 +30,18 @@ impl RestStatus {
 pub struct HealthReport {
     pub status: &'static str,
     pub version: &'static str,
+    /// `legacy_jwt`, `publishable_secret` or `mixed`: which keys the edge
+    /// sends, so an operator moving to the new keys sees the deploy took.
+    pub api_keys: KeyScheme,
     pub rest: RestStatus,
 }
 
 impl HealthReport {
-    pub fn new(rest: RestStatus) -> Self {
+    pub fn new(api_keys: KeyScheme, rest: RestStatus) -> Self {
         HealthReport {
             status: if rest.reachable { "ok" } else { "degraded" },
             version: crate::VERSION,
+            api_keys,
             rest,
         }
     }
@@ -47,18 +53,31 @@ mod tests {
 
     #[test]
     fn reachable_rest_is_ok() {
-        let report = HealthReport::new(RestStatus::from_answer(Some(200)));
+        let report = HealthReport::new(KeyScheme::LegacyJwt, RestStatus::from_answer(Some(200)));
         assert_eq!(report.status, "ok");
         assert_eq!(report.version, crate::VERSION);
     }
 
     #[test]
+    fn the_report_names_the_kind_of_keys_in_use() {
+        for (scheme, json) in [
+            (KeyScheme::LegacyJwt, "legacy_jwt"),
+            (KeyScheme::PublishableSecret, "publishable_secret"),
+            (KeyScheme::Mixed, "mixed"),
+        ] {
+            let report = HealthReport::new(scheme, RestStatus::from_answer(Some(200)));
+            let body = serde_json::to_value(&report).unwrap();
+            assert_eq!(body["api_keys"], json);
+        }
+    }
+
+    #[test]
     fn a_5xx_or_no_answer_is_degraded() {
         assert_eq!(
-            HealthReport::new(RestStatus::from_answer(Some(503))).status,
+            HealthReport::new(KeyScheme::LegacyJwt, RestStatus::from_answer(Some(503))).status,
             "degraded"
         );
-        let report = HealthReport::new(RestStatus::from_answer(None));
+        let report = HealthReport::new(KeyScheme::LegacyJwt, RestStatus::from_answer(None));
         assert_eq!(report.status, "degraded");
         assert_eq!(
             serde_json::to_value(&report).unwrap()["rest"],

@@ -19,6 +19,8 @@ pub const RETRY_AFTER_SECS: u32 = 2;
 pub enum Auth<'a> {
     /// The caller's own access token, so row-level security applies to them.
     Caller(&'a str),
+    /// Nobody signed in: the `anon` role, for what is public.
+    Anon,
     /// The project's service role, for verified API keys and admin work.
     ServiceRole,
 }
@@ -47,18 +49,28 @@ impl<'a> Client<'a> {
         format!("{}/rest/v1", self.config.supabase_url)
     }
 
+    /// `apikey` says which project key the call comes through; the bearer
+    /// token, when there is one, is the JWT PostgREST takes the role from.
+    /// A legacy key is such a JWT itself. A publishable or secret key is not
+    /// (PostgREST would refuse it with PGRST301), so it goes as `apikey`
+    /// only and Supabase's gateway gives the call that key's role.
     fn auth_headers(&self, auth: Auth<'_>) -> Vec<(&'static str, String)> {
-        let (apikey, bearer) = match auth {
-            Auth::Caller(token) => (&self.config.anon_key, token),
-            Auth::ServiceRole => (
-                &self.config.service_role_key,
-                self.config.service_role_key.as_str(),
-            ),
+        let (key, bearer) = match auth {
+            Auth::Caller(token) => (&self.config.anon_key, Some(token)),
+            Auth::Anon => {
+                let key = &self.config.anon_key;
+                (key, key.is_jwt().then(|| key.value()))
+            }
+            Auth::ServiceRole => {
+                let key = &self.config.service_role_key;
+                (key, key.is_jwt().then(|| key.value()))
+            }
         };
-        vec![
-            ("apikey", apikey.clone()),
-            ("authorization", format!("Bearer {bearer}")),
-        ]
+        let mut headers = vec![("apikey", key.value().to_string())];
+        if let Some(bearer) = bearer {
+            headers.push(("authorization", format!("Bearer {bearer}")));
+        }
+        headers
     }
 
     /// `POST /rest/v1/rpc/<function>` in `schema` with named arguments.
@@ -86,7 +98,7 @@ impl<'a> Client<'a> {
         HttpCall {
             method: "GET",
             url: format!("{}/", self.rest_url()),
-            headers: vec![("apikey", self.config.anon_key.clone())],
+            headers: vec![("apikey", self.config.anon_key.value().to_string())],
             body: None,
         }
     }
@@ -197,7 +209,7 @@ fn is_stable_code(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AllowedOrigins;
+    use crate::supabase_keys::test_keys::{LEGACY_ANON, LEGACY_SERVICE_ROLE, PUBLISHABLE, SECRET};
 
     fn error(code: &str, message: &str, hint: Option<&str>) -> PostgrestError {
         PostgrestError {
@@ -291,26 +303,34 @@ mod tests {
         assert_eq!(got.status(), 502);
     }
 
+    fn config_with_keys(anon: &str, service_role: &str) -> Config {
+        let vars = [
+            ("SUPABASE_URL", "http://127.0.0.1:54321"),
+            ("SUPABASE_ANON_KEY", anon),
+            ("SUPABASE_SERVICE_ROLE_KEY", service_role),
+            ("ALLOWED_ORIGINS", "*"),
+        ];
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap()
+    }
+
+    /// The `apikey` and `authorization` headers of a call, in that order.
+    fn auth_of(call: &HttpCall) -> Vec<(&'static str, String)> {
+        call.headers
+            .iter()
+            .filter(|(name, _)| matches!(*name, "apikey" | "authorization"))
+            .cloned()
+            .collect()
+    }
+
     #[test]
     fn rpc_request_carries_schema_and_the_callers_token() {
-        let config = Config {
-            supabase_url: "http://127.0.0.1:54321".into(),
-            anon_key: "anon-key".into(),
-            service_role_key: "service-key".into(),
-            allowed_origins: AllowedOrigins::Any,
-            max_body_bytes: 1024,
-            rest_timeout_ms: 1000,
-            jwt_secret: None,
-            jwt_issuers: vec!["http://127.0.0.1:54321/auth/v1".into()],
-            auth_hook_secret: None,
-            db_webhook_secret: None,
-            signup_policy: Default::default(),
-            default_user_role: Default::default(),
-            jwks_min_refetch_secs: 30,
-            metrics_token: None,
-        };
-        let client = Client::new(&config);
-        let call = client.rpc(
+        let config = config_with_keys(LEGACY_ANON, LEGACY_SERVICE_ROLE);
+        let call = Client::new(&config).rpc(
             "platform",
             "record_token_usage",
             &serde_json::json!({"p_tokens": 1}),
@@ -322,14 +342,83 @@ mod tests {
         );
         assert!(call
             .headers
-            .contains(&("authorization", "Bearer user-jwt".into())));
-        assert!(call.headers.contains(&("apikey", "anon-key".into())));
-        assert!(call
-            .headers
             .contains(&("content-profile", "platform".into())));
-        let call = client.rpc("platform", "f", &serde_json::json!({}), Auth::ServiceRole);
-        assert!(call
-            .headers
-            .contains(&("authorization", "Bearer service-key".into())));
+        assert_eq!(call.body.as_deref(), Some(r#"{"p_tokens":1}"#));
+    }
+
+    /// One row per key kind and authority: exactly the headers sent. A
+    /// publishable or secret key never goes as a bearer token (PostgREST
+    /// refuses what is not a JWT there, PGRST301).
+    #[test]
+    fn each_authority_sends_the_keys_its_kind_allows() {
+        let bearer = |token: &str| ("authorization", format!("Bearer {token}"));
+        let apikey = |key: &str| ("apikey", key.to_string());
+        type Case<'a> = (&'a str, &'a str, Auth<'a>, Vec<(&'static str, String)>);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                LEGACY_ANON,
+                LEGACY_SERVICE_ROLE,
+                Auth::Caller("user-jwt"),
+                vec![apikey(LEGACY_ANON), bearer("user-jwt")],
+            ),
+            (
+                LEGACY_ANON,
+                LEGACY_SERVICE_ROLE,
+                Auth::Anon,
+                vec![apikey(LEGACY_ANON), bearer(LEGACY_ANON)],
+            ),
+            (
+                LEGACY_ANON,
+                LEGACY_SERVICE_ROLE,
+                Auth::ServiceRole,
+                vec![apikey(LEGACY_SERVICE_ROLE), bearer(LEGACY_SERVICE_ROLE)],
+            ),
+            (
+                PUBLISHABLE,
+                SECRET,
+                Auth::Caller("user-jwt"),
+                vec![apikey(PUBLISHABLE), bearer("user-jwt")],
+            ),
+            (PUBLISHABLE, SECRET, Auth::Anon, vec![apikey(PUBLISHABLE)]),
+            (PUBLISHABLE, SECRET, Auth::ServiceRole, vec![apikey(SECRET)]),
+            // Halfway through moving to the new keys, each key as its kind allows.
+            (
+                LEGACY_ANON,
+                SECRET,
+                Auth::Anon,
+                vec![apikey(LEGACY_ANON), bearer(LEGACY_ANON)],
+            ),
+            (LEGACY_ANON, SECRET, Auth::ServiceRole, vec![apikey(SECRET)]),
+            (
+                PUBLISHABLE,
+                LEGACY_SERVICE_ROLE,
+                Auth::Anon,
+                vec![apikey(PUBLISHABLE)],
+            ),
+            (
+                PUBLISHABLE,
+                LEGACY_SERVICE_ROLE,
+                Auth::ServiceRole,
+                vec![apikey(LEGACY_SERVICE_ROLE), bearer(LEGACY_SERVICE_ROLE)],
+            ),
+        ];
+        for (anon, service, auth, want) in cases {
+            let config = config_with_keys(anon, service);
+            let call = Client::new(&config).rpc("platform", "f", &serde_json::json!({}), auth);
+            assert_eq!(auth_of(&call), want, "{anon} / {service} / {auth:?}");
+        }
+    }
+
+    #[test]
+    fn the_probe_sends_only_the_public_key() {
+        for (anon, service) in [(LEGACY_ANON, LEGACY_SERVICE_ROLE), (PUBLISHABLE, SECRET)] {
+            let config = config_with_keys(anon, service);
+            let probe = Client::new(&config).probe();
+            assert_eq!(
+                (probe.method, probe.url.as_str()),
+                ("GET", "http://127.0.0.1:54321/rest/v1/")
+            );
+            assert_eq!(auth_of(&probe), vec![("apikey", anon.to_string())]);
+        }
     }
 }
