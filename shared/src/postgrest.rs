@@ -151,7 +151,9 @@ pub fn interpret_rpc(status: u16, body: &[u8]) -> Result<serde_json::Value, ApiE
 /// PostgREST answers those with status `xyz` (400 for `P0001`) and we pass the
 /// code and message on. Errors that mean "try again" become 503 with
 /// `Retry-After`. Everything else is a deployment fault the caller cannot fix,
-/// logged in full and answered as 502.
+/// logged in full and answered as 502; the two an operator is most likely to
+/// meet after a deploy (schema not exposed, migrations not applied) get codes
+/// of their own and name the fix.
 pub fn map_error(status: u16, err: &PostgrestError) -> ApiError {
     let code = err.code.as_str();
     let own_code = err.hint.as_deref().filter(|h| is_stable_code(h));
@@ -167,14 +169,41 @@ pub fn map_error(status: u16, err: &PostgrestError) -> ApiError {
             retry_after_secs: RETRY_AFTER_SECS,
         };
     }
-    ApiError::Upstream {
-        detail: format!(
-            "REST {status} {code}: {} (details: {}, hint: {})",
-            err.message,
-            err.details.as_deref().unwrap_or("-"),
-            err.hint.as_deref().unwrap_or("-")
-        ),
+    let answer = format!(
+        "REST {status} {code}: {} (details: {}, hint: {})",
+        err.message,
+        err.details.as_deref().unwrap_or("-"),
+        err.hint.as_deref().unwrap_or("-")
+    );
+    match code {
+        // `supabase db push` does not change which schemas PostgREST serves;
+        // every RPC of the edge is in `platform`.
+        "PGRST106" => ApiError::SchemaNotExposed {
+            detail: format!(
+                "{answer}. Fix: add `platform` to the exposed schemas: Dashboard → \
+                 Project Settings → API → Exposed schemas, or `supabase config push`"
+            ),
+        },
+        "PGRST202" => ApiError::RpcMissing {
+            detail: format!(
+                "{answer}. The function {} is missing (or takes other arguments). Fix: \
+                 apply the migrations: `supabase db push`",
+                function_named(&err.message).unwrap_or("PostgREST names above")
+            ),
+        },
+        _ => ApiError::Upstream { detail: answer },
     }
+}
+
+/// The function a PGRST202 message names: `Could not find the function
+/// <schema>.<name>(<args>) in the schema cache`, or `... <schema>.<name>
+/// without parameters ...`.
+fn function_named(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("Could not find the function ")?;
+    let end = rest
+        .find(|c: char| c == '(' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|name| !name.is_empty())
 }
 
 /// Errors after which the same request may well succeed: the database is
@@ -250,8 +279,10 @@ mod tests {
             (500, "40001", None, 503, "database_unavailable"),
             (500, "40P01", None, 503, "database_unavailable"),
             (503, "53300", None, 503, "database_unavailable"),
-            (404, "PGRST202", None, 502, "upstream_error"),
-            (406, "PGRST106", None, 502, "upstream_error"),
+            (404, "PGRST202", None, 502, "rpc_missing"),
+            (406, "PGRST106", None, 502, "schema_not_exposed"),
+            (404, "PGRST125", None, 502, "upstream_error"),
+            (300, "PGRST203", None, 502, "upstream_error"),
             (401, "PGRST301", None, 502, "upstream_error"),
             (409, "23505", None, 502, "upstream_error"),
             (400, "22P02", None, 502, "upstream_error"),
@@ -262,6 +293,84 @@ mod tests {
                 (got.status(), got.code()),
                 (want_status, want_code),
                 "{status} {code} {hint:?}"
+            );
+        }
+    }
+
+    /// PostgREST's own bodies for the two deployment faults (v12: the
+    /// requested schema in `message`, the exposed ones in `hint`; the
+    /// function and its argument names in `message`). The operator reads the
+    /// fix in the log; the caller reads only that the service is
+    /// misconfigured.
+    #[test]
+    fn deployment_faults_tell_the_operator_the_fix() {
+        // (status, code, message, hint, our code, what the logged detail says)
+        type Case<'a> = (
+            u16,
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+            &'a [&'a str],
+        );
+        let cases: &[Case<'_>] = &[
+            (
+                406,
+                "PGRST106",
+                "Invalid schema: platform",
+                Some("Only the following schemas are exposed: public, graphql_public"),
+                "schema_not_exposed",
+                &[
+                    "Invalid schema: platform",
+                    "add `platform` to the exposed schemas",
+                    "Exposed schemas",
+                    "supabase config push",
+                ],
+            ),
+            (
+                404,
+                "PGRST202",
+                "Could not find the function platform.list_models without parameters in the schema cache",
+                None,
+                "rpc_missing",
+                &["function platform.list_models is missing", "supabase db push"],
+            ),
+            (
+                404,
+                "PGRST202",
+                "Could not find the function platform.reserve_tokens(p_tokens, p_ttl_seconds) in the schema cache",
+                Some("Perhaps you meant to call the function platform.reserve_tokens(p_tokens)"),
+                "rpc_missing",
+                &["function platform.reserve_tokens is missing", "supabase db push"],
+            ),
+            (
+                404,
+                "PGRST202",
+                "an unexpected wording",
+                None,
+                "rpc_missing",
+                &["an unexpected wording", "supabase db push"],
+            ),
+        ];
+        for &(status, code, message, hint, want_code, detail_has) in cases {
+            let got = map_error(
+                status,
+                &PostgrestError {
+                    code: code.into(),
+                    message: message.into(),
+                    details: None,
+                    hint: hint.map(Into::into),
+                },
+            );
+            assert_eq!((got.status(), got.code()), (502, want_code), "{message}");
+            let detail = got.log_detail().unwrap_or_default();
+            for part in detail_has {
+                assert!(detail.contains(part), "{detail:?} lacks {part:?}");
+            }
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&got.body()).unwrap(),
+                serde_json::json!({"error": {"code": want_code,
+                    "message": "the service is misconfigured"}})
             );
         }
     }
