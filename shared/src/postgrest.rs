@@ -93,6 +93,20 @@ impl<'a> Client<'a> {
         }
     }
 
+    /// A cheap call that tells whether the `platform` schema is served and
+    /// migrated: `list_models`, which anyone may call, a STABLE function
+    /// (PostgREST runs it read-only) over the small model catalogue, as
+    /// `anon`. PGRST106 or PGRST202 in its answer means every API call
+    /// would fail the same way.
+    pub fn platform_check(&self) -> HttpCall {
+        self.rpc(
+            "platform",
+            "list_models",
+            &serde_json::json!({}),
+            Auth::Anon,
+        )
+    }
+
     /// A cheap request that tells whether the REST layer answers at all.
     pub fn probe(&self) -> HttpCall {
         HttpCall {
@@ -515,6 +529,33 @@ mod tests {
             let config = config_with_keys(anon, service);
             let call = Client::new(&config).rpc("platform", "f", &serde_json::json!({}), auth);
             assert_eq!(auth_of(&call), want, "{anon} / {service} / {auth:?}");
+        }
+    }
+
+    #[test]
+    fn the_platform_check_reads_the_catalogue_as_anon() {
+        for (anon, service) in [(LEGACY_ANON, LEGACY_SERVICE_ROLE), (PUBLISHABLE, SECRET)] {
+            let config = config_with_keys(anon, service);
+            let check = Client::new(&config).platform_check();
+            assert_eq!(
+                (check.method, check.url.as_str(), check.body.as_deref()),
+                (
+                    "POST",
+                    "http://127.0.0.1:54321/rest/v1/rpc/list_models",
+                    Some("{}")
+                )
+            );
+            assert!(check
+                .headers
+                .contains(&("content-profile", "platform".into())));
+            let anon_call = Client::new(&config).rpc(
+                "platform",
+                "list_models",
+                &serde_json::json!({}),
+                Auth::Anon,
+            );
+            assert_eq!(auth_of(&check), auth_of(&anon_call));
+            assert!(!auth_of(&check).iter().any(|(_, v)| v.contains(service)));
         }
     }
 
