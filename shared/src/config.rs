@@ -4,8 +4,9 @@
 //! edge and a `HashMap` in tests. Every missing or invalid variable is reported
 //! at once, by name, so a deploy is fixed in one round.
 
-use crate::auth::webhook::WebhookSecret;
+use crate::auth::webhook::WebhookSecrets;
 use crate::hooks::signup::{parse_domain_list, SignupPolicy};
+use crate::supabase_keys::{KeyScheme, SupabaseKey};
 use serde::Serialize;
 use std::fmt;
 
@@ -13,14 +14,20 @@ use std::fmt;
 /// `.dev.vars` or with `wrangler secret put`.
 pub mod names {
     pub const SUPABASE_URL: &str = "SUPABASE_URL";
+    /// The legacy `anon` JWT or a publishable key (`sb_publishable_…`).
     pub const SUPABASE_ANON_KEY: &str = "SUPABASE_ANON_KEY";
+    /// The legacy `service_role` JWT or a secret key (`sb_secret_…`).
     pub const SUPABASE_SERVICE_ROLE_KEY: &str = "SUPABASE_SERVICE_ROLE_KEY";
     pub const ALLOWED_ORIGINS: &str = "ALLOWED_ORIGINS";
     pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
     pub const REST_TIMEOUT_MS: &str = "REST_TIMEOUT_MS";
     /// The project's legacy JWT secret (HS256); unset refuses HS256 tokens.
     pub const SUPABASE_JWT_SECRET: &str = "SUPABASE_JWT_SECRET";
-    /// The "before user created" hook secret, `v1,whsec_<base64>`.
+    /// Comma-separated `iss` values accepted in access tokens; unset accepts
+    /// `<SUPABASE_URL>/auth/v1` only.
+    pub const SUPABASE_JWT_ISSUERS: &str = "SUPABASE_JWT_ISSUERS";
+    /// The "before user created" hook secret, `v1,whsec_<base64>`; during a
+    /// rotation several, separated by `|`.
     pub const AUTH_HOOK_SECRET: &str = "AUTH_HOOK_SECRET";
     /// The secret header value the `auth.users` Database Webhook sends.
     pub const DB_WEBHOOK_SECRET: &str = "DB_WEBHOOK_SECRET";
@@ -77,17 +84,21 @@ pub const DEFAULT_REST_TIMEOUT_MS: u32 = 5_000;
 pub struct Config {
     /// Base URL of the Supabase project, without a trailing slash.
     pub supabase_url: String,
-    /// The project's `anon` key, sent as `apikey` on every REST call.
-    pub anon_key: String,
-    /// The `service_role` key, for operations the caller's own JWT may not do.
-    pub service_role_key: String,
+    /// The project's public key (legacy `anon` or publishable), sent as
+    /// `apikey` on every call that does not run as the service role.
+    pub anon_key: SupabaseKey,
+    /// The service-role key (legacy `service_role` or secret), for operations
+    /// the caller's own JWT may not do.
+    pub service_role_key: SupabaseKey,
     pub allowed_origins: AllowedOrigins,
     pub max_body_bytes: usize,
     pub rest_timeout_ms: u32,
     /// The legacy HS256 JWT secret, when the project still signs with it.
     pub jwt_secret: Option<String>,
+    /// The `iss` values an access token may carry, compared exactly.
+    pub jwt_issuers: Vec<String>,
     /// Verifies the "before user created" Auth hook; unset refuses the hook.
-    pub auth_hook_secret: Option<WebhookSecret>,
+    pub auth_hook_secret: Option<WebhookSecrets>,
     /// Authenticates the `auth.users` Database Webhook; unset refuses it.
     pub db_webhook_secret: Option<String>,
     pub signup_policy: SignupPolicy,
@@ -103,12 +114,13 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("supabase_url", &self.supabase_url)
-            .field("anon_key", &"<redacted>")
-            .field("service_role_key", &"<redacted>")
+            .field("anon_key", &self.anon_key)
+            .field("service_role_key", &self.service_role_key)
             .field("allowed_origins", &self.allowed_origins)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("rest_timeout_ms", &self.rest_timeout_ms)
             .field("jwt_secret", &redacted(&self.jwt_secret))
+            .field("jwt_issuers", &self.jwt_issuers)
             .field("auth_hook_secret", &redacted(&self.auth_hook_secret))
             .field("db_webhook_secret", &redacted(&self.db_webhook_secret))
             .field("signup_policy", &self.signup_policy)
@@ -193,12 +205,20 @@ impl Config {
         }
 
         let supabase_url = supabase_url.trim_end_matches('/').to_string();
-        if !(supabase_url.starts_with("https://") || supabase_url.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                name: names::SUPABASE_URL,
-                reason: "must start with https:// or http://".into(),
-            });
-        }
+        require_https_unless_loopback(&supabase_url).map_err(|reason| ConfigError::Invalid {
+            name: names::SUPABASE_URL,
+            reason,
+        })?;
+        let anon_key = SupabaseKey::anon(&anon_key).map_err(|reason| ConfigError::Invalid {
+            name: names::SUPABASE_ANON_KEY,
+            reason,
+        })?;
+        let service_role_key = SupabaseKey::service_role(&service_role_key).map_err(|reason| {
+            ConfigError::Invalid {
+                name: names::SUPABASE_SERVICE_ROLE_KEY,
+                reason,
+            }
+        })?;
         let allowed_origins =
             AllowedOrigins::parse(&allowed_origins).map_err(|reason| ConfigError::Invalid {
                 name: names::ALLOWED_ORIGINS,
@@ -217,11 +237,18 @@ impl Config {
             50..=60_000,
         )?;
         let jwt_secret = optional_secret(&lookup, names::SUPABASE_JWT_SECRET)?;
+        let jwt_issuers = match optional(&lookup, names::SUPABASE_JWT_ISSUERS) {
+            Some(raw) => parse_issuers(&raw).map_err(|reason| ConfigError::Invalid {
+                name: names::SUPABASE_JWT_ISSUERS,
+                reason,
+            })?,
+            None => vec![auth_url(&supabase_url)],
+        };
         let auth_hook_secret = optional(&lookup, names::AUTH_HOOK_SECRET)
             .map(|raw| {
-                WebhookSecret::parse(&raw).map_err(|e| ConfigError::Invalid {
+                WebhookSecrets::parse(&raw).map_err(|reason| ConfigError::Invalid {
                     name: names::AUTH_HOOK_SECRET,
-                    reason: e.to_string(),
+                    reason,
                 })
             })
             .transpose()?;
@@ -258,6 +285,7 @@ impl Config {
             max_body_bytes,
             rest_timeout_ms,
             jwt_secret,
+            jwt_issuers,
             auth_hook_secret,
             db_webhook_secret,
             signup_policy,
@@ -267,15 +295,76 @@ impl Config {
         })
     }
 
-    /// The `iss` Supabase Auth puts in its tokens: `<SUPABASE_URL>/auth/v1`.
-    pub fn jwt_issuer(&self) -> String {
-        format!("{}/auth/v1", self.supabase_url)
+    /// Which kinds of project API key the edge runs with.
+    pub fn api_key_scheme(&self) -> KeyScheme {
+        KeyScheme::of(&self.anon_key, &self.service_role_key)
     }
 
     /// Where Supabase Auth publishes its public signing keys.
     pub fn jwks_url(&self) -> String {
-        format!("{}/.well-known/jwks.json", self.jwt_issuer())
+        format!("{}/.well-known/jwks.json", auth_url(&self.supabase_url))
     }
+}
+
+/// Supabase Auth's base URL, `<SUPABASE_URL>/auth/v1`: also the `iss` of its
+/// tokens, unless the project is reached through a custom domain.
+fn auth_url(supabase_url: &str) -> String {
+    format!("{supabase_url}/auth/v1")
+}
+
+/// `SUPABASE_JWT_ISSUERS`: comma-separated issuer URLs.
+///
+/// A configured value loses a trailing slash, so `https://<ref>.supabase.co/auth/v1/`
+/// pasted from a browser still means what Supabase Auth writes (it never ends
+/// `iss` with a slash). Tokens are not normalised: their `iss` must equal a
+/// configured value byte for byte.
+pub fn parse_issuers(raw: &str) -> Result<Vec<String>, String> {
+    let mut issuers = Vec::new();
+    for issuer in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let issuer = issuer.trim_end_matches('/');
+        require_https_unless_loopback(issuer).map_err(|reason| format!("`{issuer}` {reason}"))?;
+        issuers.push(issuer.to_string());
+    }
+    if issuers.is_empty() {
+        return Err("lists no issuer".into());
+    }
+    Ok(issuers)
+}
+
+/// Refuses a URL the edge would send keys and tokens to in clear text.
+///
+/// `https://` always; `http://` only to this machine (`localhost`,
+/// `127.0.0.1`, `[::1]`), where the local stack runs without TLS. Parsed by
+/// hand: only the scheme and host matter, and the value comes from the
+/// operator, not from callers.
+pub fn require_https_unless_loopback(url: &str) -> Result<(), String> {
+    let lowercase = url.to_ascii_lowercase();
+    let (https, rest) = match (
+        lowercase.strip_prefix("https://"),
+        lowercase.strip_prefix("http://"),
+    ) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return Err("must start with https://".into()),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') || authority.contains(char::is_whitespace) {
+        return Err("must be a plain https://host URL, without user name or spaces".into());
+    }
+    let host = match authority.strip_prefix('[') {
+        // An IPv6 literal: the host runs to the closing bracket.
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err("names no host".into());
+    }
+    if !https && !matches!(host, "localhost" | "127.0.0.1" | "::1") {
+        return Err(format!(
+            "must use https:// (http:// is accepted only for localhost, 127.0.0.1 and [::1], not {host})"
+        ));
+    }
+    Ok(())
 }
 
 /// A variable's trimmed value, `None` when unset or blank.
@@ -329,6 +418,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supabase_keys::test_keys::{LEGACY_ANON, LEGACY_SERVICE_ROLE, PUBLISHABLE, SECRET};
+    use crate::supabase_keys::KeyKind;
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -341,8 +432,8 @@ mod tests {
 
     const COMPLETE: &[(&str, &str)] = &[
         ("SUPABASE_URL", "http://127.0.0.1:54321/"),
-        ("SUPABASE_ANON_KEY", "anon"),
-        ("SUPABASE_SERVICE_ROLE_KEY", "service"),
+        ("SUPABASE_ANON_KEY", LEGACY_ANON),
+        ("SUPABASE_SERVICE_ROLE_KEY", LEGACY_SERVICE_ROLE),
         (
             "ALLOWED_ORIGINS",
             "http://localhost:3000, https://App.example.com",
@@ -403,12 +494,152 @@ mod tests {
         assert_eq!(AllowedOrigins::parse("*"), Ok(AllowedOrigins::Any));
     }
 
+    /// One row per `SUPABASE_URL`: accepted, or refused by name.
+    #[test]
+    fn supabase_url_must_be_https_except_on_this_machine() {
+        let cases: &[(&str, bool)] = &[
+            ("https://abc.supabase.co", true),
+            ("https://abc.supabase.co/", true),
+            ("HTTPS://api.example.com:8443", true),
+            ("http://127.0.0.1:54321", true),
+            ("http://localhost:54321", true),
+            ("http://LOCALHOST", true),
+            ("http://[::1]:54321", true),
+            ("http://abc.supabase.co", false),
+            ("http://10.0.0.5:54321", false),
+            ("http://127.0.0.1.evil.example", false),
+            ("http://localhost.evil.example", false),
+            ("http://localhost@evil.example", false),
+            ("http://[::2]:54321", false),
+            ("ftp://abc.supabase.co", false),
+            ("abc.supabase.co", false),
+            ("https://", false),
+            ("https://:443", false),
+        ];
+        for &(url, accepted) in cases {
+            let mut pairs = COMPLETE.to_vec();
+            pairs[0] = ("SUPABASE_URL", url);
+            let got = Config::from_lookup(lookup(&pairs));
+            match got {
+                Ok(_) => assert!(accepted, "{url} was accepted"),
+                Err(err) => {
+                    assert!(!accepted, "{url}: {err}");
+                    assert!(
+                        matches!(
+                            err,
+                            ConfigError::Invalid {
+                                name: "SUPABASE_URL",
+                                ..
+                            }
+                        ),
+                        "{url}: {err}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn debug_output_redacts_keys() {
-        let config = Config::from_lookup(lookup(COMPLETE)).unwrap();
-        let printed = format!("{config:?}");
-        assert!(!printed.contains("service\""), "{printed}");
-        assert!(printed.contains("<redacted>"));
+        for (anon, service) in [(LEGACY_ANON, LEGACY_SERVICE_ROLE), (PUBLISHABLE, SECRET)] {
+            let mut pairs = COMPLETE.to_vec();
+            pairs[1] = ("SUPABASE_ANON_KEY", anon);
+            pairs[2] = ("SUPABASE_SERVICE_ROLE_KEY", service);
+            let config = Config::from_lookup(lookup(&pairs)).unwrap();
+            let printed = format!("{config:?}");
+            for key in [anon, service] {
+                assert!(!printed.contains(&key[15..]), "{printed}");
+            }
+            assert!(printed.contains("<redacted>"));
+        }
+    }
+
+    /// One row per pair of keys: the kinds read, or the variable refused.
+    #[test]
+    fn classifies_the_project_keys_and_refuses_one_in_the_wrong_slot() {
+        type Want = Result<(KeyKind, KeyKind, KeyScheme), &'static str>;
+        let cases: &[(&str, &str, &str, Want)] = &[
+            (
+                "legacy",
+                LEGACY_ANON,
+                LEGACY_SERVICE_ROLE,
+                Ok((KeyKind::LegacyJwt, KeyKind::LegacyJwt, KeyScheme::LegacyJwt)),
+            ),
+            (
+                "new",
+                PUBLISHABLE,
+                SECRET,
+                Ok((
+                    KeyKind::Publishable,
+                    KeyKind::Secret,
+                    KeyScheme::PublishableSecret,
+                )),
+            ),
+            (
+                "legacy anon, secret service",
+                LEGACY_ANON,
+                SECRET,
+                Ok((KeyKind::LegacyJwt, KeyKind::Secret, KeyScheme::Mixed)),
+            ),
+            (
+                "a secret key as the anon key",
+                SECRET,
+                SECRET,
+                Err("SUPABASE_ANON_KEY"),
+            ),
+            (
+                "the service_role JWT as the anon key",
+                LEGACY_SERVICE_ROLE,
+                LEGACY_SERVICE_ROLE,
+                Err("SUPABASE_ANON_KEY"),
+            ),
+            (
+                "a publishable key as the service-role key",
+                PUBLISHABLE,
+                PUBLISHABLE,
+                Err("SUPABASE_SERVICE_ROLE_KEY"),
+            ),
+            (
+                "the anon JWT as the service-role key",
+                LEGACY_ANON,
+                LEGACY_ANON,
+                Err("SUPABASE_SERVICE_ROLE_KEY"),
+            ),
+            (
+                "not a key at all",
+                "not-a-supabase-api-key",
+                LEGACY_SERVICE_ROLE,
+                Err("SUPABASE_ANON_KEY"),
+            ),
+        ];
+        for &(case, anon, service, want) in cases {
+            let mut pairs = COMPLETE.to_vec();
+            pairs[1] = ("SUPABASE_ANON_KEY", anon);
+            pairs[2] = ("SUPABASE_SERVICE_ROLE_KEY", service);
+            let got = Config::from_lookup(lookup(&pairs));
+            match (got, want) {
+                (Ok(config), Ok((anon_kind, service_kind, scheme))) => {
+                    assert_eq!(config.anon_key.kind(), anon_kind, "{case}");
+                    assert_eq!(config.service_role_key.kind(), service_kind, "{case}");
+                    assert_eq!(config.api_key_scheme(), scheme, "{case}");
+                    assert_eq!(config.anon_key.value(), anon, "{case}");
+                }
+                (Err(err), Err(name)) => {
+                    assert!(
+                        matches!(&err, ConfigError::Invalid { name: got, .. } if *got == name),
+                        "{case}: {err}"
+                    );
+                    // The error is logged; it must not carry either key.
+                    for key in [anon, service] {
+                        assert!(
+                            !err.to_string().contains(&key[key.len() / 2..]),
+                            "{case}: {err}"
+                        );
+                    }
+                }
+                (got, want) => panic!("{case}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     const JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters";
@@ -429,7 +660,7 @@ mod tests {
         assert_eq!(config.db_webhook_secret, None);
         assert_eq!(config.signup_policy, SignupPolicy::default());
         assert_eq!(config.default_user_role, UserRole::Developer);
-        assert_eq!(config.jwt_issuer(), "http://127.0.0.1:54321/auth/v1");
+        assert_eq!(config.jwt_issuers, vec!["http://127.0.0.1:54321/auth/v1"]);
         assert_eq!(
             config.jwks_url(),
             "http://127.0.0.1:54321/auth/v1/.well-known/jwks.json"
@@ -450,7 +681,7 @@ mod tests {
         assert_eq!(config.jwt_secret.as_deref(), Some(JWT_SECRET));
         assert_eq!(
             config.auth_hook_secret,
-            Some(WebhookSecret::parse(HOOK_SECRET).unwrap())
+            Some(WebhookSecrets::parse(HOOK_SECRET).unwrap())
         );
         assert_eq!(config.db_webhook_secret.as_deref(), Some(DB_SECRET));
         assert_eq!(
@@ -468,6 +699,15 @@ mod tests {
             ("SUPABASE_JWT_SECRET", "too-short"),
             ("AUTH_HOOK_SECRET", "whsec_not base64"),
             ("AUTH_HOOK_SECRET", "plain-secret-without-the-prefix-at-all"),
+            // One malformed secret in a rotation list refuses the whole list.
+            (
+                "AUTH_HOOK_SECRET",
+                "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw|v1,whsec_c2hvcnQ=",
+            ),
+            (
+                "AUTH_HOOK_SECRET",
+                "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw|",
+            ),
             ("DB_WEBHOOK_SECRET", "short"),
             ("SIGNUP_ALLOWED_DOMAINS", "example.com, not a domain"),
             ("SIGNUP_BLOCKED_DOMAINS", "localhost"),
@@ -475,6 +715,13 @@ mod tests {
         ];
         for &(name, value) in cases {
             let err = with_extra(&[(name, value)]).unwrap_err();
+            if name.ends_with("SECRET") {
+                // The reason is logged; a secret's value must not be in it.
+                assert!(
+                    !err.to_string().contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+                    "{err}"
+                );
+            }
             assert!(
                 matches!(&err, ConfigError::Invalid { name: got, .. } if *got == name),
                 "{name}={value}: {err}"
@@ -484,15 +731,65 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_list_of_jwt_issuers() {
+        let config = with_extra(&[(
+            "SUPABASE_JWT_ISSUERS",
+            " https://abc.supabase.co/auth/v1/ , https://api.example.com/auth/v1",
+        )])
+        .unwrap();
+        assert_eq!(
+            config.jwt_issuers,
+            vec![
+                "https://abc.supabase.co/auth/v1",
+                "https://api.example.com/auth/v1"
+            ]
+        );
+        // The JWKS is still fetched from the configured project URL.
+        assert_eq!(
+            config.jwks_url(),
+            "http://127.0.0.1:54321/auth/v1/.well-known/jwks.json"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_jwt_issuers_by_name() {
+        for bad in [
+            ",",
+            "abc.supabase.co/auth/v1",
+            "http://abc.supabase.co/auth/v1",
+            "https://abc.supabase.co/auth/v1, not an issuer",
+        ] {
+            let err = with_extra(&[("SUPABASE_JWT_ISSUERS", bad)]).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        name: "SUPABASE_JWT_ISSUERS",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn debug_output_redacts_auth_secrets() {
+        const ROTATED: &str = "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw|v1,whsec_c2Vjb25kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXMh";
         let config = with_extra(&[
             ("SUPABASE_JWT_SECRET", JWT_SECRET),
-            ("AUTH_HOOK_SECRET", HOOK_SECRET),
+            ("AUTH_HOOK_SECRET", ROTATED),
             ("DB_WEBHOOK_SECRET", DB_SECRET),
         ])
         .unwrap();
+        assert_eq!(config.auth_hook_secret.as_ref().map(|s| s.len()), Some(2));
         let printed = format!("{config:?}");
-        for secret in [JWT_SECRET, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", DB_SECRET] {
+        for secret in [
+            JWT_SECRET,
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "c2Vjb25kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXMh",
+            DB_SECRET,
+        ] {
             assert!(!printed.contains(secret), "{printed}");
         }
     }

@@ -71,6 +71,18 @@ pub enum ApiError {
     #[error("the database answered unexpectedly")]
     Upstream { detail: String },
 
+    /// PostgREST does not serve the schema our functions live in
+    /// (`PGRST106`): the project's exposed schemas lack it. The operator's
+    /// fix is in `detail`.
+    #[error("the service is misconfigured")]
+    SchemaNotExposed { detail: String },
+
+    /// PostgREST has no function of that name taking these arguments
+    /// (`PGRST202`): the migrations this edge expects are not applied. The
+    /// function and the fix are in `detail`.
+    #[error("the service is misconfigured")]
+    RpcMissing { detail: String },
+
     /// A required Worker variable or secret is missing or invalid.
     #[error("the service is misconfigured")]
     Misconfigured { detail: String },
@@ -97,6 +109,8 @@ impl ApiError {
             ApiError::Rejected { code, .. } => code,
             ApiError::Unavailable { .. } => "database_unavailable",
             ApiError::Upstream { .. } => "upstream_error",
+            ApiError::SchemaNotExposed { .. } => "schema_not_exposed",
+            ApiError::RpcMissing { .. } => "rpc_missing",
             ApiError::Misconfigured { .. } => "misconfigured",
             ApiError::Internal { .. } => "internal_error",
         }
@@ -117,7 +131,12 @@ impl ApiError {
             ApiError::Unprocessable { .. } => 422,
             ApiError::Rejected { status, .. } => *status,
             ApiError::Unavailable { .. } => 503,
-            ApiError::Upstream { .. } => 502,
+            // The REST layer answered, but the project behind it is not set
+            // up for this edge: a fault upstream of the Worker, as for
+            // `Upstream`; not 503, since waiting does not fix it.
+            ApiError::Upstream { .. }
+            | ApiError::SchemaNotExposed { .. }
+            | ApiError::RpcMissing { .. } => 502,
             ApiError::Misconfigured { .. } | ApiError::Internal { .. } => 500,
         }
     }
@@ -139,6 +158,8 @@ impl ApiError {
     pub fn log_detail(&self) -> Option<&str> {
         match self {
             ApiError::Upstream { detail }
+            | ApiError::SchemaNotExposed { detail }
+            | ApiError::RpcMissing { detail }
             | ApiError::Misconfigured { detail }
             | ApiError::Internal { detail } => Some(detail),
             _ => None,
@@ -209,6 +230,31 @@ mod tests {
             Some("PGRST202 record_token_usage(secret_arg)")
         );
         assert_eq!(err.status(), 502);
+    }
+
+    #[test]
+    fn deployment_faults_name_the_fix_for_operators_only() {
+        let cases = [
+            (
+                ApiError::SchemaNotExposed {
+                    detail: "PGRST106 ... Exposed schemas".into(),
+                },
+                "schema_not_exposed",
+            ),
+            (
+                ApiError::RpcMissing {
+                    detail: "PGRST202 ... supabase db push".into(),
+                },
+                "rpc_missing",
+            ),
+        ];
+        for (err, code) in cases {
+            assert_eq!((err.status(), err.code()), (502, code));
+            assert_eq!(err.to_string(), "the service is misconfigured");
+            assert!(err.log_detail().unwrap().contains("PGRST"));
+            assert!(!err.body().contains("PGRST"), "{}", err.body());
+            assert!(err.headers().is_empty());
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! contains it.
 
 use crate::auth::jwt::{AUTHENTICATED_AUDIENCE, DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_BYTES};
-use crate::auth::webhook::{self, WebhookHeaders, WebhookSecret};
+use crate::auth::webhook::{self, WebhookHeaders, WebhookSecret, WebhookSecrets};
 use crate::auth::{bearer_token, ApiKey, JwkSet, Verifier, VerifierSettings};
 use crate::config::UserRole;
 use crate::hooks::{BeforeUserCreated, MirrorUser, SignupPolicy};
@@ -32,12 +32,16 @@ const ES256_KID: &str = "fuzz-es256";
 /// A fixed scalar: these keys protect nothing, they let the fuzzer build
 /// correctly signed tokens and so reach the claim checks.
 const ES256_SCALAR: [u8; 32] = [7; 32];
-const WEBHOOK_SECRET: &str = "v1,whsec_ZnV6emluZy13ZWJob29rLXNlY3JldC0zMmJ5dGVzIQ==";
+/// Two secrets, as during a rotation; the fuzzer signs with the second, so
+/// a correct signature must be found past a secret that does not match.
+const WEBHOOK_SECRETS: &str = "v1,whsec_b2xkLWZ1enppbmctd2ViaG9vay1zZWNyZXQtMzJi|v1,whsec_ZnV6emluZy13ZWJob29rLXNlY3JldC0zMmJ5dGVzIQ==";
+const WEBHOOK_SIGNING_SECRET: &str = "v1,whsec_ZnV6emluZy13ZWJob29rLXNlY3JldC0zMmJ5dGVzIQ==";
 
 struct Keys {
     verifier: Verifier,
     es256: p256::ecdsa::SigningKey,
-    webhook: WebhookSecret,
+    webhook: WebhookSecrets,
+    webhook_signer: WebhookSecret,
 }
 
 fn keys() -> &'static Keys {
@@ -56,7 +60,7 @@ fn keys() -> &'static Keys {
         let set = JwkSet::parse(jwks.to_string().as_bytes()).expect("the fuzzing JWKS");
         let settings = VerifierSettings {
             hs256_secret: Some(HS256_SECRET.into()),
-            issuer: ISSUER.into(),
+            issuers: vec![ISSUER.into()],
             audience: AUTHENTICATED_AUDIENCE.into(),
             leeway_secs: DEFAULT_LEEWAY_SECS,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
@@ -64,7 +68,9 @@ fn keys() -> &'static Keys {
         Keys {
             verifier: Verifier::new(&settings, Arc::new(set)),
             es256,
-            webhook: WebhookSecret::parse(WEBHOOK_SECRET).expect("the fuzzing webhook secret"),
+            webhook: WebhookSecrets::parse(WEBHOOK_SECRETS).expect("the fuzzing webhook secrets"),
+            webhook_signer: WebhookSecret::parse(WEBHOOK_SIGNING_SECRET)
+                .expect("the fuzzing webhook secret"),
         }
     })
 }
@@ -166,7 +172,9 @@ fn token_for(mode: u8, rest: &[u8]) -> String {
 
 /// Standard Webhooks verification: id, timestamp, signature and body as
 /// fuzzed fields. With the first byte odd, the signature is computed
-/// correctly over the fuzzed id, timestamp and body, and must verify exactly
+/// correctly over the fuzzed id, timestamp and body with the second of two
+/// configured secrets, and the fuzzed signature field is put beside it
+/// (", "-separated, as Supabase Auth writes several); it must verify exactly
 /// when the timestamp is a canonical number within the tolerance.
 pub fn standard_webhook(data: &[u8]) {
     let keys = keys();
@@ -179,10 +187,11 @@ pub fn standard_webhook(data: &[u8]) {
     let (id, timestamp) = (text(id), text(timestamp));
     let signature = if mode % 2 == 1 {
         match keys
-            .webhook
+            .webhook_signer
             .sign(&id, timestamp.parse().unwrap_or(NOW), body)
         {
-            Ok(signed) => signed,
+            Ok(signed) if signature.is_empty() => signed,
+            Ok(signed) => format!("{}, {signed}", text(signature)),
             Err(_) => return,
         }
     } else {
@@ -203,17 +212,14 @@ pub fn standard_webhook(data: &[u8]) {
         // it, and verify trims as HTTP would), so an id carrying some was
         // signed over bytes no real sender would send.
         let id_as_sent = !id.is_empty() && id.trim() == id;
-        if canonical && id_as_sent && !signature.trim().is_empty() {
+        if canonical && id_as_sent {
             assert_eq!(verdict, Ok(()), "a correctly signed webhook was refused");
         }
     }
     // Never accepted with a signature the fuzzer made up (it cannot forge
     // HMAC-SHA256); the odd modes signed correctly on purpose.
     if mode % 2 == 0 && verdict.is_ok() {
-        let forged_base64 = signature
-            .split(' ')
-            .filter_map(|s| s.strip_prefix("v1,"))
-            .any(|s| STANDARD.decode(s).is_ok());
+        let forged_base64 = webhook::v1_signatures(&signature).any(|s| STANDARD.decode(s).is_ok());
         assert!(forged_base64, "accepted without any v1 signature");
     }
 }
@@ -371,6 +377,8 @@ mod smoke {
         let seeds = vec![
             with(1, &[b"msg_1", now.as_bytes(), b"", br#"{"user":{}}"#]),
             with(0, &[b"msg_1", now.as_bytes(), b"v1,AAAA", b"{}"]),
+            // A stranger's entry before the real one.
+            with(1, &[b"msg_1", now.as_bytes(), b"v1,AAAA", b"{}"]),
             // Found by cargo-fuzz: an id with surrounding whitespace, which
             // verify trims as HTTP does; not a refusal of a real webhook.
             with(1, &[b"\r\r\tmsg", now.as_bytes(), b"", b""]),

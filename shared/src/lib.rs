@@ -24,6 +24,7 @@ pub mod postgrest;
 pub mod queue;
 pub mod retry;
 pub mod routes;
+pub mod supabase_keys;
 pub mod telemetry;
 pub mod usage;
 

@@ -19,6 +19,8 @@ pub const RETRY_AFTER_SECS: u32 = 2;
 pub enum Auth<'a> {
     /// The caller's own access token, so row-level security applies to them.
     Caller(&'a str),
+    /// Nobody signed in: the `anon` role, for what is public.
+    Anon,
     /// The project's service role, for verified API keys and admin work.
     ServiceRole,
 }
@@ -47,18 +49,28 @@ impl<'a> Client<'a> {
         format!("{}/rest/v1", self.config.supabase_url)
     }
 
+    /// `apikey` says which project key the call comes through; the bearer
+    /// token, when there is one, is the JWT PostgREST takes the role from.
+    /// A legacy key is such a JWT itself. A publishable or secret key is not
+    /// (PostgREST would refuse it with PGRST301), so it goes as `apikey`
+    /// only and Supabase's gateway gives the call that key's role.
     fn auth_headers(&self, auth: Auth<'_>) -> Vec<(&'static str, String)> {
-        let (apikey, bearer) = match auth {
-            Auth::Caller(token) => (&self.config.anon_key, token),
-            Auth::ServiceRole => (
-                &self.config.service_role_key,
-                self.config.service_role_key.as_str(),
-            ),
+        let (key, bearer) = match auth {
+            Auth::Caller(token) => (&self.config.anon_key, Some(token)),
+            Auth::Anon => {
+                let key = &self.config.anon_key;
+                (key, key.is_jwt().then(|| key.value()))
+            }
+            Auth::ServiceRole => {
+                let key = &self.config.service_role_key;
+                (key, key.is_jwt().then(|| key.value()))
+            }
         };
-        vec![
-            ("apikey", apikey.clone()),
-            ("authorization", format!("Bearer {bearer}")),
-        ]
+        let mut headers = vec![("apikey", key.value().to_string())];
+        if let Some(bearer) = bearer {
+            headers.push(("authorization", format!("Bearer {bearer}")));
+        }
+        headers
     }
 
     /// `POST /rest/v1/rpc/<function>` in `schema` with named arguments.
@@ -81,12 +93,26 @@ impl<'a> Client<'a> {
         }
     }
 
+    /// A cheap call that tells whether the `platform` schema is served and
+    /// migrated: `list_models`, which anyone may call, a STABLE function
+    /// (PostgREST runs it read-only) over the small model catalogue, as
+    /// `anon`. PGRST106 or PGRST202 in its answer means every API call
+    /// would fail the same way.
+    pub fn platform_check(&self) -> HttpCall {
+        self.rpc(
+            "platform",
+            "list_models",
+            &serde_json::json!({}),
+            Auth::Anon,
+        )
+    }
+
     /// A cheap request that tells whether the REST layer answers at all.
     pub fn probe(&self) -> HttpCall {
         HttpCall {
             method: "GET",
             url: format!("{}/", self.rest_url()),
-            headers: vec![("apikey", self.config.anon_key.clone())],
+            headers: vec![("apikey", self.config.anon_key.value().to_string())],
             body: None,
         }
     }
@@ -139,7 +165,9 @@ pub fn interpret_rpc(status: u16, body: &[u8]) -> Result<serde_json::Value, ApiE
 /// PostgREST answers those with status `xyz` (400 for `P0001`) and we pass the
 /// code and message on. Errors that mean "try again" become 503 with
 /// `Retry-After`. Everything else is a deployment fault the caller cannot fix,
-/// logged in full and answered as 502.
+/// logged in full and answered as 502; the two an operator is most likely to
+/// meet after a deploy (schema not exposed, migrations not applied) get codes
+/// of their own and name the fix.
 pub fn map_error(status: u16, err: &PostgrestError) -> ApiError {
     let code = err.code.as_str();
     let own_code = err.hint.as_deref().filter(|h| is_stable_code(h));
@@ -155,14 +183,41 @@ pub fn map_error(status: u16, err: &PostgrestError) -> ApiError {
             retry_after_secs: RETRY_AFTER_SECS,
         };
     }
-    ApiError::Upstream {
-        detail: format!(
-            "REST {status} {code}: {} (details: {}, hint: {})",
-            err.message,
-            err.details.as_deref().unwrap_or("-"),
-            err.hint.as_deref().unwrap_or("-")
-        ),
+    let answer = format!(
+        "REST {status} {code}: {} (details: {}, hint: {})",
+        err.message,
+        err.details.as_deref().unwrap_or("-"),
+        err.hint.as_deref().unwrap_or("-")
+    );
+    match code {
+        // `supabase db push` does not change which schemas PostgREST serves;
+        // every RPC of the edge is in `platform`.
+        "PGRST106" => ApiError::SchemaNotExposed {
+            detail: format!(
+                "{answer}. Fix: add `platform` to the exposed schemas: Dashboard → \
+                 Project Settings → API → Exposed schemas, or `supabase config push`"
+            ),
+        },
+        "PGRST202" => ApiError::RpcMissing {
+            detail: format!(
+                "{answer}. The function {} is missing (or takes other arguments). Fix: \
+                 apply the migrations: `supabase db push`",
+                function_named(&err.message).unwrap_or("PostgREST names above")
+            ),
+        },
+        _ => ApiError::Upstream { detail: answer },
     }
+}
+
+/// The function a PGRST202 message names: `Could not find the function
+/// <schema>.<name>(<args>) in the schema cache`, or `... <schema>.<name>
+/// without parameters ...`.
+fn function_named(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("Could not find the function ")?;
+    let end = rest
+        .find(|c: char| c == '(' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|name| !name.is_empty())
 }
 
 /// Errors after which the same request may well succeed: the database is
@@ -197,7 +252,7 @@ fn is_stable_code(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AllowedOrigins;
+    use crate::supabase_keys::test_keys::{LEGACY_ANON, LEGACY_SERVICE_ROLE, PUBLISHABLE, SECRET};
 
     fn error(code: &str, message: &str, hint: Option<&str>) -> PostgrestError {
         PostgrestError {
@@ -238,8 +293,10 @@ mod tests {
             (500, "40001", None, 503, "database_unavailable"),
             (500, "40P01", None, 503, "database_unavailable"),
             (503, "53300", None, 503, "database_unavailable"),
-            (404, "PGRST202", None, 502, "upstream_error"),
-            (406, "PGRST106", None, 502, "upstream_error"),
+            (404, "PGRST202", None, 502, "rpc_missing"),
+            (406, "PGRST106", None, 502, "schema_not_exposed"),
+            (404, "PGRST125", None, 502, "upstream_error"),
+            (300, "PGRST203", None, 502, "upstream_error"),
             (401, "PGRST301", None, 502, "upstream_error"),
             (409, "23505", None, 502, "upstream_error"),
             (400, "22P02", None, 502, "upstream_error"),
@@ -250,6 +307,84 @@ mod tests {
                 (got.status(), got.code()),
                 (want_status, want_code),
                 "{status} {code} {hint:?}"
+            );
+        }
+    }
+
+    /// PostgREST's own bodies for the two deployment faults (v12: the
+    /// requested schema in `message`, the exposed ones in `hint`; the
+    /// function and its argument names in `message`). The operator reads the
+    /// fix in the log; the caller reads only that the service is
+    /// misconfigured.
+    #[test]
+    fn deployment_faults_tell_the_operator_the_fix() {
+        // (status, code, message, hint, our code, what the logged detail says)
+        type Case<'a> = (
+            u16,
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+            &'a [&'a str],
+        );
+        let cases: &[Case<'_>] = &[
+            (
+                406,
+                "PGRST106",
+                "Invalid schema: platform",
+                Some("Only the following schemas are exposed: public, graphql_public"),
+                "schema_not_exposed",
+                &[
+                    "Invalid schema: platform",
+                    "add `platform` to the exposed schemas",
+                    "Exposed schemas",
+                    "supabase config push",
+                ],
+            ),
+            (
+                404,
+                "PGRST202",
+                "Could not find the function platform.list_models without parameters in the schema cache",
+                None,
+                "rpc_missing",
+                &["function platform.list_models is missing", "supabase db push"],
+            ),
+            (
+                404,
+                "PGRST202",
+                "Could not find the function platform.reserve_tokens(p_tokens, p_ttl_seconds) in the schema cache",
+                Some("Perhaps you meant to call the function platform.reserve_tokens(p_tokens)"),
+                "rpc_missing",
+                &["function platform.reserve_tokens is missing", "supabase db push"],
+            ),
+            (
+                404,
+                "PGRST202",
+                "an unexpected wording",
+                None,
+                "rpc_missing",
+                &["an unexpected wording", "supabase db push"],
+            ),
+        ];
+        for &(status, code, message, hint, want_code, detail_has) in cases {
+            let got = map_error(
+                status,
+                &PostgrestError {
+                    code: code.into(),
+                    message: message.into(),
+                    details: None,
+                    hint: hint.map(Into::into),
+                },
+            );
+            assert_eq!((got.status(), got.code()), (502, want_code), "{message}");
+            let detail = got.log_detail().unwrap_or_default();
+            for part in detail_has {
+                assert!(detail.contains(part), "{detail:?} lacks {part:?}");
+            }
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&got.body()).unwrap(),
+                serde_json::json!({"error": {"code": want_code,
+                    "message": "the service is misconfigured"}})
             );
         }
     }
@@ -291,25 +426,34 @@ mod tests {
         assert_eq!(got.status(), 502);
     }
 
+    fn config_with_keys(anon: &str, service_role: &str) -> Config {
+        let vars = [
+            ("SUPABASE_URL", "http://127.0.0.1:54321"),
+            ("SUPABASE_ANON_KEY", anon),
+            ("SUPABASE_SERVICE_ROLE_KEY", service_role),
+            ("ALLOWED_ORIGINS", "*"),
+        ];
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap()
+    }
+
+    /// The `apikey` and `authorization` headers of a call, in that order.
+    fn auth_of(call: &HttpCall) -> Vec<(&'static str, String)> {
+        call.headers
+            .iter()
+            .filter(|(name, _)| matches!(*name, "apikey" | "authorization"))
+            .cloned()
+            .collect()
+    }
+
     #[test]
     fn rpc_request_carries_schema_and_the_callers_token() {
-        let config = Config {
-            supabase_url: "http://127.0.0.1:54321".into(),
-            anon_key: "anon-key".into(),
-            service_role_key: "service-key".into(),
-            allowed_origins: AllowedOrigins::Any,
-            max_body_bytes: 1024,
-            rest_timeout_ms: 1000,
-            jwt_secret: None,
-            auth_hook_secret: None,
-            db_webhook_secret: None,
-            signup_policy: Default::default(),
-            default_user_role: Default::default(),
-            jwks_min_refetch_secs: 30,
-            metrics_token: None,
-        };
-        let client = Client::new(&config);
-        let call = client.rpc(
+        let config = config_with_keys(LEGACY_ANON, LEGACY_SERVICE_ROLE);
+        let call = Client::new(&config).rpc(
             "platform",
             "record_token_usage",
             &serde_json::json!({"p_tokens": 1}),
@@ -321,14 +465,110 @@ mod tests {
         );
         assert!(call
             .headers
-            .contains(&("authorization", "Bearer user-jwt".into())));
-        assert!(call.headers.contains(&("apikey", "anon-key".into())));
-        assert!(call
-            .headers
             .contains(&("content-profile", "platform".into())));
-        let call = client.rpc("platform", "f", &serde_json::json!({}), Auth::ServiceRole);
-        assert!(call
-            .headers
-            .contains(&("authorization", "Bearer service-key".into())));
+        assert_eq!(call.body.as_deref(), Some(r#"{"p_tokens":1}"#));
+    }
+
+    /// One row per key kind and authority: exactly the headers sent. A
+    /// publishable or secret key never goes as a bearer token (PostgREST
+    /// refuses what is not a JWT there, PGRST301).
+    #[test]
+    fn each_authority_sends_the_keys_its_kind_allows() {
+        let bearer = |token: &str| ("authorization", format!("Bearer {token}"));
+        let apikey = |key: &str| ("apikey", key.to_string());
+        type Case<'a> = (&'a str, &'a str, Auth<'a>, Vec<(&'static str, String)>);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                LEGACY_ANON,
+                LEGACY_SERVICE_ROLE,
+                Auth::Caller("user-jwt"),
+                vec![apikey(LEGACY_ANON), bearer("user-jwt")],
+            ),
+            (
+                LEGACY_ANON,
+                LEGACY_SERVICE_ROLE,
+                Auth::Anon,
+                vec![apikey(LEGACY_ANON), bearer(LEGACY_ANON)],
+            ),
+            (
+                LEGACY_ANON,
+                LEGACY_SERVICE_ROLE,
+                Auth::ServiceRole,
+                vec![apikey(LEGACY_SERVICE_ROLE), bearer(LEGACY_SERVICE_ROLE)],
+            ),
+            (
+                PUBLISHABLE,
+                SECRET,
+                Auth::Caller("user-jwt"),
+                vec![apikey(PUBLISHABLE), bearer("user-jwt")],
+            ),
+            (PUBLISHABLE, SECRET, Auth::Anon, vec![apikey(PUBLISHABLE)]),
+            (PUBLISHABLE, SECRET, Auth::ServiceRole, vec![apikey(SECRET)]),
+            // Halfway through moving to the new keys, each key as its kind allows.
+            (
+                LEGACY_ANON,
+                SECRET,
+                Auth::Anon,
+                vec![apikey(LEGACY_ANON), bearer(LEGACY_ANON)],
+            ),
+            (LEGACY_ANON, SECRET, Auth::ServiceRole, vec![apikey(SECRET)]),
+            (
+                PUBLISHABLE,
+                LEGACY_SERVICE_ROLE,
+                Auth::Anon,
+                vec![apikey(PUBLISHABLE)],
+            ),
+            (
+                PUBLISHABLE,
+                LEGACY_SERVICE_ROLE,
+                Auth::ServiceRole,
+                vec![apikey(LEGACY_SERVICE_ROLE), bearer(LEGACY_SERVICE_ROLE)],
+            ),
+        ];
+        for (anon, service, auth, want) in cases {
+            let config = config_with_keys(anon, service);
+            let call = Client::new(&config).rpc("platform", "f", &serde_json::json!({}), auth);
+            assert_eq!(auth_of(&call), want, "{anon} / {service} / {auth:?}");
+        }
+    }
+
+    #[test]
+    fn the_platform_check_reads_the_catalogue_as_anon() {
+        for (anon, service) in [(LEGACY_ANON, LEGACY_SERVICE_ROLE), (PUBLISHABLE, SECRET)] {
+            let config = config_with_keys(anon, service);
+            let check = Client::new(&config).platform_check();
+            assert_eq!(
+                (check.method, check.url.as_str(), check.body.as_deref()),
+                (
+                    "POST",
+                    "http://127.0.0.1:54321/rest/v1/rpc/list_models",
+                    Some("{}")
+                )
+            );
+            assert!(check
+                .headers
+                .contains(&("content-profile", "platform".into())));
+            let anon_call = Client::new(&config).rpc(
+                "platform",
+                "list_models",
+                &serde_json::json!({}),
+                Auth::Anon,
+            );
+            assert_eq!(auth_of(&check), auth_of(&anon_call));
+            assert!(!auth_of(&check).iter().any(|(_, v)| v.contains(service)));
+        }
+    }
+
+    #[test]
+    fn the_probe_sends_only_the_public_key() {
+        for (anon, service) in [(LEGACY_ANON, LEGACY_SERVICE_ROLE), (PUBLISHABLE, SECRET)] {
+            let config = config_with_keys(anon, service);
+            let probe = Client::new(&config).probe();
+            assert_eq!(
+                (probe.method, probe.url.as_str()),
+                ("GET", "http://127.0.0.1:54321/rest/v1/")
+            );
+            assert_eq!(auth_of(&probe), vec![("apikey", anon.to_string())]);
+        }
     }
 }

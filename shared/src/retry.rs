@@ -79,6 +79,10 @@ mod tests {
             detail: "no key".into()
         }
         .is_transient());
+        // A schema not exposed or a function not migrated stays so until an
+        // operator acts.
+        assert!(!ApiError::SchemaNotExposed { detail: "x".into() }.is_transient());
+        assert!(!ApiError::RpcMissing { detail: "x".into() }.is_transient());
         assert_eq!(
             delay_before_retry(&CRON_BACKOFF, 1, &rejected(403)),
             None,

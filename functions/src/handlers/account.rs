@@ -31,12 +31,7 @@ pub async fn set_default_model(
 }
 
 pub async fn list_models(config: &Config) -> Result<Response, ApiError> {
-    let call = Client::new(config).rpc(
-        "platform",
-        "list_models",
-        &json!({}),
-        Auth::Caller(&config.anon_key),
-    );
+    let call = Client::new(config).rpc("platform", "list_models", &json!({}), Auth::Anon);
     let models = rest::rpc(&call, config).await?;
     Ok(respond::json(200, &json!({ "models": models })))
 }

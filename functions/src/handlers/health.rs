@@ -1,15 +1,37 @@
-//! `GET /health`: the version, and whether the REST layer answers.
+//! `GET /health`: the version, the kind of API keys, whether the REST layer
+//! answers, and whether the `platform` schema behind it is served and
+//! migrated.
 
 use crate::rest;
-use shared::health::{HealthReport, RestStatus};
-use shared::postgrest::Client;
+use futures_util::future::join;
+use shared::health::{HealthReport, PlatformStatus, RestStatus};
+use shared::postgrest::{interpret_rpc, Client};
 use shared::Config;
 use worker::Response;
 
 pub async fn get(config: &Config) -> Response {
-    let probe = Client::new(config).probe();
-    // Health must answer quickly even when REST hangs: cap the probe at 2 s.
-    let answer = rest::send(&probe, config.rest_timeout_ms.min(2_000)).await;
-    let rest = RestStatus::from_answer(answer.ok().map(|a| a.status));
-    crate::respond::json(200, &HealthReport::new(rest))
+    let client = Client::new(config);
+    let (probe, check) = (client.probe(), client.platform_check());
+    // Health must answer quickly even when REST hangs: cap both calls at 2 s,
+    // made side by side.
+    let timeout_ms = config.rest_timeout_ms.min(2_000);
+    let (root, platform) = join(
+        rest::send(&probe, timeout_ms),
+        rest::send(&check, timeout_ms),
+    )
+    .await;
+    let rest = RestStatus::from_answer(root.ok().map(|a| a.status));
+    let platform_status = platform.as_ref().ok().map(|a| a.status);
+    let platform = platform.and_then(|a| interpret_rpc(a.status, &a.body));
+    // The body says only the code; the fix is in the detail, for the log.
+    if let Err(err) = &platform {
+        if let Some(detail) = err.log_detail() {
+            worker::console_error!("/health: {} {}: {}", err.status(), err.code(), detail);
+        }
+    }
+    let platform = PlatformStatus::from_result(platform_status, &platform);
+    crate::respond::json(
+        200,
+        &HealthReport::new(config.api_key_scheme(), rest, platform),
+    )
 }

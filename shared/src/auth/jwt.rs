@@ -111,8 +111,9 @@ pub struct VerifierSettings {
     /// The legacy JWT secret, used as raw bytes as Supabase does; `None`
     /// refuses every HS256 token.
     pub hs256_secret: Option<String>,
-    /// `<SUPABASE_URL>/auth/v1`.
-    pub issuer: String,
+    /// The accepted `iss` values (`SUPABASE_JWT_ISSUERS`; by default
+    /// `<SUPABASE_URL>/auth/v1`).
+    pub issuers: Vec<String>,
     pub audience: String,
     pub leeway_secs: i64,
     pub max_token_bytes: usize,
@@ -122,7 +123,7 @@ impl VerifierSettings {
     pub fn from_config(config: &Config) -> Self {
         VerifierSettings {
             hs256_secret: config.jwt_secret.clone(),
-            issuer: config.jwt_issuer(),
+            issuers: config.jwt_issuers.clone(),
             audience: AUTHENTICATED_AUDIENCE.to_string(),
             leeway_secs: DEFAULT_LEEWAY_SECS,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
@@ -137,7 +138,7 @@ impl fmt::Debug for VerifierSettings {
                 "hs256_secret",
                 &self.hs256_secret.as_ref().map(|_| "<redacted>"),
             )
-            .field("issuer", &self.issuer)
+            .field("issuers", &self.issuers)
             .field("audience", &self.audience)
             .field("leeway_secs", &self.leeway_secs)
             .field("max_token_bytes", &self.max_token_bytes)
@@ -153,7 +154,7 @@ impl fmt::Debug for VerifierSettings {
 pub struct Verifier {
     hs256_key: Option<Hs256Key>,
     keys: Arc<JwkSet>,
-    issuer: String,
+    issuers: Vec<String>,
     audience: String,
     leeway_secs: i64,
     max_token_bytes: usize,
@@ -164,7 +165,7 @@ impl fmt::Debug for Verifier {
         f.debug_struct("Verifier")
             .field("hs256", &self.hs256_key.is_some())
             .field("keys", &self.keys.len())
-            .field("issuer", &self.issuer)
+            .field("issuers", &self.issuers)
             .field("audience", &self.audience)
             .finish_non_exhaustive()
     }
@@ -202,7 +203,7 @@ impl Verifier {
                 .as_ref()
                 .map(|secret| Hs256Key::new(secret.as_bytes())),
             keys,
-            issuer: settings.issuer.clone(),
+            issuers: settings.issuers.clone(),
             audience: settings.audience.clone(),
             leeway_secs: settings.leeway_secs,
             max_token_bytes: settings.max_token_bytes,
@@ -284,7 +285,11 @@ impl Verifier {
         if !audience_matches(raw.aud.as_ref(), &self.audience) {
             return Err(AuthError::WrongAudience);
         }
-        if as_str(&raw.iss) != Some(self.issuer.as_str()) {
+        // Exact match: a project on a custom domain still issues tokens as
+        // `https://<ref>.supabase.co/auth/v1`, so the operator lists both.
+        let issuer_accepted =
+            as_str(&raw.iss).is_some_and(|iss| self.issuers.iter().any(|accepted| accepted == iss));
+        if !issuer_accepted {
             return Err(AuthError::WrongIssuer);
         }
         let sub = as_str(&raw.sub)
@@ -359,7 +364,7 @@ mod tests {
     fn settings(secret: Option<&str>) -> VerifierSettings {
         VerifierSettings {
             hs256_secret: secret.map(Into::into),
-            issuer: ISSUER.into(),
+            issuers: vec![ISSUER.into()],
             audience: AUTHENTICATED_AUDIENCE.into(),
             leeway_secs: DEFAULT_LEEWAY_SECS,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
@@ -573,6 +578,76 @@ mod tests {
                 .map_err(|e| e.code());
             assert_eq!(got, *want, "{case}");
         }
+    }
+
+    /// A project on a custom domain: tokens carry the `<ref>.supabase.co`
+    /// issuer, and the operator lists it beside the custom one. One row per
+    /// `iss`: accepted or `wrong_issuer`.
+    #[test]
+    fn accepts_exactly_the_configured_issuers() {
+        const CUSTOM: &str = "https://api.example.com/auth/v1";
+        let f = fixture();
+        let settings = VerifierSettings {
+            issuers: vec![CUSTOM.into(), ISSUER.into()],
+            ..settings(Some(SECRET))
+        };
+        let verifier = Verifier::new(&settings, Arc::new(JwkSet::default()));
+        let cases: &[(&str, serde_json::Value, Result<(), &str>)] = &[
+            ("the project's own", json!(ISSUER), Ok(())),
+            ("the custom domain's", json!(CUSTOM), Ok(())),
+            (
+                "trailing slash",
+                json!(format!("{CUSTOM}/")),
+                Err("wrong_issuer"),
+            ),
+            (
+                "another case",
+                json!(ISSUER.to_uppercase()),
+                Err("wrong_issuer"),
+            ),
+            (
+                "a prefix of one",
+                json!("https://api.example.com"),
+                Err("wrong_issuer"),
+            ),
+            (
+                "both joined",
+                json!(format!("{CUSTOM},{ISSUER}")),
+                Err("wrong_issuer"),
+            ),
+            (
+                "an array of both",
+                json!([CUSTOM, ISSUER]),
+                Err("wrong_issuer"),
+            ),
+            (
+                "another project",
+                json!("https://evil.supabase.co/auth/v1"),
+                Err("wrong_issuer"),
+            ),
+        ];
+        for (case, iss, want) in cases {
+            let token = hs256(
+                SECRET.as_bytes(),
+                None,
+                with(user_claims(), json!({ "iss": iss })),
+            );
+            let got = verifier
+                .verify(&token, NOW)
+                .map(|_| ())
+                .map_err(|e| e.code());
+            assert_eq!(got, *want, "{case}");
+        }
+        // The default, one issuer, refuses the custom domain's.
+        let token = hs256(
+            SECRET.as_bytes(),
+            None,
+            with(user_claims(), json!({ "iss": CUSTOM })),
+        );
+        assert_eq!(
+            f.verifier.verify(&token, NOW).map(|_| ()),
+            Err(AuthError::WrongIssuer)
+        );
     }
 
     #[test]

@@ -4,12 +4,17 @@
 //! The sender puts three headers on the request:
 //! - `webhook-id`: a unique message id;
 //! - `webhook-timestamp`: Unix seconds;
-//! - `webhook-signature`: space-separated `<version>,<signature>` entries,
-//!   where `v1` is the base64 HMAC-SHA256 of `<id>.<timestamp>.<raw body>`
-//!   keyed with the base64-decoded secret.
+//! - `webhook-signature`: `<version>,<signature>` entries separated by a
+//!   space (the spec) or by ", " (Supabase Auth, when it signs with several
+//!   secrets), where `v1` is the base64 HMAC-SHA256 of
+//!   `<id>.<timestamp>.<raw body>` keyed with the base64-decoded secret.
 //!
-//! The secret is configured as `v1,whsec_<base64>` (Supabase's form) or bare
-//! `whsec_<base64>`. Anything missing or malformed fails closed.
+//! A secret is configured as `v1,whsec_<base64>` (Supabase's form) or bare
+//! `whsec_<base64>`; during a rotation several, separated by `|` as Supabase
+//! writes them (`v1,whsec_a|v1,whsec_b`). A webhook verifies when any secret
+//! matches any `v1` entry. Anything missing or malformed fails closed, and a
+//! list with one malformed secret is refused whole when the configuration is
+//! read, rather than run with the secrets that happen to parse.
 
 use super::AuthError;
 use base64::engine::general_purpose::STANDARD;
@@ -85,6 +90,59 @@ impl WebhookSecret {
     }
 }
 
+/// Every secret a webhook may be signed with: one, or during a rotation the
+/// old and the new.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecrets {
+    secrets: Vec<WebhookSecret>,
+}
+
+impl fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WebhookSecrets({} x <redacted>)", self.secrets.len())
+    }
+}
+
+impl WebhookSecrets {
+    /// Reads `|`-separated secrets, each as [`WebhookSecret::parse`] does.
+    /// The reason for a refusal names the secret by position, never by value.
+    pub fn parse(configured: &str) -> Result<Self, String> {
+        let entries: Vec<&str> = configured.split('|').map(str::trim).collect();
+        let total = entries.len();
+        let mut secrets = Vec::with_capacity(total);
+        for (index, entry) in entries.into_iter().enumerate() {
+            let position = index + 1;
+            if entry.is_empty() {
+                return Err(format!("secret {position} of {total} is empty"));
+            }
+            let secret = WebhookSecret::parse(entry).map_err(|e| match e {
+                AuthError::WebhookSecretMisconfigured { reason } => {
+                    format!("secret {position} of {total}: {reason}")
+                }
+                other => format!("secret {position} of {total}: {other}"),
+            })?;
+            secrets.push(secret);
+        }
+        Ok(WebhookSecrets { secrets })
+    }
+
+    pub fn len(&self) -> usize {
+        self.secrets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+}
+
+impl From<WebhookSecret> for WebhookSecrets {
+    fn from(secret: WebhookSecret) -> Self {
+        WebhookSecrets {
+            secrets: vec![secret],
+        }
+    }
+}
+
 /// The three Standard Webhooks headers, as the request carried them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WebhookHeaders<'a> {
@@ -95,9 +153,9 @@ pub struct WebhookHeaders<'a> {
 
 /// Verifies a signed webhook at `now_unix`: every header present, the
 /// timestamp within [`TIMESTAMP_TOLERANCE_SECS`], and at least one `v1`
-/// signature matching the raw body.
+/// signature matching the raw body under at least one of the secrets.
 pub fn verify(
-    secret: &WebhookSecret,
+    secrets: &WebhookSecrets,
     headers: WebhookHeaders<'_>,
     body: &[u8],
     now_unix: i64,
@@ -118,21 +176,38 @@ pub fn verify(
         return Err(AuthError::WebhookTimestampTooNew);
     }
 
-    // The timestamp is signed as sent, so a sender writing `+5` or `05` would
-    // sign different bytes; parse_timestamp accepts digits only, so the text
-    // is the canonical number.
-    let expected = secret.mac(id, timestamp, body)?;
-    let matched = signatures
-        .split(' ')
-        .filter_map(|entry| entry.strip_prefix("v1,"))
+    let candidates: Vec<Vec<u8>> = v1_signatures(signatures)
         .filter_map(|encoded| STANDARD.decode(encoded).ok())
-        // `verify_slice` compares in constant time.
-        .any(|candidate| expected.clone().verify_slice(&candidate).is_ok());
+        .collect();
+    let mut matched = false;
+    for secret in &secrets.secrets {
+        // The timestamp is signed as sent, so a sender writing `+5` or `05`
+        // would sign different bytes; parse_timestamp accepts digits only, so
+        // the text is the canonical number.
+        let expected = secret.mac(id, timestamp, body)?;
+        for candidate in &candidates {
+            // `verify_slice` compares in constant time, and every pair is
+            // compared (`|`, not `||`): the time taken does not say which
+            // secret or entry matched.
+            matched |= expected.clone().verify_slice(candidate).is_ok();
+        }
+    }
     if matched {
         Ok(())
     } else {
         Err(AuthError::NoMatchingWebhookSignature)
     }
+}
+
+/// The `v1` signatures of a `webhook-signature` header. Entries are
+/// separated by a space or by ", "; base64 has no comma, so a comma ending an
+/// entry is a separator. Other versions, and `v1` entries joined some other
+/// way, are skipped and so never match.
+pub fn v1_signatures(header: &str) -> impl Iterator<Item = &str> {
+    header
+        .split(' ')
+        .map(|entry| entry.strip_suffix(',').unwrap_or(entry))
+        .filter_map(|entry| entry.strip_prefix("v1,"))
 }
 
 /// A header value that is there and not blank.
@@ -161,8 +236,8 @@ mod tests {
     const VECTOR_BODY: &[u8] = br#"{"test": 2432232314}"#;
     const VECTOR_SIGNATURE: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
-    fn vector_secret() -> WebhookSecret {
-        WebhookSecret::parse(&format!("v1,{VECTOR_SECRET}")).unwrap()
+    fn vector_secret() -> WebhookSecrets {
+        WebhookSecrets::parse(&format!("v1,{VECTOR_SECRET}")).unwrap()
     }
 
     fn headers<'a>(id: &'a str, timestamp: &'a str, signature: &'a str) -> WebhookHeaders<'a> {
@@ -193,7 +268,11 @@ mod tests {
         );
         assert_eq!(got, Ok(()));
         assert_eq!(
-            vector_secret().sign(VECTOR_ID, VECTOR_TIMESTAMP, VECTOR_BODY),
+            WebhookSecret::parse(VECTOR_SECRET).unwrap().sign(
+                VECTOR_ID,
+                VECTOR_TIMESTAMP,
+                VECTOR_BODY
+            ),
             Ok(VECTOR_SIGNATURE.to_string())
         );
     }
@@ -201,7 +280,7 @@ mod tests {
     #[test]
     fn a_signature_computed_independently_verifies() {
         let key = [7u8; 32];
-        let secret = WebhookSecret::parse(&format!("v1,whsec_{}", STANDARD.encode(key))).unwrap();
+        let secret = WebhookSecrets::parse(&format!("v1,whsec_{}", STANDARD.encode(key))).unwrap();
         let body = br#"{"metadata":{"name":"before-user-created"},"user":{}}"#;
         let now = 1_700_000_000;
         let signature = independent_signature(&key, "msg_1", now, body);
@@ -421,11 +500,150 @@ mod tests {
         }
     }
 
+    /// `whsec_` secrets made from fixed bytes, and a signature each makes.
+    fn rotation_secret(fill: u8) -> (String, [u8; 32]) {
+        let key = [fill; 32];
+        (format!("v1,whsec_{}", STANDARD.encode(key)), key)
+    }
+
+    /// One row per `webhook-signature` header as Supabase Auth or another
+    /// Standard Webhooks sender may write it: verified or not.
+    #[test]
+    fn reads_every_v1_entry_whichever_separator_the_sender_used() {
+        let now = 1_700_000_000;
+        let ts = now.to_string();
+        let (secret, key) = rotation_secret(7);
+        let secrets = WebhookSecrets::parse(&secret).unwrap();
+        let good = independent_signature(&key, "msg_1", now, b"{}");
+        let other = independent_signature(&[1u8; 32], "msg_1", now, b"{}");
+        let cases: Vec<(&str, String, bool)> = vec![
+            ("one entry", good.clone(), true),
+            (
+                "comma and space, match last",
+                format!("{other}, {good}"),
+                true,
+            ),
+            (
+                "comma and space, match first",
+                format!("{good}, {other}"),
+                true,
+            ),
+            ("space, match last", format!("{other} {good}"), true),
+            ("space, match first", format!("{good} {other}"), true),
+            (
+                "comma and space, none matching",
+                format!("{other}, {other}"),
+                false,
+            ),
+            ("space, none matching", format!("{other} {other}"), false),
+            ("comma without space", format!("{other},{good}"), false),
+            ("a v2 entry, then ours", format!("v2,abc=, {good}"), true),
+            (
+                "ours as another version",
+                good.replacen("v1,", "v2,", 1),
+                false,
+            ),
+            ("only separators", ", , ".into(), false),
+        ];
+        for (case, signature, verifies) in cases {
+            let got = verify(&secrets, headers("msg_1", &ts, &signature), b"{}", now);
+            assert_eq!(got.is_ok(), verifies, "{case}: {signature}");
+            if !verifies {
+                assert_eq!(got, Err(AuthError::NoMatchingWebhookSignature), "{case}");
+            }
+        }
+    }
+
+    /// `AUTH_HOOK_SECRET` during a rotation: any configured secret may have
+    /// signed; one row per configuration and signing key.
+    #[test]
+    fn any_configured_secret_may_match_any_signature() {
+        let now = 1_700_000_000;
+        let ts = now.to_string();
+        let (old, old_key) = rotation_secret(1);
+        let (new, new_key) = rotation_secret(2);
+        let (_, stranger_key) = rotation_secret(3);
+        let signed_by = |key: &[u8]| independent_signature(key, "msg_1", now, b"{}");
+        let both = format!("{old}|{new}");
+        let cases: Vec<(&str, &str, String, bool)> = vec![
+            (
+                "two secrets, the first signed",
+                &both,
+                signed_by(&old_key),
+                true,
+            ),
+            (
+                "two secrets, the second signed",
+                &both,
+                signed_by(&new_key),
+                true,
+            ),
+            (
+                "two secrets, neither signed",
+                &both,
+                signed_by(&stranger_key),
+                false,
+            ),
+            (
+                "two secrets, both signed, comma-separated",
+                &both,
+                format!("{}, {}", signed_by(&old_key), signed_by(&new_key)),
+                true,
+            ),
+            (
+                "two secrets, a stranger's entry beside the new one",
+                &both,
+                format!("{}, {}", signed_by(&stranger_key), signed_by(&new_key)),
+                true,
+            ),
+            (
+                "the old secret alone, the new one signed",
+                &old,
+                signed_by(&new_key),
+                false,
+            ),
+        ];
+        for (case, configured, signature, verifies) in cases {
+            let secrets = WebhookSecrets::parse(configured).unwrap();
+            let got = verify(&secrets, headers("msg_1", &ts, &signature), b"{}", now);
+            assert_eq!(got.is_ok(), verifies, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_secret_list_with_any_bad_entry_is_refused_whole() {
+        let (good, _) = rotation_secret(1);
+        let (other, _) = rotation_secret(2);
+        let parsed = WebhookSecrets::parse(&format!(" {good} | {other} ")).unwrap();
+        assert_eq!(parsed.len(), 2);
+        let cases: Vec<(String, &str)> = vec![
+            (format!("{good}|whsec_not base64!"), "secret 2 of 2"),
+            (format!("whsec_c2hvcnQ=|{good}"), "secret 1 of 2"),
+            (format!("{good}|plain-secret"), "secret 2 of 2"),
+            (format!("{good}|"), "secret 2 of 2 is empty"),
+            (format!("{good}||{other}"), "secret 2 of 3 is empty"),
+            ("|".into(), "secret 1 of 2 is empty"),
+            (String::new(), "secret 1 of 1 is empty"),
+        ];
+        for (configured, reason) in cases {
+            let err = WebhookSecrets::parse(&configured).unwrap_err();
+            assert!(err.starts_with(reason), "{configured:?}: {err}");
+            // The reason is logged: it names the position, never the value.
+            assert!(!err.contains(&good[9..]), "{err}");
+        }
+    }
+
     #[test]
     fn secret_debug_is_redacted() {
         assert_eq!(
-            format!("{:?}", vector_secret()),
+            format!("{:?}", WebhookSecret::parse(VECTOR_SECRET).unwrap()),
             "WebhookSecret(<redacted>)"
         );
+        let (good, _) = rotation_secret(1);
+        let printed = format!(
+            "{:?}",
+            WebhookSecrets::parse(&format!("{good}|{good}")).unwrap()
+        );
+        assert_eq!(printed, "WebhookSecrets(2 x <redacted>)");
     }
 }
