@@ -3,8 +3,9 @@
 //! as a checklist whose failed lines name the exact fix.
 //!
 //! `cargo xtask doctor` and the Worker's `GET /health?deep=1` make the same
-//! calls (the REST root, `platform.deployment_report` as the service role,
-//! the project's JWKS) and hand the answers to these functions.
+//! calls (the REST root, `list_models` in `platform` as anon,
+//! `public.cds_deployment_report` as the service role, the project's JWKS)
+//! and hand the answers to these functions.
 
 use crate::postgrest::PostgrestError;
 use serde::{Deserialize, Serialize};
@@ -16,9 +17,6 @@ use serde_json::Value;
 pub enum Outcome {
     Pass,
     Fail,
-    /// Not judged, because an earlier check failed (e.g. nothing can be read
-    /// from a schema that is not exposed).
-    Skipped,
 }
 
 /// One line of the checklist.
@@ -35,7 +33,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn pass(id: &'static str, detail: impl Into<String>) -> Self {
+    pub fn pass(id: &'static str, detail: impl Into<String>) -> Self {
         Check {
             id: id.to_string(),
             outcome: Outcome::Pass,
@@ -44,21 +42,12 @@ impl Check {
         }
     }
 
-    fn fail(id: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn fail(id: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Check {
             id: id.to_string(),
             outcome: Outcome::Fail,
             detail: detail.into(),
             fix: Some(fix.into()),
-        }
-    }
-
-    fn skipped(id: &'static str, because: &str) -> Self {
-        Check {
-            id: id.to_string(),
-            outcome: Outcome::Skipped,
-            detail: format!("not checked: {because}"),
-            fix: None,
         }
     }
 }
@@ -82,10 +71,6 @@ pub const EXPECTED_RPCS: &[Rpc] = &[
             "p_scopes",
             "p_expires_at",
         ],
-    },
-    Rpc {
-        name: "deployment_report",
-        args: &[],
     },
     Rpc {
         name: "get_usage_overview",
@@ -221,8 +206,49 @@ pub fn check_rest_root(status: Option<u16>) -> Check {
     }
 }
 
-/// The checks read from the answer to `platform.deployment_report` (status
-/// and body; `None` when the call got no answer at all).
+/// Whether PostgREST serves the `platform` schema, from the answer to
+/// `Client::platform_check` (`list_models` in `platform`, as anon).
+pub fn check_platform_exposed(answer: Option<(u16, &[u8])>) -> Check {
+    const ID: &str = "platform_exposed";
+    match answer {
+        None => Check::fail(
+            ID,
+            "no answer",
+            "check SUPABASE_URL and that the project is up",
+        ),
+        Some((status, _)) if (200..300).contains(&status) => {
+            Check::pass(ID, "PostgREST serves the `platform` schema")
+        }
+        Some((status, body)) => match postgrest_code(body).as_deref() {
+            Some("PGRST106") => Check::fail(
+                ID,
+                "PostgREST does not expose the `platform` schema (PGRST106): every API call fails",
+                EXPOSE_FIX,
+            ),
+            Some("PGRST202") => Check::fail(
+                ID,
+                "`platform` is exposed but its functions are missing (PGRST202)",
+                PUSH_FIX,
+            ),
+            code => Check::fail(
+                ID,
+                format!("HTTP {status} {}", code.unwrap_or("(no PostgREST code)")),
+                "check the REST layer's logs in the dashboard (Logs → API)",
+            ),
+        },
+    }
+}
+
+fn postgrest_code(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<PostgrestError>(body)
+        .ok()
+        .map(|e| e.code)
+}
+
+/// The checks read from the answer to `public.cds_deployment_report` (status
+/// and body; `None` when the call got no answer at all). The report lives in
+/// `public`, which every project exposes, so it can describe a project whose
+/// `platform` schema is not exposed yet.
 pub fn check_report(answer: Option<(u16, &[u8])>) -> Vec<Check> {
     const DEPENDENT: [&str; 5] = [
         "rpcs",
@@ -231,43 +257,30 @@ pub fn check_report(answer: Option<(u16, &[u8])>) -> Vec<Check> {
         "safeupdate",
         "integrations",
     ];
-    let skip_rest = |first: Check, because: &str| -> Vec<Check> {
-        std::iter::once(first)
-            .chain(DEPENDENT.iter().map(|id| Check::skipped(id, because)))
+    let fail_all = |detail: String, fix: &str| -> Vec<Check> {
+        DEPENDENT
+            .iter()
+            .map(|id| Check::fail(id, detail.clone(), fix))
             .collect()
     };
     let Some((status, body)) = answer else {
-        return skip_rest(
-            Check::fail(
-                "platform_exposed",
-                "the deployment report got no answer",
-                "check SUPABASE_URL and that the project is up",
-            ),
-            "no answer",
+        return fail_all(
+            "the deployment report got no answer".into(),
+            "check SUPABASE_URL and that the project is up",
         );
     };
     if !(200..300).contains(&status) {
-        let error: Option<PostgrestError> = serde_json::from_slice(body).ok();
-        let code = error.as_ref().map(|e| e.code.as_str()).unwrap_or("");
-        let first = match code {
-            "PGRST106" => Check::fail(
-                "platform_exposed",
-                "PostgREST does not expose the `platform` schema (PGRST106)",
-                EXPOSE_FIX,
-            ),
-            "PGRST202" => Check::fail(
-                "platform_exposed",
-                "`platform` is exposed but platform.deployment_report is missing (PGRST202): \
-                 the migrations are not applied",
+        return match postgrest_code(body).as_deref() {
+            Some("PGRST202") => fail_all(
+                "the deployment report is missing (PGRST202): the migrations are not applied"
+                    .into(),
                 PUSH_FIX,
             ),
-            "PGRST301" | "PGRST302" | "42501" | "PT403" => Check::fail(
-                "platform_exposed",
+            Some(code @ ("PGRST301" | "PGRST302" | "42501" | "PT403")) => fail_all(
                 format!("the service-role key was refused ({code}, HTTP {status})"),
                 "set SUPABASE_SERVICE_ROLE_KEY to the project's service_role or sb_secret_ key",
             ),
-            _ => Check::fail(
-                "platform_exposed",
+            _ => fail_all(
                 format!(
                     "the deployment report failed: HTTP {status} {}",
                     String::from_utf8_lossy(body)
@@ -278,20 +291,14 @@ pub fn check_report(answer: Option<(u16, &[u8])>) -> Vec<Check> {
                 "check the REST layer's logs in the dashboard (Logs → API)",
             ),
         };
-        return skip_rest(first, "the deployment report is unavailable");
     }
     let Ok(report) = serde_json::from_slice::<Value>(body) else {
-        return skip_rest(
-            Check::fail(
-                "platform_exposed",
-                "the deployment report is not JSON",
-                "check the REST layer's logs in the dashboard (Logs → API)",
-            ),
-            "unreadable report",
+        return fail_all(
+            "the deployment report is not JSON".into(),
+            "check the REST layer's logs in the dashboard (Logs → API)",
         );
     };
     vec![
-        Check::pass("platform_exposed", "the `platform` schema is exposed"),
         check_rpcs(&report),
         check_models(&report),
         check_role_timeouts(&report),
@@ -408,7 +415,11 @@ fn check_safeupdate(report: &Value) -> Check {
 /// The optional integrations; filled in by the report's `integrations`.
 fn check_integrations(report: &Value) -> Check {
     match report.get("integrations") {
-        None => Check::skipped("integrations", "the report does not describe them"),
+        None => Check::fail(
+            "integrations",
+            "the report does not describe them",
+            PUSH_FIX,
+        ),
         Some(_) => Check::pass("integrations", "described"),
     }
 }
@@ -540,7 +551,6 @@ pub fn render_text(checks: &[Check]) -> String {
         let mark = match check.outcome {
             Outcome::Pass => "ok  ",
             Outcome::Fail => "FAIL",
-            Outcome::Skipped => "--  ",
         };
         out.push_str(&format!("[{mark}] {:<17} {}\n", check.id, check.detail));
         if let Some(fix) = &check.fix {
@@ -594,22 +604,39 @@ mod tests {
     }
 
     #[test]
-    fn postgrest_refusals_name_their_fix_and_skip_the_rest() {
-        // (status, PostgREST code, the fix must mention)
+    fn postgrest_refusals_name_their_fix() {
+        let error = |code: &str| {
+            json!({"code": code, "message": "m", "details": null, "hint": null}).to_string()
+        };
+        // (status, PostgREST code, the fix must mention): the platform probe
         let cases = [
             (406, "PGRST106", "Exposed schemas"),
+            (404, "PGRST202", "supabase db push"),
+        ];
+        for (status, code, fix) in cases {
+            let check = check_platform_exposed(Some((status, error(code).as_bytes())));
+            assert_eq!(check.outcome, Outcome::Fail, "{code}");
+            assert!(check.fix.as_deref().unwrap().contains(fix), "{code}");
+        }
+        assert_eq!(check_platform_exposed(None).outcome, Outcome::Fail);
+        assert_eq!(
+            check_platform_exposed(Some((200, b"[]"))).outcome,
+            Outcome::Pass
+        );
+        // ... and the report: every check it feeds fails with the same fix.
+        let cases = [
             (404, "PGRST202", "supabase db push"),
             (401, "PGRST301", "SUPABASE_SERVICE_ROLE_KEY"),
         ];
         for (status, code, fix) in cases {
-            let body = json!({"code": code, "message": "m", "details": null, "hint": null});
-            let checks = check_report(Some((status, body.to_string().as_bytes())));
-            assert_eq!(checks[0].outcome, Outcome::Fail, "{code}");
-            assert!(checks[0].fix.as_deref().unwrap().contains(fix), "{code}");
-            assert!(checks[1..].iter().all(|c| c.outcome == Outcome::Skipped));
-            assert!(!all_pass(&checks));
+            let checks = check_report(Some((status, error(code).as_bytes())));
+            assert_eq!(checks.len(), 5);
+            for check in &checks {
+                assert_eq!(check.outcome, Outcome::Fail, "{code}");
+                assert!(check.fix.as_deref().unwrap().contains(fix), "{code}");
+            }
         }
-        assert_eq!(check_report(None)[0].outcome, Outcome::Fail);
+        assert!(!all_pass(&check_report(None)));
     }
 
     #[test]
@@ -621,7 +648,7 @@ mod tests {
             .retain(|f| f["name"] != "reserve_tokens");
         let checks = run(&report);
         assert_eq!(outcome_of(&checks, "rpcs"), Outcome::Fail);
-        assert!(checks[1].detail.contains("reserve_tokens is missing"));
+        assert!(checks[0].detail.contains("reserve_tokens is missing"));
 
         let mut report = healthy_report();
         for f in report["functions"].as_array_mut().unwrap() {
@@ -630,7 +657,7 @@ mod tests {
             }
         }
         let checks = run(&report);
-        assert!(checks[1].detail.contains("set_default_model has arguments"));
+        assert!(checks[0].detail.contains("set_default_model has arguments"));
     }
 
     #[test]

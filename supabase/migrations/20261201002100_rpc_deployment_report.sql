@@ -1,6 +1,12 @@
--- POST /rpc/deployment_report (service role): what the deployment doctor
+-- POST /rpc/cds_deployment_report (service role): what the deployment doctor
 -- (`cargo xtask doctor`, and the Worker's `GET /health?deep=1`) needs to know
--- from inside the database, in one call through the REST layer:
+-- from inside the database, in one call through the REST layer.
+--
+-- It lives in `public`, which every Supabase project exposes, so that the
+-- doctor can describe a project whose `platform` schema is not exposed yet
+-- (the first thing a new deployment misses); hence the `cds_` prefix. Only
+-- the service role may call it.
+--
 --
 -- * `functions`: every function in `platform` with its input argument names,
 --   so the doctor can tell a missing or outdated RPC from the edge's list;
@@ -12,7 +18,7 @@
 --
 -- Volatile (the probe creates a temporary table): PostgREST runs a POST to a
 -- stable function read-only.
-create or replace function platform.deployment_report()
+create or replace function public.cds_deployment_report()
 returns jsonb
 language plpgsql security definer
 set search_path = ''
@@ -65,5 +71,5 @@ begin
   );
 end
 $$;
-revoke execute on function platform.deployment_report() from public, anon, authenticated, service_role;
-grant execute on function platform.deployment_report() to service_role;
+revoke execute on function public.cds_deployment_report() from public, anon, authenticated, service_role;
+grant execute on function public.cds_deployment_report() to service_role;

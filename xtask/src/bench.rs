@@ -10,7 +10,7 @@
 //! `--quick` shortens every run and loads 100k/1M ledger rows instead of
 //! 1M/10M for the refresh figure.
 
-use crate::devkeys::uuid_v4;
+use crate::devkeys::{uuid_v4, KeyScheme};
 use crate::paths::{repo_root, Profile};
 use crate::postgres;
 use crate::proc::{run, wait_until};
@@ -843,7 +843,7 @@ fn pgbench_tps(
 /// times spawn → first answer from /health, and that first answer alone.
 fn cold_start(stack: &Stack, plan: &Plan, report: &mut Report) -> Result<()> {
     let tools = &stack.worker_tools;
-    let vars = worker::write_vars(&stack.profile, &stack.keys)?;
+    let vars = worker::write_vars(&stack.profile, &stack.keys, KeyScheme::Opaque)?;
     let (mut to_first, mut first_request) = (vec![], vec![]);
     for i in 0..plan.repeats {
         let mut profile = stack.profile.clone();

@@ -1,6 +1,7 @@
 //! Keys for the local stack: the JWT secret, the `anon` and `service_role`
-//! keys derived from it (as Supabase's legacy API keys are), and a signed-in
-//! demo user's access token.
+//! keys derived from it (as Supabase's legacy API keys are), the new opaque
+//! `sb_publishable_…` / `sb_secret_…` keys, and a signed-in demo user's
+//! access token.
 
 use crate::paths::Profile;
 use anyhow::{Context, Result};
@@ -8,10 +9,22 @@ use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Which kind of API keys a local Worker is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyScheme {
+    /// `sb_publishable_…` / `sb_secret_…`.
+    Opaque,
+    /// The `anon` / `service_role` JWTs.
+    LegacyJwt,
+}
+
 pub struct DevKeys {
     pub jwt_secret: String,
     pub anon_key: String,
     pub service_role_key: String,
+    /// The 2025 API keys: not JWTs, accepted by the gateway in `apikey` only.
+    pub publishable_key: String,
+    pub secret_key: String,
     /// The shared secret header of the `auth.users` Database Webhook.
     pub db_webhook_secret: String,
     /// The Standard Webhooks secret of Supabase Auth's hooks (`v1,whsec_…`).
@@ -63,8 +76,21 @@ impl DevKeys {
             ),
             anon_key: api_key("anon")?,
             service_role_key: api_key("service_role")?,
+            publishable_key: format!("sb_publishable_{}", random_hex(16)?),
+            secret_key: format!("sb_secret_{}", random_hex(16)?),
             jwt_secret,
         })
+    }
+
+    /// The pair the Worker runs with: a hosted project created today has
+    /// the opaque keys, so the local stacks run the edge with them; the
+    /// legacy JWT keys stay accepted by the gateway (and by the tests that
+    /// call REST directly).
+    pub fn worker_keys(&self, scheme: KeyScheme) -> (&str, &str) {
+        match scheme {
+            KeyScheme::Opaque => (&self.publishable_key, &self.secret_key),
+            KeyScheme::LegacyJwt => (&self.anon_key, &self.service_role_key),
+        }
     }
 
     pub fn user_token(&self, profile: &Profile, user_id: &str, email: &str) -> Result<String> {

@@ -5,6 +5,7 @@
 use anyhow::Result;
 use clap::Parser;
 use shared::doctor::{self, Check};
+use shared::supabase_keys::SupabaseKey;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -59,10 +60,27 @@ pub fn run_command(args: &[String]) -> Result<ExitCode> {
 
 /// Every check, in the order an operator would fix them.
 pub fn run(args: &Args) -> Vec<Check> {
+    let keys = SupabaseKey::anon(&args.anon_key)
+        .and_then(|anon| Ok((anon, SupabaseKey::service_role(&args.service_role_key)?)));
+    let (anon, service_role) = match keys {
+        Ok(keys) => keys,
+        Err(refusal) => {
+            return vec![Check::fail(
+                "keys",
+                refusal,
+                "Dashboard → Project Settings → API Keys: the anon or publishable key, and \
+                 the service_role or secret key",
+            )]
+        }
+    };
     let base = args.supabase_url.trim_end_matches('/');
-    let rest_root = get(&format!("{base}/rest/v1/"), &key_headers(&args.anon_key));
+    let rest_root = get(&format!("{base}/rest/v1/"), &key_headers(&anon));
     let mut checks = vec![doctor::check_rest_root(rest_root.map(|(s, _)| s))];
-    let report = post_rpc(base, "deployment_report", &args.service_role_key);
+    let exposed = post_rpc(base, "platform", "list_models", &anon);
+    checks.push(doctor::check_platform_exposed(
+        exposed.as_ref().map(|(s, b)| (*s, b.as_slice())),
+    ));
+    let report = post_rpc(base, "public", "cds_deployment_report", &service_role);
     checks.extend(doctor::check_report(
         report.as_ref().map(|(s, b)| (*s, b.as_slice())),
     ));
@@ -78,18 +96,18 @@ pub fn run(args: &Args) -> Vec<Check> {
 
 /// Hosted Supabase's gateway takes the new `sb_` keys in `apikey` only
 /// (PostgREST refuses them as a bearer token); legacy JWT keys go in both.
-fn key_headers(key: &str) -> Vec<(&'static str, String)> {
-    let mut headers = vec![("apikey", key.to_string())];
-    if !key.starts_with("sb_") {
-        headers.push(("authorization", format!("Bearer {key}")));
+fn key_headers(key: &SupabaseKey) -> Vec<(&'static str, String)> {
+    let mut headers = vec![("apikey", key.value().to_string())];
+    if key.is_jwt() {
+        headers.push(("authorization", format!("Bearer {}", key.value())));
     }
     headers
 }
 
-fn post_rpc(base: &str, function: &str, key: &str) -> Option<(u16, Vec<u8>)> {
+fn post_rpc(base: &str, schema: &str, function: &str, key: &SupabaseKey) -> Option<(u16, Vec<u8>)> {
     let mut request = agent()
         .post(&format!("{base}/rest/v1/rpc/{function}"))
-        .set("content-profile", "platform")
+        .set("content-profile", schema)
         .set("content-type", "application/json");
     for (name, value) in key_headers(key) {
         request = request.set(name, &value);

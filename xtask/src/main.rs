@@ -12,6 +12,7 @@ mod load;
 mod paths;
 mod postgres;
 mod proc;
+mod rehearsal;
 mod safeupdate;
 mod stack;
 mod testrun;

@@ -49,6 +49,12 @@ impl Profile {
         Self::with_defaults("load", [54352, 54351, 8817, 9259])
     }
 
+    /// The bare hosted-like project of the deploy rehearsal, run beside the
+    /// test stack.
+    pub fn rehearsal() -> Result<Self> {
+        Self::with_defaults("rehearsal", [54362, 54361, 8827, 9269])
+    }
+
     fn with_defaults(name: &'static str, [pg, rest, worker, inspector]: [u16; 4]) -> Result<Self> {
         let dir = repo_root().join("target").join("devstack").join(name);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

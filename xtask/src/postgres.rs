@@ -123,7 +123,10 @@ pub fn start_cluster(profile: &Profile, tools: &PgTools) -> Result<Service> {
         .args(["-c", "listen_addresses=127.0.0.1"])
         .args(["-c", "unix_socket_directories="])
         .args(["-c", "max_connections=200"])
-        .args(["-c", "shared_preload_libraries="]);
+        // Preloaded as on Supabase; the extension itself is enabled (or not)
+        // per project.
+        .args(["-c", "shared_preload_libraries=pg_cron"])
+        .args(["-c", "cron.database_name=postgres"]);
     as_owner(&mut postgres, &owner);
     // SIGINT is PostgreSQL's "fast" shutdown: disconnect clients, checkpoint, exit.
     let mut service = Service::spawn("postgres", postgres, &profile.log("postgres"), libc::SIGINT)?;
@@ -187,10 +190,24 @@ pub fn execute(tools: &PgTools, url: &str, sql: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// What the dashboard does when someone enables pg_cron on a hosted project
+/// (Database → Extensions): the superuser creates it and lets `postgres` use
+/// it. The library itself is preloaded on every cluster, as on Supabase.
+pub const ENABLE_PG_CRON: &str = "create extension if not exists pg_cron; \
+     grant usage on schema cron to postgres; \
+     grant all on all tables in schema cron to postgres;";
+
 /// Applies what a Supabase project has before our migrations (as the
 /// superuser), then every migration in name order, then the seed, as
-/// `supabase db reset` and `db push` do: as `postgres`, not a superuser.
+/// `supabase db reset` does: as `postgres`, not a superuser.
 pub fn reset_database(profile: &Profile, tools: &PgTools) -> Result<usize> {
+    set_up_platform(profile, tools)?;
+    apply_migrations_and_seed(tools, &profile.admin_db_url())
+}
+
+/// The roles, schemas and settings a Supabase project has before any
+/// migration (devtools/supabase_base.sql), and the local passwords.
+pub fn set_up_platform(profile: &Profile, tools: &PgTools) -> Result<()> {
     let superuser = profile.superuser_db_url();
     apply_file(
         tools,
@@ -205,21 +222,27 @@ pub fn reset_database(profile: &Profile, tools: &PgTools) -> Result<usize> {
              alter role authenticator with password '{LOCAL_PASSWORD}'"
         ),
     )?;
-    apply_migrations_and_seed(tools, &profile.admin_db_url())
+    Ok(())
+}
+
+/// Every migration, each in its own transaction, as `supabase db push`
+/// applies them.
+pub fn apply_migrations(tools: &PgTools, url: &str) -> Result<usize> {
+    let migrations = crate::init_sql::migrations(&repo_root())?;
+    for migration in &migrations {
+        apply_file(tools, url, migration)?;
+    }
+    Ok(migrations.len())
 }
 
 /// Every migration, each in its own transaction, then the seed.
 pub fn apply_migrations_and_seed(tools: &PgTools, url: &str) -> Result<usize> {
-    let root = repo_root();
-    let migrations = crate::init_sql::migrations(&root)?;
-    for migration in &migrations {
-        apply_file(tools, url, migration)?;
-    }
-    let seed = root.join("supabase/seed.sql");
+    let applied = apply_migrations(tools, url)?;
+    let seed = repo_root().join("supabase/seed.sql");
     if seed.exists() {
         apply_file(tools, url, &seed)?;
     }
-    Ok(migrations.len())
+    Ok(applied)
 }
 
 /// Runs `sql` in one transaction as the service role, the way the edge's

@@ -2,7 +2,7 @@
 //! the REST layer, and the Worker in workerd, started in order and stopped in
 //! reverse.
 
-use crate::devkeys::{uuid_v4, DemoUser, DevKeys};
+use crate::devkeys::{uuid_v4, DemoUser, DevKeys, KeyScheme};
 use crate::paths::{exposed_schemas, repo_root, Profile};
 use crate::postgres::{self, LOCAL_PASSWORD};
 use crate::proc::{ensure_port_free, run, wait_until, Service};
@@ -21,6 +21,8 @@ pub struct Stack {
     pub pg: PgTools,
     /// The Worker's build and dev tools, already checked and installed.
     pub worker_tools: WorkerTools,
+    /// The REST stand-in's binary, for a second project beside this one.
+    pub rest_binary: std::path::PathBuf,
     /// In start order; stopped in reverse.
     services: Vec<Service>,
 }
@@ -85,6 +87,7 @@ impl Stack {
             keys,
             pg,
             worker_tools,
+            rest_binary,
             services: Vec::new(),
         };
 
@@ -105,14 +108,19 @@ impl Stack {
             "==> 4/5 REST layer (PostgREST stand-in) on port {}",
             stack.profile.rest_port
         );
-        let rest = stack.start_rest(&rest_binary)?;
+        let rest = start_rest(
+            &stack.profile,
+            &stack.keys,
+            &stack.rest_binary,
+            &exposed_schemas()?,
+        )?;
         stack.services.push(rest);
 
         eprintln!(
             "==> 5/5 Worker in workerd (wrangler dev) on port {}",
             stack.profile.worker_port
         );
-        let vars = worker::write_vars(&stack.profile, &stack.keys)?;
+        let vars = worker::write_vars(&stack.profile, &stack.keys, KeyScheme::Opaque)?;
         let mut wrangler = worker::start_wrangler(&stack.profile, &stack.worker_tools, &vars)?;
         let health = format!("{}/health", stack.profile.worker_url());
         let waited = wait_until(&mut wrangler, Duration::from_secs(180), || {
@@ -124,42 +132,6 @@ impl Stack {
         stack.services.push(wrangler);
         waited?;
         Ok(stack)
-    }
-
-    fn start_rest(&self, binary: &std::path::Path) -> Result<Service> {
-        // The legacy HS256 secret signs the local tokens; the asymmetric key
-        // set starts empty, and tests publish keys by rewriting the file.
-        std::fs::write(self.profile.jwks_file(), r#"{"keys":[]}"#)?;
-        let mut command = Command::new(binary);
-        command
-            .args(["--listen", &format!("127.0.0.1:{}", self.profile.rest_port)])
-            .args([
-                "--db-url",
-                &format!(
-                    "postgresql://authenticator:{LOCAL_PASSWORD}@127.0.0.1:{}/postgres",
-                    self.profile.pg_port
-                ),
-            ])
-            .args(["--schemas", &exposed_schemas()?.join(",")])
-            .args(["--jwt-secret", &self.keys.jwt_secret])
-            .arg("--jwks-file")
-            .arg(self.profile.jwks_file());
-        let mut service = Service::spawn(
-            "rest-standin",
-            command,
-            &self.profile.log("rest"),
-            libc::SIGTERM,
-        )?;
-        let root = format!("{}/rest/v1/", self.profile.supabase_url());
-        let anon = self.keys.anon_key.clone();
-        wait_until(&mut service, Duration::from_secs(30), || {
-            ureq::get(&root)
-                .set("apikey", &anon)
-                .timeout(Duration::from_secs(2))
-                .call()
-                .is_ok()
-        })?;
-        Ok(service)
     }
 
     /// A user in `auth.users`, as Supabase Auth would have created at signup,
@@ -251,6 +223,8 @@ impl Stack {
             ("CDS_METRICS_TOKEN", self.keys.metrics_token.clone()),
             ("CDS_ANON_KEY", self.keys.anon_key.clone()),
             ("CDS_SERVICE_ROLE_KEY", self.keys.service_role_key.clone()),
+            ("CDS_PUBLISHABLE_KEY", self.keys.publishable_key.clone()),
+            ("CDS_SECRET_KEY", self.keys.secret_key.clone()),
             ("CDS_DEMO_USER_ID", self.demo.id.clone()),
             ("CDS_DEMO_USER_TOKEN", self.demo.access_token.clone()),
             ("CDS_DEMO_API_KEY", self.demo.api_key.clone()),
@@ -267,7 +241,9 @@ impl Stack {
              \x20 REST (stand-in)    {rest}/rest/v1\n\
              \x20 PostgreSQL         {db}\n\
              \x20 Logs               {logs}\n\n\
-             \x20 anon key           {anon}\n\
+             \x20 publishable key    {publishable}  (the Worker's)\n\
+             \x20 secret key         {secret}\n\
+             \x20 anon key (legacy)  {anon}\n\
              \x20 service_role key   {service}\n\
              \x20 demo user          {email} ({id})\n\
              \x20 demo user JWT      {token}\n\
@@ -283,6 +259,8 @@ impl Stack {
             db = p.admin_db_url(),
             logs = p.dir.display(),
             anon = self.keys.anon_key,
+            publishable = self.keys.publishable_key,
+            secret = self.keys.secret_key,
             service = self.keys.service_role_key,
             email = self.demo.email,
             id = self.demo.id,
@@ -296,6 +274,49 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The REST layer (the PostgREST stand-in) for `profile`'s database,
+/// exposing `schemas` as PostgREST's `db-schemas` would.
+pub fn start_rest(
+    profile: &Profile,
+    keys: &DevKeys,
+    binary: &std::path::Path,
+    schemas: &[String],
+) -> Result<Service> {
+    // The legacy HS256 secret signs the local tokens; the asymmetric key
+    // set starts empty, and tests publish keys by rewriting the file.
+    std::fs::write(profile.jwks_file(), r#"{"keys":[]}"#)?;
+    let mut command = Command::new(binary);
+    command
+        .args(["--listen", &format!("127.0.0.1:{}", profile.rest_port)])
+        .args([
+            "--db-url",
+            &format!(
+                "postgresql://authenticator:{LOCAL_PASSWORD}@127.0.0.1:{}/postgres",
+                profile.pg_port
+            ),
+        ])
+        .args(["--schemas", &schemas.join(",")])
+        .args(["--jwt-secret", &keys.jwt_secret])
+        // The gateway accepts exactly the project's four keys.
+        .args(["--anon-key", &keys.anon_key])
+        .args(["--service-role-key", &keys.service_role_key])
+        .args(["--publishable-key", &keys.publishable_key])
+        .args(["--secret-key", &keys.secret_key])
+        .arg("--jwks-file")
+        .arg(profile.jwks_file());
+    let mut service = Service::spawn("rest-standin", command, &profile.log("rest"), libc::SIGTERM)?;
+    let root = format!("{}/rest/v1/", profile.supabase_url());
+    let anon = keys.anon_key.clone();
+    wait_until(&mut service, Duration::from_secs(30), || {
+        ureq::get(&root)
+            .set("apikey", &anon)
+            .timeout(Duration::from_secs(2))
+            .call()
+            .is_ok()
+    })?;
+    Ok(service)
 }
 
 /// Installs a Ctrl-C / SIGTERM handler that only raises a flag; the main

@@ -78,6 +78,12 @@ pub fn run() -> Result<ExitCode> {
     }
     if !stop.load(Ordering::SeqCst) {
         layer(
+            "deploy rehearsal (bare hosted-like project, doctor)",
+            &mut || crate::rehearsal::run(&stack),
+        )?;
+    }
+    if !stop.load(Ordering::SeqCst) {
+        layer(
             "migrations and seed re-run on the populated database",
             &mut || rerun_changes_nothing(&stack),
         )?;

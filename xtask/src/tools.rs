@@ -55,7 +55,7 @@ pub fn worker_tools() -> Result<WorkerTools> {
     Ok(tools)
 }
 
-/// PostgreSQL server binaries, pgTAP and pg_prove, from Debian, and the
+/// PostgreSQL server binaries, pg_cron, pgTAP and pg_prove, from Debian, and the
 /// safeupdate module built from `devtools/safeupdate`.
 pub fn pg_tools() -> Result<PgTools> {
     let bin = PathBuf::from(format!("/usr/lib/postgresql/{PG_MAJOR}/bin"));
@@ -68,6 +68,12 @@ pub fn pg_tools() -> Result<PgTools> {
     }
     if !pgtap.exists() {
         missing.push(format!("postgresql-{PG_MAJOR}-pgtap"));
+    }
+    let pg_cron = PathBuf::from(format!(
+        "/usr/share/postgresql/{PG_MAJOR}/extension/pg_cron.control"
+    ));
+    if !pg_cron.exists() {
+        missing.push(format!("postgresql-{PG_MAJOR}-cron"));
     }
     if which("pg_prove").is_none() {
         missing.push("libtap-parser-sourcehandler-pgtap-perl".into());

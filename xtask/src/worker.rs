@@ -1,6 +1,6 @@
 //! Building the Worker to wasm and serving it with `wrangler dev` (workerd).
 
-use crate::devkeys::DevKeys;
+use crate::devkeys::{DevKeys, KeyScheme};
 use crate::paths::{repo_root, Profile};
 use crate::proc::{ensure_port_free, Service};
 use crate::tools::{self, WorkerTools};
@@ -65,7 +65,8 @@ pub fn wasm_size(path: &Path) -> Result<(usize, usize)> {
 /// Writes the Worker's local variables. The dev profile writes `.dev.vars`
 /// beside `wrangler.toml` (git-ignored); other profiles write their own file,
 /// passed with `--env-file`.
-pub fn write_vars(profile: &Profile, keys: &DevKeys) -> Result<PathBuf> {
+pub fn write_vars(profile: &Profile, keys: &DevKeys, scheme: KeyScheme) -> Result<PathBuf> {
+    let (anon_key, service_role_key) = keys.worker_keys(scheme);
     let path = if profile.name == "dev" {
         repo_root().join(".dev.vars")
     } else {
@@ -83,8 +84,8 @@ pub fn write_vars(profile: &Profile, keys: &DevKeys) -> Result<PathBuf> {
          METRICS_TOKEN={}\n",
         profile.name,
         profile.supabase_url(),
-        keys.anon_key,
-        keys.service_role_key,
+        anon_key,
+        service_role_key,
         keys.jwt_secret,
         keys.db_webhook_secret,
         keys.auth_hook_secret,

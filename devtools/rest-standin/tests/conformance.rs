@@ -1,7 +1,7 @@
 //! Conformance of the stand-in with PostgREST as Supabase runs it at
 //! `/rest/v1`: real PostgreSQL, real HTTP, no mocks.
 //!
-//! Needs `CDS_PG_ADMIN_URL`, a superuser URL such as
+//! Needs `CDS_PG_SUPERUSER_URL`, a superuser URL such as
 //! `postgres://postgres:postgres@127.0.0.1:PORT/postgres`; `cargo xtask test`
 //! provides it with the local stack up. Without it every test fails (never
 //! passes silently).
@@ -186,15 +186,15 @@ fn stack() -> &'static Stack {
 }
 
 fn set_up() -> Result<Stack, String> {
-    let admin_url = std::env::var("CDS_PG_ADMIN_URL").map_err(|_| {
-        "CDS_PG_ADMIN_URL is not set: the rest-standin conformance tests need a real \
+    let admin_url = std::env::var("CDS_PG_SUPERUSER_URL").map_err(|_| {
+        "CDS_PG_SUPERUSER_URL is not set: the rest-standin conformance tests need a real \
          PostgreSQL superuser URL. Run them with `cargo xtask test`, which starts the \
          local stack and sets it."
             .to_owned()
     })?;
     let admin_config: tokio_postgres::Config = admin_url
         .parse()
-        .map_err(|error| format!("CDS_PG_ADMIN_URL is not a PostgreSQL URL: {error}"))?;
+        .map_err(|error| format!("CDS_PG_SUPERUSER_URL is not a PostgreSQL URL: {error}"))?;
     let (host, port) = tcp_host_and_port(&admin_config)?;
     let admin_user = admin_config.get_user().unwrap_or("postgres").to_owned();
     let admin_password = admin_config
@@ -283,7 +283,7 @@ fn set_up() -> Result<Stack, String> {
 fn tcp_host_and_port(config: &tokio_postgres::Config) -> Result<(String, u16), String> {
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        Some(_) => return Err("CDS_PG_ADMIN_URL must name a TCP host".to_owned()),
+        Some(_) => return Err("CDS_PG_SUPERUSER_URL must name a TCP host".to_owned()),
         None => "127.0.0.1".to_owned(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);

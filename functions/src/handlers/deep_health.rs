@@ -36,9 +36,10 @@ pub async fn get(req: &Request, env: &Env, config: &Config) -> Result<Response, 
             .map(|a| (a.status, a.body))
     };
     let root = answer(client.probe()).await;
+    let exposed = answer(client.platform_check()).await;
     let report = answer(client.rpc(
-        "platform",
-        "deployment_report",
+        "public",
+        "cds_deployment_report",
         &serde_json::json!({}),
         Auth::ServiceRole,
     ))
@@ -51,7 +52,10 @@ pub async fn get(req: &Request, env: &Env, config: &Config) -> Result<Response, 
     })
     .await;
 
-    let mut checks = vec![doctor::check_rest_root(root.as_ref().map(|(s, _)| *s))];
+    let mut checks = vec![
+        doctor::check_rest_root(root.as_ref().map(|(s, _)| *s)),
+        doctor::check_platform_exposed(exposed.as_ref().map(|(s, b)| (*s, b.as_slice()))),
+    ];
     checks.extend(doctor::check_report(
         report.as_ref().map(|(s, b)| (*s, b.as_slice())),
     ));
