@@ -135,3 +135,45 @@ pub fn exposed_schemas() -> Result<Vec<String>> {
         .filter_map(|s| s.as_str().map(str::to_string))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The Supabase CLI validates `config.toml` on every load (`start`,
+    /// `link`, `db push`). An `env(NAME)` value whose variable is unset stays
+    /// the literal string, and an enabled hook whose URI is not
+    /// http(s):// or pg-functions://, or whose secret is not
+    /// `v1,whsec_<base64>`, is refused. So, read with no variable set, every
+    /// enabled hook must already be valid.
+    #[test]
+    fn config_toml_loads_in_a_fresh_shell() {
+        let path = super::repo_root().join("supabase/config.toml");
+        let config: toml::Table = std::fs::read_to_string(&path)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let hooks = config["auth"]
+            .get("hook")
+            .and_then(|h| h.as_table())
+            .cloned()
+            .unwrap_or_default();
+        for (name, hook) in hooks {
+            if hook.get("enabled").and_then(|e| e.as_bool()) != Some(true) {
+                continue;
+            }
+            let uri = hook.get("uri").and_then(|u| u.as_str()).unwrap_or("");
+            assert!(
+                ["http://", "https://", "pg-functions://"]
+                    .iter()
+                    .any(|scheme| uri.starts_with(scheme)),
+                "[auth.hook.{name}] is enabled with uri {uri:?}, which the CLI refuses \
+                 when no variable is set"
+            );
+            if let Some(secrets) = hook.get("secrets").and_then(|s| s.as_str()) {
+                assert!(
+                    secrets.split('|').all(|s| s.starts_with("v1,whsec_")),
+                    "[auth.hook.{name}] is enabled with secrets {secrets:?}, which the CLI refuses"
+                );
+            }
+        }
+    }
+}
