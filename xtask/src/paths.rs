@@ -147,10 +147,7 @@ mod tests {
     #[test]
     fn config_toml_loads_in_a_fresh_shell() {
         let path = super::repo_root().join("supabase/config.toml");
-        let config: toml::Table = std::fs::read_to_string(&path)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let config: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
         let hooks = config["auth"]
             .get("hook")
             .and_then(|h| h.as_table())
