@@ -79,7 +79,13 @@ pub fn run() -> Result<ExitCode> {
     if !stop.load(Ordering::SeqCst) {
         layer(
             "deploy rehearsal (bare hosted-like project, doctor)",
-            &mut || crate::rehearsal::run(&stack),
+            // A step that cannot run fails this layer, not the whole run.
+            &mut || {
+                crate::rehearsal::run(&stack).or_else(|e| {
+                    eprintln!("    the rehearsal stopped: {e:#}");
+                    Ok(false)
+                })
+            },
         )?;
     }
     if !stop.load(Ordering::SeqCst) {
