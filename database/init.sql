@@ -1887,9 +1887,11 @@ begin
 
   -- Deltas of transactions still open are invisible here and stay for the
   -- next run; the ones folded are deleted in the same transaction, so each
-  -- is counted exactly once even when this run fails and is retried.
+  -- is counted exactly once even when this run fails and is retried. The
+  -- WHERE is required: hosted Supabase refuses an unqualified DELETE from any
+  -- REST session (pg-safeupdate, SQLSTATE 21000), even inside this function.
   with consumed as (
-    delete from analytics.daily_token_deltas d returning d.*
+    delete from analytics.daily_token_deltas d where true returning d.*
   ), folded as (
     select c.user_id, c.day, c.model_id, count(*) as deltas, sum(c.requests) as requests,
            sum(c.prompt_tokens) as prompt_tokens, sum(c.completion_tokens) as completion_tokens,
@@ -2382,10 +2384,16 @@ begin
 end
 $migration$;
 
--- ==== supabase/seed.sql ====
+-- ==== supabase/migrations/20261201001900_model_catalogue.sql ====
 
--- Seed data: the model catalogue the guide names. Re-runnable: existing
--- models (and any price an admin changed since) are left as they are.
+-- The model catalogue as reference data. It lives in a migration, not in
+-- seed.sql, because `supabase db push` does not run the seed: a hosted project
+-- would otherwise have no models, and every usage event would be refused with
+-- `unknown_model`.
+--
+-- Insert-only: a model already in the catalogue is left exactly as it is, so
+-- re-running this file changes nothing and never overwrites a price or a
+-- deactivation an admin made since (PUT/DELETE /v1/admin/models/{name}).
 insert into platform.models (name, provider, repo_url, context_size, cost_per_1k_tokens, metadata)
 values
   ('bge-small-en-v1.5', 'postgresml', 'https://huggingface.co/BAAI/bge-small-en-v1.5', 512, 0.000020,
@@ -2397,3 +2405,12 @@ values
   ('mistral-7b-instruct', 'mistral', 'https://huggingface.co/mistralai/Mistral-7B-Instruct-v0.3', 32768, 0.000150,
    '{"kind": "chat", "open_weights": true}')
 on conflict (name) do nothing;
+
+-- ==== supabase/seed.sql ====
+
+-- Local-only demo data, run by `supabase db reset` and the local stack after
+-- the migrations; `supabase db push` never runs it on a hosted project.
+-- Nothing a deployment needs belongs here: the model catalogue is reference
+-- data and ships in the migration 20261201001900_model_catalogue.sql.
+--
+-- Empty for now: the local stack creates its demo user itself.

@@ -5,7 +5,7 @@
 begin;
 select plan(22);
 
--- Fixtures, as the superuser: an inactive model beside the seeded ones.
+-- Fixtures, as the superuser: an inactive model beside the catalogue's.
 select tests.create_user('dev@example.com') as developer \gset
 select tests.create_user('admin@example.com', 'admin') as admin \gset
 insert into platform.models (name, provider, context_size, is_active)

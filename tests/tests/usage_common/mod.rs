@@ -15,7 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The frontend origin `wrangler.toml` allows (`ALLOWED_ORIGINS`).
 pub const ALLOWED_ORIGIN: &str = "http://localhost:3000";
 
-/// A model of the seed catalogue and its price per 1000 tokens.
+/// A model of the catalogue (the migration 20261201001900_model_catalogue.sql)
+/// and its price per 1000 tokens.
 pub const MODEL: &str = "gpt-4o-mini";
 pub const MODEL_COST_PER_1K: f64 = 0.0006;
 pub const OTHER_MODEL: &str = "claude-3-5-haiku";
