@@ -114,15 +114,20 @@ create table if not exists platform.models (
     constraint models_repo_url_https check (repo_url ~ '^https://[^[:space:]]+$'),
   context_size integer not null
     constraint models_context_size_positive check (context_size > 0),
-  cost_per_1k_tokens numeric(14, 6) not null default 0
-    constraint models_cost_non_negative check (cost_per_1k_tokens >= 0),
+  -- Prices per 1,000 tokens, apart for input (prompt) and output
+  -- (completion) tokens, as providers price them.
+  input_cost_per_1k_tokens numeric(14, 6) not null default 0
+    constraint models_input_cost_non_negative check (input_cost_per_1k_tokens >= 0),
+  output_cost_per_1k_tokens numeric(14, 6) not null default 0
+    constraint models_output_cost_non_negative check (output_cost_per_1k_tokens >= 0),
   metadata jsonb not null default '{}'
     constraint models_metadata_object check (jsonb_typeof(metadata) = 'object'),
   is_active boolean not null default true,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
-comment on table platform.models is 'Models usage can be recorded against; cost is per 1,000 tokens';
+comment on table platform.models is
+  'Models usage can be recorded against; prices are per 1,000 input (prompt) and output (completion) tokens';
 
 -- id is the Supabase Auth user id: the row mirrors auth.users (see
 -- platform.mirror_auth_user).
@@ -379,6 +384,8 @@ create table if not exists platform.token_usage (
     constraint token_usage_completion_non_negative check (completion_tokens >= 0),
   total_tokens bigint not null
     constraint token_usage_total_is_sum check (total_tokens = prompt_tokens + completion_tokens),
+  -- At the model's prices when the row was recorded: a later price change
+  -- does not rewrite it.
   cost numeric(20, 6) not null
     constraint token_usage_cost_non_negative check (cost >= 0),
   idempotency_key text not null
@@ -946,7 +953,9 @@ set search_path = ''
 as $$
   select coalesce(jsonb_agg(jsonb_build_object(
            'name', m.name, 'provider', m.provider, 'repo_url', m.repo_url,
-           'context_size', m.context_size, 'cost_per_1k_tokens', m.cost_per_1k_tokens,
+           'context_size', m.context_size,
+           'input_cost_per_1k_tokens', m.input_cost_per_1k_tokens,
+           'output_cost_per_1k_tokens', m.output_cost_per_1k_tokens,
            'metadata', m.metadata)
          order by m.name), '[]')
     from platform.models m
@@ -1270,7 +1279,10 @@ begin
   staged.prompt_tokens := v_prompt;
   staged.completion_tokens := v_completion;
   staged.total_tokens := v_total;
-  staged.cost := round(v_total * v_model.cost_per_1k_tokens / 1000, 6);
+  -- Prompt tokens at the input price, completion tokens at the output price;
+  -- the ledger keeps this cost, so a later price change never rewrites it.
+  staged.cost := round((v_prompt * v_model.input_cost_per_1k_tokens
+                        + v_completion * v_model.output_cost_per_1k_tokens) / 1000, 6);
   staged.idempotency_key := p_idempotency_key;
   staged.reservation_id := p_reservation_id;
   staged.balance_after := p_balance - v_total;
@@ -2393,17 +2405,23 @@ $migration$;
 --
 -- Insert-only: a model already in the catalogue is left exactly as it is, so
 -- re-running this file changes nothing and never overwrites a price or a
--- deactivation an admin made since (PUT/DELETE /v1/admin/models/{name}).
-insert into platform.models (name, provider, repo_url, context_size, cost_per_1k_tokens, metadata)
+-- deactivation an admin made since.
+--
+-- Input and output tokens are priced alike here, at the catalogue's one price
+-- per model; an admin may set them apart, as a provider prices them.
+insert into platform.models
+  (name, provider, repo_url, context_size, input_cost_per_1k_tokens, output_cost_per_1k_tokens, metadata)
 values
-  ('bge-small-en-v1.5', 'postgresml', 'https://huggingface.co/BAAI/bge-small-en-v1.5', 512, 0.000020,
-   '{"kind": "embedding", "dimensions": 384}'),
-  ('gpt-4o-mini', 'openai', null, 128000, 0.000600, '{"kind": "chat"}'),
-  ('claude-3-5-haiku', 'anthropic', null, 200000, 0.004000, '{"kind": "chat"}'),
-  ('llama-3.1-8b-instruct', 'meta', 'https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct', 131072, 0.000200,
-   '{"kind": "chat", "open_weights": true}'),
-  ('mistral-7b-instruct', 'mistral', 'https://huggingface.co/mistralai/Mistral-7B-Instruct-v0.3', 32768, 0.000150,
-   '{"kind": "chat", "open_weights": true}')
+  ('bge-small-en-v1.5', 'postgresml', 'https://huggingface.co/BAAI/bge-small-en-v1.5', 512,
+   0.000020, 0.000020, '{"kind": "embedding", "dimensions": 384}'),
+  ('gpt-4o-mini', 'openai', null, 128000,
+   0.000600, 0.000600, '{"kind": "chat"}'),
+  ('claude-3-5-haiku', 'anthropic', null, 200000,
+   0.004000, 0.004000, '{"kind": "chat"}'),
+  ('llama-3.1-8b-instruct', 'meta', 'https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct', 131072,
+   0.000200, 0.000200, '{"kind": "chat", "open_weights": true}'),
+  ('mistral-7b-instruct', 'mistral', 'https://huggingface.co/mistralai/Mistral-7B-Instruct-v0.3', 32768,
+   0.000150, 0.000150, '{"kind": "chat", "open_weights": true}')
 on conflict (name) do nothing;
 
 -- ==== supabase/seed.sql ====

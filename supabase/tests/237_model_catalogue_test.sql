@@ -6,16 +6,18 @@ begin;
 select plan(6);
 
 -- The catalogue as shipped.
-create temp table shipped (name text, provider text, context_size integer, cost numeric) on commit drop;
+create temp table shipped (name text, provider text, context_size integer, input_cost numeric, output_cost numeric)
+  on commit drop;
 insert into shipped values
-  ('bge-small-en-v1.5', 'postgresml', 512, 0.000020),
-  ('claude-3-5-haiku', 'anthropic', 200000, 0.004000),
-  ('gpt-4o-mini', 'openai', 128000, 0.000600),
-  ('llama-3.1-8b-instruct', 'meta', 131072, 0.000200),
-  ('mistral-7b-instruct', 'mistral', 32768, 0.000150);
+  ('bge-small-en-v1.5', 'postgresml', 512, 0.000020, 0.000020),
+  ('claude-3-5-haiku', 'anthropic', 200000, 0.004000, 0.004000),
+  ('gpt-4o-mini', 'openai', 128000, 0.000600, 0.000600),
+  ('llama-3.1-8b-instruct', 'meta', 131072, 0.000200, 0.000200),
+  ('mistral-7b-instruct', 'mistral', 32768, 0.000150, 0.000150);
 
 select set_eq(
-  $$ select m.name, m.provider, m.context_size, m.cost_per_1k_tokens from platform.models m
+  $$ select m.name, m.provider, m.context_size, m.input_cost_per_1k_tokens,
+         m.output_cost_per_1k_tokens from platform.models m
       where m.name in (select name from shipped) and m.is_active $$,
   $$ select * from shipped $$,
   'the migrations install the catalogue, active, with its providers, context sizes and prices');
@@ -23,7 +25,7 @@ select set_eq(
 -- What an admin might have done since: a price change, a deactivation; and a
 -- model missing (renamed here) so that re-running the migration has something
 -- to insert, which shows the migration alone installs the catalogue.
-update platform.models set cost_per_1k_tokens = 0.123456 where name = 'gpt-4o-mini';
+update platform.models set input_cost_per_1k_tokens = 0.123456 where name = 'gpt-4o-mini';
 update platform.models set is_active = false where name = 'mistral-7b-instruct';
 update platform.models set name = 'renamed-bge-small' where name = 'bge-small-en-v1.5';
 create temp table before on commit drop as
@@ -47,12 +49,13 @@ select set_eq(
   $$ select * from platform.models where name not in ('bge-small-en-v1.5', 'renamed-bge-small') $$,
   $$ select * from before $$,
   're-running the migration changes no existing row (updated_at included)');
-select is((select cost_per_1k_tokens from platform.models where name = 'gpt-4o-mini'), 0.123456::numeric,
+select is((select input_cost_per_1k_tokens from platform.models where name = 'gpt-4o-mini'), 0.123456::numeric,
   'a price changed since is kept');
 select is((select is_active from platform.models where name = 'mistral-7b-instruct'), false,
   'a deactivated model stays deactivated');
 select set_eq(
-  $$ select m.name, m.provider, m.context_size, m.cost_per_1k_tokens from platform.models m
+  $$ select m.name, m.provider, m.context_size, m.input_cost_per_1k_tokens,
+         m.output_cost_per_1k_tokens from platform.models m
       where m.name = 'bge-small-en-v1.5' and m.is_active $$,
   $$ select * from shipped where name = 'bge-small-en-v1.5' $$,
   'a catalogue model missing from the database is installed by the migration alone');

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const ALLOWED_ORIGIN: &str = "http://localhost:3000";
 
 /// A model of the catalogue (the migration 20261201001900_model_catalogue.sql)
-/// and its price per 1000 tokens.
+/// and its prices per 1000 input (prompt) and output (completion) tokens.
 pub const MODEL: &str = "gpt-4o-mini";
-pub const MODEL_COST_PER_1K: f64 = 0.0006;
+pub const MODEL_INPUT_COST_PER_1K: f64 = 0.0006;
+pub const MODEL_OUTPUT_COST_PER_1K: f64 = 0.0006;
 pub const OTHER_MODEL: &str = "claude-3-5-haiku";
 
 /// A superuser connection to the stack's database.
