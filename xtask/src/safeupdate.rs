@@ -64,9 +64,12 @@ fn build(pg_config: &Path) -> Result<PathBuf> {
         let path = source_dir.join(name);
         contents.push(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
     }
-    let hash = contents.iter().flatten().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ *b as u64).wrapping_mul(0x100000001b3)
-    });
+    let hash = contents
+        .iter()
+        .flatten()
+        .fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ *b as u64).wrapping_mul(0x100000001b3)
+        });
     let dir = tool_cache().join(format!("safeupdate-{hash:016x}"));
     let built = dir.join("safeupdate.so");
     if built.exists() {
@@ -76,7 +79,10 @@ fn build(pg_config: &Path) -> Result<PathBuf> {
     for (name, bytes) in SOURCES.iter().zip(&contents) {
         std::fs::write(dir.join(name), bytes)?;
     }
-    eprintln!("==> building the safeupdate module (once; cached in {})", dir.display());
+    eprintln!(
+        "==> building the safeupdate module (once; cached in {})",
+        dir.display()
+    );
     // with_llvm=no: no JIT bitcode, so clang need not be installed.
     run(Command::new("make")
         .arg(format!("PG_CONFIG={}", pg_config.display()))
