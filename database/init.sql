@@ -2405,7 +2405,7 @@ $migration$;
 --
 -- Insert-only: a model already in the catalogue is left exactly as it is, so
 -- re-running this file changes nothing and never overwrites a price or a
--- deactivation an admin made since.
+-- deactivation an admin made since (PUT and DELETE /v1/admin/models/{name}).
 --
 -- Input and output tokens are priced alike here, at the catalogue's one price
 -- per model; an admin may set them apart, as a provider prices them.
