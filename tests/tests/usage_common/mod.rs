@@ -42,6 +42,17 @@ pub fn text(sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Optio
         .get(0)
 }
 
+/// A catalogue model's whole row as text (`None` when there is no such
+/// model), to show that a refused call changed nothing.
+pub fn model_row(name: &str) -> Option<String> {
+    db().query_opt(
+        "select m::text from platform.models m where m.name = $1",
+        &[&name],
+    )
+    .unwrap_or_else(|e| panic!("reading model {name}: {e}"))
+    .map(|row| row.get(0))
+}
+
 /// A string no other test (or earlier run) uses: idempotency keys, emails.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
