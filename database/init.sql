@@ -114,15 +114,20 @@ create table if not exists platform.models (
     constraint models_repo_url_https check (repo_url ~ '^https://[^[:space:]]+$'),
   context_size integer not null
     constraint models_context_size_positive check (context_size > 0),
-  cost_per_1k_tokens numeric(14, 6) not null default 0
-    constraint models_cost_non_negative check (cost_per_1k_tokens >= 0),
+  -- Prices per 1,000 tokens, apart for input (prompt) and output
+  -- (completion) tokens, as providers price them.
+  input_cost_per_1k_tokens numeric(14, 6) not null default 0
+    constraint models_input_cost_non_negative check (input_cost_per_1k_tokens >= 0),
+  output_cost_per_1k_tokens numeric(14, 6) not null default 0
+    constraint models_output_cost_non_negative check (output_cost_per_1k_tokens >= 0),
   metadata jsonb not null default '{}'
     constraint models_metadata_object check (jsonb_typeof(metadata) = 'object'),
   is_active boolean not null default true,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
-comment on table platform.models is 'Models usage can be recorded against; cost is per 1,000 tokens';
+comment on table platform.models is
+  'Models usage can be recorded against; prices are per 1,000 input (prompt) and output (completion) tokens';
 
 -- id is the Supabase Auth user id: the row mirrors auth.users (see
 -- platform.mirror_auth_user).
@@ -379,6 +384,8 @@ create table if not exists platform.token_usage (
     constraint token_usage_completion_non_negative check (completion_tokens >= 0),
   total_tokens bigint not null
     constraint token_usage_total_is_sum check (total_tokens = prompt_tokens + completion_tokens),
+  -- At the model's prices when the row was recorded: a later price change
+  -- does not rewrite it.
   cost numeric(20, 6) not null
     constraint token_usage_cost_non_negative check (cost >= 0),
   idempotency_key text not null
@@ -946,7 +953,9 @@ set search_path = ''
 as $$
   select coalesce(jsonb_agg(jsonb_build_object(
            'name', m.name, 'provider', m.provider, 'repo_url', m.repo_url,
-           'context_size', m.context_size, 'cost_per_1k_tokens', m.cost_per_1k_tokens,
+           'context_size', m.context_size,
+           'input_cost_per_1k_tokens', m.input_cost_per_1k_tokens,
+           'output_cost_per_1k_tokens', m.output_cost_per_1k_tokens,
            'metadata', m.metadata)
          order by m.name), '[]')
     from platform.models m
@@ -1270,7 +1279,10 @@ begin
   staged.prompt_tokens := v_prompt;
   staged.completion_tokens := v_completion;
   staged.total_tokens := v_total;
-  staged.cost := round(v_total * v_model.cost_per_1k_tokens / 1000, 6);
+  -- Prompt tokens at the input price, completion tokens at the output price;
+  -- the ledger keeps this cost, so a later price change never rewrites it.
+  staged.cost := round((v_prompt * v_model.input_cost_per_1k_tokens
+                        + v_completion * v_model.output_cost_per_1k_tokens) / 1000, 6);
   staged.idempotency_key := p_idempotency_key;
   staged.reservation_id := p_reservation_id;
   staged.balance_after := p_balance - v_total;
@@ -1887,9 +1899,11 @@ begin
 
   -- Deltas of transactions still open are invisible here and stay for the
   -- next run; the ones folded are deleted in the same transaction, so each
-  -- is counted exactly once even when this run fails and is retried.
+  -- is counted exactly once even when this run fails and is retried. The
+  -- WHERE is required: hosted Supabase refuses an unqualified DELETE from any
+  -- REST session (pg-safeupdate, SQLSTATE 21000), even inside this function.
   with consumed as (
-    delete from analytics.daily_token_deltas d returning d.*
+    delete from analytics.daily_token_deltas d where true returning d.*
   ), folded as (
     select c.user_id, c.day, c.model_id, count(*) as deltas, sum(c.requests) as requests,
            sum(c.prompt_tokens) as prompt_tokens, sum(c.completion_tokens) as completion_tokens,
@@ -2382,18 +2396,178 @@ begin
 end
 $migration$;
 
+-- ==== supabase/migrations/20261201001900_model_catalogue.sql ====
+
+-- The model catalogue as reference data. It lives in a migration, not in
+-- seed.sql, because `supabase db push` does not run the seed: a hosted project
+-- would otherwise have no models, and every usage event would be refused with
+-- `unknown_model`.
+--
+-- Insert-only: a model already in the catalogue is left exactly as it is, so
+-- re-running this file changes nothing and never overwrites a price or a
+-- deactivation an admin made since (PUT and DELETE /v1/admin/models/{name}).
+--
+-- Input and output tokens are priced alike here, at the catalogue's one price
+-- per model; an admin may set them apart, as a provider prices them.
+insert into platform.models
+  (name, provider, repo_url, context_size, input_cost_per_1k_tokens, output_cost_per_1k_tokens, metadata)
+values
+  ('bge-small-en-v1.5', 'postgresml', 'https://huggingface.co/BAAI/bge-small-en-v1.5', 512,
+   0.000020, 0.000020, '{"kind": "embedding", "dimensions": 384}'),
+  ('gpt-4o-mini', 'openai', null, 128000,
+   0.000600, 0.000600, '{"kind": "chat"}'),
+  ('claude-3-5-haiku', 'anthropic', null, 200000,
+   0.004000, 0.004000, '{"kind": "chat"}'),
+  ('llama-3.1-8b-instruct', 'meta', 'https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct', 131072,
+   0.000200, 0.000200, '{"kind": "chat", "open_weights": true}'),
+  ('mistral-7b-instruct', 'mistral', 'https://huggingface.co/mistralai/Mistral-7B-Instruct-v0.3', 32768,
+   0.000150, 0.000150, '{"kind": "chat", "open_weights": true}')
+on conflict (name) do nothing;
+
+-- ==== supabase/migrations/20261201002000_rpc_manage_models.sql ====
+
+-- Managing the model catalogue: upsert_model and deactivate_model, for admins
+-- (PUT and DELETE /v1/admin/models/{name} at the edge) and the service role.
+--
+-- A model is never deleted: the usage ledger references it, and its recorded
+-- costs stay as they were. Deactivating it refuses new usage (as for any
+-- inactive model: `unknown_model`) and hides it from list_models. A price
+-- change applies to usage recorded from then on; rows already in the ledger
+-- keep the cost computed when they were recorded.
+
+-- A model as the admin routes answer it.
+create or replace function platform.model_answer(p_model platform.models)
+returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'name', p_model.name,
+    'provider', p_model.provider,
+    'repo_url', p_model.repo_url,
+    'context_size', p_model.context_size,
+    'input_cost_per_1k_tokens', p_model.input_cost_per_1k_tokens,
+    'output_cost_per_1k_tokens', p_model.output_cost_per_1k_tokens,
+    'metadata', p_model.metadata,
+    'is_active', p_model.is_active,
+    'created_at', p_model.created_at,
+    'updated_at', p_model.updated_at
+  )
+$$;
+revoke execute on function platform.model_answer(platform.models)
+  from public, anon, authenticated, service_role;
+
+-- POST /rpc/upsert_model: creates the model named p_name, or replaces the
+-- description of the one that exists (every field as given; the edge fills
+-- the defaults of fields a request leaves out). Answers the model and
+-- `created`. A call that changes nothing writes nothing, so updated_at stays
+-- the time of the last real change. The table's constraints are the rules;
+-- a value that breaks one is refused with 422 `invalid_model` naming it.
+create or replace function platform.upsert_model(
+  p_name text,
+  p_provider text,
+  p_context_size integer,
+  p_input_cost_per_1k_tokens numeric,
+  p_output_cost_per_1k_tokens numeric,
+  p_repo_url text default null,
+  p_metadata jsonb default '{}',
+  p_is_active boolean default true
+) returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_model platform.models;
+  v_created boolean;
+  v_rule text;
+  v_column text;
+begin
+  if not (platform.is_service_role() or platform.is_admin()) then
+    perform platform.fail('PT403', 'forbidden', 'only admins manage models');
+  end if;
+
+  begin
+    -- Insert, or leave a concurrent or existing row to the update below: a
+    -- conflict waits for the other writer, so the update then sees its row.
+    insert into platform.models (name, provider, repo_url, context_size, input_cost_per_1k_tokens,
+                                 output_cost_per_1k_tokens, metadata, is_active)
+    values (p_name, p_provider, p_repo_url, p_context_size, p_input_cost_per_1k_tokens,
+            p_output_cost_per_1k_tokens, p_metadata, p_is_active)
+    on conflict (name) do nothing
+    returning * into v_model;
+    v_created := v_model.id is not null;
+    if not v_created then
+      update platform.models m
+         set provider = p_provider, repo_url = p_repo_url, context_size = p_context_size,
+             input_cost_per_1k_tokens = p_input_cost_per_1k_tokens,
+             output_cost_per_1k_tokens = p_output_cost_per_1k_tokens,
+             metadata = p_metadata, is_active = p_is_active
+       where m.name = p_name
+         and (m.provider, m.repo_url, m.context_size, m.input_cost_per_1k_tokens,
+              m.output_cost_per_1k_tokens, m.metadata, m.is_active)
+             is distinct from
+             (p_provider, p_repo_url, p_context_size, p_input_cost_per_1k_tokens::numeric(14, 6),
+              p_output_cost_per_1k_tokens::numeric(14, 6), p_metadata, p_is_active)
+      returning * into v_model;
+      if v_model.id is null then
+        select * into strict v_model from platform.models m where m.name = p_name;
+      end if;
+    end if;
+  exception
+    when check_violation or not_null_violation then
+      get stacked diagnostics v_rule = constraint_name, v_column = column_name;
+      perform platform.fail('PT422', 'invalid_model',
+        case when v_rule <> '' then format('the model breaks the rule %s', v_rule)
+             else format('%s is required', v_column) end);
+    when numeric_value_out_of_range then
+      perform platform.fail('PT422', 'invalid_model',
+        'a price per 1k tokens is at most 99999999.999999');
+  end;
+  return platform.model_answer(v_model) || jsonb_build_object('created', v_created);
+end
+$$;
+revoke execute on function
+  platform.upsert_model(text, text, integer, numeric, numeric, text, jsonb, boolean)
+  from public, anon, authenticated, service_role;
+grant execute on function
+  platform.upsert_model(text, text, integer, numeric, numeric, text, jsonb, boolean)
+  to authenticated, service_role;
+
+-- POST /rpc/deactivate_model: takes the model out of use (is_active = false);
+-- the row stays, for the ledger rows that reference it. Deactivating an
+-- inactive model changes nothing. An unknown name is refused with 404
+-- `unknown_model`.
+create or replace function platform.deactivate_model(p_name text)
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_model platform.models;
+begin
+  if not (platform.is_service_role() or platform.is_admin()) then
+    perform platform.fail('PT403', 'forbidden', 'only admins manage models');
+  end if;
+  update platform.models m set is_active = false
+   where m.name = p_name and m.is_active
+  returning * into v_model;
+  if v_model.id is null then
+    select * into v_model from platform.models m where m.name = p_name;
+    if not found then
+      perform platform.fail('PT404', 'unknown_model', format('unknown model %L', left(p_name, 128)));
+    end if;
+  end if;
+  return platform.model_answer(v_model);
+end
+$$;
+revoke execute on function platform.deactivate_model(text) from public, anon, authenticated, service_role;
+grant execute on function platform.deactivate_model(text) to authenticated, service_role;
+
 -- ==== supabase/seed.sql ====
 
--- Seed data: the model catalogue the guide names. Re-runnable: existing
--- models (and any price an admin changed since) are left as they are.
-insert into platform.models (name, provider, repo_url, context_size, cost_per_1k_tokens, metadata)
-values
-  ('bge-small-en-v1.5', 'postgresml', 'https://huggingface.co/BAAI/bge-small-en-v1.5', 512, 0.000020,
-   '{"kind": "embedding", "dimensions": 384}'),
-  ('gpt-4o-mini', 'openai', null, 128000, 0.000600, '{"kind": "chat"}'),
-  ('claude-3-5-haiku', 'anthropic', null, 200000, 0.004000, '{"kind": "chat"}'),
-  ('llama-3.1-8b-instruct', 'meta', 'https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct', 131072, 0.000200,
-   '{"kind": "chat", "open_weights": true}'),
-  ('mistral-7b-instruct', 'mistral', 'https://huggingface.co/mistralai/Mistral-7B-Instruct-v0.3', 32768, 0.000150,
-   '{"kind": "chat", "open_weights": true}')
-on conflict (name) do nothing;
+-- Local-only demo data, run by `supabase db reset` and the local stack after
+-- the migrations; `supabase db push` never runs it on a hosted project.
+-- Nothing a deployment needs belongs here: the model catalogue is reference
+-- data and ships in the migration 20261201001900_model_catalogue.sql.
+--
+-- Empty for now: the local stack creates its demo user itself.

@@ -1,13 +1,6 @@
--- Seed data: the model catalogue the guide names. Re-runnable: existing
--- models (and any price an admin changed since) are left as they are.
-insert into platform.models (name, provider, repo_url, context_size, cost_per_1k_tokens, metadata)
-values
-  ('bge-small-en-v1.5', 'postgresml', 'https://huggingface.co/BAAI/bge-small-en-v1.5', 512, 0.000020,
-   '{"kind": "embedding", "dimensions": 384}'),
-  ('gpt-4o-mini', 'openai', null, 128000, 0.000600, '{"kind": "chat"}'),
-  ('claude-3-5-haiku', 'anthropic', null, 200000, 0.004000, '{"kind": "chat"}'),
-  ('llama-3.1-8b-instruct', 'meta', 'https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct', 131072, 0.000200,
-   '{"kind": "chat", "open_weights": true}'),
-  ('mistral-7b-instruct', 'mistral', 'https://huggingface.co/mistralai/Mistral-7B-Instruct-v0.3', 32768, 0.000150,
-   '{"kind": "chat", "open_weights": true}')
-on conflict (name) do nothing;
+-- Local-only demo data, run by `supabase db reset` and the local stack after
+-- the migrations; `supabase db push` never runs it on a hosted project.
+-- Nothing a deployment needs belongs here: the model catalogue is reference
+-- data and ships in the migration 20261201001900_model_catalogue.sql.
+--
+-- Empty for now: the local stack creates its demo user itself.

@@ -19,7 +19,7 @@ create unique index if not exists guide_daily_token_summary_key
   on bench.guide_daily_token_summary (day, user_id, model_id);
 
 -- Appends p_rows ledger rows in one statement, spread over the bench users,
--- the seeded models and the 365 days before today, as history. The ledger's
+-- the catalogue's models and the 365 days before today, as history. The ledger's
 -- triggers append their deltas as for any insert.
 create or replace function bench.load_history(p_rows bigint, p_tag text) returns void
 language sql as $$

@@ -86,6 +86,7 @@ async fn answer(
     *endpoint = Some(matched.endpoint);
     let body = read_body(&mut req, &method, config.max_body_bytes).await?;
     let id = matched.param("id").unwrap_or_default();
+    let name = matched.param("name").unwrap_or_default();
     let response = match matched.endpoint {
         Endpoint::Health if wants_deep_check(&req) => {
             handlers::deep_health::get(&req, env, config).await?
@@ -101,8 +102,10 @@ async fn answer(
         Endpoint::SetDefaultModel => {
             handlers::account::set_default_model(&req, &body, config).await?
         }
-        Endpoint::ListModels => handlers::account::list_models(config).await?,
+        Endpoint::ListModels => handlers::models::list(config).await?,
         Endpoint::AdminGrant => handlers::account::grant(&req, &body, config).await?,
+        Endpoint::PutModel => handlers::models::put(&req, name, &body, config).await?,
+        Endpoint::DeactivateModel => handlers::models::deactivate(&req, name, config).await?,
         Endpoint::CreateApiKey => handlers::api_keys::create(&req, &body, config).await?,
         Endpoint::ListApiKeys => handlers::api_keys::list(&req, config).await?,
         Endpoint::RevokeApiKey => handlers::api_keys::revoke(&req, id, config).await?,

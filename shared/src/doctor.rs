@@ -63,6 +63,23 @@ pub struct Rpc {
 /// Every RPC the edge calls, as the migrations define it.
 pub const EXPECTED_RPCS: &[Rpc] = &[
     Rpc {
+        name: "deactivate_model",
+        args: &["p_name"],
+    },
+    Rpc {
+        name: "upsert_model",
+        args: &[
+            "p_name",
+            "p_provider",
+            "p_context_size",
+            "p_input_cost_per_1k_tokens",
+            "p_output_cost_per_1k_tokens",
+            "p_repo_url",
+            "p_metadata",
+            "p_is_active",
+        ],
+    },
+    Rpc {
         name: "create_api_key",
         args: &[
             "p_name",

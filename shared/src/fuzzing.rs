@@ -12,6 +12,7 @@ use crate::auth::webhook::{self, WebhookHeaders, WebhookSecret, WebhookSecrets};
 use crate::auth::{bearer_token, ApiKey, JwkSet, Verifier, VerifierSettings};
 use crate::config::UserRole;
 use crate::hooks::{BeforeUserCreated, MirrorUser, SignupPolicy};
+use crate::models::{model_name_from_segment, ModelPut};
 use crate::usage::{
     parse_default_model, Grant, OverviewQuery, Reservation, UsageBatch, UsageEvent,
 };
@@ -266,6 +267,19 @@ pub fn usage_request(data: &[u8]) {
     if let Err(e) = parse_default_model(&value) {
         assert_refusal(&e);
     }
+    // The header field stands for the `{name}` segment of an admin model path.
+    let name = header.unwrap_or("m");
+    match ModelPut::parse(name, &value) {
+        Ok(model) => {
+            assert!(!model.name.is_empty() && !model.provider.is_empty());
+            assert!(model.context_size >= 1);
+            let _ = model.rpc_args();
+        }
+        Err(e) => assert_refusal(&e),
+    }
+    if let Err(e) = model_name_from_segment(name) {
+        assert_refusal(&e);
+    }
     if let Err(e) = crate::auth::api_key::NewApiKey::parse(value) {
         assert_refusal(&e);
     }
@@ -398,6 +412,11 @@ mod smoke {
             br#"{"user_id":"00000000-0000-4000-8000-000000000001","amount":5,"reason":"r"}"#.to_vec(),
             br#"{"name":"k","scopes":["usage:write"],"expires_at":"2030-01-01T00:00:00Z"}"#.to_vec(),
             b"from=2026-01-01&to=2026-01-31".to_vec(),
+            [
+                br#"{"provider":"acme","context_size":8192,"input_cost_per_1k_tokens":0.00015,"output_cost_per_1k_tokens":6e-4}"#.as_slice(),
+                b"acme%2Fchat-1",
+            ]
+            .join(&0xFF),
         ];
         run(usage_request, &seeds, 5_000);
     }

@@ -19,6 +19,7 @@ pub mod health;
 pub mod hooks;
 pub mod http;
 pub mod metrics;
+pub mod models;
 pub mod openapi;
 pub mod postgrest;
 pub mod queue;

@@ -26,6 +26,10 @@ pub enum Endpoint {
     /// `Prefer: respond-async`.
     UsageEventStatus,
     AdminGrant,
+    /// `PUT /v1/admin/models/{name}`: an admin creates or changes a model.
+    PutModel,
+    /// `DELETE /v1/admin/models/{name}`: an admin deactivates a model.
+    DeactivateModel,
     SetDefaultModel,
     ListModels,
     OpenApi,
@@ -60,6 +64,8 @@ impl Endpoint {
             Endpoint::UsageOverview => "usage_overview",
             Endpoint::UsageEventStatus => "usage_event_status",
             Endpoint::AdminGrant => "admin_grant",
+            Endpoint::PutModel => "admin_model_put",
+            Endpoint::DeactivateModel => "admin_model_deactivate",
             Endpoint::SetDefaultModel => "me_default_model",
             Endpoint::ListModels => "models_list",
             Endpoint::OpenApi => "openapi",
@@ -97,6 +103,12 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("GET", "/v1/usage/overview", Endpoint::UsageOverview),
     ("GET", "/v1/usage/events/{id}", Endpoint::UsageEventStatus),
     ("POST", "/v1/admin/grants", Endpoint::AdminGrant),
+    ("PUT", "/v1/admin/models/{name}", Endpoint::PutModel),
+    (
+        "DELETE",
+        "/v1/admin/models/{name}",
+        Endpoint::DeactivateModel,
+    ),
     ("PUT", "/v1/me/default-model", Endpoint::SetDefaultModel),
     ("GET", "/v1/models", Endpoint::ListModels),
     ("GET", "/v1/openapi.json", Endpoint::OpenApi),
@@ -212,6 +224,27 @@ mod tests {
         assert_eq!(
             matched.param("id"),
             Some("0b6f1c4e-1111-4111-8111-111111111111")
+        );
+    }
+
+    #[test]
+    fn a_model_name_with_a_slash_arrives_percent_encoded_in_one_segment() {
+        let router = Router::new();
+        let matched = router
+            .resolve("PUT", "/v1/admin/models/acme%2Fchat-1")
+            .unwrap();
+        assert_eq!(matched.endpoint, Endpoint::PutModel);
+        assert_eq!(matched.param("name"), Some("acme%2Fchat-1"));
+        assert_eq!(
+            router
+                .resolve("DELETE", "/v1/admin/models/gpt-4o-mini")
+                .unwrap()
+                .endpoint,
+            Endpoint::DeactivateModel
+        );
+        assert_eq!(
+            router.resolve("PUT", "/v1/admin/models/acme/chat-1"),
+            Err(ApiError::NotFound)
         );
     }
 

@@ -21,7 +21,7 @@ pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 pub const MAX_KEY_CHARS: usize = 255;
 const MAX_MODEL_CHARS: usize = 128;
 
-fn invalid(field: &str, reason: &str) -> ApiError {
+pub(crate) fn invalid(field: &str, reason: &str) -> ApiError {
     ApiError::Unprocessable {
         code: "invalid_field",
         message: format!("{field}: {reason}"),
@@ -29,7 +29,7 @@ fn invalid(field: &str, reason: &str) -> ApiError {
 }
 
 /// A request body must be a JSON object with only the fields we know.
-fn object<'a>(
+pub(crate) fn object<'a>(
     value: &'a Value,
     allowed: &[&str],
     what: &str,
@@ -78,7 +78,7 @@ fn required_uuid(map: &Map<String, Value>, field: &str) -> Result<String, ApiErr
     optional_uuid(map, field)?.ok_or_else(|| invalid(field, "is required"))
 }
 
-fn text(
+pub(crate) fn text(
     map: &Map<String, Value>,
     field: &str,
     max_chars: usize,
@@ -102,7 +102,7 @@ fn text(
     }
 }
 
-fn metadata(map: &Map<String, Value>) -> Result<Value, ApiError> {
+pub(crate) fn metadata(map: &Map<String, Value>) -> Result<Value, ApiError> {
     match map.get("metadata") {
         None | Some(Value::Null) => Ok(Value::Object(Map::new())),
         Some(value @ Value::Object(_)) => {

@@ -11,15 +11,20 @@ create table if not exists platform.models (
     constraint models_repo_url_https check (repo_url ~ '^https://[^[:space:]]+$'),
   context_size integer not null
     constraint models_context_size_positive check (context_size > 0),
-  cost_per_1k_tokens numeric(14, 6) not null default 0
-    constraint models_cost_non_negative check (cost_per_1k_tokens >= 0),
+  -- Prices per 1,000 tokens, apart for input (prompt) and output
+  -- (completion) tokens, as providers price them.
+  input_cost_per_1k_tokens numeric(14, 6) not null default 0
+    constraint models_input_cost_non_negative check (input_cost_per_1k_tokens >= 0),
+  output_cost_per_1k_tokens numeric(14, 6) not null default 0
+    constraint models_output_cost_non_negative check (output_cost_per_1k_tokens >= 0),
   metadata jsonb not null default '{}'
     constraint models_metadata_object check (jsonb_typeof(metadata) = 'object'),
   is_active boolean not null default true,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
-comment on table platform.models is 'Models usage can be recorded against; cost is per 1,000 tokens';
+comment on table platform.models is
+  'Models usage can be recorded against; prices are per 1,000 input (prompt) and output (completion) tokens';
 
 -- id is the Supabase Auth user id: the row mirrors auth.users (see
 -- platform.mirror_auth_user).

@@ -35,6 +35,8 @@ create table if not exists platform.token_usage (
     constraint token_usage_completion_non_negative check (completion_tokens >= 0),
   total_tokens bigint not null
     constraint token_usage_total_is_sum check (total_tokens = prompt_tokens + completion_tokens),
+  -- At the model's prices when the row was recorded: a later price change
+  -- does not rewrite it.
   cost numeric(20, 6) not null
     constraint token_usage_cost_non_negative check (cost >= 0),
   idempotency_key text not null

@@ -110,7 +110,9 @@ set search_path = ''
 as $$
   select coalesce(jsonb_agg(jsonb_build_object(
            'name', m.name, 'provider', m.provider, 'repo_url', m.repo_url,
-           'context_size', m.context_size, 'cost_per_1k_tokens', m.cost_per_1k_tokens,
+           'context_size', m.context_size,
+           'input_cost_per_1k_tokens', m.input_cost_per_1k_tokens,
+           'output_cost_per_1k_tokens', m.output_cost_per_1k_tokens,
            'metadata', m.metadata)
          order by m.name), '[]')
     from platform.models m

@@ -157,7 +157,10 @@ begin
   staged.prompt_tokens := v_prompt;
   staged.completion_tokens := v_completion;
   staged.total_tokens := v_total;
-  staged.cost := round(v_total * v_model.cost_per_1k_tokens / 1000, 6);
+  -- Prompt tokens at the input price, completion tokens at the output price;
+  -- the ledger keeps this cost, so a later price change never rewrites it.
+  staged.cost := round((v_prompt * v_model.input_cost_per_1k_tokens
+                        + v_completion * v_model.output_cost_per_1k_tokens) / 1000, 6);
   staged.idempotency_key := p_idempotency_key;
   staged.reservation_id := p_reservation_id;
   staged.balance_after := p_balance - v_total;

@@ -5,7 +5,7 @@
 begin;
 select plan(22);
 
--- Fixtures, as the superuser: an inactive model beside the seeded ones.
+-- Fixtures, as the superuser: an inactive model beside the catalogue's.
 select tests.create_user('dev@example.com') as developer \gset
 select tests.create_user('admin@example.com', 'admin') as admin \gset
 insert into platform.models (name, provider, context_size, is_active)
@@ -24,7 +24,7 @@ select throws_ok(
   $$ insert into platform.models (name, provider, context_size) values ('anon-model', 'acme', 1) $$,
   '42501', 'permission denied for table models', 'anon cannot insert models');
 select throws_ok(
-  $$ update platform.models set cost_per_1k_tokens = 0 $$,
+  $$ update platform.models set input_cost_per_1k_tokens = 0 $$,
   '42501', 'permission denied for table models', 'anon cannot update models');
 select throws_ok(
   $$ delete from platform.models $$,
@@ -41,7 +41,7 @@ select throws_ok(
   $$ insert into platform.models (name, provider, context_size) values ('dev-model', 'acme', 1) $$,
   '42501', 'permission denied for table models', 'a developer cannot insert models');
 select throws_ok(
-  $$ update platform.models set cost_per_1k_tokens = 0 $$,
+  $$ update platform.models set input_cost_per_1k_tokens = 0 $$,
   '42501', 'permission denied for table models', 'a developer cannot change prices');
 select throws_ok(
   $$ delete from platform.models $$,
@@ -73,7 +73,7 @@ select lives_ok(
   $$ insert into platform.models (name, provider, context_size) values ('new-model', 'acme', 8192) $$,
   'the service role inserts models');
 select lives_ok(
-  $$ update platform.models set is_active = true, cost_per_1k_tokens = 0.5 where name = 'retired-model' $$,
+  $$ update platform.models set is_active = true, output_cost_per_1k_tokens = 0.5 where name = 'retired-model' $$,
   'the service role updates models');
 select lives_ok(
   $$ delete from platform.models where name = 'new-model' $$,
@@ -83,9 +83,9 @@ select lives_ok(
 select tests.clear_authentication();
 select is((select count(*) from platform.models where name in ('anon-model', 'dev-model', 'admin-model', 'new-model')),
   0::bigint, 'only the service role''s model was ever created, and it is gone again');
-select ok((select is_active and cost_per_1k_tokens = 0.5 from platform.models where name = 'retired-model'),
+select ok((select is_active and output_cost_per_1k_tokens = 0.5 from platform.models where name = 'retired-model'),
   'the service role''s update took effect');
-select is((select count(*) from platform.models where cost_per_1k_tokens = 0 and name <> 'retired-model'),
+select is((select count(*) from platform.models where input_cost_per_1k_tokens = 0 and name <> 'retired-model'),
   0::bigint, 'no refused price change reached a model');
 
 select * from finish();

@@ -47,7 +47,7 @@ select tests.grant_tokens(:'bob', 10000);
 -- rows with now()), kept consistent with the balance.
 insert into platform.token_usage (user_id, model_id, prompt_tokens, completion_tokens, total_tokens, cost,
                                   idempotency_key, balance_after, created_at)
-select :'alice', m.id, v.p, v.c, v.p + v.c, round((v.p + v.c) * m.cost_per_1k_tokens / 1000, 6), v.k, 0,
+select :'alice', m.id, v.p, v.c, v.p + v.c, round((v.p * m.input_cost_per_1k_tokens + v.c * m.output_cost_per_1k_tokens) / 1000, 6), v.k, 0,
        (:'today'::date - v.days_ago + time '12:00') at time zone 'UTC'
   from (values ('gpt-4o-mini', 100, 0, 'old-40', 40),
                ('gpt-4o-mini', 1000, 500, 'old-2a', 2),

@@ -205,8 +205,10 @@ select is_empty(
   'only settled holds point to usage');
 select is_empty(
   $$select t.id from platform.token_usage t
-     where t.cost <> round(t.total_tokens * (select m.cost_per_1k_tokens from platform.models m where m.id = t.model_id) / 1000, 6)$$,
-  'every usage row is priced at its model''s price per 1k tokens');
+      join platform.models m on m.id = t.model_id
+     where t.cost <> round((t.prompt_tokens * m.input_cost_per_1k_tokens
+                            + t.completion_tokens * m.output_cost_per_1k_tokens) / 1000, 6)$$,
+  'every usage row is priced at its model''s input and output prices per 1k tokens');
 select ok((select count(*) from platform.token_usage) > 50 and (select count(*) from platform.token_reservations) > 50,
   'the walk wrote enough rows for the invariant to mean something');
 select ok(exists (select 1 from platform.token_balances where balance < 0)

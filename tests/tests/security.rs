@@ -78,6 +78,7 @@ fn a_user_cannot_reach_another_users_data_through_the_edge() {
     let attacker_key = attacker.api_key(&["usage:write", "usage:read"]);
     let before = victim.fingerprint();
     let attacker_before = users_fingerprint(&mut db(), &[&attacker.id]);
+    let model_before = model_row(MODEL);
     let v = &victim.user.id;
 
     #[rustfmt::skip]
@@ -101,6 +102,11 @@ fn a_user_cannot_reach_another_users_data_through_the_edge() {
             Some(json!({"tokens": 10, "user_id": v})), "jwt", 422, "unknown_field"),
         ("set the victim's default model", "PUT", "/v1/me/default-model".into(),
             Some(json!({"model": MODEL, "user_id": v})), "jwt", 422, "unknown_field"),
+        ("make the victim's model free", "PUT", format!("/v1/admin/models/{MODEL}"),
+            Some(json!({"provider": "openai", "context_size": 128000, "input_cost_per_1k_tokens": 0,
+                "output_cost_per_1k_tokens": 0})), "jwt", 403, "forbidden"),
+        ("take the victim's model out of use", "DELETE", format!("/v1/admin/models/{MODEL}"), None, "jwt", 403, "forbidden"),
+        ("deactivate it with the attacker's API key", "DELETE", format!("/v1/admin/models/{MODEL}"), None, "key", 403, "user_token_required"),
     ];
     let mut wrong = Vec::new();
     for (what, method, path, body, credential, status, code) in &cases {
@@ -141,6 +147,11 @@ fn a_user_cannot_reach_another_users_data_through_the_edge() {
     assert!(!status.body.contains("usage_id"), "{}", status.body);
 
     assert_eq!(victim.fingerprint(), before, "the victim's rows changed");
+    assert_eq!(
+        model_row(MODEL),
+        model_before,
+        "a refused call changed the model"
+    );
     assert_eq!(
         users_fingerprint(&mut db(), &[&attacker.id]),
         attacker_before,
@@ -185,6 +196,7 @@ fn a_user_cannot_reach_another_users_data_through_the_rest_layer() {
     let attacker = User::with_tokens(1_000);
     let before = victim.fingerprint();
     let attacker_before = users_fingerprint(&mut db(), &[&attacker.id]);
+    let model_before = model_row(MODEL);
     let (v, a) = (victim.user.id.as_str(), attacker.id.as_str());
     let event = json!({"model": MODEL, "prompt_tokens": 1, "completion_tokens": 1, "idempotency_key": unique("q")});
     let message = json!([{"user_id": v, "events": [event], "accepted_at_ms": 0}]);
@@ -204,6 +216,9 @@ fn a_user_cannot_reach_another_users_data_through_the_rest_layer() {
         ("revoke_api_key", json!({"p_key_id": victim.key_id}), 404, "PT404", "unknown_api_key"),
         ("release_token_reservation", json!({"p_reservation_id": victim.hold_id}), 404, "PT404", "unknown_reservation"),
         ("metrics_snapshot", json!({}), 403, "PT403", "forbidden"),
+        ("upsert_model", json!({"p_name": MODEL, "p_provider": "openai", "p_context_size": 128000,
+            "p_input_cost_per_1k_tokens": 0, "p_output_cost_per_1k_tokens": 0}), 403, "PT403", "forbidden"),
+        ("deactivate_model", json!({"p_name": MODEL}), 403, "PT403", "forbidden"),
         // Functions only the service role may execute: PostgreSQL's
         // permission error, which PostgREST answers 403 to a signed-in role.
         ("mirror_auth_user", json!({"p_id": a, "p_role": "admin"}), 403, "42501", ""),
@@ -238,6 +253,11 @@ fn a_user_cannot_reach_another_users_data_through_the_rest_layer() {
 
     assert_eq!(victim.user.reservation_status(&victim.hold_id), "active");
     assert_eq!(victim.fingerprint(), before, "the victim's rows changed");
+    assert_eq!(
+        model_row(MODEL),
+        model_before,
+        "a refused call changed the model"
+    );
     assert_eq!(
         users_fingerprint(&mut db(), &[&attacker.id]),
         attacker_before,

@@ -28,7 +28,8 @@ fn a_users_event_is_recorded_with_its_cost_and_the_balance_after() {
     assert!(body["usage_id"].as_i64().is_some(), "{body}");
     assert_eq!(body["model"], MODEL);
     assert_eq!(body["total_tokens"], 150);
-    let expected_cost = 150.0 * MODEL_COST_PER_1K / 1000.0;
+    let expected_cost =
+        (100.0 * MODEL_INPUT_COST_PER_1K + 50.0 * MODEL_OUTPUT_COST_PER_1K) / 1000.0;
     assert!(
         (number(&body["cost"]) - expected_cost).abs() < 1e-9,
         "{body}"
@@ -808,13 +809,23 @@ fn the_default_model_is_set_to_known_models_only() {
 fn the_model_catalogue_is_public() {
     let answer = call("GET", "/v1/models", None, &[], None);
     assert_eq!(answer.status, 200, "{}", answer.body);
-    let names: Vec<String> = answer.json()["models"]
-        .as_array()
-        .expect("models")
+    let body = answer.json();
+    let models = body["models"].as_array().expect("models");
+    let names: Vec<&str> = models.iter().filter_map(|m| m["name"].as_str()).collect();
+    assert!(names.contains(&"bge-small-en-v1.5"), "{names:?}");
+    let model = models
         .iter()
-        .filter_map(|m| m["name"].as_str().map(str::to_string))
-        .collect();
-    assert!(names.iter().any(|n| n == "bge-small-en-v1.5"), "{names:?}");
+        .find(|m| m["name"] == MODEL)
+        .unwrap_or_else(|| panic!("{MODEL} is listed: {body}"));
+    assert_eq!(
+        (
+            number(&model["input_cost_per_1k_tokens"]),
+            number(&model["output_cost_per_1k_tokens"])
+        ),
+        (MODEL_INPUT_COST_PER_1K, MODEL_OUTPUT_COST_PER_1K),
+        "input and output prices are listed apart: {model}"
+    );
+    assert!(model.get("cost_per_1k_tokens").is_none(), "{model}");
 }
 
 #[test]

@@ -1,7 +1,6 @@
-//! The signed-in user's account and the admin's tools.
+//! The signed-in user's account and the admin's grants.
 //!
 //! - `PUT /v1/me/default-model` `{"model"}`: the caller's default model.
-//! - `GET /v1/models`: the public model catalogue (no sign-in needed).
 //! - `POST /v1/admin/grants` `{"user_id", "amount", "reason", "idempotency_key"?}`:
 //!   an admin credits a user; audited in the grants ledger.
 
@@ -9,7 +8,7 @@ use crate::caller::authenticate_user;
 use crate::incoming::{header, json_body};
 use crate::{respond, rest};
 use serde_json::json;
-use shared::postgrest::{Auth, Client};
+use shared::postgrest::Client;
 use shared::usage::{parse_default_model, Grant};
 use shared::{ApiError, Config};
 use worker::{Request, Response};
@@ -28,12 +27,6 @@ pub async fn set_default_model(
         caller.rest_auth(),
     );
     Ok(respond::json(200, &rest::rpc(&call, config).await?))
-}
-
-pub async fn list_models(config: &Config) -> Result<Response, ApiError> {
-    let call = Client::new(config).rpc("platform", "list_models", &json!({}), Auth::Anon);
-    let models = rest::rpc(&call, config).await?;
-    Ok(respond::json(200, &json!({ "models": models })))
 }
 
 pub async fn grant(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {

@@ -7,4 +7,5 @@ pub mod health;
 pub mod hooks;
 pub mod me;
 pub mod metrics;
+pub mod models;
 pub mod usage;

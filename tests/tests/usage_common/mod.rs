@@ -15,9 +15,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The frontend origin `wrangler.toml` allows (`ALLOWED_ORIGINS`).
 pub const ALLOWED_ORIGIN: &str = "http://localhost:3000";
 
-/// A model of the seed catalogue and its price per 1000 tokens.
+/// A model of the catalogue (the migration 20261201001900_model_catalogue.sql)
+/// and its prices per 1000 input (prompt) and output (completion) tokens.
 pub const MODEL: &str = "gpt-4o-mini";
-pub const MODEL_COST_PER_1K: f64 = 0.0006;
+pub const MODEL_INPUT_COST_PER_1K: f64 = 0.0006;
+pub const MODEL_OUTPUT_COST_PER_1K: f64 = 0.0006;
 pub const OTHER_MODEL: &str = "claude-3-5-haiku";
 
 /// A superuser connection to the stack's database.
@@ -38,6 +40,17 @@ pub fn text(sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Optio
     db().query_one(sql, params)
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .get(0)
+}
+
+/// A catalogue model's whole row as text (`None` when there is no such
+/// model), to show that a refused call changed nothing.
+pub fn model_row(name: &str) -> Option<String> {
+    db().query_opt(
+        "select m::text from platform.models m where m.name = $1",
+        &[&name],
+    )
+    .unwrap_or_else(|e| panic!("reading model {name}: {e}"))
+    .map(|row| row.get(0))
 }
 
 /// A string no other test (or earlier run) uses: idempotency keys, emails.
