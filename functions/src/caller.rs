@@ -99,6 +99,11 @@ fn now_unix() -> i64 {
 }
 
 /// The caller of `req`, verified: a user token or an API key.
+///
+/// A user the platform has not mirrored yet is mirrored here, before any
+/// handler runs (`crate::jit_mirror`), so every route, the queued ones
+/// included, finds their `platform.users` row. An API key's owner needs
+/// nothing: a key is created by a signed-in, hence mirrored, user.
 pub async fn authenticate(req: &Request, config: &Config) -> Result<Caller, ApiError> {
     let authorization = crate::incoming::header(req, "authorization");
     let token = bearer_token(authorization.as_deref())?;
@@ -106,6 +111,7 @@ pub async fn authenticate(req: &Request, config: &Config) -> Result<Caller, ApiE
         return resolve_api_key(token, config).await;
     }
     let claims = require_user(verify_jwt(token, config).await?)?;
+    crate::jit_mirror::ensure_mirrored(&claims, config).await?;
     Ok(Caller::User {
         claims,
         token: token.to_string(),
