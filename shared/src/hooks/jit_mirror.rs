@@ -1,28 +1,35 @@
 //! Just-in-time mirroring: a signed-in user whom the `auth.users` webhook
 //! has not mirrored into `platform.users` (not installed yet, or a delivery
-//! lost) is mirrored from their verified access token before their request
-//! is served, instead of every call failing with `unknown_user`.
+//! lost) is mirrored from their verified access token, instead of every call
+//! failing with `unknown_user`.
 //!
 //! Cost: each isolate keeps a bounded set of the users it has mirrored (or
 //! found already mirrored), [`MirroredUsers`]. A user costs one extra
-//! subrequest, `mirror_auth_user`, on their first request in an isolate, and
-//! nothing after that. Mirroring before the request (rather than on an
-//! `unknown_user` answer, then retrying) covers every route alike, including
-//! usage accepted with `Prefer: respond-async`: that is answered before any
-//! RPC runs, and recorded later by the queue consumer as the service role,
-//! which knows nothing of the token; the user's row must exist by then.
+//! subrequest, `mirror_auth_user`, in the first isolate that serves them, and
+//! nothing after that. Mirroring before the work (rather than on an
+//! `unknown_user` answer, then retrying the call) covers every route alike
+//! and needs no retry logic in any handler:
+//! - a request served now is mirrored before its handler runs;
+//! - usage accepted with `Prefer: respond-async` is answered before any RPC
+//!   runs, and must be accepted even while the database is away (that is
+//!   what the queue is for). So the edge makes no call for it: when the
+//!   isolate does not know the user, each queue message carries the row
+//!   ([`crate::queue::QueuedUsage::mirror`]), and the consumer, which records
+//!   as the service role and knows nothing of the token, mirrors the user
+//!   before recording, as the same kind of call with the same retries.
 //!
-//! What the edge does with the answer ([`after_mirror`]):
-//! - mirrored, or already there: remember the user, serve the request;
+//! What is done with the mirror RPC's answer ([`after_mirror`]):
+//! - mirrored, or already there: remember the user, go on;
 //! - the email refused (`email_taken`: another platform user has it, e.g. a
 //!   stale mirror row after an email change; or `invalid_email`): mirror
 //!   again without the email. The platform identifies users by id; the email
 //!   column is informational, so the user is served and the clash is logged
 //!   for operators;
 //! - no such Supabase Auth user (`unknown_auth_user`: deleted while their
-//!   token is still valid): refuse as `unknown_user`, as every RPC would;
-//! - anything else (database unavailable, a deployment fault): refuse with
-//!   that error, so no usage of an unmirrored user is ever queued.
+//!   token is still valid): `unknown_user`, as every RPC would answer;
+//! - anything else (the database unavailable, a deployment fault): the
+//!   request is answered with that error (503, 502); the consumer delivers
+//!   the batch again later ([`holds_back_batch`]).
 
 use super::user_mirror::MirrorUser;
 use crate::auth::VerifiedClaims;
@@ -87,9 +94,9 @@ fn key(user_id: &str) -> Option<u128> {
     u128::from_str_radix(&hex, 16).ok()
 }
 
-/// The row to mirror before serving a verified caller, or `None`: already
-/// known to this isolate, or a token that is not mirrored at all (an
-/// anonymous sign-in; see [`MirrorUser::from_claims`]).
+/// The row to mirror for a verified caller (now, or by the queue consumer),
+/// or `None`: already known to this isolate, or a token that is not mirrored
+/// at all (an anonymous sign-in; see [`MirrorUser::from_claims`]).
 pub fn plan(claims: &VerifiedClaims, role: UserRole, known: &MirroredUsers) -> Option<MirrorUser> {
     if known.contains(&claims.sub) {
         return None;
@@ -116,6 +123,9 @@ pub fn after_mirror(sent: &MirrorUser, answer: Result<&serde_json::Value, &ApiEr
         Ok(_) => return Next::Done,
         Err(err) => err,
     };
+    if !matches!(err, ApiError::Rejected { .. }) {
+        return Next::Refuse(err.clone());
+    }
     match err.code() {
         "email_taken" | "invalid_email" if sent.email.is_some() => {
             Next::Retry(sent.without_email())
@@ -126,6 +136,19 @@ pub fn after_mirror(sent: &MirrorUser, answer: Result<&serde_json::Value, &ApiEr
             message: "the user is not registered on the platform".into(),
         }),
         _ => Next::Refuse(err.clone()),
+    }
+}
+
+/// In the queue consumer, after mirroring a user a message carries: whether
+/// the batch must wait (delivered again later, as after a failed recording
+/// call) rather than be recorded now. A refusal for good does not hold it
+/// back: the user's events are then rejected as `unknown_user`, the reason
+/// kept in `platform.usage_rejections`.
+pub fn holds_back_batch(next: &Next) -> bool {
+    match next {
+        Next::Done => false,
+        Next::Refuse(ApiError::Rejected { .. }) => false,
+        Next::Retry(_) | Next::Refuse(_) => true,
     }
 }
 
@@ -242,6 +265,33 @@ mod tests {
         for (sent, answer, want) in cases {
             let got = after_mirror(sent, answer.as_ref());
             assert_eq!(got, want, "{answer:?} with email {:?}", sent.email);
+        }
+    }
+
+    /// One row per outcome of mirroring a queued message's user: whether
+    /// the consumer delivers the batch again later.
+    #[test]
+    fn the_consumer_waits_for_the_database_but_not_for_a_refusal() {
+        let user = MirrorUser::from_claims(&claims(ID, false), UserRole::Developer).unwrap();
+        let cases = [
+            (Next::Done, false),
+            (
+                Next::Refuse(ApiError::Unavailable {
+                    retry_after_secs: 1,
+                }),
+                true,
+            ),
+            (Next::Refuse(rejected(404, "unknown_user")), false),
+            (
+                Next::Refuse(ApiError::Upstream {
+                    detail: "PGRST202".into(),
+                }),
+                true,
+            ),
+            (Next::Retry(user), true),
+        ];
+        for (next, want) in cases {
+            assert_eq!(holds_back_batch(&next), want, "{next:?}");
         }
     }
 

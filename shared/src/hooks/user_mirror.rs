@@ -17,8 +17,10 @@ pub const MAX_USERNAME_LEN: usize = 32;
 /// A sanitized candidate shorter than this is not used.
 const MIN_USERNAME_LEN: usize = 3;
 
-/// The row the edge creates for a new user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The row the edge creates for a new user. Serialized into a queue message
+/// when the queue consumer must mirror the user (see
+/// [`crate::hooks::jit_mirror`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MirrorUser {
     /// `auth.users.id`, lowercase.
     pub id: String,
