@@ -841,26 +841,33 @@ revoke execute on function
 
 -- ==== supabase/migrations/20261201000900_rpc_users_and_models.sql ====
 
--- Users and the model catalogue: mirror_auth_user (the signup webhook),
+-- Users and the model catalogue: mirror_auth_user (webhook and just in time),
 -- set_default_model, list_models.
 
 -- POST /rpc/mirror_auth_user (service role): the idempotent upsert of a
--- Supabase Auth user into platform.users, called by the edge's database
--- webhook. A retried or duplicated delivery changes nothing and succeeds.
+-- Supabase Auth user into platform.users, called by the edge: from the
+-- auth.users Database Webhook (p_source 'webhook'), or just in time from a
+-- verified access token the first time it sees a user (p_source 'jit'). A
+-- retried or duplicated call changes nothing and succeeds.
 -- An email another platform user already has is refused with a coded 409
 -- (`email_taken`), not a bare unique-violation error.
+-- A call naming its source leaves one telemetry row, `user_mirror_<source>`
+-- with the user and whether the row was created: JIT mirrors that create
+-- users mean the webhook is not delivering.
 -- (The guide's alternative, an `on auth.users` trigger `handle_new_user`, is
 -- deliberately not installed: one path, at the edge, not both.)
 create or replace function platform.mirror_auth_user(
   p_id uuid,
   p_email text default null,
   p_username text default null,
-  p_role text default 'developer'
+  p_role text default 'developer',
+  p_source text default null
 ) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
+  v_started timestamptz := clock_timestamp();
   v_base text;
   v_username text;
   v_user platform.users;
@@ -874,6 +881,9 @@ begin
   end if;
   if p_role is null or p_role not in ('developer', 'viewer') then
     perform platform.fail('PT422', 'invalid_role', 'a mirrored user is a developer or a viewer');
+  end if;
+  if p_source is not null and p_source not in ('webhook', 'jit') then
+    perform platform.fail('PT422', 'invalid_source', 'p_source is webhook or jit');
   end if;
   if p_email is not null and (p_email !~ '^[^@[:space:]]+@[^@[:space:]]+$' or length(p_email) > 320) then
     perform platform.fail('PT422', 'invalid_email', 'p_email is not an email address');
@@ -915,13 +925,18 @@ begin
     insert into platform.token_balances (user_id) values (p_id) on conflict (user_id) do nothing;
   end if;
 
+  if p_source is not null then
+    insert into telemetry.execution_metrics (function_name, status, duration_ms, details)
+    values ('user_mirror_' || p_source, 'ok', extract(epoch from clock_timestamp() - v_started) * 1000,
+            jsonb_build_object('user_id', p_id, 'created', v_created));
+  end if;
   return jsonb_build_object('id', v_user.id, 'username', v_user.username, 'email', v_user.email,
     'role', v_user.role, 'created', v_created);
 end
 $$;
-revoke execute on function platform.mirror_auth_user(uuid, text, text, text)
+revoke execute on function platform.mirror_auth_user(uuid, text, text, text, text)
   from public, anon, authenticated, service_role;
-grant execute on function platform.mirror_auth_user(uuid, text, text, text) to service_role;
+grant execute on function platform.mirror_auth_user(uuid, text, text, text, text) to service_role;
 
 -- POST /rpc/set_default_model: the caller's own default model.
 create or replace function platform.set_default_model(p_model text)
@@ -2309,65 +2324,158 @@ grant execute on function platform.metrics_snapshot() to authenticated, service_
 
 -- ==== supabase/migrations/20261201001700_auth_users_webhook.sql ====
 
--- On a Supabase project: after a user signs up, tell the edge, which mirrors
--- them into platform.users (POST /auth/hooks/db-user-insert, idempotent).
+-- The auth.users Database Webhook: after a user signs up, tell the edge,
+-- which mirrors them into platform.users (POST /auth/hooks/db-user-insert,
+-- idempotent). It is the fast path: the edge also mirrors a signed-in user it
+-- has not seen on their first request (just in time), so a missed delivery
+-- delays nobody.
 --
--- This is the Database Webhook Supabase's dashboard would create, written out
--- so the endpoint and its secret come from Supabase Vault instead of the
--- trigger's text (a dashboard webhook stores its headers in the trigger
--- definition). Set them once per project (see the README):
+-- The trigger needs what a hosted project has only once someone enables it:
+-- pg_net (`net.http_post`; Database Webhooks or Database -> Extensions) and
+-- Vault holding the endpoint and its secret. A migration cannot wait for
+-- them, and a migration that skips is recorded as applied and never runs
+-- again. So this file only defines functions, the same on every database,
+-- and the operator installs the trigger once the prerequisites exist (see the
+-- README, "Deploying"):
 --   select vault.create_secret('https://<worker>/auth/hooks/db-user-insert', 'edge_db_user_insert_url');
 --   select vault.create_secret('<DB_WEBHOOK_SECRET>', 'edge_db_webhook_secret');
---
--- Installed only where Supabase's webhook machinery exists (the
--- `supabase_functions` schema, pg_net's `net` and Vault); skipped on plain
--- PostgreSQL, where the local stack plays the webhook's part itself.
-do $migration$
-begin
-  if to_regnamespace('supabase_functions') is null
-     or to_regnamespace('net') is null
-     or to_regnamespace('vault') is null
-     or to_regclass('auth.users') is null then
-    raise notice 'supabase_functions, pg_net or Vault is missing: the auth.users webhook is not installed';
-    return;
-  end if;
+--   select platform.install_user_mirror_webhook();
+-- The installer answers what is still missing instead of pretending;
+-- platform.deployment_status() reports the same at any time.
 
-  create or replace function platform.notify_edge_of_new_user()
-  returns trigger
-  language plpgsql security definer
-  set search_path = ''
-  as $fn$
-  declare
-    v_url text;
-    v_secret text;
+-- The body sent for a new auth.users row: the shape of Supabase's Database
+-- Webhooks (type, table, schema, record, old_record), with only the fields the
+-- edge reads (shared::hooks::user_mirror::MirrorUser::from_webhook): `id`,
+-- `email` and the username chosen at sign-up. Fields are copied by name, so
+-- no other column (encrypted_password, confirmation and recovery tokens,
+-- metadata, phone) ever leaves the database, whatever auth.users holds.
+-- It takes the row as jsonb (`to_jsonb(new)`) rather than as `auth.users`,
+-- so this file applies on a PostgreSQL without Supabase Auth too.
+create or replace function platform.user_mirror_webhook_body(p_user jsonb)
+returns jsonb
+language sql immutable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'type', 'INSERT',
+    'table', 'users',
+    'schema', 'auth',
+    'record', jsonb_build_object(
+      'id', p_user -> 'id',
+      'email', p_user -> 'email',
+      'raw_user_meta_data', case
+        when jsonb_typeof(p_user -> 'raw_user_meta_data' -> 'username') = 'string'
+          then jsonb_build_object('username', p_user -> 'raw_user_meta_data' -> 'username')
+        else '{}'::jsonb
+      end),
+    'old_record', null)
+$$;
+comment on function platform.user_mirror_webhook_body(jsonb) is
+  'The auth.users webhook body for a row (to_jsonb): id, email and the chosen username only';
+
+-- The trigger function. It names pg_net and Vault only in its body, which
+-- PL/pgSQL resolves when it runs, so it can be defined where neither exists.
+-- security definer: the role that inserts into auth.users (Supabase Auth's)
+-- may not read Vault.
+create or replace function platform.notify_edge_of_new_user()
+returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_url text;
+  v_secret text;
+begin
   begin
     select s.decrypted_secret into v_url from vault.decrypted_secrets s where s.name = 'edge_db_user_insert_url';
     select s.decrypted_secret into v_secret from vault.decrypted_secrets s where s.name = 'edge_db_webhook_secret';
     if v_url is null or v_secret is null then
-      -- Never block a signup over missing wiring; the warning shows in the logs.
-      raise warning 'edge webhook not configured in Vault (edge_db_user_insert_url, edge_db_webhook_secret)';
+      raise warning 'edge webhook not configured in Vault; user % is mirrored on their first request', new.id;
       return new;
     end if;
     -- pg_net sends after commit and retries nothing; the edge's mirror is
     -- idempotent, so a manual re-delivery is always safe.
     perform net.http_post(
       url := v_url,
-      body := jsonb_build_object('type', 'INSERT', 'table', tg_table_name, 'schema', tg_table_schema,
-                                 'record', to_jsonb(new), 'old_record', null),
+      body := platform.user_mirror_webhook_body(to_jsonb(new)),
       headers := jsonb_build_object('Content-Type', 'application/json', 'x-webhook-secret', v_secret),
       timeout_milliseconds := 5000
     );
-    return new;
-  end
-  $fn$;
+  exception when others then
+    -- Never fail a sign-up over the webhook (pg_net or Vault removed since the
+    -- trigger was installed): the edge mirrors the user on first use.
+    raise warning 'edge webhook for user % not sent: % (%)', new.id, sqlerrm, sqlstate;
+  end;
+  return new;
+end
+$$;
 
-  revoke execute on function platform.notify_edge_of_new_user() from public, anon, authenticated, service_role;
+-- What the trigger still needs here, as stable names: `auth.users`, `pg_net`,
+-- `vault`, `vault_secret:<name>`. Empty when it can be installed. Secret names
+-- only: no value is read.
+create or replace function platform.user_mirror_webhook_missing()
+returns text[]
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_missing text[] := '{}';
+  v_name text;
+begin
+  if to_regclass('auth.users') is null then
+    v_missing := v_missing || 'auth.users'::text;
+  end if;
+  if to_regprocedure('net.http_post(text,jsonb,jsonb,jsonb,integer)') is null then
+    v_missing := v_missing || 'pg_net'::text;
+  end if;
+  if to_regclass('vault.secrets') is null or to_regclass('vault.decrypted_secrets') is null then
+    v_missing := v_missing || 'vault'::text;
+  end if;
+  foreach v_name in array array['edge_db_user_insert_url', 'edge_db_webhook_secret'] loop
+    -- Two statements: a query naming vault.secrets cannot even be planned
+    -- where Vault does not exist.
+    if to_regclass('vault.secrets') is null then
+      v_missing := v_missing || ('vault_secret:' || v_name);
+    elsif not exists (select 1 from vault.secrets s where s.name = v_name) then
+      v_missing := v_missing || ('vault_secret:' || v_name);
+    end if;
+  end loop;
+  return v_missing;
+end
+$$;
 
+-- Installs the webhook's trigger on auth.users when everything it needs
+-- exists, and answers {"installed": true, "missing": []}. Otherwise installs
+-- nothing and answers {"installed": false, "missing": [...]}, with a warning
+-- naming them. Safe to call again: the trigger is replaced, not doubled.
+create or replace function platform.install_user_mirror_webhook()
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_missing text[] := platform.user_mirror_webhook_missing();
+begin
+  if cardinality(v_missing) > 0 then
+    raise warning 'the auth.users webhook is not installed; missing: %', array_to_string(v_missing, ', ')
+      using hint = 'enable pg_net (Database Webhooks), create the Vault secrets, then call this again';
+    return jsonb_build_object('installed', false, 'missing', to_jsonb(v_missing));
+  end if;
   create or replace trigger on_auth_user_created_notify_edge
     after insert on auth.users
     for each row execute function platform.notify_edge_of_new_user();
+  return jsonb_build_object('installed', true, 'missing', '[]'::jsonb);
 end
-$migration$;
+$$;
+
+-- Only the owner (postgres, which applies the migrations) runs these: the
+-- installer changes auth.users, and the rest are its parts.
+revoke execute on function
+  platform.user_mirror_webhook_body(jsonb),
+  platform.notify_edge_of_new_user(),
+  platform.user_mirror_webhook_missing(),
+  platform.install_user_mirror_webhook()
+  from public, anon, authenticated, service_role;
 
 -- ==== supabase/migrations/20261201001800_vacuum_usage_ledger_nightly.sql ====
 
@@ -2375,26 +2483,73 @@ $migration$;
 -- hours, as a pg_cron job. VACUUM cannot run inside a transaction, so no RPC
 -- can do it from the edge; pg_cron runs it in the database itself.
 --
--- Skipped where pg_cron is not offered or cannot be enabled (it must be in
--- shared_preload_libraries; on Supabase it is, on the local stack it is not).
--- Re-running reschedules the same named job, changing nothing.
-do $migration$
+-- pg_cron exists on a hosted project only once enabled (Database ->
+-- Extensions), and a migration that skipped without it would be recorded as
+-- applied and never run again. So this file only defines functions, and the
+-- operator schedules the jobs once pg_cron is enabled (see the README,
+-- "Deploying"):
+--   select platform.install_maintenance_jobs();
+-- platform.deployment_status() reports whether they are scheduled.
+
+-- The jobs, by name: schedule and command. 03:17 UTC: away from the hour,
+-- when cron jobs everywhere pile up.
+create or replace function platform.maintenance_jobs()
+returns table (name text, schedule text, command text)
+language sql immutable
+set search_path = ''
+as $$
+  values ('cds-vacuum-analyze-token-usage'::text, '17 3 * * *'::text,
+          'vacuum analyze platform.token_usage'::text)
+$$;
+
+-- What scheduling the jobs still needs here: `pg_cron`, or nothing.
+create or replace function platform.maintenance_jobs_missing()
+returns text[]
+language plpgsql stable
+set search_path = ''
+as $$
 begin
-  if not exists (select 1 from pg_available_extensions where name = 'pg_cron') then
-    raise notice 'pg_cron is not available: the nightly VACUUM ANALYZE of platform.token_usage is not scheduled';
-    return;
+  if to_regprocedure('cron.schedule(text,text,text)') is null or to_regclass('cron.job') is null then
+    return array['pg_cron'];
   end if;
-  begin
-    create extension if not exists pg_cron;
-  exception when others then
-    raise notice 'pg_cron cannot be enabled here (%): the nightly VACUUM ANALYZE is not scheduled', sqlerrm;
-    return;
-  end;
-  -- 03:17 UTC: away from the hour, when cron jobs everywhere pile up.
-  perform cron.schedule('cds-vacuum-analyze-token-usage', '17 3 * * *',
-                        'vacuum analyze platform.token_usage');
+  return '{}'::text[];
 end
-$migration$;
+$$;
+
+-- Schedules every job of platform.maintenance_jobs() when pg_cron exists and
+-- answers {"installed": true, "jobs": [names], "missing": []}. Otherwise
+-- schedules nothing and answers {"installed": false, "jobs": [], "missing":
+-- ["pg_cron"]}, with a warning. pg_cron names jobs uniquely per user, so
+-- calling again reschedules the same jobs, changing nothing. cron.schedule is
+-- named only in the body, resolved when it runs.
+create or replace function platform.install_maintenance_jobs()
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_missing text[] := platform.maintenance_jobs_missing();
+  v_job record;
+  v_scheduled text[] := '{}';
+begin
+  if cardinality(v_missing) > 0 then
+    raise warning 'the maintenance jobs are not scheduled; missing: %', array_to_string(v_missing, ', ')
+      using hint = 'enable pg_cron (Database -> Extensions), then call this again';
+    return jsonb_build_object('installed', false, 'jobs', '[]'::jsonb, 'missing', to_jsonb(v_missing));
+  end if;
+  for v_job in select * from platform.maintenance_jobs() loop
+    perform cron.schedule(v_job.name, v_job.schedule, v_job.command);
+    v_scheduled := v_scheduled || v_job.name;
+  end loop;
+  return jsonb_build_object('installed', true, 'jobs', to_jsonb(v_scheduled), 'missing', '[]'::jsonb);
+end
+$$;
+
+revoke execute on function
+  platform.maintenance_jobs(),
+  platform.maintenance_jobs_missing(),
+  platform.install_maintenance_jobs()
+  from public, anon, authenticated, service_role;
 
 -- ==== supabase/migrations/20261201001900_model_catalogue.sql ====
 
@@ -2423,6 +2578,67 @@ values
   ('mistral-7b-instruct', 'mistral', 'https://huggingface.co/mistralai/Mistral-7B-Instruct-v0.3', 32768,
    0.000150, 0.000150, '{"kind": "chat", "open_weights": true}')
 on conflict (name) do nothing;
+
+-- ==== supabase/migrations/20261201001950_deployment_status.sql ====
+
+-- POST /rpc/deployment_status (service role; postgres in the SQL Editor): what
+-- a deployment still lacks, for a doctor to report. Read only; it installs
+-- nothing (the installers do: platform.install_user_mirror_webhook(),
+-- platform.install_maintenance_jobs()).
+--
+--   {"user_mirror_webhook": {"installed": bool, "missing": [...]},
+--    "maintenance_jobs": {"installed": bool, "missing": [...],
+--                         "jobs": [{"name", "schedule", "scheduled": bool}]},
+--    "extensions": {"pg_net": bool, "pg_cron": bool, "vault": bool},
+--    "vault_secrets": {"edge_db_user_insert_url": bool, "edge_db_webhook_secret": bool}}
+--
+-- Vault secrets are reported by name only; no value is read. security
+-- definer: the service role may not read Vault's or pg_cron's tables itself.
+create or replace function platform.deployment_status()
+returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_webhook_missing text[] := platform.user_mirror_webhook_missing();
+  v_cron_missing text[] := platform.maintenance_jobs_missing();
+  v_jobs jsonb;
+begin
+  if cardinality(v_cron_missing) = 0 then
+    select jsonb_agg(jsonb_build_object('name', j.name, 'schedule', j.schedule,
+             'scheduled', exists (select 1 from cron.job c where c.jobname = j.name and c.active))
+           order by j.name)
+      into v_jobs
+      from platform.maintenance_jobs() j;
+  else
+    select jsonb_agg(jsonb_build_object('name', j.name, 'schedule', j.schedule, 'scheduled', false)
+           order by j.name)
+      into v_jobs
+      from platform.maintenance_jobs() j;
+  end if;
+
+  return jsonb_build_object(
+    'user_mirror_webhook', jsonb_build_object(
+      'installed', exists (select 1 from pg_catalog.pg_trigger t
+                            where t.tgrelid = to_regclass('auth.users')
+                              and t.tgname = 'on_auth_user_created_notify_edge'
+                              and t.tgenabled <> 'D'),
+      'missing', to_jsonb(v_webhook_missing)),
+    'maintenance_jobs', jsonb_build_object(
+      'installed', not jsonb_path_exists(v_jobs, '$[*] ? (@.scheduled == false)'),
+      'missing', to_jsonb(v_cron_missing),
+      'jobs', v_jobs),
+    'extensions', jsonb_build_object(
+      'pg_net', not 'pg_net' = any (v_webhook_missing),
+      'pg_cron', not 'pg_cron' = any (v_cron_missing),
+      'vault', not 'vault' = any (v_webhook_missing)),
+    'vault_secrets', jsonb_build_object(
+      'edge_db_user_insert_url', not 'vault_secret:edge_db_user_insert_url' = any (v_webhook_missing),
+      'edge_db_webhook_secret', not 'vault_secret:edge_db_webhook_secret' = any (v_webhook_missing)));
+end
+$$;
+revoke execute on function platform.deployment_status() from public, anon, authenticated, service_role;
+grant execute on function platform.deployment_status() to service_role;
 
 -- ==== supabase/migrations/20261201002000_rpc_manage_models.sql ====
 
@@ -2581,7 +2797,9 @@ grant execute on function platform.deactivate_model(text) to authenticated, serv
 -- * `role_settings`: the per-role settings PostgREST applies (timeouts);
 -- * `safeupdate`: whether an UPDATE/DELETE without WHERE is refused in this
 --   very session, as hosted Supabase does for every REST session. Probed on
---   an empty temporary table, so nothing real is ever at risk.
+--   an empty temporary table, so nothing real is ever at risk;
+-- * `integrations`: the optional parts (the user-mirror webhook, the pg_cron
+--   maintenance job), as `platform.deployment_status()` reports them.
 --
 -- Volatile (the probe creates a temporary table): PostgREST runs a POST to a
 -- stable function read-only.
@@ -2634,7 +2852,8 @@ begin
         ) s
        where r.rolname in ('anon', 'authenticated', 'authenticator', 'service_role')
     ),
-    'safeupdate', v_safeupdate
+    'safeupdate', v_safeupdate,
+    'integrations', platform.deployment_status()
   );
 end
 $$;

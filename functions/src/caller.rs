@@ -7,6 +7,7 @@ use shared::auth::{
     bearer_token, looks_like_api_key, require_user, ApiKey, AuthError, CachePolicy, Fetch,
     JwksCache, VerifiedClaims, Verifier, VerifierSettings,
 };
+use shared::hooks::MirrorUser;
 use shared::postgrest::{Auth, Client};
 use shared::{ApiError, Config};
 use std::cell::RefCell;
@@ -19,6 +20,10 @@ pub enum Caller {
     User {
         claims: VerifiedClaims,
         token: String,
+        /// Their row, when their usage is queued and this isolate does not
+        /// know them as mirrored: the queue messages carry it for the
+        /// consumer to mirror (see `authenticate_for_queue`).
+        pending_mirror: Option<Box<MirrorUser>>,
     },
     /// An API key; RPCs run as the service role, naming `user_id` and `key_id`.
     ApiKey {
@@ -64,6 +69,14 @@ impl Caller {
         }
     }
 
+    /// The row queued usage must carry for the consumer to mirror first.
+    pub fn pending_mirror(&self) -> Option<&MirrorUser> {
+        match self {
+            Caller::User { pending_mirror, .. } => pending_mirror.as_deref(),
+            Caller::ApiKey { .. } => None,
+        }
+    }
+
     /// The authority RPCs run with for this caller.
     pub fn rest_auth(&self) -> Auth<'_> {
         match self {
@@ -99,16 +112,51 @@ fn now_unix() -> i64 {
 }
 
 /// The caller of `req`, verified: a user token or an API key.
+///
+/// A user the platform may not have mirrored yet is mirrored here, before any
+/// handler runs (`crate::jit_mirror`), so every RPC finds their
+/// `platform.users` row. An API key's owner needs nothing: a key is created
+/// by a signed-in, hence mirrored, user.
 pub async fn authenticate(req: &Request, config: &Config) -> Result<Caller, ApiError> {
+    authenticate_with(req, config, Mirroring::Now).await
+}
+
+/// Like [`authenticate`], for usage that is queued (`Prefer: respond-async`)
+/// rather than recorded now: no database call, so the queue still accepts
+/// usage while the database is away. A user this isolate does not know as
+/// mirrored comes back with `pending_mirror`, which the queue messages carry
+/// for the consumer.
+pub async fn authenticate_for_queue(req: &Request, config: &Config) -> Result<Caller, ApiError> {
+    authenticate_with(req, config, Mirroring::ByTheConsumer).await
+}
+
+enum Mirroring {
+    Now,
+    ByTheConsumer,
+}
+
+async fn authenticate_with(
+    req: &Request,
+    config: &Config,
+    mirroring: Mirroring,
+) -> Result<Caller, ApiError> {
     let authorization = crate::incoming::header(req, "authorization");
     let token = bearer_token(authorization.as_deref())?;
     if looks_like_api_key(token) {
         return resolve_api_key(token, config).await;
     }
     let claims = require_user(verify_jwt(token, config).await?)?;
+    let pending_mirror = match mirroring {
+        Mirroring::Now => {
+            crate::jit_mirror::ensure_mirrored(&claims, config).await?;
+            None
+        }
+        Mirroring::ByTheConsumer => crate::jit_mirror::planned(&claims, config).map(Box::new),
+    };
     Ok(Caller::User {
         claims,
         token: token.to_string(),
+        pending_mirror,
     })
 }
 

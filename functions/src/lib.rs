@@ -9,6 +9,7 @@ mod caller;
 mod env_config;
 mod handlers;
 mod incoming;
+mod jit_mirror;
 mod respond;
 mod rest;
 mod scheduled;

@@ -5,7 +5,8 @@
 //! Postgres down, a timeout) retries the whole batch with a growing delay;
 //! events already recorded replay by their idempotency keys. After the
 //! queue's `max_retries`, messages go to the dead-letter queue, whose batches
-//! this same consumer records as rejections.
+//! this same consumer records as rejections. Before recording, it mirrors
+//! the users the messages carry (see `shared::hooks::jit_mirror`).
 
 use crate::{env_config, rest};
 use serde_json::{json, Value};
@@ -59,6 +60,31 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) {
     }
 
     let dead_letters = queue_name.ends_with(DEAD_LETTER_SUFFIX);
+    if !dead_letters {
+        // Users the accepting isolate did not know as mirrored: mirror them
+        // first (each at most once per isolate), or deliver the whole batch
+        // again later, as after a failed recording call.
+        for user in QueuedUsage::mirrors(&queued) {
+            if let Err(e) = crate::jit_mirror::mirror_queued(&user, &config).await {
+                let delivery = queue::delivery_after(&Err(e.clone()), oldest_age_secs);
+                if let Delivery::RetryAll { delay_seconds } = delivery {
+                    batch.retry_all_with_options(
+                        &QueueRetryOptionsBuilder::new()
+                            .with_delay_seconds(delay_seconds)
+                            .build(),
+                    );
+                }
+                worker::console_log!(
+                    "{}",
+                    json!({"event": "usage_queue", "queue": queue_name, "messages": queued.len(),
+                           "delivery": format!("{delivery:?}"),
+                           "outcome": {"status": "error", "step": "mirror_auth_user",
+                                       "code": e.code(), "detail": e.log_detail()}})
+                );
+                return;
+            }
+        }
+    }
     let entries = QueuedUsage::rpc_entries(&queued);
     let events = entries.as_array().map_or(0, Vec::len);
     let (function, args) = if dead_letters {

@@ -7,7 +7,7 @@
 use crate::auth::webhook::WebhookSecrets;
 use crate::hooks::signup::{parse_domain_list, SignupPolicy};
 use crate::supabase_keys::{KeyScheme, SupabaseKey};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Names of the Worker variables and secrets, as set in `wrangler.toml`,
@@ -46,7 +46,7 @@ pub mod names {
 pub const MIN_SHARED_SECRET_CHARS: usize = 32;
 
 /// The role a user has in our product (not a Postgres role).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserRole {
     #[default]

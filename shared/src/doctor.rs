@@ -80,6 +80,10 @@ pub const EXPECTED_RPCS: &[Rpc] = &[
         ],
     },
     Rpc {
+        name: "deployment_status",
+        args: &[],
+    },
+    Rpc {
         name: "create_api_key",
         args: &[
             "p_name",
@@ -111,7 +115,7 @@ pub const EXPECTED_RPCS: &[Rpc] = &[
     },
     Rpc {
         name: "mirror_auth_user",
-        args: &["p_id", "p_email", "p_username", "p_role"],
+        args: &["p_id", "p_email", "p_username", "p_role", "p_source"],
     },
     Rpc {
         name: "record_execution_metric",
@@ -267,12 +271,13 @@ fn postgrest_code(body: &[u8]) -> Option<String> {
 /// `public`, which every project exposes, so it can describe a project whose
 /// `platform` schema is not exposed yet.
 pub fn check_report(answer: Option<(u16, &[u8])>) -> Vec<Check> {
-    const DEPENDENT: [&str; 5] = [
+    const DEPENDENT: [&str; 6] = [
         "rpcs",
         "model_catalogue",
         "role_timeouts",
         "safeupdate",
-        "integrations",
+        "user_mirroring",
+        "maintenance_job",
     ];
     let fail_all = |detail: String, fix: &str| -> Vec<Check> {
         DEPENDENT
@@ -320,7 +325,8 @@ pub fn check_report(answer: Option<(u16, &[u8])>) -> Vec<Check> {
         check_models(&report),
         check_role_timeouts(&report),
         check_safeupdate(&report),
-        check_integrations(&report),
+        check_user_mirroring(&report),
+        check_maintenance_job(&report),
     ]
 }
 
@@ -429,15 +435,62 @@ fn check_safeupdate(report: &Value) -> Check {
     }
 }
 
-/// The optional integrations; filled in by the report's `integrations`.
-fn check_integrations(report: &Value) -> Check {
-    match report.get("integrations") {
+/// How new users reach `platform.users`. The edge always mirrors a user just
+/// in time from their verified token, so this never fails; it says whether
+/// the webhook (the fast path) is installed, and what it still needs.
+fn check_user_mirroring(report: &Value) -> Check {
+    let webhook = &report["integrations"]["user_mirror_webhook"];
+    if webhook["installed"].as_bool() == Some(true) {
+        Check::pass(
+            "user_mirroring",
+            "the auth.users webhook mirrors new users; the edge mirrors just in time otherwise",
+        )
+    } else {
+        Check::pass(
+            "user_mirroring",
+            format!(
+                "just in time from verified tokens (the webhook is not installed; it needs: {}; \
+                 then `select platform.install_user_mirror_webhook();`)",
+                missing_list(&webhook["missing"])
+            ),
+        )
+    }
+}
+
+/// The nightly VACUUM ANALYZE of the ledger, a pg_cron job.
+fn check_maintenance_job(report: &Value) -> Check {
+    let jobs = &report["integrations"]["maintenance_jobs"];
+    match jobs["installed"].as_bool() {
+        Some(true) => Check::pass(
+            "maintenance_job",
+            "the pg_cron maintenance jobs are scheduled",
+        ),
+        Some(false) => Check::fail(
+            "maintenance_job",
+            format!(
+                "the nightly VACUUM ANALYZE of the ledger is not scheduled (missing: {})",
+                missing_list(&jobs["missing"])
+            ),
+            "Dashboard → Database → Extensions → enable pg_cron; then, as postgres: \
+             select platform.install_maintenance_jobs();",
+        ),
         None => Check::fail(
-            "integrations",
-            "the report does not describe them",
+            "maintenance_job",
+            "the report does not describe the maintenance jobs",
             PUSH_FIX,
         ),
-        Some(_) => Check::pass("integrations", "described"),
+    }
+}
+
+fn missing_list(missing: &Value) -> String {
+    let names: Vec<&str> = missing
+        .as_array()
+        .map(|m| m.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if names.is_empty() {
+        "nothing".into()
+    } else {
+        names.join(", ")
     }
 }
 
@@ -597,7 +650,10 @@ mod tests {
                 "authenticator": {"statement_timeout": "8s", "lock_timeout": "8s"},
             },
             "safeupdate": true,
-            "integrations": {},
+            "integrations": {
+                "user_mirror_webhook": {"installed": false, "missing": ["pg_net"]},
+                "maintenance_jobs": {"installed": true, "missing": [], "jobs": []},
+            },
         })
     }
 
@@ -647,7 +703,7 @@ mod tests {
         ];
         for (status, code, fix) in cases {
             let checks = check_report(Some((status, error(code).as_bytes())));
-            assert_eq!(checks.len(), 5);
+            assert_eq!(checks.len(), 6);
             for check in &checks {
                 assert_eq!(check.outcome, Outcome::Fail, "{code}");
                 assert!(check.fix.as_deref().unwrap().contains(fix), "{code}");
@@ -694,7 +750,14 @@ mod tests {
     fn each_report_field_has_its_own_failure() {
         // (what is broken, the check that fails)
         type BreakIt = fn(&mut Value);
-        let cases: [(BreakIt, &str); 4] = [
+        let cases: [(BreakIt, &str); 5] = [
+            (
+                |r| {
+                    r["integrations"]["maintenance_jobs"] =
+                        json!({"installed": false, "missing": ["pg_cron"]})
+                },
+                "maintenance_job",
+            ),
             (|r| r["active_models"] = json!(0), "model_catalogue"),
             (
                 |r| r["role_settings"]["authenticated"] = json!({}),

@@ -9,6 +9,7 @@
 //! once. Several events per message keep the queue's message count (and the
 //! consumer's per-message work) a hundred times smaller at high volume.
 
+use crate::hooks::MirrorUser;
 use crate::ApiError;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,11 @@ pub struct QueuedUsage {
     pub events: Vec<Value>,
     /// When the edge accepted them (Unix ms), so the consumer can report lag.
     pub accepted_at_ms: f64,
+    /// The user's row, when the accepting isolate did not know them to be
+    /// mirrored (it makes no call for queued usage): the consumer mirrors
+    /// them before recording (`crate::hooks::jit_mirror`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorUser>,
 }
 
 impl QueuedUsage {
@@ -59,7 +65,25 @@ impl QueuedUsage {
                 api_key_id: api_key_id.map(str::to_string),
                 events,
                 accepted_at_ms,
+                mirror: None,
             })
+            .collect()
+    }
+
+    /// The same message, carrying `mirror` for the consumer.
+    pub fn with_mirror(self, mirror: Option<MirrorUser>) -> Self {
+        QueuedUsage { mirror, ..self }
+    }
+
+    /// The users the consumer must mirror before recording `messages`: each
+    /// row carried, once per user, in order of appearance.
+    pub fn mirrors(messages: &[QueuedUsage]) -> Vec<MirrorUser> {
+        let mut seen = std::collections::HashSet::new();
+        messages
+            .iter()
+            .filter_map(|m| m.mirror.as_ref())
+            .filter(|user| seen.insert(user.id.clone()))
+            .cloned()
             .collect()
     }
 
@@ -230,7 +254,49 @@ mod tests {
             api_key_id: None,
             events: vec![event(key, metadata_bytes)],
             accepted_at_ms: 1.0,
+            mirror: None,
         }
+    }
+
+    fn mirror_row(id: &str) -> MirrorUser {
+        MirrorUser {
+            id: id.into(),
+            email: Some("ada@example.com".into()),
+            username: "ada".into(),
+            role: crate::config::UserRole::Developer,
+        }
+    }
+
+    #[test]
+    fn a_carried_mirror_row_survives_the_queue_and_is_made_once_per_user() {
+        let other = "00000000-0000-4000-8000-000000000002";
+        let carried = message("a", 0).with_mirror(Some(mirror_row(USER)));
+        let body = Value::String(carried.encode());
+        assert_eq!(QueuedUsage::decode(&body), Some(carried.clone()));
+        assert!(
+            !message("b", 0).encode().contains("mirror"),
+            "absent unless carried"
+        );
+        let batch = [
+            carried.clone(),
+            message("b", 0),
+            carried,
+            message("c", 0).with_mirror(Some(mirror_row(other))),
+        ];
+        let ids: Vec<String> = QueuedUsage::mirrors(&batch)
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(ids, vec![USER.to_string(), other.to_string()]);
+        assert_eq!(
+            QueuedUsage::rpc_entries(&batch[..1])[0]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            vec!["accepted_at_ms", "event", "user_id"],
+            "the recording RPC is not sent the row"
+        );
     }
 
     #[test]

@@ -1,23 +1,30 @@
--- Users and the model catalogue: mirror_auth_user (the signup webhook),
+-- Users and the model catalogue: mirror_auth_user (webhook and just in time),
 -- set_default_model, list_models.
 
 -- POST /rpc/mirror_auth_user (service role): the idempotent upsert of a
--- Supabase Auth user into platform.users, called by the edge's database
--- webhook. A retried or duplicated delivery changes nothing and succeeds.
+-- Supabase Auth user into platform.users, called by the edge: from the
+-- auth.users Database Webhook (p_source 'webhook'), or just in time from a
+-- verified access token the first time it sees a user (p_source 'jit'). A
+-- retried or duplicated call changes nothing and succeeds.
 -- An email another platform user already has is refused with a coded 409
 -- (`email_taken`), not a bare unique-violation error.
+-- A call naming its source leaves one telemetry row, `user_mirror_<source>`
+-- with the user and whether the row was created: JIT mirrors that create
+-- users mean the webhook is not delivering.
 -- (The guide's alternative, an `on auth.users` trigger `handle_new_user`, is
 -- deliberately not installed: one path, at the edge, not both.)
 create or replace function platform.mirror_auth_user(
   p_id uuid,
   p_email text default null,
   p_username text default null,
-  p_role text default 'developer'
+  p_role text default 'developer',
+  p_source text default null
 ) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
+  v_started timestamptz := clock_timestamp();
   v_base text;
   v_username text;
   v_user platform.users;
@@ -31,6 +38,9 @@ begin
   end if;
   if p_role is null or p_role not in ('developer', 'viewer') then
     perform platform.fail('PT422', 'invalid_role', 'a mirrored user is a developer or a viewer');
+  end if;
+  if p_source is not null and p_source not in ('webhook', 'jit') then
+    perform platform.fail('PT422', 'invalid_source', 'p_source is webhook or jit');
   end if;
   if p_email is not null and (p_email !~ '^[^@[:space:]]+@[^@[:space:]]+$' or length(p_email) > 320) then
     perform platform.fail('PT422', 'invalid_email', 'p_email is not an email address');
@@ -72,13 +82,18 @@ begin
     insert into platform.token_balances (user_id) values (p_id) on conflict (user_id) do nothing;
   end if;
 
+  if p_source is not null then
+    insert into telemetry.execution_metrics (function_name, status, duration_ms, details)
+    values ('user_mirror_' || p_source, 'ok', extract(epoch from clock_timestamp() - v_started) * 1000,
+            jsonb_build_object('user_id', p_id, 'created', v_created));
+  end if;
   return jsonb_build_object('id', v_user.id, 'username', v_user.username, 'email', v_user.email,
     'role', v_user.role, 'created', v_created);
 end
 $$;
-revoke execute on function platform.mirror_auth_user(uuid, text, text, text)
+revoke execute on function platform.mirror_auth_user(uuid, text, text, text, text)
   from public, anon, authenticated, service_role;
-grant execute on function platform.mirror_auth_user(uuid, text, text, text) to service_role;
+grant execute on function platform.mirror_auth_user(uuid, text, text, text, text) to service_role;
 
 -- POST /rpc/set_default_model: the caller's own default model.
 create or replace function platform.set_default_model(p_model text)

@@ -14,7 +14,9 @@
 -- * `role_settings`: the per-role settings PostgREST applies (timeouts);
 -- * `safeupdate`: whether an UPDATE/DELETE without WHERE is refused in this
 --   very session, as hosted Supabase does for every REST session. Probed on
---   an empty temporary table, so nothing real is ever at risk.
+--   an empty temporary table, so nothing real is ever at risk;
+-- * `integrations`: the optional parts (the user-mirror webhook, the pg_cron
+--   maintenance job), as `platform.deployment_status()` reports them.
 --
 -- Volatile (the probe creates a temporary table): PostgREST runs a POST to a
 -- stable function read-only.
@@ -67,7 +69,8 @@ begin
         ) s
        where r.rolname in ('anon', 'authenticated', 'authenticator', 'service_role')
     ),
-    'safeupdate', v_safeupdate
+    'safeupdate', v_safeupdate,
+    'integrations', platform.deployment_status()
   );
 end
 $$;

@@ -57,6 +57,7 @@ fn e2e_on_own_stack(
     let _stop = stack::stop_requested()?;
     let prepared = stack::prepare(rest_build)?;
     let mut stack = Stack::start(profile, prepared)?;
+    stack.complete_deploy_steps()?;
     let passed = run_visible(
         Command::new(cargo())
             .args(["test", "-p", "e2e-tests"])

@@ -102,6 +102,7 @@ impl Stack {
         eprintln!("==> 2/5 Supabase base (roles, auth schema)  3/5 migrations and seed");
         let applied = postgres::reset_database(&stack.profile, &stack.pg)?;
         eprintln!("    {applied} migrations applied");
+
         stack.create_demo_user()?;
 
         eprintln!(
@@ -182,6 +183,26 @@ impl Stack {
             ),
         )?;
         Ok(key.full_key.clone())
+    }
+
+    /// The README's deploy steps after `db push` that can be done locally:
+    /// pg_cron enabled (as the dashboard does) and the maintenance job
+    /// installed, so the project is a fully deployed one (`GET
+    /// /health?deep=1` all green). There is no pg_net here: users are
+    /// mirrored just in time. `cargo xtask test` runs pgTAP before this, on
+    /// the project as pushed.
+    pub fn complete_deploy_steps(&self) -> Result<()> {
+        postgres::execute(
+            &self.pg,
+            &self.profile.superuser_db_url(),
+            postgres::ENABLE_PG_CRON,
+        )?;
+        postgres::execute(
+            &self.pg,
+            &self.profile.admin_db_url(),
+            "select platform.install_maintenance_jobs()",
+        )?;
+        Ok(())
     }
 
     /// The pid (and process group) of the service named `name`.
@@ -335,6 +356,7 @@ pub fn dev() -> Result<ExitCode> {
     let profile = Profile::dev()?;
     let prepared = prepare(RestBuild::Debug)?;
     let mut stack = Stack::start(profile, prepared)?;
+    stack.complete_deploy_steps()?;
     stack.print_banner();
     let outcome = loop {
         if stop.load(Ordering::SeqCst) {

@@ -63,6 +63,7 @@ pub fn run() -> Result<ExitCode> {
     let mut stack = Stack::start(Profile::test()?, prepared)?;
 
     layer("database (pgTAP via pg_prove)", &mut || pg_prove(&stack))?;
+    stack.complete_deploy_steps()?;
     if !stop.load(Ordering::SeqCst) {
         layer(
             "REST stand-in conformance + end-to-end (cargo test)",

@@ -10,7 +10,7 @@ use crate::{respond, rest};
 use shared::auth::shared_secret::check_shared_secret;
 use shared::auth::webhook::{self, WebhookHeaders};
 use shared::hooks::signup::BeforeUserCreated;
-use shared::hooks::user_mirror::MirrorUser;
+use shared::hooks::user_mirror::{MirrorSource, MirrorUser};
 use shared::postgrest::{Auth, Client};
 use shared::{ApiError, Config};
 use worker::{Request, Response};
@@ -39,12 +39,7 @@ pub async fn db_user_insert(
     let call = Client::new(config).rpc(
         "platform",
         "mirror_auth_user",
-        &serde_json::json!({
-            "p_id": user.id,
-            "p_email": user.email,
-            "p_username": user.username,
-            "p_role": user.role.as_str(),
-        }),
+        &user.rpc_args(MirrorSource::Webhook),
         Auth::ServiceRole,
     );
     let mirrored = rest::rpc(&call, config).await?;

@@ -8,13 +8,14 @@
 //! - `GET /v1/usage/events/{key}`: queued, recorded or rejected.
 //!
 //! With `Prefer: respond-async`, the two recording endpoints authenticate and
-//! validate at once, hand valid events to the usage queue and answer 202;
-//! the queue consumer (`crate::usage_queue`) records them.
+//! validate at once, hand valid events to the usage queue and answer 202,
+//! without a database call (a user to mirror travels in the messages); the
+//! queue consumer (`crate::usage_queue`) records them.
 //!
 //! A retry of a recorded event answers exactly the first answer (same status,
 //! same body); `Idempotent-Replayed: true` tells the two apart.
 
-use crate::caller::{authenticate, Caller};
+use crate::caller::{authenticate, authenticate_for_queue, Caller};
 use crate::incoming::{header, json_body};
 use crate::{respond, rest};
 use serde_json::{json, Value};
@@ -36,7 +37,11 @@ async fn enqueue(env: &Env, caller: &Caller, events: &[&UsageEvent]) -> Result<(
     let (user_id, api_key_id) = caller.identity();
     let accepted_at_ms = worker::Date::now().as_millis() as f64;
     let events = events.iter().map(|event| event.to_batch_item()).collect();
-    let messages = QueuedUsage::for_events(user_id, api_key_id, events, accepted_at_ms);
+    let messages: Vec<QueuedUsage> =
+        QueuedUsage::for_events(user_id, api_key_id, events, accepted_at_ms)
+            .into_iter()
+            .map(|message| message.with_mirror(caller.pending_mirror().cloned()))
+            .collect();
     let producer = env
         .queue(queue::PRODUCER_BINDING)
         .map_err(|e| ApiError::Misconfigured {
@@ -63,13 +68,18 @@ pub async fn record(
     config: &Config,
     env: &Env,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(req, config).await?;
+    let queued = wants_async(req);
+    let caller = if queued {
+        authenticate_for_queue(req, config).await?
+    } else {
+        authenticate(req, config).await?
+    };
     caller.require_scope("usage:write")?;
     let event = UsageEvent::parse(
         &json_body(req, body)?,
         header(req, "idempotency-key").as_deref(),
     )?;
-    if wants_async(req) {
+    if queued {
         enqueue(env, &caller, &[&event]).await?;
         let answer = queue::queued_answer(&event.idempotency_key);
         return Ok(respond::accepted(
@@ -91,10 +101,15 @@ pub async fn record_batch(
     config: &Config,
     env: &Env,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(req, config).await?;
+    let queued = wants_async(req);
+    let caller = if queued {
+        authenticate_for_queue(req, config).await?
+    } else {
+        authenticate(req, config).await?
+    };
     caller.require_scope("usage:write")?;
     let batch = UsageBatch::parse(&json_body(req, body)?)?;
-    if wants_async(req) {
+    if queued {
         return record_batch_async(env, &caller, &batch).await;
     }
 

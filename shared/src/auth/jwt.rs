@@ -73,6 +73,9 @@ pub struct VerifiedClaims {
     pub is_anonymous: bool,
     /// Authenticator assurance level (`aal1`, `aal2`), when present.
     pub aal: Option<String>,
+    /// `user_metadata.username`: the handle chosen at sign-up, when a string
+    /// (the same value the `auth.users` webhook carries).
+    pub username: Option<String>,
     /// Expiry, Unix seconds.
     pub exp: i64,
     /// Issue time, Unix seconds, when present.
@@ -193,6 +196,8 @@ struct RawClaims {
     is_anonymous: Option<serde_json::Value>,
     #[serde(default)]
     aal: Option<serde_json::Value>,
+    #[serde(default)]
+    user_metadata: Option<serde_json::Value>,
 }
 
 impl Verifier {
@@ -312,6 +317,13 @@ impl Verifier {
                 .and_then(serde_json::Value::as_bool)
                 .unwrap_or(false),
             aal: non_empty(&raw.aal),
+            username: raw
+                .user_metadata
+                .as_ref()
+                .and_then(|meta| meta.get("username"))
+                .and_then(serde_json::Value::as_str)
+                .filter(|name| !name.is_empty())
+                .map(ToString::to_string),
             exp,
             iat: claims.issued_at.map(|t| t.timestamp()),
         })
@@ -495,6 +507,28 @@ mod tests {
             assert!(!claims.is_anonymous);
             assert_eq!((claims.exp, claims.iat), (NOW + 3600, Some(NOW)));
             assert_eq!(claims.aal.as_deref(), Some("aal1"));
+            assert_eq!(claims.username, None, "{case}");
+        }
+    }
+
+    #[test]
+    fn the_chosen_username_is_read_from_user_metadata() {
+        let f = fixture();
+        let cases = [
+            (json!({"username": "Ada L"}), Some("Ada L")),
+            (json!({"username": ""}), None),
+            (json!({"username": 42}), None),
+            (json!({"full_name": "Ada"}), None),
+            (json!("not an object"), None),
+        ];
+        for (meta, want) in cases {
+            let token = hs256(
+                SECRET.as_bytes(),
+                None,
+                with(user_claims(), json!({ "user_metadata": meta })),
+            );
+            let claims = f.verifier.verify(&token, NOW).unwrap();
+            assert_eq!(claims.username.as_deref(), want, "{meta}");
         }
     }
 

@@ -7,6 +7,7 @@
 //! refused with `unsupported_webhook_event`, so the misconfiguration shows in
 //! the webhook's log instead of being silently dropped.
 
+use crate::auth::{Role, VerifiedClaims};
 use crate::config::UserRole;
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
@@ -16,8 +17,10 @@ pub const MAX_USERNAME_LEN: usize = 32;
 /// A sanitized candidate shorter than this is not used.
 const MIN_USERNAME_LEN: usize = 3;
 
-/// The row the edge creates for a new user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The row the edge creates for a new user. Serialized into a queue message
+/// when the queue consumer must mirror the user (see
+/// [`crate::hooks::jit_mirror`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MirrorUser {
     /// `auth.users.id`, lowercase.
     pub id: String,
@@ -26,6 +29,26 @@ pub struct MirrorUser {
     /// characters. Not unique by construction; the database resolves clashes.
     pub username: String,
     pub role: UserRole,
+}
+
+/// Who asks for the mirror: `mirror_auth_user`'s `p_source`, recorded in
+/// telemetry (`user_mirror_webhook`, `user_mirror_jit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorSource {
+    /// The `auth.users` Database Webhook.
+    Webhook,
+    /// A verified access token of a user not mirrored yet
+    /// ([`crate::hooks::jit_mirror`]).
+    Jit,
+}
+
+impl MirrorSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MirrorSource::Webhook => "webhook",
+            MirrorSource::Jit => "jit",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -72,12 +95,7 @@ impl MirrorUser {
             .filter(|id| crate::auth::is_uuid(id))
             .ok_or_else(|| unprocessable("invalid_webhook_record", "the record has no user id"))?
             .to_ascii_lowercase();
-        let email = record
-            .get("email")
-            .and_then(serde_json::Value::as_str)
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(ToString::to_string);
+        let email = clean_email(record.get("email").and_then(serde_json::Value::as_str));
         // PostgreSQL text cannot hold NUL (the mirror RPC would fail, a 502),
         // and no real auth.users row has one.
         if email.as_deref().is_some_and(|e| e.contains('\0')) {
@@ -97,6 +115,54 @@ impl MirrorUser {
             role,
         })
     }
+
+    /// The same row from a verified access token: `sub`, `email` and
+    /// `user_metadata.username` are the `auth.users` columns the webhook
+    /// reads. `None` for a token that names no real account: an anonymous
+    /// sign-in, or a role other than `authenticated`.
+    pub fn from_claims(claims: &VerifiedClaims, role: UserRole) -> Option<Self> {
+        if claims.is_anonymous || claims.role != Role::Authenticated {
+            return None;
+        }
+        let id = claims.sub.to_ascii_lowercase();
+        // A NUL cannot be stored; such an email is left out rather than
+        // failing the caller's request.
+        let email = clean_email(claims.email.as_deref()).filter(|e| !e.contains('\0'));
+        let username = username_for(claims.username.as_deref(), email.as_deref(), &id);
+        Some(MirrorUser {
+            id,
+            email,
+            username,
+            role,
+        })
+    }
+
+    /// The same row without its email, for when the database refuses the
+    /// email (see [`crate::hooks::jit_mirror::after_mirror`]).
+    pub fn without_email(&self) -> Self {
+        MirrorUser {
+            email: None,
+            ..self.clone()
+        }
+    }
+
+    /// The arguments of `platform.mirror_auth_user`.
+    pub fn rpc_args(&self, source: MirrorSource) -> serde_json::Value {
+        serde_json::json!({
+            "p_id": self.id,
+            "p_email": self.email,
+            "p_username": self.username,
+            "p_role": self.role.as_str(),
+            "p_source": source.as_str(),
+        })
+    }
+}
+
+/// An email as stored: trimmed, and absent rather than empty.
+fn clean_email(raw: Option<&str>) -> Option<String> {
+    raw.map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(ToString::to_string)
 }
 
 /// The first usable of: the username the user chose at sign-up, the local
@@ -217,6 +283,92 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(sanitize_username(raw), want, "{raw:?}");
         }
+    }
+
+    fn claims(changes: serde_json::Value) -> VerifiedClaims {
+        let mut claims = VerifiedClaims {
+            sub: ID.to_uppercase(),
+            role: Role::Authenticated,
+            email: Some("Ada.Lovelace+test@example.com".into()),
+            phone: None,
+            session_id: None,
+            is_anonymous: false,
+            aal: Some("aal1".into()),
+            username: Some("Ada Lovelace".into()),
+            exp: 2_000_000_000,
+            iat: None,
+        };
+        let text = |v: &serde_json::Value| v.as_str().map(ToString::to_string);
+        for (name, value) in changes.as_object().unwrap() {
+            match name.as_str() {
+                "email" => claims.email = text(value),
+                "username" => claims.username = text(value),
+                "is_anonymous" => claims.is_anonymous = value.as_bool().unwrap(),
+                "role" => {
+                    claims.role = if value == "anon" {
+                        Role::Anon
+                    } else {
+                        Role::ServiceRole
+                    }
+                }
+                _ => panic!("no claim {name} here"),
+            }
+        }
+        claims
+    }
+
+    #[test]
+    fn a_token_gives_the_row_the_webhook_would() {
+        let from_token = MirrorUser::from_claims(&claims(json!({})), UserRole::Developer).unwrap();
+        let body = insert(json!({
+            "id": ID,
+            "email": "Ada.Lovelace+test@example.com",
+            "raw_user_meta_data": {"username": "Ada Lovelace"}
+        }));
+        let from_webhook = MirrorUser::from_webhook(&body, UserRole::Developer).unwrap();
+        assert_eq!(from_token, from_webhook);
+        assert_eq!(from_token.id, ID, "the id is lowercase");
+    }
+
+    /// One row per token: the username and email mirrored, or no row.
+    #[test]
+    fn tokens_are_mirrored_unless_anonymous() {
+        let cases = [
+            (json!({"username": null}), Some(("ada_lovelace", true))),
+            (
+                json!({"username": null, "email": null}),
+                Some(("user_ff7fc9ae", false)),
+            ),
+            (json!({"email": "  "}), Some(("ada_lovelace", false))),
+            (
+                json!({"email": "a\u{0}@example.com", "username": null}),
+                Some(("user_ff7fc9ae", false)),
+            ),
+            (json!({"is_anonymous": true}), None),
+            (json!({"role": "anon"}), None),
+            (json!({"role": "service_role"}), None),
+        ];
+        for (changes, want) in cases {
+            let got = MirrorUser::from_claims(&claims(changes.clone()), UserRole::Viewer)
+                .map(|u| (u.username, u.email.is_some(), u.role));
+            let want = want.map(|(name, email)| (name.to_string(), email, UserRole::Viewer));
+            assert_eq!(got, want, "{changes}");
+        }
+    }
+
+    #[test]
+    fn the_rpc_names_every_field_and_the_source() {
+        let user = MirrorUser::from_claims(&claims(json!({})), UserRole::Developer).unwrap();
+        assert_eq!(
+            user.rpc_args(MirrorSource::Jit),
+            json!({"p_id": ID, "p_email": "Ada.Lovelace+test@example.com",
+                   "p_username": "ada_lovelace", "p_role": "developer", "p_source": "jit"})
+        );
+        assert_eq!(
+            user.without_email().rpc_args(MirrorSource::Webhook),
+            json!({"p_id": ID, "p_email": null, "p_username": "ada_lovelace",
+                   "p_role": "developer", "p_source": "webhook"})
+        );
     }
 
     /// One row per event that is not a new user: the code it is refused with.
