@@ -737,6 +737,18 @@ $$;
 comment on function platform.fail(text, text, text) is
   'Raises a refusal: SQLSTATE PTxyz (HTTP xyz through PostgREST), a safe message, the stable code as hint';
 
+-- Whether a text is a UUID PostgreSQL's `::uuid` accepts in canonical form,
+-- so a malformed id in a queue message is answered, never cast: a cast error
+-- would fail the whole delivered batch, which the queue would then retry
+-- until it is dead-lettered, where the same cast would fail again.
+create or replace function platform.is_uuid(p_value text)
+returns boolean
+language sql immutable
+set search_path = ''
+as $$
+  select coalesce(p_value ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', false)
+$$;
+
 -- The user an RPC acts for. The service role (the edge, after verifying an API
 -- key or a webhook) names the user; everyone else acts for themselves.
 -- p_write refuses viewers, who may read but not spend.
@@ -833,6 +845,7 @@ $$;
 
 revoke execute on function
   platform.fail(text, text, text),
+  platform.is_uuid(text),
   platform.caller_user_id(uuid, boolean),
   platform.check_api_key_owner(uuid, uuid),
   platform.token_count(jsonb, text),
@@ -2122,12 +2135,12 @@ begin
   -- A malformed user id cannot be kept against a user and is only answered.
   insert into platform.usage_rejections (user_id, idempotency_key, api_key_id, source, code, message, event)
   select (m ->> 'user_id')::uuid, coalesce(m -> 'event' ->> 'idempotency_key', ''),
-         case when m ->> 'api_key_id' ~ '^[0-9a-fA-F-]{36}$' then (m ->> 'api_key_id')::uuid end,
+         case when platform.is_uuid(m ->> 'api_key_id') then (m ->> 'api_key_id')::uuid end,
          'queue', r -> 'error' ->> 'code', r -> 'error' ->> 'message', coalesce(m -> 'event', 'null')
     from jsonb_array_elements(p_messages) with ordinality t(m, i)
     join lateral (select v_results[i] as r) x on true
    where r ->> 'status' = 'rejected'
-     and m ->> 'user_id' ~ '^[0-9a-fA-F-]{36}$'
+     and platform.is_uuid(m ->> 'user_id')
      and coalesce(m -> 'event' ->> 'idempotency_key', '') <> ''
   on conflict (user_id, idempotency_key) do nothing;
 
@@ -2173,11 +2186,11 @@ begin
   end if;
   insert into platform.usage_rejections (user_id, idempotency_key, api_key_id, source, code, message, event)
   select (m ->> 'user_id')::uuid, m -> 'event' ->> 'idempotency_key',
-         case when m ->> 'api_key_id' ~ '^[0-9a-fA-F-]{36}$' then (m ->> 'api_key_id')::uuid end,
+         case when platform.is_uuid(m ->> 'api_key_id') then (m ->> 'api_key_id')::uuid end,
          'dead_letter', 'dead_lettered', left(coalesce(p_reason, 'the queue gave up after its retries'), 500),
          coalesce(m -> 'event', 'null')
     from jsonb_array_elements(p_messages) m
-   where m ->> 'user_id' ~ '^[0-9a-fA-F-]{36}$'
+   where platform.is_uuid(m ->> 'user_id')
      and coalesce(m -> 'event' ->> 'idempotency_key', '') <> ''
      and not exists (select 1 from platform.token_usage u
                       where u.user_id = (m ->> 'user_id')::uuid

@@ -17,6 +17,18 @@ $$;
 comment on function platform.fail(text, text, text) is
   'Raises a refusal: SQLSTATE PTxyz (HTTP xyz through PostgREST), a safe message, the stable code as hint';
 
+-- Whether a text is a UUID PostgreSQL's `::uuid` accepts in canonical form,
+-- so a malformed id in a queue message is answered, never cast: a cast error
+-- would fail the whole delivered batch, which the queue would then retry
+-- until it is dead-lettered, where the same cast would fail again.
+create or replace function platform.is_uuid(p_value text)
+returns boolean
+language sql immutable
+set search_path = ''
+as $$
+  select coalesce(p_value ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', false)
+$$;
+
 -- The user an RPC acts for. The service role (the edge, after verifying an API
 -- key or a webhook) names the user; everyone else acts for themselves.
 -- p_write refuses viewers, who may read but not spend.
@@ -113,6 +125,7 @@ $$;
 
 revoke execute on function
   platform.fail(text, text, text),
+  platform.is_uuid(text),
   platform.caller_user_id(uuid, boolean),
   platform.check_api_key_owner(uuid, uuid),
   platform.token_count(jsonb, text),

@@ -80,12 +80,12 @@ begin
   -- A malformed user id cannot be kept against a user and is only answered.
   insert into platform.usage_rejections (user_id, idempotency_key, api_key_id, source, code, message, event)
   select (m ->> 'user_id')::uuid, coalesce(m -> 'event' ->> 'idempotency_key', ''),
-         case when m ->> 'api_key_id' ~ '^[0-9a-fA-F-]{36}$' then (m ->> 'api_key_id')::uuid end,
+         case when platform.is_uuid(m ->> 'api_key_id') then (m ->> 'api_key_id')::uuid end,
          'queue', r -> 'error' ->> 'code', r -> 'error' ->> 'message', coalesce(m -> 'event', 'null')
     from jsonb_array_elements(p_messages) with ordinality t(m, i)
     join lateral (select v_results[i] as r) x on true
    where r ->> 'status' = 'rejected'
-     and m ->> 'user_id' ~ '^[0-9a-fA-F-]{36}$'
+     and platform.is_uuid(m ->> 'user_id')
      and coalesce(m -> 'event' ->> 'idempotency_key', '') <> ''
   on conflict (user_id, idempotency_key) do nothing;
 
@@ -131,11 +131,11 @@ begin
   end if;
   insert into platform.usage_rejections (user_id, idempotency_key, api_key_id, source, code, message, event)
   select (m ->> 'user_id')::uuid, m -> 'event' ->> 'idempotency_key',
-         case when m ->> 'api_key_id' ~ '^[0-9a-fA-F-]{36}$' then (m ->> 'api_key_id')::uuid end,
+         case when platform.is_uuid(m ->> 'api_key_id') then (m ->> 'api_key_id')::uuid end,
          'dead_letter', 'dead_lettered', left(coalesce(p_reason, 'the queue gave up after its retries'), 500),
          coalesce(m -> 'event', 'null')
     from jsonb_array_elements(p_messages) m
-   where m ->> 'user_id' ~ '^[0-9a-fA-F-]{36}$'
+   where platform.is_uuid(m ->> 'user_id')
      and coalesce(m -> 'event' ->> 'idempotency_key', '') <> ''
      and not exists (select 1 from platform.token_usage u
                       where u.user_id = (m ->> 'user_id')::uuid

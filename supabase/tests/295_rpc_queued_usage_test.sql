@@ -2,7 +2,7 @@
 -- users), record_usage_dead_letters, usage_event_status, and the
 -- usage_rejections table they keep.
 begin;
-select plan(26);
+select plan(28);
 
 delete from telemetry.execution_metrics where function_name = 'usage_queue_consumer';
 select tests.create_user('q-alice@example.test') as alice \gset
@@ -134,6 +134,25 @@ select throws_ok($$select platform.record_queued_usage('[]')$$, '42501',
 select tests.clear_authentication();
 select throws_ok($$select platform.record_queued_usage('[]')$$, 'PT403',
   'only the queue consumer records queued usage', 'a caller without service-role claims is refused');
+
+-- A message whose ids only look like UUIDs (36 dashes) is answered, never
+-- cast: a cast error would fail the whole batch, retried until dead-lettered,
+-- where it would fail again.
+select tests.authenticate_as_service_role();
+select lives_ok(
+  format($$select platform.record_queued_usage(jsonb_build_array(
+    jsonb_build_object('user_id', repeat('-', 36), 'api_key_id', repeat('-', 36),
+                       'accepted_at_ms', 0, 'event', jsonb_build_object('idempotency_key', 'dashes',
+                       'model', 'gpt-4o-mini', 'prompt_tokens', 1, 'completion_tokens', 1)),
+    pg_temp.msg(%L, 'beside-the-dashes')))$$, :'alice'),
+  'a batch with a malformed user id is still recorded, the malformed message rejected');
+select lives_ok(
+  $$select platform.record_usage_dead_letters(jsonb_build_array(
+    jsonb_build_object('user_id', repeat('-', 36), 'api_key_id', repeat('-', 36),
+                       'accepted_at_ms', 0, 'event', jsonb_build_object('idempotency_key', 'dashes'))),
+    'gave up')$$,
+  'dead letters with malformed ids are taken without an error');
+select tests.clear_authentication();
 
 select * from finish();
 rollback;
