@@ -87,9 +87,9 @@ fn rehearse(
         &before,
         &[
             "platform_exposed",
-            "integrations",
+            "maintenance_job",
             "worker.platform_exposed",
-            "worker.integrations",
+            "worker.maintenance_job",
         ],
     );
 

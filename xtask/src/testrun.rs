@@ -70,7 +70,16 @@ pub fn run() -> Result<ExitCode> {
             &mut || {
                 run_visible(
                     Command::new(cargo())
-                        .args(["test", "-p", "rest-standin", "-p", "e2e-tests"])
+                        // Every test binary runs, so one failure does not
+                        // hide the others.
+                        .args([
+                            "test",
+                            "--no-fail-fast",
+                            "-p",
+                            "rest-standin",
+                            "-p",
+                            "e2e-tests",
+                        ])
                         .envs(stack.test_env())
                         .current_dir(&root),
                 )
