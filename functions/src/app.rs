@@ -122,10 +122,12 @@ async fn answer(
 }
 
 /// `GET /health?deep=1`: the deployment checklist instead of the quick probe.
+/// (The raw URL, not `Request::url`: parsing a `url::Url` links the `url`
+/// crate's IDNA tables into the Worker, tens of KiB for one flag.)
 fn wants_deep_check(req: &Request) -> bool {
-    req.url()
-        .map(|url| url.query_pairs().any(|(k, v)| k == "deep" && v == "1"))
-        .unwrap_or(false)
+    http::query_pairs(&req.inner().url())
+        .iter()
+        .any(|(k, v)| k == "deep" && v == "1")
 }
 
 /// The raw body of a request that may carry one, refused past `limit` bytes
