@@ -1,10 +1,12 @@
 //! The deploy rehearsal: a second local project set up like a bare hosted
 //! Supabase project (demoted `postgres`, safeupdate, role timeouts, pg_cron
 //! preloaded but not enabled, no pg_net, no Vault, only `public` and
-//! `graphql_public` exposed) receives the migrations as `supabase db push`
-//! would (no seed). The doctor must name exactly what is missing; after the
-//! README's deploy steps that can be done locally it must be all green, and a
-//! brand-new user's first request must record usage.
+//! `graphql_public` exposed) and a deployed Worker. The doctor runs before
+//! `supabase db push` (it must point at the migrations), after it, as `db
+//! push` would apply them (no seed; it must name exactly the exposed schema
+//! and the pg_cron job), and after the README's deploy steps that can be
+//! done locally (all green); then a brand-new user's first request must
+//! record usage.
 
 use crate::devkeys::{uuid_v4, DevKeys, KeyScheme};
 use crate::doctor::{self, Args};
@@ -46,9 +48,6 @@ fn rehearse(
     );
     services.push(postgres::start_cluster(profile, pg)?);
     postgres::set_up_platform(profile, pg)?;
-    // `supabase db push`: the migrations, as `postgres`, and not the seed.
-    let applied = postgres::apply_migrations(pg, &profile.admin_db_url())?;
-    eprintln!("    {applied} migrations pushed (no seed)");
     let hosted_defaults: Vec<String> = HOSTED_DEFAULT_SCHEMAS.map(String::from).to_vec();
     services.push(start_rest(
         profile,
@@ -79,6 +78,32 @@ fn rehearse(
         metrics_token: Some(keys.metrics_token.clone()),
     };
     let mut passed = true;
+
+    // A new project and a deployed Worker, before `supabase db push`: the
+    // doctor must send the operator to the migrations.
+    let unpushed = doctor::run(&args);
+    println!("\n    doctor on the new project, before `supabase db push`:\n");
+    print_indented(&unpushed);
+    let from_the_report = [
+        "rpcs",
+        "model_catalogue",
+        "role_timeouts",
+        "safeupdate",
+        "user_mirroring",
+        "maintenance_job",
+    ];
+    let expected: Vec<String> = std::iter::once("platform_exposed")
+        .chain(from_the_report)
+        .flat_map(|id| [id.to_string(), format!("worker.{id}")])
+        .collect();
+    passed &= expect_failed(
+        &unpushed,
+        &expected.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+
+    // `supabase db push`: the migrations, as `postgres`, and not the seed.
+    let applied = postgres::apply_migrations(pg, &profile.admin_db_url())?;
+    eprintln!("    {applied} migrations pushed (no seed)");
 
     let before = doctor::run(&args);
     println!("\n    doctor on the bare project, right after `supabase db push`:\n");
