@@ -165,7 +165,7 @@ pub const EXPECTED_RPCS: &[Rpc] = &[
     },
     Rpc {
         name: "release_token_reservation",
-        args: &["p_reservation_id", "p_user_id"],
+        args: &["p_reservation_id", "p_user_id", "p_api_key_id"],
     },
     Rpc {
         name: "reserve_tokens",
