@@ -1147,6 +1147,16 @@ fn api_key_cases(t: &mut Table, f: &Fixtures) {
         Refused(401, "api_key_expired"),
     );
     t.add(
+        "api key: revoked, usage queued",
+        as_key(&f.revoked_key).header("prefer", "respond-async"),
+        Refused(401, "api_key_revoked"),
+    );
+    t.add(
+        "api key: expired, usage queued",
+        as_key(&f.expired_key).header("prefer", "respond-async"),
+        Refused(401, "api_key_expired"),
+    );
+    t.add(
         "api key: cds_ and garbage",
         as_key("cds_garbage!!"),
         Refused(401, "malformed_api_key"),
