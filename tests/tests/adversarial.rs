@@ -911,12 +911,20 @@ fn other_usage_cases(t: &mut Table, f: &Fixtures) {
     );
     t.add(
         "reservation: an API key releases a hold taken with the user's token",
-        req("DELETE", &format!("/v1/usage/reservations/{}", f.token_hold)).bearer(&f.write_key),
+        req(
+            "DELETE",
+            &format!("/v1/usage/reservations/{}", f.token_hold),
+        )
+        .bearer(&f.write_key),
         Refused(403, "not_reservation_holder"),
     );
     t.add(
         "reservation: another user releases a hold",
-        req("DELETE", &format!("/v1/usage/reservations/{}", f.token_hold)).bearer(&f.victim.token),
+        req(
+            "DELETE",
+            &format!("/v1/usage/reservations/{}", f.token_hold),
+        )
+        .bearer(&f.victim.token),
         Refused(404, "unknown_reservation"),
     );
     t.add(

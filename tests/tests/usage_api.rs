@@ -484,8 +484,16 @@ fn only_the_caller_that_took_a_hold_releases_it_early() {
     };
 
     let key_hold = hold(&key);
-    assert_refused(&release(&key_hold, &other_key), 403, "not_reservation_holder");
-    assert_refused(&release(&key_hold, &user.token), 403, "not_reservation_holder");
+    assert_refused(
+        &release(&key_hold, &other_key),
+        403,
+        "not_reservation_holder",
+    );
+    assert_refused(
+        &release(&key_hold, &user.token),
+        403,
+        "not_reservation_holder",
+    );
     assert_eq!(user.reservation_status(&key_hold), "active");
     let released = release(&key_hold, &key);
     assert_eq!(released.status, 200, "{}", released.body);
