@@ -9,6 +9,15 @@ set search_path = ''
 as $$ select 25 $$;
 revoke execute on function platform.max_api_keys_per_user() from public, anon, authenticated, service_role;
 
+-- At most this many keys per user, revoked ones included: a revoked key stays
+-- (usage names it), so without this bound creating and revoking keys in turn
+-- would grow the table without limit.
+create or replace function platform.max_api_key_rows_per_user() returns integer
+language sql immutable
+set search_path = ''
+as $$ select 100 $$;
+revoke execute on function platform.max_api_key_rows_per_user() from public, anon, authenticated, service_role;
+
 -- POST /rpc/create_api_key (service role): stores a key the edge generated
 -- for the signed-in user it names (p_user_id). The edge sends only the
 -- visible prefix and the SHA-256 of the secret; the secret itself is shown to
@@ -53,6 +62,11 @@ begin
      >= platform.max_api_keys_per_user() then
     perform platform.fail('PT409', 'too_many_api_keys',
       format('revoke a key first: at most %s active keys', platform.max_api_keys_per_user()));
+  end if;
+  if (select count(*) from platform.api_keys k where k.user_id = v_uid)
+     >= platform.max_api_key_rows_per_user() then
+    perform platform.fail('PT409', 'too_many_api_keys',
+      format('at most %s API keys per user, revoked ones included', platform.max_api_key_rows_per_user()));
   end if;
   insert into platform.api_keys (user_id, name, prefix, secret_hash, scopes, expires_at)
   values (v_uid, trim(p_name), p_prefix, p_secret_hash, p_scopes, p_expires_at)

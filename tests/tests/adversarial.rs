@@ -572,6 +572,20 @@ fn usage_input_cases(t: &mut Table, f: &Fixtures) {
         Refused(400, "invalid_json"),
     );
     t.add(
+        "usage: zero tokens",
+        usage(f).json(&event_with(
+            json!({"prompt_tokens": 0, "completion_tokens": 0}),
+        )),
+        Refused(422, "invalid_field"),
+    );
+    t.add(
+        "usage: zero tokens, queued",
+        usage(f).header("prefer", "respond-async").json(&event_with(
+            json!({"prompt_tokens": 0, "completion_tokens": 0}),
+        )),
+        Refused(422, "invalid_field"),
+    );
+    t.add(
         "usage: a JSON array instead of an object",
         usage(f).json(&json!([good_event()])),
         Refused(422, "invalid_body"),
@@ -864,6 +878,11 @@ fn batch_cases(t: &mut Table, f: &Fixtures) {
         (
             "SQL in project_id",
             json!({"project_id": "00000000-0000-0000-0000-000000000000' or '1'='1"}),
+            "invalid_field",
+        ),
+        (
+            "zero tokens",
+            json!({"prompt_tokens": 0, "completion_tokens": 0}),
             "invalid_field",
         ),
     ];
