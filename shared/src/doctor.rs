@@ -91,6 +91,7 @@ pub const EXPECTED_RPCS: &[Rpc] = &[
             "p_secret_hash",
             "p_scopes",
             "p_expires_at",
+            "p_user_id",
         ],
     },
     Rpc {
