@@ -278,6 +278,89 @@ create index if not exists api_keys_user_id_idx on platform.api_keys (user_id);
 create or replace trigger projects_touch_updated_at before update on platform.projects
   for each row execute function platform.touch_updated_at();
 
+-- Per-user bounds, so no user can grow the database without limit. The
+-- frontend writes projects and sessions straight through PostgREST, so the
+-- bounds are enforced here, by triggers that refuse with the RPCs'
+-- convention (platform.fail: SQLSTATE PTxyz, safe message, stable code),
+-- rather than by CHECK constraints, which PostgREST would answer as a bare
+-- 400 23514.
+create or replace function platform.max_projects_per_user() returns integer
+language sql immutable
+set search_path = ''
+as $$ select 100 $$;
+create or replace function platform.max_sessions_per_user() returns integer
+language sql immutable
+set search_path = ''
+as $$ select 10000 $$;
+-- Any JSON metadata a user stores (sessions, usage events), as JSON text.
+create or replace function platform.max_metadata_bytes() returns integer
+language sql immutable
+set search_path = ''
+as $$ select 8192 $$;
+
+-- A new project or session within its user's cap. Concurrent inserts of the
+-- same user queue on a transaction-scoped advisory lock, so the count holds.
+create or replace function platform.enforce_per_user_cap() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_user uuid;
+  v_cap integer;
+  v_count bigint;
+begin
+  if tg_table_name = 'projects' then
+    v_user := new.owner_id;
+    v_cap := platform.max_projects_per_user();
+    perform pg_advisory_xact_lock(hashtextextended('platform.projects ' || v_user::text, 0));
+    select count(*) into v_count from platform.projects p where p.owner_id = v_user;
+    if v_count >= v_cap then
+      perform platform.fail('PT409', 'too_many_projects',
+        format('delete a project first: at most %s projects per user', v_cap));
+    end if;
+  else
+    v_user := new.user_id;
+    v_cap := platform.max_sessions_per_user();
+    perform pg_advisory_xact_lock(hashtextextended('platform.sessions ' || v_user::text, 0));
+    select count(*) into v_count from platform.sessions s where s.user_id = v_user;
+    if v_count >= v_cap then
+      perform platform.fail('PT409', 'too_many_sessions',
+        format('delete a session first: at most %s sessions per user', v_cap));
+    end if;
+  end if;
+  return new;
+end
+$$;
+
+-- A session's metadata within the byte cap, on insert and update.
+create or replace function platform.enforce_session_metadata_size() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if octet_length(new.metadata::text) > platform.max_metadata_bytes() then
+    perform platform.fail('PT422', 'invalid_metadata',
+      format('metadata must be at most %s bytes as JSON text', platform.max_metadata_bytes()));
+  end if;
+  return new;
+end
+$$;
+
+create or replace trigger projects_per_user_cap before insert on platform.projects
+  for each row execute function platform.enforce_per_user_cap();
+create or replace trigger sessions_per_user_cap before insert on platform.sessions
+  for each row execute function platform.enforce_per_user_cap();
+create or replace trigger sessions_metadata_size before insert or update of metadata on platform.sessions
+  for each row execute function platform.enforce_session_metadata_size();
+
+revoke execute on function
+  platform.max_projects_per_user(),
+  platform.max_sessions_per_user(),
+  platform.max_metadata_bytes(),
+  platform.enforce_per_user_cap(),
+  platform.enforce_session_metadata_size()
+  from public, anon, authenticated, service_role;
+
 alter table platform.projects enable row level security;
 alter table platform.sessions enable row level security;
 alter table platform.api_keys enable row level security;
@@ -786,12 +869,17 @@ begin
 end
 $$;
 
--- The API key a service-role call names must belong to the user it acts for.
+-- The API key a service-role call names must belong to the user it acts for
+-- and still be valid: usage queued while a key was valid is judged when it is
+-- recorded, and a key revoked or expired by then spends nothing more. The
+-- refusals are resolve_api_key's, with the same codes.
 create or replace function platform.check_api_key_owner(p_api_key_id uuid, p_user_id uuid)
 returns void
 language plpgsql stable security definer
 set search_path = ''
 as $$
+declare
+  v_key platform.api_keys;
 begin
   if p_api_key_id is null then
     return;
@@ -799,8 +887,15 @@ begin
   if not platform.is_service_role() then
     perform platform.fail('PT403', 'forbidden', 'only the service role names an API key');
   end if;
-  if not exists (select 1 from platform.api_keys k where k.id = p_api_key_id and k.user_id = p_user_id) then
+  select * into v_key from platform.api_keys k where k.id = p_api_key_id and k.user_id = p_user_id;
+  if not found then
     perform platform.fail('PT422', 'unknown_api_key', 'no such API key for this user');
+  end if;
+  if v_key.revoked_at is not null then
+    perform platform.fail('PT401', 'api_key_revoked', 'this API key has been revoked');
+  end if;
+  if v_key.expires_at is not null and v_key.expires_at <= now() then
+    perform platform.fail('PT401', 'api_key_expired', 'this API key has expired');
   end if;
 end
 $$;
@@ -994,8 +1089,9 @@ grant execute on function platform.list_models() to anon, authenticated, service
 
 -- ==== supabase/migrations/20261201001000_rpc_api_keys.sql ====
 
--- API keys: create_api_key, revoke_api_key, list_api_keys (the owner's), and
--- resolve_api_key (the edge, for a presented key).
+-- API keys: create_api_key (the edge, for a signed-in user), revoke_api_key,
+-- list_api_keys (the owner's), and resolve_api_key (the edge, for a presented
+-- key).
 
 -- At most this many unrevoked keys per user.
 create or replace function platform.max_api_keys_per_user() returns integer
@@ -1004,23 +1100,41 @@ set search_path = ''
 as $$ select 25 $$;
 revoke execute on function platform.max_api_keys_per_user() from public, anon, authenticated, service_role;
 
--- POST /rpc/create_api_key: stores a key the edge generated. The edge sends
--- only the visible prefix and the SHA-256 of the secret; the secret itself is
--- shown to the user once and never stored.
+-- At most this many keys per user, revoked ones included: a revoked key stays
+-- (usage names it), so without this bound creating and revoking keys in turn
+-- would grow the table without limit.
+create or replace function platform.max_api_key_rows_per_user() returns integer
+language sql immutable
+set search_path = ''
+as $$ select 100 $$;
+revoke execute on function platform.max_api_key_rows_per_user() from public, anon, authenticated, service_role;
+
+-- POST /rpc/create_api_key (service role): stores a key the edge generated
+-- for the signed-in user it names (p_user_id). The edge sends only the
+-- visible prefix and the SHA-256 of the secret; the secret itself is shown to
+-- the user once and never reaches the database. Only the service role may
+-- call it: a user calling it straight through the REST layer could choose
+-- their own prefix and hash (a secret that is not random, or a hash nobody
+-- holds the secret of), so the key material always comes from the edge.
 create or replace function platform.create_api_key(
   p_name text,
   p_prefix text,
   p_secret_hash text,
   p_scopes text[] default array['usage:write'],
-  p_expires_at timestamptz default null
+  p_expires_at timestamptz default null,
+  p_user_id uuid default null
 ) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
-  v_uid uuid := platform.caller_user_id(null, true);
+  v_uid uuid;
   v_key platform.api_keys;
 begin
+  if not platform.is_service_role() then
+    perform platform.fail('PT403', 'forbidden', 'API keys are created through POST /v1/api-keys');
+  end if;
+  v_uid := platform.caller_user_id(p_user_id, true);
   if p_name is null or length(trim(p_name)) not between 1 and 100 then
     perform platform.fail('PT422', 'invalid_name', 'name must be 1 to 100 characters');
   end if;
@@ -1040,6 +1154,11 @@ begin
     perform platform.fail('PT409', 'too_many_api_keys',
       format('revoke a key first: at most %s active keys', platform.max_api_keys_per_user()));
   end if;
+  if (select count(*) from platform.api_keys k where k.user_id = v_uid)
+     >= platform.max_api_key_rows_per_user() then
+    perform platform.fail('PT409', 'too_many_api_keys',
+      format('at most %s API keys per user, revoked ones included', platform.max_api_key_rows_per_user()));
+  end if;
   insert into platform.api_keys (user_id, name, prefix, secret_hash, scopes, expires_at)
   values (v_uid, trim(p_name), p_prefix, p_secret_hash, p_scopes, p_expires_at)
   returning * into v_key;
@@ -1047,9 +1166,9 @@ begin
     'scopes', to_jsonb(v_key.scopes), 'created_at', v_key.created_at, 'expires_at', v_key.expires_at);
 end
 $$;
-revoke execute on function platform.create_api_key(text, text, text, text[], timestamptz)
+revoke execute on function platform.create_api_key(text, text, text, text[], timestamptz, uuid)
   from public, anon, authenticated, service_role;
-grant execute on function platform.create_api_key(text, text, text, text[], timestamptz) to authenticated;
+grant execute on function platform.create_api_key(text, text, text, text[], timestamptz, uuid) to service_role;
 
 -- POST /rpc/revoke_api_key: by its owner or an admin; revoking twice answers
 -- the first revocation.
@@ -1262,8 +1381,13 @@ begin
     perform platform.fail('PT422', 'invalid_idempotency_key',
       'an idempotency key of 1 to 255 characters is required');
   end if;
-  if jsonb_typeof(v_metadata) <> 'object' or pg_column_size(v_metadata) > 8192 then
-    perform platform.fail('PT422', 'invalid_metadata', 'metadata must be a JSON object of at most 8 KiB');
+  if jsonb_typeof(v_metadata) <> 'object' or octet_length(v_metadata::text) > platform.max_metadata_bytes() then
+    perform platform.fail('PT422', 'invalid_metadata',
+      format('metadata must be a JSON object of at most %s bytes as JSON text', platform.max_metadata_bytes()));
+  end if;
+  -- An event that used no tokens records nothing worth a ledger row.
+  if v_prompt + v_completion = 0 then
+    perform platform.fail('PT422', 'invalid_token_count', 'prompt_tokens + completion_tokens must be at least 1');
   end if;
   select * into v_model from platform.models m where m.name = p_model and m.is_active;
   if not found then
@@ -1742,41 +1866,53 @@ revoke execute on function platform.reserve_tokens(bigint, integer, uuid, uuid)
   from public, anon, authenticated, service_role;
 grant execute on function platform.reserve_tokens(bigint, integer, uuid, uuid) to authenticated, service_role;
 
--- POST /rpc/release_token_reservation: gives a hold back early. Releasing a
--- hold that is no longer active answers its status and changes nothing.
+-- POST /rpc/release_token_reservation: gives a hold back early. Only the
+-- caller that took the hold may release it: the same API key (the service
+-- role names it as p_api_key_id) when it was taken with a key, or the user
+-- acting for themselves (their own token, or the service role naming no key)
+-- when it was taken without one. A hold of the same user taken by another
+-- caller is refused with 403 not_reservation_holder: the user may see their
+-- holds anyway, so its existence is no secret from them; a hold of another
+-- user stays unknown (404). Releasing a hold that is no longer active answers
+-- its status and changes nothing.
 create or replace function platform.release_token_reservation(
   p_reservation_id uuid,
-  p_user_id uuid default null
+  p_user_id uuid default null,
+  p_api_key_id uuid default null
 ) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
   v_uid uuid := platform.caller_user_id(p_user_id, false);
-  v_tokens bigint;
-  v_status text;
+  v_hold platform.token_reservations;
 begin
+  perform platform.check_api_key_owner(p_api_key_id, v_uid);
   perform platform.lock_balance(v_uid);
-  update platform.token_reservations r
-     set status = 'released', closed_at = now()
-   where r.id = p_reservation_id and r.user_id = v_uid and r.status = 'active'
-  returning r.tokens into v_tokens;
-  if found then
-    update platform.token_balances b set reserved = b.reserved - v_tokens, updated_at = now()
-     where b.user_id = v_uid;
-    return jsonb_build_object('reservation_id', p_reservation_id, 'status', 'released', 'released_tokens', v_tokens);
-  end if;
-  select r.status into v_status from platform.token_reservations r
-   where r.id = p_reservation_id and r.user_id = v_uid;
+  select * into v_hold from platform.token_reservations r
+   where r.id = p_reservation_id and r.user_id = v_uid
+   for update;
   if not found then
     perform platform.fail('PT404', 'unknown_reservation', 'no such reservation for this user');
   end if;
-  return jsonb_build_object('reservation_id', p_reservation_id, 'status', v_status, 'released_tokens', 0);
+  if v_hold.api_key_id is distinct from p_api_key_id then
+    perform platform.fail('PT403', 'not_reservation_holder',
+      'only the caller that took this hold may release it early');
+  end if;
+  if v_hold.status <> 'active' then
+    return jsonb_build_object('reservation_id', p_reservation_id, 'status', v_hold.status, 'released_tokens', 0);
+  end if;
+  update platform.token_reservations r
+     set status = 'released', closed_at = now()
+   where r.id = p_reservation_id;
+  update platform.token_balances b set reserved = b.reserved - v_hold.tokens, updated_at = now()
+   where b.user_id = v_uid;
+  return jsonb_build_object('reservation_id', p_reservation_id, 'status', 'released', 'released_tokens', v_hold.tokens);
 end
 $$;
-revoke execute on function platform.release_token_reservation(uuid, uuid)
+revoke execute on function platform.release_token_reservation(uuid, uuid, uuid)
   from public, anon, authenticated, service_role;
-grant execute on function platform.release_token_reservation(uuid, uuid) to authenticated, service_role;
+grant execute on function platform.release_token_reservation(uuid, uuid, uuid) to authenticated, service_role;
 
 -- POST /rpc/release_expired_reservations: the scheduled job's sweep (service
 -- role). Returns how many holds and tokens went back to their users.

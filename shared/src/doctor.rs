@@ -91,6 +91,7 @@ pub const EXPECTED_RPCS: &[Rpc] = &[
             "p_secret_hash",
             "p_scopes",
             "p_expires_at",
+            "p_user_id",
         ],
     },
     Rpc {
@@ -165,7 +166,7 @@ pub const EXPECTED_RPCS: &[Rpc] = &[
     },
     Rpc {
         name: "release_token_reservation",
-        args: &["p_reservation_id", "p_user_id"],
+        args: &["p_reservation_id", "p_user_id", "p_api_key_id"],
     },
     Rpc {
         name: "reserve_tokens",

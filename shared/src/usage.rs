@@ -178,9 +178,18 @@ impl UsageEvent {
         let map = object(body, EVENT_FIELDS, "a usage event")?;
         let model =
             text(map, "model", MAX_MODEL_CHARS)?.ok_or_else(|| invalid("model", "is required"))?;
+        let prompt_tokens = token_count(map, "prompt_tokens")?;
+        let completion_tokens = token_count(map, "completion_tokens")?;
+        // An event that used no tokens would only add a ledger row.
+        if prompt_tokens + completion_tokens == 0 {
+            return Err(invalid(
+                "prompt_tokens + completion_tokens",
+                "must be at least 1",
+            ));
+        }
         Ok(UsageEvent {
-            prompt_tokens: token_count(map, "prompt_tokens")?,
-            completion_tokens: token_count(map, "completion_tokens")?,
+            prompt_tokens,
+            completion_tokens,
             idempotency_key: idempotency_key(
                 idempotency_header,
                 text(map, "idempotency_key", MAX_KEY_CHARS)?,
@@ -472,6 +481,12 @@ mod tests {
                 422,
                 "invalid_field",
                 "prompt_tokens",
+            ),
+            (
+                json!({"model": "m", "prompt_tokens": 0, "completion_tokens": 0}),
+                422,
+                "invalid_field",
+                "prompt_tokens + completion_tokens",
             ),
             (
                 json!({"model": "m", "prompt_tokens": 1, "completion_tokens": 1e300}),

@@ -57,6 +57,89 @@ create index if not exists api_keys_user_id_idx on platform.api_keys (user_id);
 create or replace trigger projects_touch_updated_at before update on platform.projects
   for each row execute function platform.touch_updated_at();
 
+-- Per-user bounds, so no user can grow the database without limit. The
+-- frontend writes projects and sessions straight through PostgREST, so the
+-- bounds are enforced here, by triggers that refuse with the RPCs'
+-- convention (platform.fail: SQLSTATE PTxyz, safe message, stable code),
+-- rather than by CHECK constraints, which PostgREST would answer as a bare
+-- 400 23514.
+create or replace function platform.max_projects_per_user() returns integer
+language sql immutable
+set search_path = ''
+as $$ select 100 $$;
+create or replace function platform.max_sessions_per_user() returns integer
+language sql immutable
+set search_path = ''
+as $$ select 10000 $$;
+-- Any JSON metadata a user stores (sessions, usage events), as JSON text.
+create or replace function platform.max_metadata_bytes() returns integer
+language sql immutable
+set search_path = ''
+as $$ select 8192 $$;
+
+-- A new project or session within its user's cap. Concurrent inserts of the
+-- same user queue on a transaction-scoped advisory lock, so the count holds.
+create or replace function platform.enforce_per_user_cap() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_user uuid;
+  v_cap integer;
+  v_count bigint;
+begin
+  if tg_table_name = 'projects' then
+    v_user := new.owner_id;
+    v_cap := platform.max_projects_per_user();
+    perform pg_advisory_xact_lock(hashtextextended('platform.projects ' || v_user::text, 0));
+    select count(*) into v_count from platform.projects p where p.owner_id = v_user;
+    if v_count >= v_cap then
+      perform platform.fail('PT409', 'too_many_projects',
+        format('delete a project first: at most %s projects per user', v_cap));
+    end if;
+  else
+    v_user := new.user_id;
+    v_cap := platform.max_sessions_per_user();
+    perform pg_advisory_xact_lock(hashtextextended('platform.sessions ' || v_user::text, 0));
+    select count(*) into v_count from platform.sessions s where s.user_id = v_user;
+    if v_count >= v_cap then
+      perform platform.fail('PT409', 'too_many_sessions',
+        format('delete a session first: at most %s sessions per user', v_cap));
+    end if;
+  end if;
+  return new;
+end
+$$;
+
+-- A session's metadata within the byte cap, on insert and update.
+create or replace function platform.enforce_session_metadata_size() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if octet_length(new.metadata::text) > platform.max_metadata_bytes() then
+    perform platform.fail('PT422', 'invalid_metadata',
+      format('metadata must be at most %s bytes as JSON text', platform.max_metadata_bytes()));
+  end if;
+  return new;
+end
+$$;
+
+create or replace trigger projects_per_user_cap before insert on platform.projects
+  for each row execute function platform.enforce_per_user_cap();
+create or replace trigger sessions_per_user_cap before insert on platform.sessions
+  for each row execute function platform.enforce_per_user_cap();
+create or replace trigger sessions_metadata_size before insert or update of metadata on platform.sessions
+  for each row execute function platform.enforce_session_metadata_size();
+
+revoke execute on function
+  platform.max_projects_per_user(),
+  platform.max_sessions_per_user(),
+  platform.max_metadata_bytes(),
+  platform.enforce_per_user_cap(),
+  platform.enforce_session_metadata_size()
+  from public, anon, authenticated, service_role;
+
 alter table platform.projects enable row level security;
 alter table platform.sessions enable row level security;
 alter table platform.api_keys enable row level security;

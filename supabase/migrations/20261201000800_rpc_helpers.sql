@@ -66,12 +66,17 @@ begin
 end
 $$;
 
--- The API key a service-role call names must belong to the user it acts for.
+-- The API key a service-role call names must belong to the user it acts for
+-- and still be valid: usage queued while a key was valid is judged when it is
+-- recorded, and a key revoked or expired by then spends nothing more. The
+-- refusals are resolve_api_key's, with the same codes.
 create or replace function platform.check_api_key_owner(p_api_key_id uuid, p_user_id uuid)
 returns void
 language plpgsql stable security definer
 set search_path = ''
 as $$
+declare
+  v_key platform.api_keys;
 begin
   if p_api_key_id is null then
     return;
@@ -79,8 +84,15 @@ begin
   if not platform.is_service_role() then
     perform platform.fail('PT403', 'forbidden', 'only the service role names an API key');
   end if;
-  if not exists (select 1 from platform.api_keys k where k.id = p_api_key_id and k.user_id = p_user_id) then
+  select * into v_key from platform.api_keys k where k.id = p_api_key_id and k.user_id = p_user_id;
+  if not found then
     perform platform.fail('PT422', 'unknown_api_key', 'no such API key for this user');
+  end if;
+  if v_key.revoked_at is not null then
+    perform platform.fail('PT401', 'api_key_revoked', 'this API key has been revoked');
+  end if;
+  if v_key.expires_at is not null and v_key.expires_at <= now() then
+    perform platform.fail('PT401', 'api_key_expired', 'this API key has expired');
   end if;
 end
 $$;

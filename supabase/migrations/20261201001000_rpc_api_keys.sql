@@ -1,5 +1,6 @@
--- API keys: create_api_key, revoke_api_key, list_api_keys (the owner's), and
--- resolve_api_key (the edge, for a presented key).
+-- API keys: create_api_key (the edge, for a signed-in user), revoke_api_key,
+-- list_api_keys (the owner's), and resolve_api_key (the edge, for a presented
+-- key).
 
 -- At most this many unrevoked keys per user.
 create or replace function platform.max_api_keys_per_user() returns integer
@@ -8,23 +9,41 @@ set search_path = ''
 as $$ select 25 $$;
 revoke execute on function platform.max_api_keys_per_user() from public, anon, authenticated, service_role;
 
--- POST /rpc/create_api_key: stores a key the edge generated. The edge sends
--- only the visible prefix and the SHA-256 of the secret; the secret itself is
--- shown to the user once and never stored.
+-- At most this many keys per user, revoked ones included: a revoked key stays
+-- (usage names it), so without this bound creating and revoking keys in turn
+-- would grow the table without limit.
+create or replace function platform.max_api_key_rows_per_user() returns integer
+language sql immutable
+set search_path = ''
+as $$ select 100 $$;
+revoke execute on function platform.max_api_key_rows_per_user() from public, anon, authenticated, service_role;
+
+-- POST /rpc/create_api_key (service role): stores a key the edge generated
+-- for the signed-in user it names (p_user_id). The edge sends only the
+-- visible prefix and the SHA-256 of the secret; the secret itself is shown to
+-- the user once and never reaches the database. Only the service role may
+-- call it: a user calling it straight through the REST layer could choose
+-- their own prefix and hash (a secret that is not random, or a hash nobody
+-- holds the secret of), so the key material always comes from the edge.
 create or replace function platform.create_api_key(
   p_name text,
   p_prefix text,
   p_secret_hash text,
   p_scopes text[] default array['usage:write'],
-  p_expires_at timestamptz default null
+  p_expires_at timestamptz default null,
+  p_user_id uuid default null
 ) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
-  v_uid uuid := platform.caller_user_id(null, true);
+  v_uid uuid;
   v_key platform.api_keys;
 begin
+  if not platform.is_service_role() then
+    perform platform.fail('PT403', 'forbidden', 'API keys are created through POST /v1/api-keys');
+  end if;
+  v_uid := platform.caller_user_id(p_user_id, true);
   if p_name is null or length(trim(p_name)) not between 1 and 100 then
     perform platform.fail('PT422', 'invalid_name', 'name must be 1 to 100 characters');
   end if;
@@ -44,6 +63,11 @@ begin
     perform platform.fail('PT409', 'too_many_api_keys',
       format('revoke a key first: at most %s active keys', platform.max_api_keys_per_user()));
   end if;
+  if (select count(*) from platform.api_keys k where k.user_id = v_uid)
+     >= platform.max_api_key_rows_per_user() then
+    perform platform.fail('PT409', 'too_many_api_keys',
+      format('at most %s API keys per user, revoked ones included', platform.max_api_key_rows_per_user()));
+  end if;
   insert into platform.api_keys (user_id, name, prefix, secret_hash, scopes, expires_at)
   values (v_uid, trim(p_name), p_prefix, p_secret_hash, p_scopes, p_expires_at)
   returning * into v_key;
@@ -51,9 +75,9 @@ begin
     'scopes', to_jsonb(v_key.scopes), 'created_at', v_key.created_at, 'expires_at', v_key.expires_at);
 end
 $$;
-revoke execute on function platform.create_api_key(text, text, text, text[], timestamptz)
+revoke execute on function platform.create_api_key(text, text, text, text[], timestamptz, uuid)
   from public, anon, authenticated, service_role;
-grant execute on function platform.create_api_key(text, text, text, text[], timestamptz) to authenticated;
+grant execute on function platform.create_api_key(text, text, text, text[], timestamptz, uuid) to service_role;
 
 -- POST /rpc/revoke_api_key: by its owner or an admin; revoking twice answers
 -- the first revocation.

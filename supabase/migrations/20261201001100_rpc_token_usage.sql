@@ -112,8 +112,13 @@ begin
     perform platform.fail('PT422', 'invalid_idempotency_key',
       'an idempotency key of 1 to 255 characters is required');
   end if;
-  if jsonb_typeof(v_metadata) <> 'object' or pg_column_size(v_metadata) > 8192 then
-    perform platform.fail('PT422', 'invalid_metadata', 'metadata must be a JSON object of at most 8 KiB');
+  if jsonb_typeof(v_metadata) <> 'object' or octet_length(v_metadata::text) > platform.max_metadata_bytes() then
+    perform platform.fail('PT422', 'invalid_metadata',
+      format('metadata must be a JSON object of at most %s bytes as JSON text', platform.max_metadata_bytes()));
+  end if;
+  -- An event that used no tokens records nothing worth a ledger row.
+  if v_prompt + v_completion = 0 then
+    perform platform.fail('PT422', 'invalid_token_count', 'prompt_tokens + completion_tokens must be at least 1');
   end if;
   select * into v_model from platform.models m where m.name = p_model and m.is_active;
   if not found then

@@ -66,41 +66,53 @@ revoke execute on function platform.reserve_tokens(bigint, integer, uuid, uuid)
   from public, anon, authenticated, service_role;
 grant execute on function platform.reserve_tokens(bigint, integer, uuid, uuid) to authenticated, service_role;
 
--- POST /rpc/release_token_reservation: gives a hold back early. Releasing a
--- hold that is no longer active answers its status and changes nothing.
+-- POST /rpc/release_token_reservation: gives a hold back early. Only the
+-- caller that took the hold may release it: the same API key (the service
+-- role names it as p_api_key_id) when it was taken with a key, or the user
+-- acting for themselves (their own token, or the service role naming no key)
+-- when it was taken without one. A hold of the same user taken by another
+-- caller is refused with 403 not_reservation_holder: the user may see their
+-- holds anyway, so its existence is no secret from them; a hold of another
+-- user stays unknown (404). Releasing a hold that is no longer active answers
+-- its status and changes nothing.
 create or replace function platform.release_token_reservation(
   p_reservation_id uuid,
-  p_user_id uuid default null
+  p_user_id uuid default null,
+  p_api_key_id uuid default null
 ) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
   v_uid uuid := platform.caller_user_id(p_user_id, false);
-  v_tokens bigint;
-  v_status text;
+  v_hold platform.token_reservations;
 begin
+  perform platform.check_api_key_owner(p_api_key_id, v_uid);
   perform platform.lock_balance(v_uid);
-  update platform.token_reservations r
-     set status = 'released', closed_at = now()
-   where r.id = p_reservation_id and r.user_id = v_uid and r.status = 'active'
-  returning r.tokens into v_tokens;
-  if found then
-    update platform.token_balances b set reserved = b.reserved - v_tokens, updated_at = now()
-     where b.user_id = v_uid;
-    return jsonb_build_object('reservation_id', p_reservation_id, 'status', 'released', 'released_tokens', v_tokens);
-  end if;
-  select r.status into v_status from platform.token_reservations r
-   where r.id = p_reservation_id and r.user_id = v_uid;
+  select * into v_hold from platform.token_reservations r
+   where r.id = p_reservation_id and r.user_id = v_uid
+   for update;
   if not found then
     perform platform.fail('PT404', 'unknown_reservation', 'no such reservation for this user');
   end if;
-  return jsonb_build_object('reservation_id', p_reservation_id, 'status', v_status, 'released_tokens', 0);
+  if v_hold.api_key_id is distinct from p_api_key_id then
+    perform platform.fail('PT403', 'not_reservation_holder',
+      'only the caller that took this hold may release it early');
+  end if;
+  if v_hold.status <> 'active' then
+    return jsonb_build_object('reservation_id', p_reservation_id, 'status', v_hold.status, 'released_tokens', 0);
+  end if;
+  update platform.token_reservations r
+     set status = 'released', closed_at = now()
+   where r.id = p_reservation_id;
+  update platform.token_balances b set reserved = b.reserved - v_hold.tokens, updated_at = now()
+   where b.user_id = v_uid;
+  return jsonb_build_object('reservation_id', p_reservation_id, 'status', 'released', 'released_tokens', v_hold.tokens);
 end
 $$;
-revoke execute on function platform.release_token_reservation(uuid, uuid)
+revoke execute on function platform.release_token_reservation(uuid, uuid, uuid)
   from public, anon, authenticated, service_role;
-grant execute on function platform.release_token_reservation(uuid, uuid) to authenticated, service_role;
+grant execute on function platform.release_token_reservation(uuid, uuid, uuid) to authenticated, service_role;
 
 -- POST /rpc/release_expired_reservations: the scheduled job's sweep (service
 -- role). Returns how many holds and tokens went back to their users.

@@ -116,8 +116,9 @@ select results_eq(
 select is((select balance_after from platform.token_usage where user_id = :'alice' and idempotency_key = 'evt-overdraw'),
   -500::bigint, 'the ledger row keeps the negative balance after it');
 select tests.authenticate_as(:'alice');
-select is(platform.record_token_usage('gpt-4o-mini', 0, 0, 'evt-zero') -> 'exhausted', 'true'::jsonb,
-  'a zero-token event is accepted and still reports exhaustion while the balance is not positive');
+select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 0, 0, 'evt-zero')$$,
+  'PT422', 'prompt_tokens + completion_tokens must be at least 1',
+  'a zero-token event is refused: it would only add a row');
 
 -- ---------------------------------------------------------------------------
 -- Projects and sessions must be the caller's.
@@ -172,13 +173,13 @@ select throws_ok(format($$select platform.record_token_usage('gpt-4o-mini', 1, 1
 select lives_ok(format($$select platform.record_token_usage('gpt-4o-mini', 1, 1, %L)$$, repeat('k', 255)),
   'a 255-character idempotency key is accepted');
 select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-meta', p_metadata => '[1, 2]')$$,
-  'PT422', 'metadata must be a JSON object of at most 8 KiB', 'metadata that is not an object is refused');
+  'PT422', 'metadata must be a JSON object of at most 8192 bytes as JSON text', 'metadata that is not an object is refused');
 select is(tests.refusal_code($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-meta', p_metadata => '[1, 2]')$$),
   'invalid_metadata', 'bad metadata carries the code invalid_metadata');
 select throws_ok(
   format($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'evt-meta', p_metadata => %L)$$,
     jsonb_build_object('blob', repeat('x', 9000))),
-  'PT422', 'metadata must be a JSON object of at most 8 KiB', 'metadata over 8 KiB is refused');
+  'PT422', 'metadata must be a JSON object of at most 8192 bytes as JSON text', 'metadata over 8 KiB is refused');
 select throws_ok($$select platform.record_token_usage('no-such-model', 1, 1, 'evt-model')$$,
   'PT422', 'unknown model ''no-such-model''', 'an unknown model is refused');
 select is(tests.refusal_code($$select platform.record_token_usage('no-such-model', 1, 1, 'evt-model')$$),

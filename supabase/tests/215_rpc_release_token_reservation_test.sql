@@ -1,8 +1,10 @@
 -- platform.release_token_reservation: gives a hold back before it expires.
 -- Releasing a hold that is no longer active answers its status and changes
--- nothing; a hold the caller does not own is unknown to them.
+-- nothing; a hold the caller does not own is unknown to them; a hold of the
+-- same user taken by another caller (another API key, or a key when the user
+-- releases with their token, or the reverse) is refused with 403.
 begin;
-select plan(26);
+select plan(34);
 
 select tests.create_user('alice@example.test') as alice \gset
 select tests.create_user('bob@example.test') as bob \gset
@@ -11,6 +13,9 @@ select tests.create_user('adam@example.test', 'admin') as adam \gset
 select tests.grant_tokens(:'alice', 1000);
 select tests.grant_tokens(:'bob', 1000);
 select tests.grant_tokens(:'vera', 1000);
+insert into platform.api_keys (id, user_id, name, prefix, secret_hash) values
+  ('a1000000-0000-4000-8000-000000000001', :'alice', 'server one', 'cds_rel00001', repeat('1', 64)),
+  ('a1000000-0000-4000-8000-000000000002', :'alice', 'server two', 'cds_rel00002', repeat('2', 64));
 
 select tests.authenticate_as(:'alice');
 select platform.reserve_tokens(300) ->> 'reservation_id' as hold \gset
@@ -107,6 +112,40 @@ select is(platform.release_token_reservation(:'svc_hold', :'alice'),
 select tests.clear_authentication();
 select is((select reserved from platform.token_balances where user_id = :'alice'), 0::bigint,
   'the released hold leaves reserved');
+
+-- ---------------------------------------------------------------------------
+-- Only the caller that took a hold releases it early.
+select tests.authenticate_as_service_role();
+select platform.reserve_tokens(10, 60, :'alice', 'a1000000-0000-4000-8000-000000000001') ->> 'reservation_id'
+  as key_hold \gset
+select throws_ok(format($$select platform.release_token_reservation(%L, %L, %L)$$,
+    :'key_hold', :'alice', 'a1000000-0000-4000-8000-000000000002'),
+  'PT403', 'only the caller that took this hold may release it early',
+  'another API key of the same user may not release a hold taken with a key');
+select is(tests.refusal_code(format($$select platform.release_token_reservation(%L, %L, %L)$$,
+    :'key_hold', :'alice', 'a1000000-0000-4000-8000-000000000002')),
+  'not_reservation_holder', 'a hold taken by another caller carries the code not_reservation_holder');
+select throws_ok(format($$select platform.release_token_reservation(%L, %L)$$, :'key_hold', :'alice'),
+  'PT403', 'only the caller that took this hold may release it early',
+  'the service role naming no key may not release a hold taken with a key');
+select tests.authenticate_as(:'alice');
+select throws_ok(format($$select platform.release_token_reservation(%L)$$, :'key_hold'),
+  'PT403', 'only the caller that took this hold may release it early',
+  'the user''s own token may not release a hold taken with one of their keys');
+select platform.reserve_tokens(20) ->> 'reservation_id' as token_hold \gset
+select tests.authenticate_as_service_role();
+select throws_ok(format($$select platform.release_token_reservation(%L, %L, %L)$$,
+    :'token_hold', :'alice', 'a1000000-0000-4000-8000-000000000001'),
+  'PT403', 'only the caller that took this hold may release it early',
+  'an API key may not release a hold taken with the user''s token');
+select is((select count(*) from platform.token_reservations where id in (:'key_hold', :'token_hold') and status = 'active'),
+  2::bigint, 'refused releases leave both holds active');
+select is(platform.release_token_reservation(:'key_hold', :'alice', 'a1000000-0000-4000-8000-000000000001') -> 'released_tokens',
+  '10'::jsonb, 'the key that took a hold releases it');
+select tests.authenticate_as(:'alice');
+select is(platform.release_token_reservation(:'token_hold') -> 'released_tokens',
+  '20'::jsonb, 'the user''s token releases a hold taken with their token');
+select tests.clear_authentication();
 
 -- A viewer may give back a hold (releasing spends nothing).
 select tests.authenticate_as(:'vera');

@@ -5,11 +5,11 @@ select plan(6);
 select tests.create_user('lister@example.com') as lister \gset
 select tests.create_user('other@example.com') as other \gset
 
-select tests.authenticate_as(:'lister');
-select platform.create_api_key('first', 'cds_aaaaaaa1', repeat('a', 64));
-select platform.create_api_key('second', 'cds_aaaaaaa2', repeat('b', 64));
-select tests.authenticate_as(:'other');
-select platform.create_api_key('theirs', 'cds_bbbbbbb1', repeat('c', 64));
+-- Keys are created as POST /v1/api-keys does: the service role naming the user.
+select tests.authenticate_as_service_role();
+select platform.create_api_key('first', 'cds_aaaaaaa1', repeat('a', 64), p_user_id => :'lister');
+select platform.create_api_key('second', 'cds_aaaaaaa2', repeat('b', 64), p_user_id => :'lister');
+select platform.create_api_key('theirs', 'cds_bbbbbbb1', repeat('c', 64), p_user_id => :'other');
 
 -- One transaction has one now(): age the first key so the order is observable.
 select tests.clear_authentication();

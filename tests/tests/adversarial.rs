@@ -454,6 +454,10 @@ struct Fixtures {
     write_key: String,
     revoked_key: String,
     expired_key: String,
+    /// An active hold of `user` taken with another API key of theirs.
+    key_hold: String,
+    /// An active hold of `user` taken with their own token.
+    token_hold: String,
     ec: KeyPair,
     rsa: KeyPair,
     unpublished: KeyPair,
@@ -488,6 +492,18 @@ fn fixtures() -> Fixtures {
         .expect("expiring a key");
     assert_eq!(changed, 1);
 
+    let (_, holder_key) = new_key(&user, &["usage:write"]);
+    let hold = |bearer: &str| {
+        let held = reserve(bearer, 10, Some(3600));
+        assert_eq!(held.status, 201, "holding: {}", held.body);
+        held.json()["reservation_id"]
+            .as_str()
+            .expect("a reservation id")
+            .to_string()
+    };
+    let key_hold = hold(&holder_key);
+    let token_hold = hold(&user.token);
+
     let kid = |label: &str| format!("adv-{label}-{}", &random_uuid()[..8]);
     let ec = KeyPair::generate("ES256", &kid("ec"));
     let rsa = KeyPair::generate("RS256", &kid("rsa"));
@@ -513,6 +529,8 @@ fn fixtures() -> Fixtures {
         write_key,
         revoked_key,
         expired_key,
+        key_hold,
+        token_hold,
         ec,
         rsa,
         unpublished,
@@ -552,6 +570,20 @@ fn usage_input_cases(t: &mut Table, f: &Fixtures) {
             b"{\"model\":\"\xff\xfe\",\"prompt_tokens\":1,\"completion_tokens\":1}".to_vec(),
         ),
         Refused(400, "invalid_json"),
+    );
+    t.add(
+        "usage: zero tokens",
+        usage(f).json(&event_with(
+            json!({"prompt_tokens": 0, "completion_tokens": 0}),
+        )),
+        Refused(422, "invalid_field"),
+    );
+    t.add(
+        "usage: zero tokens, queued",
+        usage(f).header("prefer", "respond-async").json(&event_with(
+            json!({"prompt_tokens": 0, "completion_tokens": 0}),
+        )),
+        Refused(422, "invalid_field"),
     );
     t.add(
         "usage: a JSON array instead of an object",
@@ -848,6 +880,11 @@ fn batch_cases(t: &mut Table, f: &Fixtures) {
             json!({"project_id": "00000000-0000-0000-0000-000000000000' or '1'='1"}),
             "invalid_field",
         ),
+        (
+            "zero tokens",
+            json!({"prompt_tokens": 0, "completion_tokens": 0}),
+            "invalid_field",
+        ),
     ];
     for (label, fields, code) in per_event {
         t.add(
@@ -880,6 +917,34 @@ fn other_usage_cases(t: &mut Table, f: &Fixtures) {
         "reservation: release of an id with SQL in it",
         req("DELETE", "/v1/usage/reservations/1'%20or%20'1'='1").bearer(&f.user.token),
         Refused(404, "not_found"),
+    );
+    t.add(
+        "reservation: another API key releases a hold taken with a key",
+        req("DELETE", &format!("/v1/usage/reservations/{}", f.key_hold)).bearer(&f.write_key),
+        Refused(403, "not_reservation_holder"),
+    );
+    t.add(
+        "reservation: the user's token releases a hold taken with a key",
+        req("DELETE", &format!("/v1/usage/reservations/{}", f.key_hold)).bearer(&f.user.token),
+        Refused(403, "not_reservation_holder"),
+    );
+    t.add(
+        "reservation: an API key releases a hold taken with the user's token",
+        req(
+            "DELETE",
+            &format!("/v1/usage/reservations/{}", f.token_hold),
+        )
+        .bearer(&f.write_key),
+        Refused(403, "not_reservation_holder"),
+    );
+    t.add(
+        "reservation: another user releases a hold",
+        req(
+            "DELETE",
+            &format!("/v1/usage/reservations/{}", f.token_hold),
+        )
+        .bearer(&f.victim.token),
+        Refused(404, "unknown_reservation"),
     );
     t.add(
         "event status: NUL in the key",
@@ -1106,6 +1171,16 @@ fn api_key_cases(t: &mut Table, f: &Fixtures) {
     t.add(
         "api key: expired",
         as_key(&f.expired_key),
+        Refused(401, "api_key_expired"),
+    );
+    t.add(
+        "api key: revoked, usage queued",
+        as_key(&f.revoked_key).header("prefer", "respond-async"),
+        Refused(401, "api_key_revoked"),
+    );
+    t.add(
+        "api key: expired, usage queued",
+        as_key(&f.expired_key).header("prefer", "respond-async"),
         Refused(401, "api_key_expired"),
     );
     t.add(

@@ -222,6 +222,11 @@ fn a_user_cannot_reach_another_users_data_through_the_rest_layer() {
         // Functions only the service role may execute: PostgreSQL's
         // permission error, which PostgREST answers 403 to a signed-in role.
         ("mirror_auth_user", json!({"p_id": a, "p_role": "admin"}), 403, "42501", ""),
+        // Key material of the caller's choosing (a guessable secret).
+        ("create_api_key", json!({"p_name": "chosen", "p_prefix": "cds_chosen01",
+            "p_secret_hash": "a".repeat(64)}), 403, "42501", ""),
+        ("create_api_key", json!({"p_name": "chosen", "p_prefix": "cds_chosen02",
+            "p_secret_hash": "b".repeat(64), "p_user_id": v}), 403, "42501", ""),
         ("resolve_api_key", json!({"p_prefix": "cds_00000000", "p_secret_hash": "00"}), 403, "42501", ""),
         ("record_queued_usage", json!({"p_messages": message}), 403, "42501", ""),
         ("record_usage_dead_letters", json!({"p_messages": message, "p_reason": "x"}), 403, "42501", ""),

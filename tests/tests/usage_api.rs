@@ -458,6 +458,55 @@ fn a_reservation_holds_tokens_until_released() {
     assert_eq!(reserve(&user.token, 500, None).status, 201);
 }
 
+/// A hold is released early only by the caller that took it: the same API
+/// key, or the user's own token; another caller of the same user gets 403.
+#[test]
+fn only_the_caller_that_took_a_hold_releases_it_early() {
+    let user = User::with_tokens(1_000);
+    let key = user.api_key(&["usage:write"]);
+    let other_key = user.api_key(&["usage:write"]);
+    let hold = |bearer: &str| {
+        let held = reserve(bearer, 100, None);
+        assert_eq!(held.status, 201, "{}", held.body);
+        held.json()["reservation_id"]
+            .as_str()
+            .expect("reservation_id")
+            .to_string()
+    };
+    let release = |id: &str, bearer: &str| {
+        call(
+            "DELETE",
+            &format!("/v1/usage/reservations/{id}"),
+            Some(bearer),
+            &[],
+            None,
+        )
+    };
+
+    let key_hold = hold(&key);
+    assert_refused(
+        &release(&key_hold, &other_key),
+        403,
+        "not_reservation_holder",
+    );
+    assert_refused(
+        &release(&key_hold, &user.token),
+        403,
+        "not_reservation_holder",
+    );
+    assert_eq!(user.reservation_status(&key_hold), "active");
+    let released = release(&key_hold, &key);
+    assert_eq!(released.status, 200, "{}", released.body);
+    assert_eq!(released.json()["released_tokens"], 100);
+
+    let token_hold = hold(&user.token);
+    assert_refused(&release(&token_hold, &key), 403, "not_reservation_holder");
+    assert_eq!(user.reservation_status(&token_hold), "active");
+    let released = release(&token_hold, &user.token);
+    assert_eq!(released.status, 200, "{}", released.body);
+    assert_eq!(user.balance().reserved, 0);
+}
+
 #[test]
 fn releasing_a_reservation_that_is_not_the_callers_is_a_404() {
     let owner = User::with_tokens(1_000);

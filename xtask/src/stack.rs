@@ -166,7 +166,8 @@ impl Stack {
     }
 
     /// An API key for the demo user, created the way `POST /v1/api-keys`
-    /// does: the database gets the prefix and the hash, the banner the key.
+    /// does: the key generated here, stored by the service role naming the
+    /// user; the database gets the prefix and the hash, the banner the key.
     fn create_demo_api_key(&self, user_id: &str) -> Result<String> {
         let mut random = [0u8; 36];
         getrandom::getrandom(&mut random).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
@@ -175,10 +176,10 @@ impl Stack {
             &self.pg,
             &self.profile.admin_db_url(),
             &format!(
-                "begin; set local role authenticated; \
-                 select set_config('request.jwt.claims', \
-                   '{{\"sub\": \"{user_id}\", \"role\": \"authenticated\"}}', true); \
-                 select platform.create_api_key('local demo key', '{}', '{}'); commit;",
+                "begin; set local role service_role; \
+                 select set_config('request.jwt.claims', '{{\"role\": \"service_role\"}}', true); \
+                 select platform.create_api_key('local demo key', '{}', '{}', \
+                   p_user_id => '{user_id}'); commit;",
                 key.prefix, key.secret_hash_hex
             ),
         )?;

@@ -1,7 +1,9 @@
 //! API keys for LLM servers, managed by their signed-in owner.
 //!
 //! - `POST /v1/api-keys` `{"name", "scopes"?, "expires_at"?}` → 201 with the
-//!   full key, shown this once; the database keeps only its hash.
+//!   full key, shown this once; the database keeps only its hash. The edge
+//!   generates the key and stores it as the service role naming the user:
+//!   nobody else may choose key material.
 //! - `GET /v1/api-keys` → the caller's keys, without secrets.
 //! - `DELETE /v1/api-keys/{id}` → revokes one.
 
@@ -39,7 +41,18 @@ pub async fn create(req: &Request, body: &[u8], config: &Config) -> Result<Respo
     if let Some(scopes) = input.scopes {
         args["p_scopes"] = serde_json::json!(scopes);
     }
-    let mut created = rest::rpc(&rpc_call(config, &caller, "create_api_key", args), config).await?;
+    // create_api_key is the service role's only: a user calling it straight
+    // through the REST layer could choose their own key material. The edge,
+    // having verified the user's token, names them.
+    let (user_id, _) = caller.identity();
+    args["p_user_id"] = serde_json::json!(user_id);
+    let call = shared::postgrest::Client::new(config).rpc(
+        "platform",
+        "create_api_key",
+        &args,
+        shared::postgrest::Auth::ServiceRole,
+    );
+    let mut created = rest::rpc(&call, config).await?;
     created["key"] = serde_json::Value::String(key.full_key.clone());
     Ok(respond::json(201, &created))
 }

@@ -3,7 +3,8 @@
 //! - `POST /v1/usage`: one event, idempotent (`Idempotency-Key`); 201.
 //! - `POST /v1/usage/batch`: up to 1000 events, one result each; 200.
 //! - `POST /v1/usage/reservations`: hold tokens before an LLM call; 201 or 402.
-//! - `DELETE /v1/usage/reservations/{id}`: give a hold back early.
+//! - `DELETE /v1/usage/reservations/{id}`: give a hold back early; only the
+//!   caller that took it (the same API key, or the user's own token) may.
 //! - `GET /v1/usage/overview?from=&to=&user_id=`: balance and totals.
 //! - `GET /v1/usage/events/{key}`: queued, recorded or rejected.
 //!
@@ -251,16 +252,13 @@ pub async fn release(req: &Request, id: &str, config: &Config) -> Result<Respons
     if !shared::auth::is_uuid(id) {
         return Err(ApiError::NotFound);
     }
-    let mut args = json!({ "p_reservation_id": id });
-    // release_token_reservation has no p_api_key_id: name only the owner.
-    if let Caller::ApiKey { user_id, .. } = &caller {
-        args["p_user_id"] = json!(user_id);
-    }
-    let call = Client::new(config).rpc(
-        "platform",
+    // An API key names itself: only the caller that took a hold may release
+    // it early (the same key, or the user's own token).
+    let call = call(
+        config,
+        &caller,
         "release_token_reservation",
-        &args,
-        caller.rest_auth(),
+        json!({ "p_reservation_id": id }),
     );
     let result = rest::rpc(&call, config).await?;
     Ok(respond::json(200, &result))
