@@ -194,6 +194,11 @@ async fn verify_jwt(token: &str, config: &Config) -> Result<VerifiedClaims, ApiE
             let keys = with_jwks(config, |cache| cache.keys());
             Ok(Verifier::new(&settings, keys).verify(token, now)?)
         }
+        Err(AuthError::AlgorithmKeyMismatch) => {
+            // Answered as `invalid_signature`; the precise reason is for operators.
+            worker::console_warn!("access token refused: {}", AuthError::AlgorithmKeyMismatch);
+            Err(AuthError::AlgorithmKeyMismatch.into())
+        }
         other => Ok(other?),
     }
 }

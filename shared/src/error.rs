@@ -284,6 +284,7 @@ mod tests {
         let cases = [
             (AuthError::TokenExpired, "token_expired"),
             (AuthError::InvalidSignature, "invalid_signature"),
+            (AuthError::AlgorithmKeyMismatch, "invalid_signature"),
             (
                 AuthError::UnknownKeyId {
                     kid: "forged".into(),
