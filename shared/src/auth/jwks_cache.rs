@@ -300,8 +300,17 @@ mod tests {
     /// refreshes failed, and what a token naming `k1` gets at `now`.
     #[test]
     fn keys_are_trusted_only_up_to_the_maximum_staleness() {
-        // (case, fetched at, failures after it, now, trusted, refusal for an unknown kid)
-        let cases: &[(&str, Option<i64>, &[i64], i64, bool, (u16, &str))] = &[
+        /// (case, fetched at, failures after it, now, trusted, the refusal
+        /// for an unknown kid)
+        type Case = (
+            &'static str,
+            Option<i64>,
+            &'static [i64],
+            i64,
+            bool,
+            (u16, &'static str),
+        );
+        let cases: &[Case] = &[
             (
                 "fresh keys",
                 Some(T0),
