@@ -168,7 +168,7 @@ impl Stack {
     /// An API key for the demo user, created the way `POST /v1/api-keys`
     /// does: the database gets the prefix and the hash, the banner the key.
     fn create_demo_api_key(&self, user_id: &str) -> Result<String> {
-        let mut random = [0u8; 36];
+        let mut random = [0u8; shared::auth::api_key::RANDOM_BYTES];
         getrandom::getrandom(&mut random).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
         let key = shared::auth::ApiKey::generate(random);
         postgres::execute(
