@@ -251,16 +251,19 @@ create table if not exists platform.sessions (
 create index if not exists sessions_project_id_idx on platform.sessions (project_id);
 create index if not exists sessions_user_id_idx on platform.sessions (user_id);
 
--- A key is `cds_<8 chars>_<secret>`. Only the visible prefix and the SHA-256 of
--- the secret are stored; the secret itself is shown once at creation and never
--- reaches the database.
+-- A key is `cds_<id>_<secret>`, the id 24 characters (96 random bits, so two
+-- keys never share a prefix in practice; should it happen, the insert fails on
+-- `api_keys_prefix_key` and the edge answers 409 `api_key_id_taken`, to retry).
+-- Only the visible prefix and the SHA-256 of the secret are stored; the secret
+-- itself is shown once at creation and never reaches the database.
 create table if not exists platform.api_keys (
   id uuid primary key default gen_random_uuid(),
   user_id uuid not null references platform.users (id) on delete cascade,
   name text not null
     constraint api_keys_name_length check (length(name) between 1 and 100),
-  prefix text not null unique
-    constraint api_keys_prefix_format check (prefix ~ '^cds_[0-9a-z]{8}$'),
+  prefix text not null
+    constraint api_keys_prefix_key unique
+    constraint api_keys_prefix_format check (prefix ~ '^cds_[0-9a-z]{24}$'),
   secret_hash text not null unique
     constraint api_keys_secret_hash_format check (secret_hash ~ '^[0-9a-f]{64}$'),
   scopes text[] not null default array['usage:write']
@@ -1138,7 +1141,7 @@ begin
   if p_name is null or length(trim(p_name)) not between 1 and 100 then
     perform platform.fail('PT422', 'invalid_name', 'name must be 1 to 100 characters');
   end if;
-  if p_prefix is null or p_prefix !~ '^cds_[0-9a-z]{8}$' or p_secret_hash is null or p_secret_hash !~ '^[0-9a-f]{64}$' then
+  if p_prefix is null or p_prefix !~ '^cds_[0-9a-z]{24}$' or p_secret_hash is null or p_secret_hash !~ '^[0-9a-f]{64}$' then
     perform platform.fail('PT422', 'invalid_api_key_material', 'prefix or secret hash is malformed');
   end if;
   if p_scopes is null or cardinality(p_scopes) = 0 or not (p_scopes <@ array['usage:write', 'usage:read']) then

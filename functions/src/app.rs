@@ -4,6 +4,7 @@
 
 use crate::incoming::header;
 use crate::{env_config, handlers, respond, telemetry};
+use futures_util::StreamExt;
 use shared::routes::{Endpoint, Router};
 use shared::{cors, http, ApiError, Config};
 use std::cell::OnceCell;
@@ -130,17 +131,24 @@ fn wants_deep_check(req: &Request) -> bool {
         .any(|(k, v)| k == "deep" && v == "1")
 }
 
-/// The raw body of a request that may carry one, refused past `limit` bytes
-/// (a chunked upload declares no length, so the read length is checked too).
+/// The raw body of a request that may carry one, read from its stream chunk
+/// by chunk and refused with 413 as soon as more than `limit` bytes have
+/// arrived (a chunked upload declares no length). Reading stops there and the
+/// stream is cancelled, so nothing past the limit is buffered
+/// (`shared::http::BoundedBody`), however much the caller goes on sending.
 async fn read_body(req: &mut Request, method: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
-    if matches!(method, "GET" | "HEAD" | "OPTIONS") {
+    if matches!(method, "GET" | "HEAD" | "OPTIONS") || req.inner().body().is_none() {
         return Ok(Vec::new());
     }
-    let body = req.bytes().await.map_err(|e| ApiError::InvalidJson {
+    let unreadable = |e: worker::Error| ApiError::InvalidJson {
         reason: format!("the request body could not be read: {e}"),
-    })?;
-    http::check_read_length(&body, limit)?;
-    Ok(body)
+    };
+    let mut stream = req.stream().map_err(unreadable)?;
+    let mut body = http::BoundedBody::new(limit);
+    while let Some(chunk) = stream.next().await {
+        body.push(&chunk.map_err(unreadable)?)?;
+    }
+    Ok(body.into_bytes())
 }
 
 /// The caller's `x-request-id` when it is plain, else a fresh random one.

@@ -100,6 +100,7 @@ fn with_jwks<T>(config: &Config, f: impl FnOnce(&mut JwksCache) -> T) -> T {
         let cache = slot.get_or_insert_with(|| {
             JwksCache::new(CachePolicy {
                 min_interval_secs: i64::from(config.jwks_min_refetch_secs),
+                max_stale_secs: i64::from(config.jwks_max_stale_secs),
                 ..CachePolicy::default()
             })
         });
@@ -182,23 +183,40 @@ async fn verify_jwt(token: &str, config: &Config) -> Result<VerifiedClaims, ApiE
     if stale {
         refresh_jwks(config, now).await;
     }
-    let keys = with_jwks(config, |cache| cache.keys());
+    // Keys no refresh has vouched for within `JWKS_MAX_STALE_SECS` are not
+    // offered at all: a token naming one lands in the unknown-`kid` path.
+    let keys = with_jwks(config, |cache| cache.trusted_keys(now));
     match Verifier::new(&settings, keys).verify(token, now) {
         Err(AuthError::UnknownKeyId { kid }) => {
             // Key rotation: fetch once, within the floor interval, and retry.
             let fetch = with_jwks(config, |cache| cache.decide(now, Some(&kid)));
             if fetch == Fetch::NotNeeded {
-                return Err(AuthError::UnknownKeyId { kid }.into());
+                return Err(with_jwks(config, |cache| {
+                    cache.unknown_key_refusal(now, kid)
+                }));
             }
             refresh_jwks(config, now).await;
-            let keys = with_jwks(config, |cache| cache.keys());
-            Ok(Verifier::new(&settings, keys).verify(token, now)?)
+            let keys = with_jwks(config, |cache| cache.trusted_keys(now));
+            match Verifier::new(&settings, keys).verify(token, now) {
+                // Still unknown: the token's fault (401) while the keys are
+                // trusted, the keys' (503, fail closed) when they are not.
+                Err(AuthError::UnknownKeyId { kid }) => Err(with_jwks(config, |cache| {
+                    cache.unknown_key_refusal(now, kid)
+                })),
+                other => Ok(other?),
+            }
+        }
+        Err(AuthError::AlgorithmKeyMismatch) => {
+            // Answered as `invalid_signature`; the precise reason is for operators.
+            worker::console_warn!("access token refused: {}", AuthError::AlgorithmKeyMismatch);
+            Err(AuthError::AlgorithmKeyMismatch.into())
         }
         other => Ok(other?),
     }
 }
 
-/// Fetches the project's JWKS into the cache; a failure keeps the old keys.
+/// Fetches the project's JWKS into the cache; a failure keeps the old keys
+/// (trusted until they are older than `JWKS_MAX_STALE_SECS`).
 async fn refresh_jwks(config: &Config, now: i64) {
     let call = shared::postgrest::HttpCall {
         method: "GET",

@@ -38,6 +38,8 @@ pub mod names {
     /// `developer` (default) or `viewer`: the role a new user starts with.
     pub const DEFAULT_USER_ROLE: &str = "DEFAULT_USER_ROLE";
     pub const JWKS_MIN_REFETCH_SECS: &str = "JWKS_MIN_REFETCH_SECS";
+    /// How long JWKS keys stay trusted when every refresh fails.
+    pub const JWKS_MAX_STALE_SECS: &str = "JWKS_MAX_STALE_SECS";
     pub const METRICS_TOKEN: &str = "METRICS_TOKEN";
 }
 
@@ -77,6 +79,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 /// Default floor between JWKS fetches: a flood of tokens with forged key ids
 /// costs the auth server at most one fetch per isolate per interval.
 pub const DEFAULT_JWKS_MIN_REFETCH_SECS: u32 = 30;
+/// Default time the keys of the last successful JWKS fetch stay trusted while
+/// every refresh fails; past it, asymmetric tokens get 503 `jwks_unavailable`.
+pub const DEFAULT_JWKS_MAX_STALE_SECS: u32 = 3600;
 /// Default time the edge waits for the REST layer before answering 503.
 pub const DEFAULT_REST_TIMEOUT_MS: u32 = 5_000;
 
@@ -105,6 +110,8 @@ pub struct Config {
     pub default_user_role: UserRole,
     /// The floor between two JWKS fetches triggered by unknown key ids.
     pub jwks_min_refetch_secs: u32,
+    /// How long the last fetched JWKS stays trusted while refreshes fail.
+    pub jwks_max_stale_secs: u32,
     /// A bearer token a Prometheus scraper presents for `GET /v1/metrics`.
     pub metrics_token: Option<String>,
 }
@@ -126,6 +133,7 @@ impl fmt::Debug for Config {
             .field("signup_policy", &self.signup_policy)
             .field("default_user_role", &self.default_user_role)
             .field("jwks_min_refetch_secs", &self.jwks_min_refetch_secs)
+            .field("jwks_max_stale_secs", &self.jwks_max_stale_secs)
             .field(
                 "metrics_token",
                 &self.metrics_token.as_ref().map(|_| "<redacted>"),
@@ -276,6 +284,12 @@ impl Config {
             DEFAULT_JWKS_MIN_REFETCH_SECS,
             1..=3600,
         )?;
+        let jwks_max_stale_secs = optional_number(
+            &lookup,
+            names::JWKS_MAX_STALE_SECS,
+            DEFAULT_JWKS_MAX_STALE_SECS,
+            60..=7 * 86_400,
+        )?;
         let metrics_token = optional_secret(&lookup, names::METRICS_TOKEN)?;
         Ok(Config {
             supabase_url,
@@ -291,6 +305,7 @@ impl Config {
             signup_policy,
             default_user_role,
             jwks_min_refetch_secs,
+            jwks_max_stale_secs,
             metrics_token,
         })
     }
@@ -661,6 +676,7 @@ mod tests {
         assert_eq!(config.signup_policy, SignupPolicy::default());
         assert_eq!(config.default_user_role, UserRole::Developer);
         assert_eq!(config.jwt_issuers, vec!["http://127.0.0.1:54321/auth/v1"]);
+        assert_eq!(config.jwks_max_stale_secs, 3600);
         assert_eq!(
             config.jwks_url(),
             "http://127.0.0.1:54321/auth/v1/.well-known/jwks.json"
@@ -676,8 +692,10 @@ mod tests {
             ("SIGNUP_ALLOWED_DOMAINS", "Example.com, partner.io"),
             ("SIGNUP_BLOCKED_DOMAINS", "mailinator.com"),
             ("DEFAULT_USER_ROLE", "Viewer"),
+            ("JWKS_MAX_STALE_SECS", "900"),
         ])
         .unwrap();
+        assert_eq!(config.jwks_max_stale_secs, 900);
         assert_eq!(config.jwt_secret.as_deref(), Some(JWT_SECRET));
         assert_eq!(
             config.auth_hook_secret,
@@ -712,6 +730,10 @@ mod tests {
             ("SIGNUP_ALLOWED_DOMAINS", "example.com, not a domain"),
             ("SIGNUP_BLOCKED_DOMAINS", "localhost"),
             ("DEFAULT_USER_ROLE", "admin"),
+            // Under a minute would refetch constantly; over a week trusts a
+            // revoked key too long.
+            ("JWKS_MAX_STALE_SECS", "59"),
+            ("JWKS_MAX_STALE_SECS", "604801"),
         ];
         for &(name, value) in cases {
             let err = with_extra(&[(name, value)]).unwrap_err();

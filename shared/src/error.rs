@@ -65,6 +65,12 @@ pub enum ApiError {
     #[error("the database is temporarily unavailable")]
     Unavailable { retry_after_secs: u32 },
 
+    /// An asymmetric token cannot be checked: the project's signing keys
+    /// could not be fetched for longer than `JWKS_MAX_STALE_SECS`, so the
+    /// edge no longer trusts the ones it holds.
+    #[error("the signing keys are temporarily unavailable")]
+    JwksUnavailable { retry_after_secs: u32 },
+
     /// The REST layer answered something we did not expect: a missing function,
     /// a refused service key, an unexpected body. A deployment problem, not the
     /// caller's.
@@ -108,6 +114,7 @@ impl ApiError {
             | ApiError::Unprocessable { code, .. } => code,
             ApiError::Rejected { code, .. } => code,
             ApiError::Unavailable { .. } => "database_unavailable",
+            ApiError::JwksUnavailable { .. } => "jwks_unavailable",
             ApiError::Upstream { .. } => "upstream_error",
             ApiError::SchemaNotExposed { .. } => "schema_not_exposed",
             ApiError::RpcMissing { .. } => "rpc_missing",
@@ -130,7 +137,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => 403,
             ApiError::Unprocessable { .. } => 422,
             ApiError::Rejected { status, .. } => *status,
-            ApiError::Unavailable { .. } => 503,
+            ApiError::Unavailable { .. } | ApiError::JwksUnavailable { .. } => 503,
             // The REST layer answered, but the project behind it is not set
             // up for this edge: a fault upstream of the Worker, as for
             // `Upstream`; not 503, since waiting does not fix it.
@@ -147,7 +154,8 @@ impl ApiError {
         match self {
             ApiError::MethodNotAllowed { allowed } => vec![("allow", allowed.join(", "))],
             ApiError::Unauthorized { .. } => vec![("www-authenticate", "Bearer".to_string())],
-            ApiError::Unavailable { retry_after_secs } => {
+            ApiError::Unavailable { retry_after_secs }
+            | ApiError::JwksUnavailable { retry_after_secs } => {
                 vec![("retry-after", retry_after_secs.to_string())]
             }
             _ => Vec::new(),
@@ -284,6 +292,7 @@ mod tests {
         let cases = [
             (AuthError::TokenExpired, "token_expired"),
             (AuthError::InvalidSignature, "invalid_signature"),
+            (AuthError::AlgorithmKeyMismatch, "invalid_signature"),
             (
                 AuthError::UnknownKeyId {
                     kid: "forged".into(),

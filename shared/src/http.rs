@@ -12,12 +12,43 @@ pub fn check_declared_length(content_length: Option<&str>, limit: usize) -> Resu
     }
 }
 
-/// Refuses a body that turned out over the limit (chunked uploads declare no length).
-pub fn check_read_length(body: &[u8], limit: usize) -> Result<(), ApiError> {
-    if body.len() > limit {
-        return Err(ApiError::PayloadTooLarge { limit });
+/// A request body read chunk by chunk, refused as soon as more than `limit`
+/// bytes have arrived.
+///
+/// A chunked upload declares no length, so [`check_declared_length`] cannot
+/// judge it; the Worker feeds each chunk of the body stream to
+/// [`push`](Self::push) and stops reading at the first refusal. A chunk that
+/// would cross the limit is refused before it is copied, so memory stays
+/// bounded by `limit` plus the one chunk in hand, however large the body the
+/// caller goes on sending.
+#[derive(Debug)]
+pub struct BoundedBody {
+    limit: usize,
+    bytes: Vec<u8>,
+}
+
+impl BoundedBody {
+    pub fn new(limit: usize) -> Self {
+        BoundedBody {
+            limit,
+            bytes: Vec::new(),
+        }
     }
-    Ok(())
+
+    /// Takes the next chunk, or refuses the body with 413 `payload_too_large`
+    /// (the answer a declared oversize gets) when it would pass the limit.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        if chunk.len() > self.limit - self.bytes.len() {
+            return Err(ApiError::PayloadTooLarge { limit: self.limit });
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// The whole body, at most `limit` bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
 }
 
 /// Parses a JSON request body, insisting on `application/json`.
@@ -82,9 +113,47 @@ mod tests {
     }
 
     #[test]
-    fn read_length_over_limit_is_refused() {
-        assert!(check_read_length(&[0; 11], 10).is_err());
-        assert!(check_read_length(&[0; 10], 10).is_ok());
+    fn a_streamed_body_is_refused_at_the_first_chunk_past_the_limit() {
+        // (case, chunk sizes, limit, chunks taken before the refusal or None)
+        let cases: &[(&str, &[usize], usize, Option<usize>)] = &[
+            ("no chunks", &[], 10, None),
+            ("exactly the limit", &[4, 6], 10, None),
+            ("empty chunks", &[0, 10, 0], 10, None),
+            ("one byte over", &[4, 7], 10, Some(1)),
+            ("one chunk far over", &[1 << 20], 10, Some(0)),
+            ("a zero limit takes only empty chunks", &[0, 1], 0, Some(1)),
+        ];
+        for (case, chunks, limit, refused_after) in cases {
+            let mut body = BoundedBody::new(*limit);
+            let mut outcome = None;
+            for (taken, len) in chunks.iter().enumerate() {
+                if let Err(err) = body.push(&vec![7; *len]) {
+                    assert_eq!((err.status(), err.code()), (413, "payload_too_large"));
+                    outcome = Some(taken);
+                    break;
+                }
+            }
+            assert_eq!(outcome, *refused_after, "{case}");
+            let kept = body.into_bytes().len();
+            assert!(kept <= *limit, "{case}: kept {kept} bytes");
+            if refused_after.is_none() {
+                assert_eq!(kept, chunks.iter().sum::<usize>(), "{case}");
+            }
+        }
+    }
+
+    /// A caller who never stops sending: the body refuses at the limit and
+    /// has kept no more than it, whatever is offered afterwards.
+    #[test]
+    fn nothing_past_the_limit_is_buffered() {
+        let mut body = BoundedBody::new(256 * 1024);
+        let chunk = vec![b'x'; 16 * 1024];
+        let taken = (0..4096).take_while(|_| body.push(&chunk).is_ok()).count();
+        assert_eq!(taken, 16);
+        for _ in 0..100 {
+            assert!(body.push(&chunk).is_err());
+        }
+        assert_eq!(body.into_bytes().len(), 256 * 1024);
     }
 
     #[test]

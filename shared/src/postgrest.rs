@@ -158,6 +158,10 @@ pub fn interpret_rpc(status: u16, body: &[u8]) -> Result<serde_json::Value, ApiE
     }
 }
 
+/// The unique constraint on `platform.api_keys.prefix`, as Postgres names it
+/// in a unique violation's message.
+const API_KEY_PREFIX_CONSTRAINT: &str = "\"api_keys_prefix_key\"";
+
 /// The single place where a PostgREST error becomes an edge error.
 ///
 /// Our own SQL functions refuse a request with `raise exception using
@@ -176,6 +180,15 @@ pub fn map_error(status: u16, err: &PostgrestError) -> ApiError {
             status,
             code: hint.to_string(),
             message: err.message.clone(),
+        };
+    }
+    if code == "23505" && err.message.contains(API_KEY_PREFIX_CONSTRAINT) {
+        // A new API key's random id is already taken. At 96 bits this does
+        // not happen, but should it, the caller's retry makes a new key.
+        return ApiError::Rejected {
+            status: 409,
+            code: "api_key_id_taken".into(),
+            message: "another API key has the id this one drew; send the request again".into(),
         };
     }
     if is_transient(code) || matches!(status, 503 | 504) {
@@ -308,6 +321,42 @@ mod tests {
                 (want_status, want_code),
                 "{status} {code} {hint:?}"
             );
+        }
+    }
+
+    /// A new API key whose random id is already taken is a coded 409 the
+    /// caller retries (a retry draws a new key), not a 502; any other unique
+    /// violation is still a fault of ours.
+    #[test]
+    fn a_taken_api_key_id_is_a_409_to_retry() {
+        // PostgREST passes Postgres's message and detail unchanged.
+        let cases = [
+            (
+                "duplicate key value violates unique constraint \"api_keys_prefix_key\"",
+                409,
+                "api_key_id_taken",
+            ),
+            (
+                "duplicate key value violates unique constraint \"api_keys_secret_hash_key\"",
+                502,
+                "upstream_error",
+            ),
+            (
+                "duplicate key value violates unique constraint \"users_pkey\"",
+                502,
+                "upstream_error",
+            ),
+        ];
+        for (message, want_status, want_code) in cases {
+            let mut err = error("23505", message, None);
+            err.details = Some("Key (prefix)=(cds_0123) already exists.".into());
+            let got = map_error(409, &err);
+            assert_eq!(
+                (got.status(), got.code()),
+                (want_status, want_code),
+                "{message}"
+            );
+            assert!(!got.to_string().contains("cds_0123"), "{got}");
         }
     }
 

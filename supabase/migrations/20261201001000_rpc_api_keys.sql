@@ -47,7 +47,7 @@ begin
   if p_name is null or length(trim(p_name)) not between 1 and 100 then
     perform platform.fail('PT422', 'invalid_name', 'name must be 1 to 100 characters');
   end if;
-  if p_prefix is null or p_prefix !~ '^cds_[0-9a-z]{8}$' or p_secret_hash is null or p_secret_hash !~ '^[0-9a-f]{64}$' then
+  if p_prefix is null or p_prefix !~ '^cds_[0-9a-z]{24}$' or p_secret_hash is null or p_secret_hash !~ '^[0-9a-f]{64}$' then
     perform platform.fail('PT422', 'invalid_api_key_material', 'prefix or secret hash is malformed');
   end if;
   if p_scopes is null or cardinality(p_scopes) = 0 or not (p_scopes <@ array['usage:write', 'usage:read']) then

@@ -10,10 +10,10 @@ select tests.create_user('owner@example.com') as owner \gset
 select tests.create_user('stranger@example.com') as stranger \gset
 select tests.create_user('admin@example.com', 'admin') as admin \gset
 insert into platform.api_keys (user_id, name, prefix, secret_hash)
-values (:'owner', 'owner key', 'cds_owner001', encode(extensions.digest('owner secret', 'sha256'), 'hex'))
+values (:'owner', 'owner key', 'cds_owner0010000000000000000', encode(extensions.digest('owner secret', 'sha256'), 'hex'))
 returning id as owner_key \gset
 insert into platform.api_keys (user_id, name, prefix, secret_hash)
-values (:'stranger', 'stranger key', 'cds_strngr01', encode(extensions.digest('stranger secret', 'sha256'), 'hex'))
+values (:'stranger', 'stranger key', 'cds_strngr010000000000000000', encode(extensions.digest('stranger secret', 'sha256'), 'hex'))
 returning id as stranger_key \gset
 
 -- anon -----------------------------------------------------------------------
@@ -23,7 +23,7 @@ select throws_ok($$ select count(*) from platform.api_keys $$,
   '42501', 'permission denied for table api_keys', 'anon cannot read API keys');
 select throws_ok(
   format($$ insert into platform.api_keys (user_id, name, prefix, secret_hash)
-            values (%L, 'anon key', 'cds_anon0001', repeat('a', 64)) $$, :'owner'),
+            values (%L, 'anon key', 'cds_anon00010000000000000000', repeat('a', 64)) $$, :'owner'),
   '42501', 'permission denied for table api_keys', 'anon cannot insert API keys');
 select throws_ok($$ update platform.api_keys set revoked_at = null $$,
   '42501', 'permission denied for table api_keys', 'anon cannot update API keys');
@@ -34,7 +34,7 @@ select throws_ok($$ delete from platform.api_keys $$,
 select tests.authenticate_as(:'owner');
 
 select results_eq($$ select id, name, prefix from platform.api_keys $$,
-  format($$ values (%L::uuid, 'owner key', 'cds_owner001') $$, :'owner_key'),
+  format($$ values (%L::uuid, 'owner key', 'cds_owner0010000000000000000') $$, :'owner_key'),
   'a user reads their own keys, without the hash');
 select throws_ok($$ select secret_hash from platform.api_keys $$,
   '42501', 'permission denied for table api_keys', 'a user cannot read the hash of their own key');
@@ -46,7 +46,7 @@ select throws_ok(
   '42501', 'permission denied for table api_keys', 'a user cannot probe hashes in a where clause');
 select throws_ok(
   format($$ insert into platform.api_keys (user_id, name, prefix, secret_hash)
-            values (%L, 'my own key', 'cds_mykey001', repeat('b', 64)) $$, :'owner'),
+            values (%L, 'my own key', 'cds_mykey0010000000000000000', repeat('b', 64)) $$, :'owner'),
   '42501', 'permission denied for table api_keys', 'a user cannot insert keys directly, even their own');
 select throws_ok(format('update platform.api_keys set expires_at = null, revoked_at = null where id = %L', :'owner_key'),
   '42501', 'permission denied for table api_keys', 'a user cannot update their own key directly');
@@ -62,7 +62,7 @@ select results_eq($$ select id from platform.api_keys $$, format('values (%L::uu
   'a stranger sees only their own key');
 select throws_ok(
   format($$ insert into platform.api_keys (user_id, name, prefix, secret_hash)
-            values (%L, 'planted key', 'cds_plant001', repeat('c', 64)) $$, :'owner'),
+            values (%L, 'planted key', 'cds_plant0010000000000000000', repeat('c', 64)) $$, :'owner'),
   '42501', 'permission denied for table api_keys', 'a stranger cannot plant a key on someone else');
 select throws_ok(format('update platform.api_keys set revoked_at = now() where id = %L', :'owner_key'),
   '42501', 'permission denied for table api_keys', 'a stranger cannot update someone else''s key');
@@ -78,7 +78,7 @@ select throws_ok($$ select secret_hash from platform.api_keys $$,
   '42501', 'permission denied for table api_keys', 'an admin cannot read hashes either');
 select throws_ok(
   format($$ insert into platform.api_keys (user_id, name, prefix, secret_hash)
-            values (%L, 'admin key', 'cds_admin001', repeat('d', 64)) $$, :'owner'),
+            values (%L, 'admin key', 'cds_admin0010000000000000000', repeat('d', 64)) $$, :'owner'),
   '42501', 'permission denied for table api_keys', 'an admin cannot insert keys directly');
 select throws_ok(format('update platform.api_keys set revoked_at = now() where id = %L', :'owner_key'),
   '42501', 'permission denied for table api_keys', 'an admin cannot update keys directly (revoke_api_key does)');
@@ -105,7 +105,7 @@ select is((select secret_hash from platform.api_keys where id = :'owner_key'),
   encode(extensions.digest('owner secret', 'sha256'), 'hex'), 'the service role reads hashes');
 select lives_ok(
   format($$ insert into platform.api_keys (user_id, name, prefix, secret_hash)
-            values (%L, 'service key', 'cds_servc001', repeat('e', 64)) $$, :'owner'),
+            values (%L, 'service key', 'cds_servc0010000000000000000', repeat('e', 64)) $$, :'owner'),
   'the service role inserts keys');
 select lives_ok(format('update platform.api_keys set last_used_at = now() where id = %L', :'owner_key'),
   'the service role updates keys');
@@ -113,7 +113,7 @@ select lives_ok(format('delete from platform.api_keys where id = %L', :'stranger
   'the service role deletes keys');
 
 select tests.clear_authentication();
-select is((select count(*) from platform.api_keys where prefix = 'cds_servc001'), 1::bigint,
+select is((select count(*) from platform.api_keys where prefix = 'cds_servc0010000000000000000'), 1::bigint,
   'the service role''s insert took effect');
 select isnt((select last_used_at from platform.api_keys where id = :'owner_key'), null,
   'the service role''s update took effect');

@@ -14,9 +14,9 @@ values ('10000000-0000-4000-8000-00000000a001', :'alice', 'alice project');
 insert into platform.sessions (id, project_id, user_id)
 values ('20000000-0000-4000-8000-00000000a001', '10000000-0000-4000-8000-00000000a001', :'alice');
 insert into platform.api_keys (id, user_id, name, prefix, secret_hash) values
-  ('30000000-0000-4000-8000-00000000a001', :'alice', 'alice key', 'cds_alice001',
+  ('30000000-0000-4000-8000-00000000a001', :'alice', 'alice key', 'cds_alice0010000000000000000',
    encode(extensions.digest('alice secret', 'sha256'), 'hex')),
-  ('30000000-0000-4000-8000-00000000b001', :'bob', 'bob key', 'cds_bob00001',
+  ('30000000-0000-4000-8000-00000000b001', :'bob', 'bob key', 'cds_bob000010000000000000000',
    encode(extensions.digest('bob secret', 'sha256'), 'hex'));
 
 -- One good event, a mix of bad ones, an in-batch retry and an in-batch key reuse.

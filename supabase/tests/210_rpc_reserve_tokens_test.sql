@@ -14,9 +14,9 @@ select tests.grant_tokens(:'bob', 10000);
 select tests.grant_tokens(:'carol', 100);
 select tests.grant_tokens(:'vera', 1000);
 insert into platform.api_keys (id, user_id, name, prefix, secret_hash) values
-  ('30000000-0000-4000-8000-00000000b001', :'bob', 'bob key', 'cds_bob00001',
+  ('30000000-0000-4000-8000-00000000b001', :'bob', 'bob key', 'cds_bob000010000000000000000',
    encode(extensions.digest('bob secret', 'sha256'), 'hex')),
-  ('30000000-0000-4000-8000-00000000a001', :'alice', 'alice key', 'cds_alice001',
+  ('30000000-0000-4000-8000-00000000a001', :'alice', 'alice key', 'cds_alice0010000000000000000',
    encode(extensions.digest('alice secret', 'sha256'), 'hex'));
 
 -- ---------------------------------------------------------------------------

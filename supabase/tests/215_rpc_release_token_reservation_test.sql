@@ -14,8 +14,8 @@ select tests.grant_tokens(:'alice', 1000);
 select tests.grant_tokens(:'bob', 1000);
 select tests.grant_tokens(:'vera', 1000);
 insert into platform.api_keys (id, user_id, name, prefix, secret_hash) values
-  ('a1000000-0000-4000-8000-000000000001', :'alice', 'server one', 'cds_rel00001', repeat('1', 64)),
-  ('a1000000-0000-4000-8000-000000000002', :'alice', 'server two', 'cds_rel00002', repeat('2', 64));
+  ('a1000000-0000-4000-8000-000000000001', :'alice', 'server one', 'cds_rel000010000000000000000', repeat('1', 64)),
+  ('a1000000-0000-4000-8000-000000000002', :'alice', 'server two', 'cds_rel000020000000000000000', repeat('2', 64));
 
 select tests.authenticate_as(:'alice');
 select platform.reserve_tokens(300) ->> 'reservation_id' as hold \gset

@@ -8,13 +8,13 @@ select tests.create_user('bob@example.test') as bob \gset
 select tests.create_user('vera@example.test', 'viewer') as vera \gset
 select tests.create_user('adam@example.test', 'admin') as adam \gset
 insert into platform.api_keys (id, user_id, name, prefix, secret_hash) values
-  ('30000000-0000-4000-8000-00000000a001', :'alice', 'alice one', 'cds_alice001', repeat('1', 64)),
-  ('30000000-0000-4000-8000-00000000a002', :'alice', 'alice two', 'cds_alice002', repeat('2', 64)),
-  ('30000000-0000-4000-8000-00000000f001', :'vera', 'from when vera was a developer', 'cds_vera0001', repeat('3', 64));
+  ('30000000-0000-4000-8000-00000000a001', :'alice', 'alice one', 'cds_alice0010000000000000000', repeat('1', 64)),
+  ('30000000-0000-4000-8000-00000000a002', :'alice', 'alice two', 'cds_alice0020000000000000000', repeat('2', 64)),
+  ('30000000-0000-4000-8000-00000000f001', :'vera', 'from when vera was a developer', 'cds_vera00010000000000000000', repeat('3', 64));
 
 select tests.authenticate_as(:'alice');
 select is(platform.revoke_api_key('30000000-0000-4000-8000-00000000a001'),
-  jsonb_build_object('id', '30000000-0000-4000-8000-00000000a001', 'prefix', 'cds_alice001', 'revoked_at', now()),
+  jsonb_build_object('id', '30000000-0000-4000-8000-00000000a001', 'prefix', 'cds_alice0010000000000000000', 'revoked_at', now()),
   'the owner revokes a key; the answer names it and when it was revoked');
 select tests.clear_authentication();
 select is((select revoked_at from platform.api_keys where id = '30000000-0000-4000-8000-00000000a001'), now(),
@@ -51,7 +51,7 @@ select is(platform.revoke_api_key('30000000-0000-4000-8000-00000000a002') -> 're
 
 -- A viewer may revoke their own key (revoking spends nothing).
 select tests.authenticate_as(:'vera');
-select is(platform.revoke_api_key('30000000-0000-4000-8000-00000000f001') -> 'prefix', '"cds_vera0001"'::jsonb,
+select is(platform.revoke_api_key('30000000-0000-4000-8000-00000000f001') -> 'prefix', '"cds_vera00010000000000000000"'::jsonb,
   'a viewer may revoke their own key');
 
 select tests.authenticate_as_anon();
@@ -68,7 +68,7 @@ select throws_ok($$select platform.revoke_api_key('30000000-0000-4000-8000-00000
   'PT401', 'sign in to call this function', 'a call without claims is refused as unauthenticated');
 
 select tests.authenticate_as_service_role();
-select throws_ok($$select platform.resolve_api_key('cds_alice002', repeat('2', 64))$$,
+select throws_ok($$select platform.resolve_api_key('cds_alice0020000000000000000', repeat('2', 64))$$,
   'PT401', 'this API key has been revoked', 'a revoked key no longer resolves');
 
 select * from finish();

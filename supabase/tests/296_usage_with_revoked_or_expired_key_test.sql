@@ -9,9 +9,9 @@ select plan(16);
 select tests.create_user('k-alice@example.test') as alice \gset
 select tests.grant_tokens(:'alice', 10000);
 insert into platform.api_keys (id, user_id, name, prefix, secret_hash, created_at, expires_at, revoked_at) values
-  ('31000000-0000-4000-8000-000000000001', :'alice', 'valid', 'cds_kval0001', repeat('1', 64), now(), null, null),
-  ('31000000-0000-4000-8000-000000000002', :'alice', 'revoked', 'cds_krev0001', repeat('2', 64), now(), null, now()),
-  ('31000000-0000-4000-8000-000000000003', :'alice', 'expired', 'cds_kexp0001', repeat('3', 64),
+  ('31000000-0000-4000-8000-000000000001', :'alice', 'valid', 'cds_kval00010000000000000000', repeat('1', 64), now(), null, null),
+  ('31000000-0000-4000-8000-000000000002', :'alice', 'revoked', 'cds_krev00010000000000000000', repeat('2', 64), now(), null, now()),
+  ('31000000-0000-4000-8000-000000000003', :'alice', 'expired', 'cds_kexp00010000000000000000', repeat('3', 64),
    now() - interval '2 hours', now() - interval '1 hour', null);
 
 create function pg_temp.msg(p_user uuid, p_api_key text, p_key text) returns jsonb

@@ -100,16 +100,16 @@ select lives_ok(format($$insert into platform.sessions (project_id, user_id) val
 -- API keys per user, revoked ones included.
 select tests.clear_authentication();
 insert into platform.api_keys (user_id, name, prefix, secret_hash, revoked_at)
-select :'alice', 'old ' || i, 'cds_bold' || lpad(i::text, 4, '0'),
+select :'alice', 'old ' || i, 'cds_bold' || lpad(i::text, 20, '0'),
        encode(extensions.digest('b old ' || i, 'sha256'), 'hex'), now()
   from generate_series(1, 99) i;
 select tests.authenticate_as_service_role();
-select lives_ok(format($$select platform.create_api_key('100th', 'cds_bnew0001', %L, p_user_id => %L)$$, repeat('1', 64), :'alice'),
+select lives_ok(format($$select platform.create_api_key('100th', 'cds_bnew00010000000000000000', %L, p_user_id => %L)$$, repeat('1', 64), :'alice'),
   'a 100th key is accepted while 99 are revoked');
-select throws_ok(format($$select platform.create_api_key('101st', 'cds_bnew0002', %L, p_user_id => %L)$$, repeat('2', 64), :'alice'),
+select throws_ok(format($$select platform.create_api_key('101st', 'cds_bnew00020000000000000000', %L, p_user_id => %L)$$, repeat('2', 64), :'alice'),
   'PT409', 'at most 100 API keys per user, revoked ones included',
   'a 101st key is refused although only one is active');
-select is(tests.refusal_code(format($$select platform.create_api_key('101st', 'cds_bnew0002', %L, p_user_id => %L)$$, repeat('2', 64), :'alice')),
+select is(tests.refusal_code(format($$select platform.create_api_key('101st', 'cds_bnew00020000000000000000', %L, p_user_id => %L)$$, repeat('2', 64), :'alice')),
   'too_many_api_keys', 'the refusal carries the code too_many_api_keys');
 select tests.clear_authentication();
 select is((select count(*) from platform.api_keys where user_id = :'alice'), 100::bigint, 'alice keeps 100 keys');

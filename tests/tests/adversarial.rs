@@ -1193,7 +1193,8 @@ fn api_key_cases(t: &mut Table, f: &Fixtures) {
         as_key("cds_x'; drop table platform.api_keys; --"),
         Refused(401, "malformed_api_key"),
     );
-    let secret = &f.write_key["cds_01234567_".len()..];
+    // `cds_`, the 24-character id and `_`.
+    let secret = &f.write_key[4 + 24 + 1..];
     t.add(
         "api key: wrong prefix (sk_)",
         as_key(&format!("sk_{}", &f.write_key[4..])),
@@ -1206,8 +1207,13 @@ fn api_key_cases(t: &mut Table, f: &Fixtures) {
     );
     t.add(
         "api key: well formed, another prefix",
-        as_key(&format!("cds_0badc0de_{secret}")),
+        as_key(&format!("cds_0badc0de0badc0de0badc0de_{secret}")),
         Refused(401, "invalid_api_key"),
+    );
+    t.add(
+        "api key: the 8-character id of the drafts",
+        as_key(&format!("cds_0badc0de_{secret}")),
+        Refused(401, "malformed_api_key"),
     );
     t.add(
         "api key: usage:read only, records usage",

@@ -41,13 +41,13 @@ fn new_key(user: &TestUser, body: Value) -> (String, String) {
     )
 }
 
-/// `cds_<8 lowercase hex>_<43 base64url>`.
+/// `cds_<24 lowercase hex>_<43 base64url>`: a 96-bit id, a 256-bit secret.
 fn is_well_formed_key(key: &str) -> bool {
     let Some(rest) = key.strip_prefix("cds_") else {
         return false;
     };
-    let (id, secret) = rest.split_at(8.min(rest.len()));
-    id.len() == 8
+    let (id, secret) = rest.split_at(24.min(rest.len()));
+    id.len() == 24
         && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         && secret.len() == 44
         && secret.starts_with('_')
@@ -56,8 +56,11 @@ fn is_well_formed_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// `cds_` and the 24-character id.
+const PREFIX_LEN: usize = 4 + 24;
+
 fn secret_of(key: &str) -> &str {
-    &key["cds_01234567_".len()..]
+    &key[PREFIX_LEN + 1..]
 }
 
 fn hex_sha256(text: &str) -> String {
@@ -83,7 +86,7 @@ fn a_created_key_is_shown_once_and_identifies_its_owner_on_me() {
     let created = answer.json();
     let key = created["key"].as_str().expect("the key is shown");
     assert!(is_well_formed_key(key), "{key}");
-    assert_eq!(created["prefix"], &key[..12], "{created}");
+    assert_eq!(created["prefix"], &key[..PREFIX_LEN], "{created}");
     assert_eq!(created["name"], "llm server");
     assert_eq!(created["scopes"], json!(["usage:write"]));
     assert!(created["expires_at"].is_null(), "{created}");
@@ -205,28 +208,32 @@ fn malformed_and_unknown_api_keys_are_refused() {
         ("cds_zz", "cds_zz".to_string(), "malformed_api_key"),
         (
             "uppercase id",
-            format!("cds_ABCDEF01_{secret}"),
+            format!("cds_ABCDEF0123456789ABCDEF01_{secret}"),
             "malformed_api_key",
         ),
         (
             "secret too short",
-            format!("{}_{}", &real[..12], &secret[..20]),
+            format!("{}_{}", &real[..PREFIX_LEN], &secret[..20]),
             "malformed_api_key",
         ),
         (
             "secret with a forbidden character",
-            format!("{}_{}", &real[..12], secret.replacen(|_| true, "!", 1)),
+            format!(
+                "{}_{}",
+                &real[..PREFIX_LEN],
+                secret.replacen(|_| true, "!", 1)
+            ),
             "malformed_api_key",
         ),
         (
             "well formed, unknown",
-            format!("cds_0123abcd_{}", "A".repeat(43)),
+            format!("cds_0123abcd0123abcd0123abcd_{}", "A".repeat(43)),
             "invalid_api_key",
         ),
         ("real prefix, wrong secret", wrong_secret, "invalid_api_key"),
         (
             "real secret, another prefix",
-            format!("cds_0123abcd_{secret}"),
+            format!("cds_0123abcd0123abcd0123abcd_{secret}"),
             "invalid_api_key",
         ),
     ];

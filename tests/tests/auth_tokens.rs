@@ -347,12 +347,12 @@ fn asymmetric_tokens_that_do_not_match_a_published_key_are_refused() {
         (
             "ES256 naming the RSA key",
             me(&ec.sign_with_header(json!({"kid": rsa.kid}), &demo_claims())),
-            "algorithm_key_mismatch",
+            "invalid_signature",
         ),
         (
             "RS256 naming the EC key",
             me(&rsa.sign_with_header(json!({"kid": ec.kid}), &demo_claims())),
-            "algorithm_key_mismatch",
+            "invalid_signature",
         ),
         // The classic forgery: HMAC keyed with the public key, naming it. HS256
         // is only ever checked with the project secret, so it fails there.

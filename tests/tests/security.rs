@@ -223,11 +223,11 @@ fn a_user_cannot_reach_another_users_data_through_the_rest_layer() {
         // permission error, which PostgREST answers 403 to a signed-in role.
         ("mirror_auth_user", json!({"p_id": a, "p_role": "admin"}), 403, "42501", ""),
         // Key material of the caller's choosing (a guessable secret).
-        ("create_api_key", json!({"p_name": "chosen", "p_prefix": "cds_chosen01",
+        ("create_api_key", json!({"p_name": "chosen", "p_prefix": "cds_chosen010000000000000000",
             "p_secret_hash": "a".repeat(64)}), 403, "42501", ""),
-        ("create_api_key", json!({"p_name": "chosen", "p_prefix": "cds_chosen02",
+        ("create_api_key", json!({"p_name": "chosen", "p_prefix": "cds_chosen020000000000000000",
             "p_secret_hash": "b".repeat(64), "p_user_id": v}), 403, "42501", ""),
-        ("resolve_api_key", json!({"p_prefix": "cds_00000000", "p_secret_hash": "00"}), 403, "42501", ""),
+        ("resolve_api_key", json!({"p_prefix": "cds_000000000000000000000000", "p_secret_hash": "00"}), 403, "42501", ""),
         ("record_queued_usage", json!({"p_messages": message}), 403, "42501", ""),
         ("record_usage_dead_letters", json!({"p_messages": message, "p_reason": "x"}), 403, "42501", ""),
         ("refresh_daily_token_summary", json!({}), 403, "42501", ""),
@@ -290,26 +290,28 @@ fn captured_logs() -> String {
 }
 
 /// Where a credential-shaped string appears in `text`: our API keys
-/// (`cds_<8 hex>_<secret>`) and JWTs (`eyJ….eyJ….`).
+/// (`cds_<24 hex>_<secret>`) and JWTs (`eyJ….eyJ….`).
 fn credential_shapes(text: &str) -> Vec<String> {
+    const ID: usize = 24;
     let mut found = Vec::new();
     for (at, _) in text.match_indices("cds_") {
         let rest = &text[at + 4..];
-        let id: String = rest.chars().take(9).collect();
+        let id: String = rest.chars().take(ID + 1).collect();
         let secret_len = rest
-            .get(9..)
+            .get(ID + 1..)
             .map(|s| {
                 s.chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
                     .count()
             })
             .unwrap_or(0);
-        if id.len() == 9
-            && id[..8].chars().all(|c| c.is_ascii_hexdigit())
+        if id.len() == ID + 1
+            && id[..ID].chars().all(|c| c.is_ascii_hexdigit())
             && id.ends_with('_')
             && secret_len >= 32
         {
-            found.push(text[at..(at + 13 + 8).min(text.len())].to_string() + "…");
+            // The prefix and a few characters of the secret, no more.
+            found.push(text[at..(at + 4 + ID + 1 + 8).min(text.len())].to_string() + "…");
         }
     }
     for (at, _) in text.match_indices("eyJ") {
@@ -331,11 +333,13 @@ fn credential_shapes(text: &str) -> Vec<String> {
 
 #[test]
 fn credential_shapes_are_recognised() {
-    let key = "cds_0123abcd_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let key = "cds_0123abcd0123abcd0123abcd_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
     assert_eq!(credential_shapes(&format!("x {key} y")).len(), 1);
     assert_eq!(credential_shapes(&format!("Bearer {jwt}\n")).len(), 1);
-    assert!(credential_shapes("cds_0123abcd (the prefix) and eyJ alone").is_empty());
+    assert!(
+        credential_shapes("cds_0123abcd0123abcd0123abcd (the prefix) and eyJ alone").is_empty()
+    );
 }
 
 #[test]
@@ -416,7 +420,8 @@ fn secrets_and_credentials_never_appear_in_logs_or_telemetry() {
     sent.push(env("CDS_SERVICE_ROLE_KEY"));
     // The secret part of each API key, on its own as well.
     for k in [&key, &read_only, &revoked] {
-        sent.push(k[13..].to_string());
+        // After `cds_`, the 24-character id and `_`.
+        sent.push(k[4 + 24 + 1..].to_string());
     }
 
     let logs = captured_logs();

@@ -169,7 +169,7 @@ impl Stack {
     /// does: the key generated here, stored by the service role naming the
     /// user; the database gets the prefix and the hash, the banner the key.
     fn create_demo_api_key(&self, user_id: &str) -> Result<String> {
-        let mut random = [0u8; 36];
+        let mut random = [0u8; shared::auth::api_key::RANDOM_BYTES];
         getrandom::getrandom(&mut random).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
         let key = shared::auth::ApiKey::generate(random);
         postgres::execute(

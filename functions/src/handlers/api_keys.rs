@@ -27,7 +27,7 @@ fn rpc_call(
 pub async fn create(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate_user(req, config).await?;
     let input = NewApiKey::parse(json_body(req, body)?)?;
-    let mut random = [0u8; 36];
+    let mut random = [0u8; shared::auth::api_key::RANDOM_BYTES];
     getrandom::getrandom(&mut random).map_err(|e| ApiError::Internal {
         detail: format!("no randomness for an API key: {e}"),
     })?;

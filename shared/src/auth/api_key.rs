@@ -2,8 +2,14 @@
 //!
 //! - `cds_` marks the string as ours (and tells it apart from a JWT, which
 //!   starts with `eyJ`);
-//! - `<id>` is 8 lowercase hex characters; `cds_<id>` is the key's `prefix`,
-//!   stored in clear and shown in the dashboard so a user can tell keys apart;
+//! - `<id>` is 24 lowercase hex characters (96 random bits); `cds_<id>` is
+//!   the key's `prefix`, stored in clear (unique: the lookup finds the key by
+//!   it) and shown in the dashboard so a user can tell keys apart. At 96 bits
+//!   two keys share an id with probability about n²/2⁹⁷ for n keys: never, in
+//!   practice (a billion keys give odds of one in 10¹¹). Keys with the
+//!   8-character ids of the first drafts (32 bits, where collisions were
+//!   likely past tens of thousands of keys) were never released and are
+//!   refused as malformed;
 //! - `<secret>` is 43 base64url characters encoding 32 random bytes (256 bits).
 //!
 //! Only the SHA-256 of the secret is stored. A slow password hash is not
@@ -25,8 +31,8 @@ use std::fmt;
 /// What every key starts with.
 pub const KEY_MARKER: &str = "cds_";
 /// Length of the id part, in hex characters.
-const ID_LEN: usize = 8;
-/// Random bytes for the id (8 hex characters).
+pub const ID_LEN: usize = 24;
+/// Random bytes for the id: 96 bits.
 const ID_BYTES: usize = ID_LEN / 2;
 /// Random bytes for the secret: 256 bits.
 const SECRET_BYTES: usize = 32;
@@ -68,8 +74,8 @@ pub struct ParsedApiKey {
 pub struct ApiKey;
 
 impl ApiKey {
-    /// Makes a key from random bytes (the first 4 for the id, the other 32 for
-    /// the secret); the Worker passes `crypto.getRandomValues` output.
+    /// Makes a key from random bytes (the first 12 for the id, the other 32
+    /// for the secret); the Worker passes `crypto.getRandomValues` output.
     pub fn generate(random_bytes: [u8; RANDOM_BYTES]) -> GeneratedApiKey {
         let (id, secret) = random_bytes.split_at(ID_BYTES);
         let prefix = format!("{KEY_MARKER}{}", hex(id));
@@ -81,7 +87,7 @@ impl ApiKey {
         }
     }
 
-    /// Reads a presented key strictly: marker, 8 lowercase hex characters, an
+    /// Reads a presented key strictly: marker, 24 lowercase hex characters, an
     /// underscore, and a base64url secret of 32 to 128 characters.
     pub fn parse(presented: &str) -> Result<ParsedApiKey, AuthError> {
         let malformed = AuthError::MalformedApiKey;
@@ -310,13 +316,18 @@ mod tests {
     #[test]
     fn generated_keys_have_the_documented_shape() {
         let mut random = [0u8; RANDOM_BYTES];
-        random[..ID_BYTES].copy_from_slice(&[0x1a, 0x2b, 0x3c, 0x4d]);
+        random[..ID_BYTES].copy_from_slice(&[
+            0x1a, 0x2b, 0x3c, 0x4d, 0x5e, 0x6f, 0x70, 0x81, 0x92, 0xa3, 0xb4, 0xc5,
+        ]);
         random[ID_BYTES..].fill(0xff);
         let key = ApiKey::generate(random);
-        assert_eq!(key.prefix, "cds_1a2b3c4d");
+        assert_eq!(key.prefix, "cds_1a2b3c4d5e6f708192a3b4c5");
         // 32 bytes of 0xff in base64url without padding.
         let secret = "_".repeat(42) + "8";
-        assert_eq!(key.full_key, format!("cds_1a2b3c4d_{secret}"));
+        assert_eq!(
+            key.full_key,
+            format!("cds_1a2b3c4d5e6f708192a3b4c5_{secret}")
+        );
         // Independently: SHA-256 of the secret text, in hex.
         let expected: String = Sha256::digest(secret.as_bytes())
             .iter()
@@ -341,53 +352,86 @@ mod tests {
         let cases: Vec<(&str, String, bool)> = vec![
             (
                 "generated shape",
-                format!("cds_1a2b3c4d_{good_secret}"),
+                format!("cds_1a2b3c4d5e6f708192a3b4c5_{good_secret}"),
                 true,
             ),
             (
                 "secret with - and _",
-                format!("cds_1a2b3c4d_{}-_{}", "a".repeat(20), "b".repeat(20)),
+                format!(
+                    "cds_1a2b3c4d5e6f708192a3b4c5_{}-_{}",
+                    "a".repeat(20),
+                    "b".repeat(20)
+                ),
                 true,
             ),
             (
                 "shortest secret",
-                format!("cds_00000000_{}", "x".repeat(32)),
+                format!("cds_000000000000000000000000_{}", "x".repeat(32)),
                 true,
             ),
             (
                 "secret too short",
-                format!("cds_00000000_{}", "x".repeat(31)),
+                format!("cds_000000000000000000000000_{}", "x".repeat(31)),
                 false,
             ),
             (
                 "secret too long",
-                format!("cds_00000000_{}", "x".repeat(129)),
+                format!("cds_000000000000000000000000_{}", "x".repeat(129)),
                 false,
             ),
-            ("uppercase id", format!("cds_1A2B3C4D_{good_secret}"), false),
-            ("id not hex", format!("cds_1a2b3c4z_{good_secret}"), false),
-            ("id too short", format!("cds_1a2b3c4_{good_secret}"), false),
-            ("id too long", format!("cds_1a2b3c4d5_{good_secret}"), false),
-            ("no separator", format!("cds_1a2b3c4d{good_secret}"), false),
-            ("other marker", format!("cdx_1a2b3c4d_{good_secret}"), false),
+            (
+                "uppercase id",
+                format!("cds_1A2B3C4D5E6F708192A3B4C5_{good_secret}"),
+                false,
+            ),
+            (
+                "id not hex",
+                format!("cds_1a2b3c4d5e6f708192a3b4cz_{good_secret}"),
+                false,
+            ),
+            (
+                "id too short",
+                format!("cds_1a2b3c4d5e6f708192a3b4c_{good_secret}"),
+                false,
+            ),
+            (
+                "the 8-character id of the drafts",
+                format!("cds_1a2b3c4d_{good_secret}"),
+                false,
+            ),
+            (
+                "id too long",
+                format!("cds_1a2b3c4d5e6f708192a3b4c5d_{good_secret}"),
+                false,
+            ),
+            (
+                "no separator",
+                format!("cds_{}{good_secret}", "1a2b3c4d5e6f708192a3b4c5"),
+                false,
+            ),
+            (
+                "other marker",
+                format!("cdx_1a2b3c4d5e6f708192a3b4c5_{good_secret}"),
+                false,
+            ),
             (
                 "padding in secret",
-                format!("cds_1a2b3c4d_{}=", "A".repeat(42)),
+                format!("cds_1a2b3c4d5e6f708192a3b4c5_{}=", "A".repeat(42)),
                 false,
             ),
             (
                 "standard base64 in secret",
-                format!("cds_1a2b3c4d_{}+/", "A".repeat(41)),
+                format!("cds_1a2b3c4d5e6f708192a3b4c5_{}+/", "A".repeat(41)),
                 false,
             ),
             (
                 "space in secret",
-                format!("cds_1a2b3c4d_{} ", "A".repeat(42)),
+                format!("cds_1a2b3c4d5e6f708192a3b4c5_{} ", "A".repeat(42)),
                 false,
             ),
             (
                 "non-ASCII in id",
-                format!("cds_1a2b3cé_{good_secret}"),
+                format!("cds_1a2b3c4d5e6f708192a3b4é_{good_secret}"),
                 false,
             ),
             ("marker only", "cds_".into(), false),
@@ -425,7 +469,7 @@ mod tests {
         /// Every generated key parses back to the prefix and hash it was
         /// stored with.
         #[test]
-        fn generated_keys_parse_back(random in proptest::array::uniform32(any::<u8>()), id in any::<[u8; 4]>()) {
+        fn generated_keys_parse_back(random in proptest::array::uniform32(any::<u8>()), id in any::<[u8; ID_BYTES]>()) {
             let mut all = [0u8; RANDOM_BYTES];
             all[..ID_BYTES].copy_from_slice(&id);
             all[ID_BYTES..].copy_from_slice(&random);

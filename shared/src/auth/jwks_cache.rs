@@ -16,9 +16,17 @@
 //! - the same floor applies after a failed fetch, so an auth outage is not
 //!   met with a fetch per request;
 //! - a failed fetch or an unparsable document keeps the keys we had: stale
-//!   keys are better than refusing every user while Supabase is away.
+//!   keys are better than refusing every user while Supabase is away, but
+//!   only for a while. Keys fetched longer ago than
+//!   [`CachePolicy::max_stale_secs`] (`JWKS_MAX_STALE_SECS`) are no longer
+//!   trusted: a key Supabase revoked during an outage must not stay valid for
+//!   ever. Asymmetric tokens are then refused with 503 `jwks_unavailable`
+//!   ([`JwksCache::unknown_key_refusal`]) until a fetch succeeds; HS256
+//!   tokens need no JWKS and are unaffected.
 
 use super::jwks::{JwkSet, JwksError};
+use super::AuthError;
+use crate::error::ApiError;
 use std::sync::Arc;
 
 /// Whether the caller should fetch the JWKS now.
@@ -36,6 +44,9 @@ pub struct CachePolicy {
     /// The least time between two fetch attempts triggered by an unknown
     /// `kid`, stale keys or a failure.
     pub min_interval_secs: i64,
+    /// Keys fetched longer ago than this are not trusted any more (every
+    /// refresh since then failed): asymmetric tokens are refused with 503.
+    pub max_stale_secs: i64,
 }
 
 impl Default for CachePolicy {
@@ -43,6 +54,7 @@ impl Default for CachePolicy {
         CachePolicy {
             lifetime_secs: 10 * 60,
             min_interval_secs: 30,
+            max_stale_secs: crate::config::DEFAULT_JWKS_MAX_STALE_SECS.into(),
         }
     }
 }
@@ -66,9 +78,43 @@ impl JwksCache {
         }
     }
 
-    /// The keys to verify with (possibly empty, possibly stale).
+    /// The keys we hold, however old (possibly empty).
     pub fn keys(&self) -> Arc<JwkSet> {
         Arc::clone(&self.keys)
+    }
+
+    /// The keys to verify with at `now`: none at all once they are older than
+    /// [`CachePolicy::max_stale_secs`], so no token verifies against keys
+    /// nobody has vouched for since.
+    pub fn trusted_keys(&self, now: i64) -> Arc<JwkSet> {
+        if self.too_stale(now) {
+            Arc::default()
+        } else {
+            self.keys()
+        }
+    }
+
+    /// Whether we hold no keys we may trust at `now`: none was ever fetched,
+    /// or the last successful fetch is older than the maximum staleness.
+    pub fn too_stale(&self, now: i64) -> bool {
+        self.fetched_at
+            .is_none_or(|at| elapsed(at, now) > self.policy.max_stale_secs)
+    }
+
+    /// The answer for a token whose `kid` is not among the
+    /// [`trusted_keys`](Self::trusted_keys), once any fetch the cache allowed
+    /// has been tried: `unknown_key_id` (401) when the keys are trusted, so
+    /// the token is at fault; `jwks_unavailable` (503, retry after the
+    /// refetch floor) when they are not, so the keys are.
+    pub fn unknown_key_refusal(&self, now: i64, kid: String) -> ApiError {
+        if self.too_stale(now) {
+            ApiError::JwksUnavailable {
+                retry_after_secs: u32::try_from(self.policy.min_interval_secs.max(1))
+                    .unwrap_or(u32::MAX),
+            }
+        } else {
+            AuthError::UnknownKeyId { kid }.into()
+        }
     }
 
     pub fn fetched_at(&self) -> Option<i64> {
@@ -87,7 +133,12 @@ impl JwksCache {
         let floor_passed = since_attempt.is_none_or(|secs| secs >= self.policy.min_interval_secs);
         let wanted = match self.fetched_at {
             None => true,
-            Some(at) if elapsed(at, now) >= self.policy.lifetime_secs => true,
+            Some(at)
+                if elapsed(at, now)
+                    >= self.policy.lifetime_secs.min(self.policy.max_stale_secs) =>
+            {
+                true
+            }
             Some(_) => kid.is_some_and(|kid| !self.keys.contains(kid)),
         };
         if wanted && floor_passed {
@@ -243,6 +294,104 @@ mod tests {
         assert!(cache.keys().contains("k1"));
         assert_eq!(cache.fetched_at(), Some(T0));
         assert_eq!(cache.decide(T0 + 610, None), Fetch::NotNeeded);
+    }
+
+    /// One row per history: when the last good fetch was, whether later
+    /// refreshes failed, and what a token naming `k1` gets at `now`.
+    #[test]
+    fn keys_are_trusted_only_up_to_the_maximum_staleness() {
+        /// (case, fetched at, failures after it, now, trusted, the refusal
+        /// for an unknown kid)
+        type Case = (
+            &'static str,
+            Option<i64>,
+            &'static [i64],
+            i64,
+            bool,
+            (u16, &'static str),
+        );
+        let cases: &[Case] = &[
+            (
+                "fresh keys",
+                Some(T0),
+                &[],
+                T0 + 10,
+                true,
+                (401, "unknown_key_id"),
+            ),
+            (
+                "stale keys within the bound, refreshes failing",
+                Some(T0),
+                &[T0 + 600, T0 + 1800],
+                T0 + 3600,
+                true,
+                (401, "unknown_key_id"),
+            ),
+            (
+                "one second past the bound, refreshes failing",
+                Some(T0),
+                &[T0 + 600, T0 + 3601],
+                T0 + 3601,
+                false,
+                (503, "jwks_unavailable"),
+            ),
+            (
+                "long past the bound",
+                Some(T0),
+                &[T0 + 86_400],
+                T0 + 86_400,
+                false,
+                (503, "jwks_unavailable"),
+            ),
+            (
+                "a good fetch after failures trusts the new keys",
+                Some(T0 + 7200),
+                &[T0 + 3601],
+                T0 + 7201,
+                true,
+                (401, "unknown_key_id"),
+            ),
+            (
+                "never fetched: the first fetch failed",
+                None,
+                &[T0],
+                T0,
+                false,
+                (503, "jwks_unavailable"),
+            ),
+        ];
+        for (case, fetched_at, failures, now, trusted, (status, code)) in cases {
+            let mut cache = JwksCache::new(CachePolicy::default());
+            if let Some(at) = fetched_at {
+                cache.store(*at, &document(&["k1"])).unwrap();
+            }
+            for at in *failures {
+                cache.record_failure(*at);
+            }
+            assert_eq!(cache.trusted_keys(*now).contains("k1"), *trusted, "{case}");
+            assert_eq!(cache.too_stale(*now), !trusted, "{case}");
+            let refusal = cache.unknown_key_refusal(*now, "k9".into());
+            assert_eq!(
+                (refusal.status(), refusal.code()),
+                (*status, *code),
+                "{case}"
+            );
+            if *status == 503 {
+                assert_eq!(refusal.headers(), vec![("retry-after", "30".to_string())]);
+            }
+        }
+    }
+
+    #[test]
+    fn keys_past_the_maximum_staleness_are_fetched_even_within_their_lifetime() {
+        let mut cache = JwksCache::new(CachePolicy {
+            max_stale_secs: 120,
+            ..CachePolicy::default()
+        });
+        assert_eq!(cache.decide(T0, None), Fetch::Needed);
+        cache.store(T0, &document(&["k1"])).unwrap();
+        assert_eq!(cache.decide(T0 + 119, None), Fetch::NotNeeded);
+        assert_eq!(cache.decide(T0 + 120, None), Fetch::Needed);
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub enum AuthError {
     #[error("access token uses an algorithm we do not accept")]
     UnsupportedAlgorithm,
     /// HS256 with no secret configured, or an ES256/RS256 token whose `kid`
-    /// names a key of the other type.
+    /// names a key of the other type. Answered as `invalid_signature`, like
+    /// any other signature that does not verify: which key types the project
+    /// publishes is no business of a forger's. The log keeps this reason.
     #[error("access token algorithm does not match the key it names")]
     AlgorithmKeyMismatch,
     #[error("access token signed with a public-key algorithm names no key (`kid`)")]
@@ -109,10 +111,9 @@ impl AuthError {
             AuthError::TokenTooLarge => "token_too_large",
             AuthError::MalformedToken => "malformed_token",
             AuthError::UnsupportedAlgorithm => "unsupported_algorithm",
-            AuthError::AlgorithmKeyMismatch => "algorithm_key_mismatch",
+            AuthError::AlgorithmKeyMismatch | AuthError::InvalidSignature => "invalid_signature",
             AuthError::MissingKeyId => "missing_key_id",
             AuthError::UnknownKeyId { .. } => "unknown_key_id",
-            AuthError::InvalidSignature => "invalid_signature",
             AuthError::MissingExpiry => "missing_expiry",
             AuthError::TokenExpired => "token_expired",
             AuthError::TokenNotYetValid => "token_not_yet_valid",

@@ -205,7 +205,7 @@ async function verifyUser(token: string, cfg: Config): Promise<User> {
   if (!isObject(header) || typeof header.alg !== "string") throw unauthorized("malformed_token");
   // Only HS256 here: the Rust Worker also takes ES256/RS256 against the JWKS.
   if (header.alg !== "HS256") throw unauthorized("unsupported_algorithm");
-  if (!cfg.hmacKey) throw unauthorized("algorithm_key_mismatch");
+  if (!cfg.hmacKey) throw unauthorized("invalid_signature");
   const signed = ENCODER.encode(token.slice(0, headerB64.length + 1 + claimsB64.length));
   if (!(await crypto.subtle.verify("HMAC", await cfg.hmacKey, signature, signed))) {
     throw unauthorized("invalid_signature");
