@@ -6,12 +6,15 @@
 --   * every policy names the roles it applies to;
 --   * anon and authenticated hold exactly the table and column privileges listed here,
 --     and the service role writes only the tables listed here;
---   * no function is executable by PUBLIC, none by anon but is_admin() and is_service_role(),
---     and authenticated and service_role execute exactly the RPCs listed here;
+--   * no function is executable by PUBLIC, none by anon but is_admin(), is_service_role()
+--     and list_models(), and authenticated and service_role execute exactly the RPCs listed
+--     here; these function rules cover every schema the API can reach: the exposed ones
+--     (public, graphql_public, platform: config.toml [api] schemas) and telemetry and
+--     analytics, counting every function but extensions' own (pg_depend deptype 'e');
 --   * every security definer function pins search_path to ''.
 -- The per-table files (1xx_rls_<table>_test.sql) test what these privileges mean row by row.
 begin;
-select plan(17);
+select plan(18);
 
 -- Row-level security -----------------------------------------------------------
 
@@ -117,27 +120,41 @@ select ok(not has_column_privilege('authenticated', 'platform.api_keys', 'secret
 
 -- Functions ---------------------------------------------------------------------
 
+-- Every function the API can reach that the migrations made: the exposed
+-- schemas plus telemetry and analytics, without the members of extensions.
+create temporary view api_functions as
+-- (schema-qualified even for public, which is on the search path)
+select p.oid,
+       format('%I.%I', n.nspname, p.proname)
+         || substr(p.oid::regprocedure::text, strpos(p.oid::regprocedure::text, '(')) as signature,
+       p.proacl, p.proowner
+  from pg_proc p
+  join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname in ('public', 'graphql_public', 'platform', 'telemetry', 'analytics')
+   and not exists (select 1 from pg_depend d
+                    where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e');
+
+select ok(
+  exists (select 1 from api_functions where signature = 'public.cds_deployment_report()')
+  and exists (select 1 from api_functions where signature = 'analytics.append_usage_deltas()'),
+  'the catalogue query finds our functions in public and analytics, not only platform');
+
 select is_empty(
-  $$ select p.oid::regprocedure::text
-       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-      cross join lateral aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) acl
-      where n.nspname in ('platform', 'telemetry', 'analytics')
-        and acl.grantee = 0 and acl.privilege_type = 'EXECUTE' $$,
-  'no function in platform, telemetry or analytics is executable by PUBLIC');
+  $$ select f.signature
+       from api_functions f
+      cross join lateral aclexplode(coalesce(f.proacl, acldefault('f', f.proowner))) acl
+      where acl.grantee = 0 and acl.privilege_type = 'EXECUTE' $$,
+  'no function in public, graphql_public, platform, telemetry or analytics is executable by PUBLIC');
 
 select set_eq(
-  $$ select p.oid::regprocedure::text
-       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-      where n.nspname in ('platform', 'telemetry', 'analytics')
-        and has_function_privilege('anon', p.oid, 'EXECUTE') $$,
+  $$ select signature from api_functions
+      where has_function_privilege('anon', oid, 'EXECUTE') $$,
   $$ values ('platform.is_admin()'), ('platform.is_service_role()'), ('platform.list_models()') $$,
   'anon executes only is_admin(), is_service_role() and list_models()');
 
 select set_eq(
-  $$ select p.oid::regprocedure::text
-       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-      where n.nspname in ('platform', 'telemetry', 'analytics')
-        and has_function_privilege('authenticated', p.oid, 'EXECUTE') $$,
+  $$ select signature from api_functions
+      where has_function_privilege('authenticated', oid, 'EXECUTE') $$,
   $$ values ('platform.is_admin()'), ('platform.is_service_role()'),
             ('platform.record_token_usage(text,bigint,bigint,text,uuid,uuid,jsonb,uuid,uuid,uuid)'),
             ('platform.record_token_usage_batch(jsonb,uuid,uuid)'),
@@ -156,10 +173,8 @@ select set_eq(
   'authenticated executes exactly the user-facing RPCs (no internal helper such as record_usage_row or lock_balance)');
 
 select set_eq(
-  $$ select p.oid::regprocedure::text
-       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-      where n.nspname in ('platform', 'telemetry', 'analytics')
-        and has_function_privilege('service_role', p.oid, 'EXECUTE') $$,
+  $$ select signature from api_functions
+      where has_function_privilege('service_role', oid, 'EXECUTE') $$,
   $$ values ('platform.is_admin()'), ('platform.is_service_role()'),
             ('platform.record_token_usage(text,bigint,bigint,text,uuid,uuid,jsonb,uuid,uuid,uuid)'),
             ('platform.record_token_usage_batch(jsonb,uuid,uuid)'),
@@ -180,8 +195,9 @@ select set_eq(
             ('platform.record_queued_usage(jsonb)'),
             ('platform.record_usage_dead_letters(jsonb,text)'),
             ('platform.usage_event_status(text,uuid,uuid)'),
-            ('platform.metrics_snapshot()') $$,
-  'the service role executes exactly the edge''s RPCs (no internal helper)');
+            ('platform.metrics_snapshot()'),
+            ('public.cds_deployment_report()') $$,
+  'the service role executes exactly the edge''s RPCs and the deployment report (no internal helper)');
 
 select cmp_ok(
   (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
