@@ -48,11 +48,16 @@ grant usage on schema platform to anon, authenticated, service_role;
 grant usage on schema telemetry to authenticated, service_role;
 grant usage on schema analytics to authenticated, service_role;
 
--- PostgreSQL lets PUBLIC execute every new function. In our schemas nothing is
--- callable until a migration grants it to the roles that need it.
-alter default privileges in schema platform revoke execute on functions from public;
-alter default privileges in schema telemetry revoke execute on functions from public;
-alter default privileges in schema analytics revoke execute on functions from public;
+-- PostgreSQL lets PUBLIC execute every new function, through the global
+-- default privileges. A per-schema `alter default privileges in schema x
+-- revoke ... from public` cannot take that away (it only undoes a per-schema
+-- grant), so the revoke is global, for the role that runs the migrations and
+-- owns what they create (`postgres` under `supabase db push`). Nothing we
+-- create is then callable until a migration grants it to the roles that need
+-- it. In `public`, Supabase's own per-schema default still grants execute to
+-- anon, authenticated and service_role; our one function there revokes that
+-- explicitly. Re-running this statement changes nothing.
+alter default privileges revoke execute on functions from public;
 
 -- ==== supabase/migrations/20261201000100_auth_compat.sql ====
 
@@ -60,7 +65,9 @@ alter default privileges in schema analytics revoke execute on functions from pu
 -- and functions use them. On a PostgreSQL server without Supabase (the guide's
 -- last troubleshooting row: "function auth.uid() does not exist"), create the
 -- same functions, reading the same `request.jwt.claims` setting PostgREST
--- sets. Where Supabase's own functions exist, nothing here runs.
+-- sets. Where Supabase's own functions exist, nothing here runs. New functions
+-- are not executable by PUBLIC (the first migration revokes that default), so
+-- each stand-in is granted to the API roles, as Supabase grants its own.
 
 create schema if not exists auth;
 
@@ -75,6 +82,7 @@ begin
         (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
       )::uuid
     $fn$;
+    grant execute on function auth.uid() to anon, authenticated, service_role;
   end if;
   if to_regprocedure('auth.role()') is null then
     create function auth.role() returns text
@@ -85,6 +93,7 @@ begin
         (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
       )::text
     $fn$;
+    grant execute on function auth.role() to anon, authenticated, service_role;
   end if;
   if to_regprocedure('auth.jwt()') is null then
     create function auth.jwt() returns jsonb
@@ -95,6 +104,7 @@ begin
         nullif(current_setting('request.jwt.claims', true), '')
       )::jsonb
     $fn$;
+    grant execute on function auth.jwt() to anon, authenticated, service_role;
   end if;
 end
 $$;

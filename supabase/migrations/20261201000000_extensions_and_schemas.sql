@@ -40,8 +40,13 @@ grant usage on schema platform to anon, authenticated, service_role;
 grant usage on schema telemetry to authenticated, service_role;
 grant usage on schema analytics to authenticated, service_role;
 
--- PostgreSQL lets PUBLIC execute every new function. In our schemas nothing is
--- callable until a migration grants it to the roles that need it.
-alter default privileges in schema platform revoke execute on functions from public;
-alter default privileges in schema telemetry revoke execute on functions from public;
-alter default privileges in schema analytics revoke execute on functions from public;
+-- PostgreSQL lets PUBLIC execute every new function, through the global
+-- default privileges. A per-schema `alter default privileges in schema x
+-- revoke ... from public` cannot take that away (it only undoes a per-schema
+-- grant), so the revoke is global, for the role that runs the migrations and
+-- owns what they create (`postgres` under `supabase db push`). Nothing we
+-- create is then callable until a migration grants it to the roles that need
+-- it. In `public`, Supabase's own per-schema default still grants execute to
+-- anon, authenticated and service_role; our one function there revokes that
+-- explicitly. Re-running this statement changes nothing.
+alter default privileges revoke execute on functions from public;

@@ -2,7 +2,9 @@
 -- and functions use them. On a PostgreSQL server without Supabase (the guide's
 -- last troubleshooting row: "function auth.uid() does not exist"), create the
 -- same functions, reading the same `request.jwt.claims` setting PostgREST
--- sets. Where Supabase's own functions exist, nothing here runs.
+-- sets. Where Supabase's own functions exist, nothing here runs. New functions
+-- are not executable by PUBLIC (the first migration revokes that default), so
+-- each stand-in is granted to the API roles, as Supabase grants its own.
 
 create schema if not exists auth;
 
@@ -17,6 +19,7 @@ begin
         (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
       )::uuid
     $fn$;
+    grant execute on function auth.uid() to anon, authenticated, service_role;
   end if;
   if to_regprocedure('auth.role()') is null then
     create function auth.role() returns text
@@ -27,6 +30,7 @@ begin
         (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
       )::text
     $fn$;
+    grant execute on function auth.role() to anon, authenticated, service_role;
   end if;
   if to_regprocedure('auth.jwt()') is null then
     create function auth.jwt() returns jsonb
@@ -37,6 +41,7 @@ begin
         nullif(current_setting('request.jwt.claims', true), '')
       )::jsonb
     $fn$;
+    grant execute on function auth.jwt() to anon, authenticated, service_role;
   end if;
 end
 $$;

@@ -11,10 +11,13 @@
 --     here; these function rules cover every schema the API can reach: the exposed ones
 --     (public, graphql_public, platform: config.toml [api] schemas) and telemetry and
 --     analytics, counting every function but extensions' own (pg_depend deptype 'e');
+--   * a function created in those schemas after the migrations is executable by nobody
+--     until a grant says so (the global default privilege, not a per-schema one, is what
+--     PostgreSQL consults for PUBLIC);
 --   * every security definer function pins search_path to ''.
 -- The per-table files (1xx_rls_<table>_test.sql) test what these privileges mean row by row.
 begin;
-select plan(18);
+select plan(21);
 
 -- Row-level security -----------------------------------------------------------
 
@@ -211,6 +214,35 @@ select is_empty(
         and p.prosecdef
         and not coalesce(p.proconfig @> array['search_path=""'], false) $$,
   'every security definer function sets search_path = ''''');
+
+-- Functions made after the migrations ------------------------------------------------
+
+-- As a later migration would, `postgres` creates a function in each of our
+-- schemas without granting anything: nobody but its owner may call it.
+create function platform.later_function() returns int language sql as 'select 1';
+create function telemetry.later_function() returns int language sql as 'select 1';
+create function analytics.later_function() returns int language sql as 'select 1';
+create function public.later_function() returns int language sql as 'select 1';
+
+select is_empty(
+  $$ select format('%I.%I()', p.pronamespace::regnamespace, p.proname)
+       from pg_proc p
+      cross join lateral aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) acl
+      where p.proname = 'later_function'
+        and acl.grantee = 0 and acl.privilege_type = 'EXECUTE' $$,
+  'a function postgres creates after the migrations (platform, telemetry, analytics, public) is not executable by PUBLIC');
+
+select is_empty(
+  $$ select format('%I.%I() by %s', p.pronamespace::regnamespace, p.proname, r.role)
+       from pg_proc p
+      cross join (values ('anon'), ('authenticated'), ('service_role')) as r(role)
+      where p.proname = 'later_function'
+        and p.pronamespace in ('platform'::regnamespace, 'telemetry'::regnamespace, 'analytics'::regnamespace)
+        and has_function_privilege(r.role, p.oid, 'EXECUTE') $$,
+  'a function postgres creates in platform, telemetry or analytics after the migrations is executable by no API role until granted');
+
+select ok(not has_function_privilege('anon', 'platform.later_function()', 'EXECUTE'),
+  'anon cannot execute a function postgres creates in platform after the migrations');
 
 select * from finish();
 rollback;

@@ -88,6 +88,10 @@ create function pg_temp.ledger(p_user uuid, p_holds uuid[]) returns setof text l
    where u.user_id = p_user order by u.id
 $$;
 
+-- The helpers above are called under the API roles below; functions are not
+-- executable by PUBLIC unless granted (the migrations revoke that default).
+grant execute on all functions in schema pg_temp to public;
+
 select tests.authenticate_as_service_role();
 select pg_temp.holds(:'batch_user') as batch_holds \gset
 select pg_temp.holds(:'single_user') as single_holds \gset

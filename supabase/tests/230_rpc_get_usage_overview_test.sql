@@ -58,6 +58,10 @@ select :'alice', m.id, v.p, v.c, v.p + v.c, round((v.p * m.input_cost_per_1k_tok
 update platform.token_balances set used = 2110 where user_id = :'alice';
 
 -- Usage today, and another user's usage that must never show.
+-- The helpers above are called under the API roles below; functions are not
+-- executable by PUBLIC unless granted (the migrations revoke that default).
+grant execute on all functions in schema pg_temp to public;
+
 select tests.authenticate_as(:'alice');
 select platform.record_token_usage('gpt-4o-mini', 10, 5, 'today-1') \g /dev/null
 select platform.reserve_tokens(1000) \g /dev/null

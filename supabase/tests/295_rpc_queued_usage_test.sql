@@ -22,6 +22,10 @@ language sql as $$
 $$;
 
 -- ---------------------------------------------------------------------------
+-- The helpers above are called under the API roles below; functions are not
+-- executable by PUBLIC unless granted (the migrations revoke that default).
+grant execute on all functions in schema pg_temp to public;
+
 select tests.authenticate_as_service_role();
 select platform.record_queued_usage(jsonb_build_array(
   pg_temp.msg(:'alice', 'a-1'),

@@ -21,6 +21,10 @@ language sql as $$
                                 'prompt_tokens', 10, 'completion_tokens', 5))
 $$;
 
+-- The helpers above are called under the API roles below; functions are not
+-- executable by PUBLIC unless granted (the migrations revoke that default).
+grant execute on all functions in schema pg_temp to public;
+
 select tests.authenticate_as_service_role();
 -- One event.
 select throws_ok(format($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'k-1', p_user_id => %L,
