@@ -29,9 +29,40 @@ as $$
   select coalesce(p_value ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', false)
 $$;
 
+-- Refuses a user Supabase Auth no longer lets in: a ban (`banned_until` in
+-- the future) or a soft delete (`deleted_at`) leaves the auth.users row in
+-- place, and tokens issued before it, and the user's API keys, would
+-- otherwise keep working until they expire. 403 `user_deleted` or
+-- `user_banned`. Where auth.users does not exist (PostgreSQL without
+-- Supabase) there is nothing to consult; the body is resolved when it runs,
+-- so the reference below never fails there. Read-only.
+create or replace function platform.check_user_standing(p_user_id uuid)
+returns void
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_banned_until timestamptz;
+  v_deleted_at timestamptz;
+begin
+  if p_user_id is null or to_regclass('auth.users') is null then
+    return;
+  end if;
+  select u.banned_until, u.deleted_at into v_banned_until, v_deleted_at
+    from auth.users u where u.id = p_user_id;
+  if v_deleted_at is not null then
+    perform platform.fail('PT403', 'user_deleted', 'this user has been deleted');
+  end if;
+  if v_banned_until is not null and v_banned_until > now() then
+    perform platform.fail('PT403', 'user_banned', 'this user is banned');
+  end if;
+end
+$$;
+
 -- The user an RPC acts for. The service role (the edge, after verifying an API
 -- key or a webhook) names the user; everyone else acts for themselves.
--- p_write refuses viewers, who may read but not spend.
+-- p_write refuses viewers, who may read but not spend. A banned or deleted
+-- user is refused (check_user_standing) whoever names them.
 create or replace function platform.caller_user_id(p_user_id uuid, p_write boolean)
 returns uuid
 language plpgsql stable security definer
@@ -55,6 +86,7 @@ begin
       perform platform.fail('PT403', 'forbidden', 'you may act only for yourself');
     end if;
   end if;
+  perform platform.check_user_standing(v_uid);
   select u.role into v_role from platform.users u where u.id = v_uid;
   if not found then
     perform platform.fail('PT404', 'unknown_user', 'the user is not registered on the platform');
@@ -138,6 +170,7 @@ $$;
 revoke execute on function
   platform.fail(text, text, text),
   platform.is_uuid(text),
+  platform.check_user_standing(uuid),
   platform.caller_user_id(uuid, boolean),
   platform.check_api_key_owner(uuid, uuid),
   platform.token_count(jsonb, text),
