@@ -85,7 +85,7 @@ begin
   if not exists (select 1 from platform.users u where u.id = auth.uid() and u.role = 'admin') then
     return false;
   end if;
-  perform platform.check_user_standing(auth.uid());
+  perform platform.check_user_standing(auth.uid(), false);
   return true;
 end
 $$;

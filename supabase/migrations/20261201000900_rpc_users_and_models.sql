@@ -48,7 +48,7 @@ begin
   end if;
   -- A token issued before a ban or soft delete is still verifiable at the
   -- edge: mirroring must neither re-create nor vouch for its user.
-  perform platform.check_user_standing(p_id);
+  perform platform.check_user_standing(p_id, false);
 
   select * into v_user from platform.users u where u.id = p_id;
   if not found then

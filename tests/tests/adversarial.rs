@@ -470,6 +470,9 @@ struct Fixtures {
     banned_key: String,
     /// A user Supabase Auth has soft-deleted (`deleted_at` set).
     deleted: User,
+    /// An anonymous sign-in's access token (`is_anonymous: true`), of a
+    /// user mirrored with tokens to spend.
+    anonymous_token: String,
 }
 
 fn fixtures() -> Fixtures {
@@ -541,6 +544,18 @@ fn fixtures() -> Fixtures {
         assert_eq!(changed, 1);
     }
 
+    let anonymous = User::with_tokens(1_000);
+    e2e_tests::db::connect()
+        .execute(
+            "update auth.users set is_anonymous = true where id = $1::text::uuid",
+            &[&anonymous.id],
+        )
+        .expect("making a user anonymous");
+    let anonymous_token = tokens::hs256(&with(
+        tokens::user_claims(&anonymous.id, ""),
+        json!({"is_anonymous": true, "email": null}),
+    ));
+
     let auth_user_id = random_uuid();
     let email = format!("adv-{auth_user_id}@example.com");
     let record =
@@ -562,6 +577,7 @@ fn fixtures() -> Fixtures {
         banned,
         banned_key,
         deleted,
+        anonymous_token,
     }
 }
 
@@ -1324,6 +1340,43 @@ fn banned_or_deleted_user_cases(t: &mut Table, f: &Fixtures) {
     );
 }
 
+/// An anonymous sign-in under the default `ANONYMOUS_USERS` (read_only):
+/// no spending, no holds, no API keys.
+fn anonymous_user_cases(t: &mut Table, f: &Fixtures) {
+    let refused = Refused(403, "anonymous_user_read_only");
+    t.add(
+        "anonymous user: usage",
+        post("/v1/usage")
+            .bearer(&f.anonymous_token)
+            .header("idempotency-key", &unique("adv"))
+            .json(&good_event()),
+        refused,
+    );
+    t.add(
+        "anonymous user: usage queued",
+        post("/v1/usage")
+            .bearer(&f.anonymous_token)
+            .header("idempotency-key", &unique("adv"))
+            .header("prefer", "respond-async")
+            .json(&good_event()),
+        refused,
+    );
+    t.add(
+        "anonymous user: hold",
+        post("/v1/usage/reservations")
+            .bearer(&f.anonymous_token)
+            .json(&json!({"tokens": 10})),
+        refused,
+    );
+    t.add(
+        "anonymous user: new API key",
+        post("/v1/api-keys")
+            .bearer(&f.anonymous_token)
+            .json(&json!({"name": "anonymous"})),
+        refused,
+    );
+}
+
 fn db_hook_cases(t: &mut Table, f: &Fixtures) {
     let secret = db_webhook_secret();
     let insert = db_insert_event(f.auth_record.clone());
@@ -1519,6 +1572,7 @@ fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
     jwt_cases(&mut table, &f);
     api_key_cases(&mut table, &f);
     banned_or_deleted_user_cases(&mut table, &f);
+    anonymous_user_cases(&mut table, &f);
     db_hook_cases(&mut table, &f);
     signup_hook_cases(&mut table);
     let cases = table.0;
