@@ -187,14 +187,20 @@ create or replace trigger users_touch_updated_at before update on platform.users
   for each row execute function platform.touch_updated_at();
 
 -- Who is calling, for policies and functions. security definer so a policy on
--- platform.users can ask without recursing into its own policy.
+-- platform.users can ask without recursing into its own policy. An admin whom
+-- Supabase Auth has banned or soft-deleted is refused outright
+-- (platform.check_user_standing, resolved when it runs), not served as admin.
 create or replace function platform.is_admin() returns boolean
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
-  select exists (
-    select 1 from platform.users u where u.id = auth.uid() and u.role = 'admin'
-  )
+begin
+  if not exists (select 1 from platform.users u where u.id = auth.uid() and u.role = 'admin') then
+    return false;
+  end if;
+  perform platform.check_user_standing(auth.uid(), false);
+  return true;
+end
 $$;
 
 create or replace function platform.is_service_role() returns boolean
@@ -845,9 +851,51 @@ as $$
   select coalesce(p_value ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', false)
 $$;
 
+-- Refuses a user Supabase Auth no longer lets in: a ban (`banned_until` in
+-- the future) or a soft delete (`deleted_at`) leaves the auth.users row in
+-- place, and tokens issued before it, and the user's API keys, would
+-- otherwise keep working until they expire. 403 `user_deleted` or
+-- `user_banned`. With p_write, also refuses an anonymous sign-in (403
+-- `anonymous_user_read_only`): anonymous users may read, never spend or hold
+-- API keys, whether they call with their own token (`is_anonymous` in its
+-- claims) or the service role acts for them (`auth.users.is_anonymous`).
+-- Where auth.users does not exist (PostgreSQL without Supabase) only the
+-- token's claim is consulted; the body is resolved when it runs, so the
+-- reference below never fails there, and the row is read as JSON so a
+-- column an older Auth schema lacks reads as absent. Read-only.
+create or replace function platform.check_user_standing(p_user_id uuid, p_write boolean)
+returns void
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_user jsonb;
+begin
+  if p_user_id is null then
+    return;
+  end if;
+  if to_regclass('auth.users') is not null then
+    select to_jsonb(u) into v_user from auth.users u where u.id = p_user_id;
+  end if;
+  if v_user ->> 'deleted_at' is not null then
+    perform platform.fail('PT403', 'user_deleted', 'this user has been deleted');
+  end if;
+  if (v_user ->> 'banned_until')::timestamptz > now() then
+    perform platform.fail('PT403', 'user_banned', 'this user is banned');
+  end if;
+  if p_write and (v_user -> 'is_anonymous' = 'true'::jsonb
+                  or (not platform.is_service_role() and auth.jwt() -> 'is_anonymous' = 'true'::jsonb)) then
+    perform platform.fail('PT403', 'anonymous_user_read_only',
+      'anonymous users may only read; sign in with an account to do this');
+  end if;
+end
+$$;
+
 -- The user an RPC acts for. The service role (the edge, after verifying an API
 -- key or a webhook) names the user; everyone else acts for themselves.
--- p_write refuses viewers, who may read but not spend.
+-- p_write refuses viewers and anonymous sign-ins, who may read but not
+-- spend. A banned or deleted user is refused (check_user_standing) whoever
+-- names them.
 create or replace function platform.caller_user_id(p_user_id uuid, p_write boolean)
 returns uuid
 language plpgsql stable security definer
@@ -871,6 +919,7 @@ begin
       perform platform.fail('PT403', 'forbidden', 'you may act only for yourself');
     end if;
   end if;
+  perform platform.check_user_standing(v_uid, p_write);
   select u.role into v_role from platform.users u where u.id = v_uid;
   if not found then
     perform platform.fail('PT404', 'unknown_user', 'the user is not registered on the platform');
@@ -954,6 +1003,7 @@ $$;
 revoke execute on function
   platform.fail(text, text, text),
   platform.is_uuid(text),
+  platform.check_user_standing(uuid, boolean),
   platform.caller_user_id(uuid, boolean),
   platform.check_api_key_owner(uuid, uuid),
   platform.token_count(jsonb, text),
@@ -969,7 +1019,8 @@ revoke execute on function
 -- Supabase Auth user into platform.users, called by the edge: from the
 -- auth.users Database Webhook (p_source 'webhook'), or just in time from a
 -- verified access token the first time it sees a user (p_source 'jit'). A
--- retried or duplicated call changes nothing and succeeds.
+-- retried or duplicated call changes nothing and succeeds. A banned or
+-- soft-deleted Supabase user is refused (403 `user_banned` / `user_deleted`).
 -- An email another platform user already has is refused with a coded 409
 -- (`email_taken`), not a bare unique-violation error.
 -- A call naming its source leaves one telemetry row, `user_mirror_<source>`
@@ -1009,6 +1060,9 @@ begin
   if p_email is not null and (p_email !~ '^[^@[:space:]]+@[^@[:space:]]+$' or length(p_email) > 320) then
     perform platform.fail('PT422', 'invalid_email', 'p_email is not an email address');
   end if;
+  -- A token issued before a ban or soft delete is still verifiable at the
+  -- edge: mirroring must neither re-create nor vouch for its user.
+  perform platform.check_user_standing(p_id, false);
 
   select * into v_user from platform.users u where u.id = p_id;
   if not found then
@@ -1266,6 +1320,8 @@ begin
   if v_key.expires_at is not null and v_key.expires_at <= now() then
     perform platform.fail('PT401', 'api_key_expired', 'this API key has expired');
   end if;
+  -- A banned or deleted user's keys stop working with their tokens.
+  perform platform.check_user_standing(v_key.user_id, false);
   select u.role into v_role from platform.users u where u.id = v_key.user_id;
   -- Record use at most once a minute: a busy key must not turn into a hot row.
   if v_key.last_used_at is null or v_key.last_used_at < now() - interval '1 minute' then

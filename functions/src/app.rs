@@ -15,7 +15,7 @@ thread_local! {
     static ROUTER: OnceCell<Rc<Router>> = const { OnceCell::new() };
 }
 
-fn router() -> Rc<Router> {
+pub(crate) fn router() -> Rc<Router> {
     ROUTER.with(|r| r.get_or_init(|| Rc::new(Router::new())).clone())
 }
 

@@ -4,8 +4,8 @@
 
 use crate::rest;
 use shared::auth::{
-    bearer_token, looks_like_api_key, require_user, ApiKey, AuthError, CachePolicy, Fetch,
-    JwksCache, VerifiedClaims, Verifier, VerifierSettings,
+    anonymous, bearer_token, looks_like_api_key, require_user, ApiKey, AuthError, CachePolicy,
+    Fetch, JwksCache, VerifiedClaims, Verifier, VerifierSettings,
 };
 use shared::hooks::MirrorUser;
 use shared::postgrest::{Auth, Client};
@@ -147,6 +147,13 @@ async fn authenticate_with(
         return resolve_api_key(token, config).await;
     }
     let claims = require_user(verify_jwt(token, config).await?)?;
+    if claims.is_anonymous {
+        // ANONYMOUS_USERS decides per endpoint (shared::auth::anonymous).
+        let endpoint = crate::app::router()
+            .resolve(req.method().as_ref(), &req.path())?
+            .endpoint;
+        anonymous::admit(config.anonymous_users, endpoint)?;
+    }
     let pending_mirror = match mirroring {
         Mirroring::Now => {
             crate::jit_mirror::ensure_mirrored(&claims, config).await?;

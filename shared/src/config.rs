@@ -5,6 +5,7 @@
 //! at once, by name, so a deploy is fixed in one round.
 
 use crate::auth::webhook::WebhookSecrets;
+use crate::auth::AnonymousUsers;
 use crate::hooks::signup::{parse_domain_list, SignupPolicy};
 use crate::supabase_keys::{KeyScheme, SupabaseKey};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,8 @@ pub mod names {
     pub const SIGNUP_BLOCKED_DOMAINS: &str = "SIGNUP_BLOCKED_DOMAINS";
     /// `developer` (default) or `viewer`: the role a new user starts with.
     pub const DEFAULT_USER_ROLE: &str = "DEFAULT_USER_ROLE";
+    /// `read_only` (default) or `deny`: what anonymous sign-ins may do.
+    pub const ANONYMOUS_USERS: &str = "ANONYMOUS_USERS";
     pub const JWKS_MIN_REFETCH_SECS: &str = "JWKS_MIN_REFETCH_SECS";
     /// How long JWKS keys stay trusted when every refresh fails.
     pub const JWKS_MAX_STALE_SECS: &str = "JWKS_MAX_STALE_SECS";
@@ -108,6 +111,8 @@ pub struct Config {
     pub db_webhook_secret: Option<String>,
     pub signup_policy: SignupPolicy,
     pub default_user_role: UserRole,
+    /// What a token with `is_anonymous: true` may do at the edge.
+    pub anonymous_users: AnonymousUsers,
     /// The floor between two JWKS fetches triggered by unknown key ids.
     pub jwks_min_refetch_secs: u32,
     /// How long the last fetched JWKS stays trusted while refreshes fail.
@@ -132,6 +137,7 @@ impl fmt::Debug for Config {
             .field("db_webhook_secret", &redacted(&self.db_webhook_secret))
             .field("signup_policy", &self.signup_policy)
             .field("default_user_role", &self.default_user_role)
+            .field("anonymous_users", &self.anonymous_users)
             .field("jwks_min_refetch_secs", &self.jwks_min_refetch_secs)
             .field("jwks_max_stale_secs", &self.jwks_max_stale_secs)
             .field(
@@ -278,6 +284,15 @@ impl Config {
             })
             .transpose()?
             .unwrap_or_default();
+        let anonymous_users = optional(&lookup, names::ANONYMOUS_USERS)
+            .map(|raw| {
+                AnonymousUsers::parse(&raw).map_err(|reason| ConfigError::Invalid {
+                    name: names::ANONYMOUS_USERS,
+                    reason,
+                })
+            })
+            .transpose()?
+            .unwrap_or_default();
         let jwks_min_refetch_secs = optional_number(
             &lookup,
             names::JWKS_MIN_REFETCH_SECS,
@@ -304,6 +319,7 @@ impl Config {
             db_webhook_secret,
             signup_policy,
             default_user_role,
+            anonymous_users,
             jwks_min_refetch_secs,
             jwks_max_stale_secs,
             metrics_token,
@@ -675,6 +691,7 @@ mod tests {
         assert_eq!(config.db_webhook_secret, None);
         assert_eq!(config.signup_policy, SignupPolicy::default());
         assert_eq!(config.default_user_role, UserRole::Developer);
+        assert_eq!(config.anonymous_users, AnonymousUsers::ReadOnly);
         assert_eq!(config.jwt_issuers, vec!["http://127.0.0.1:54321/auth/v1"]);
         assert_eq!(config.jwks_max_stale_secs, 3600);
         assert_eq!(
@@ -692,6 +709,7 @@ mod tests {
             ("SIGNUP_ALLOWED_DOMAINS", "Example.com, partner.io"),
             ("SIGNUP_BLOCKED_DOMAINS", "mailinator.com"),
             ("DEFAULT_USER_ROLE", "Viewer"),
+            ("ANONYMOUS_USERS", "deny"),
             ("JWKS_MAX_STALE_SECS", "900"),
         ])
         .unwrap();
@@ -708,6 +726,7 @@ mod tests {
         );
         assert_eq!(config.signup_policy.blocked_domains, vec!["mailinator.com"]);
         assert_eq!(config.default_user_role, UserRole::Viewer);
+        assert_eq!(config.anonymous_users, AnonymousUsers::Deny);
     }
 
     /// One row per bad value: the variable the error must name.
@@ -727,6 +746,7 @@ mod tests {
                 "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw|",
             ),
             ("DB_WEBHOOK_SECRET", "short"),
+            ("ANONYMOUS_USERS", "full"),
             ("SIGNUP_ALLOWED_DOMAINS", "example.com, not a domain"),
             ("SIGNUP_BLOCKED_DOMAINS", "localhost"),
             ("DEFAULT_USER_ROLE", "admin"),

@@ -74,14 +74,20 @@ create or replace trigger users_touch_updated_at before update on platform.users
   for each row execute function platform.touch_updated_at();
 
 -- Who is calling, for policies and functions. security definer so a policy on
--- platform.users can ask without recursing into its own policy.
+-- platform.users can ask without recursing into its own policy. An admin whom
+-- Supabase Auth has banned or soft-deleted is refused outright
+-- (platform.check_user_standing, resolved when it runs), not served as admin.
 create or replace function platform.is_admin() returns boolean
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
-  select exists (
-    select 1 from platform.users u where u.id = auth.uid() and u.role = 'admin'
-  )
+begin
+  if not exists (select 1 from platform.users u where u.id = auth.uid() and u.role = 'admin') then
+    return false;
+  end if;
+  perform platform.check_user_standing(auth.uid(), false);
+  return true;
+end
 $$;
 
 create or replace function platform.is_service_role() returns boolean

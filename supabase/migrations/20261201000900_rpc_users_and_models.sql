@@ -5,7 +5,8 @@
 -- Supabase Auth user into platform.users, called by the edge: from the
 -- auth.users Database Webhook (p_source 'webhook'), or just in time from a
 -- verified access token the first time it sees a user (p_source 'jit'). A
--- retried or duplicated call changes nothing and succeeds.
+-- retried or duplicated call changes nothing and succeeds. A banned or
+-- soft-deleted Supabase user is refused (403 `user_banned` / `user_deleted`).
 -- An email another platform user already has is refused with a coded 409
 -- (`email_taken`), not a bare unique-violation error.
 -- A call naming its source leaves one telemetry row, `user_mirror_<source>`
@@ -45,6 +46,9 @@ begin
   if p_email is not null and (p_email !~ '^[^@[:space:]]+@[^@[:space:]]+$' or length(p_email) > 320) then
     perform platform.fail('PT422', 'invalid_email', 'p_email is not an email address');
   end if;
+  -- A token issued before a ban or soft delete is still verifiable at the
+  -- edge: mirroring must neither re-create nor vouch for its user.
+  perform platform.check_user_standing(p_id, false);
 
   select * into v_user from platform.users u where u.id = p_id;
   if not found then

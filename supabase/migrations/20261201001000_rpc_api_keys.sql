@@ -162,6 +162,8 @@ begin
   if v_key.expires_at is not null and v_key.expires_at <= now() then
     perform platform.fail('PT401', 'api_key_expired', 'this API key has expired');
   end if;
+  -- A banned or deleted user's keys stop working with their tokens.
+  perform platform.check_user_standing(v_key.user_id, false);
   select u.role into v_role from platform.users u where u.id = v_key.user_id;
   -- Record use at most once a minute: a busy key must not turn into a hot row.
   if v_key.last_used_at is null or v_key.last_used_at < now() - interval '1 minute' then

@@ -464,6 +464,15 @@ struct Fixtures {
     /// An `auth.users` row Supabase Auth just wrote, not mirrored yet.
     auth_user_id: String,
     auth_record: Value,
+    /// A user Supabase Auth has banned (`banned_until` tomorrow), and a key
+    /// of theirs made before the ban.
+    banned: User,
+    banned_key: String,
+    /// A user Supabase Auth has soft-deleted (`deleted_at` set).
+    deleted: User,
+    /// An anonymous sign-in's access token (`is_anonymous: true`), of a
+    /// user mirrored with tokens to spend.
+    anonymous_token: String,
 }
 
 fn fixtures() -> Fixtures {
@@ -518,6 +527,35 @@ fn fixtures() -> Fixtures {
         assert!(picked_up.is_some(), "the {alg} key was never accepted");
     }
 
+    // Supabase leaves a banned or soft-deleted user's auth.users row in place.
+    let banned = User::with_tokens(1_000);
+    let (_, banned_key) = new_key(&banned, &["usage:write", "usage:read"]);
+    let deleted = User::with_tokens(1_000);
+    for (user, change) in [
+        (&banned, "banned_until = now() + interval '1 day'"),
+        (&deleted, "deleted_at = now()"),
+    ] {
+        let changed = e2e_tests::db::connect()
+            .execute(
+                &format!("update auth.users set {change} where id = $1::text::uuid"),
+                &[&user.id],
+            )
+            .expect("banning or deleting a user");
+        assert_eq!(changed, 1);
+    }
+
+    let anonymous = User::with_tokens(1_000);
+    e2e_tests::db::connect()
+        .execute(
+            "update auth.users set is_anonymous = true where id = $1::text::uuid",
+            &[&anonymous.id],
+        )
+        .expect("making a user anonymous");
+    let anonymous_token = tokens::hs256(&with(
+        tokens::user_claims(&anonymous.id, ""),
+        json!({"is_anonymous": true, "email": null}),
+    ));
+
     let auth_user_id = random_uuid();
     let email = format!("adv-{auth_user_id}@example.com");
     let record =
@@ -536,6 +574,10 @@ fn fixtures() -> Fixtures {
         unpublished,
         auth_user_id,
         auth_record: serde_json::from_str(&record).expect("the record as JSON"),
+        banned,
+        banned_key,
+        deleted,
+        anonymous_token,
     }
 }
 
@@ -1250,6 +1292,91 @@ fn api_key_cases(t: &mut Table, f: &Fixtures) {
     );
 }
 
+/// A user Supabase Auth banned or soft-deleted: neither their tokens (still
+/// unexpired and verifiable) nor their API keys work any more.
+fn banned_or_deleted_user_cases(t: &mut Table, f: &Fixtures) {
+    let spend = |bearer: &str| {
+        post("/v1/usage")
+            .bearer(bearer)
+            .header("idempotency-key", &unique("adv"))
+            .json(&good_event())
+    };
+    t.add(
+        "banned user: token, usage",
+        spend(&f.banned.token),
+        Refused(403, "user_banned"),
+    );
+    t.add(
+        "banned user: token, new API key",
+        post("/v1/api-keys")
+            .bearer(&f.banned.token)
+            .json(&json!({"name": "after the ban"})),
+        Refused(403, "user_banned"),
+    );
+    t.add(
+        "banned user: API key, usage",
+        spend(&f.banned_key),
+        Refused(403, "user_banned"),
+    );
+    t.add(
+        "banned user: API key, usage queued",
+        spend(&f.banned_key).header("prefer", "respond-async"),
+        Refused(403, "user_banned"),
+    );
+    t.add(
+        "banned user: API key, overview",
+        req("GET", "/v1/usage/overview").bearer(&f.banned_key),
+        Refused(403, "user_banned"),
+    );
+    t.add(
+        "deleted user: token, usage",
+        spend(&f.deleted.token),
+        Refused(403, "user_deleted"),
+    );
+    t.add(
+        "deleted user: token, list API keys",
+        req("GET", "/v1/api-keys").bearer(&f.deleted.token),
+        Refused(403, "user_deleted"),
+    );
+}
+
+/// An anonymous sign-in under the default `ANONYMOUS_USERS` (read_only):
+/// no spending, no holds, no API keys.
+fn anonymous_user_cases(t: &mut Table, f: &Fixtures) {
+    let refused = Refused(403, "anonymous_user_read_only");
+    t.add(
+        "anonymous user: usage",
+        post("/v1/usage")
+            .bearer(&f.anonymous_token)
+            .header("idempotency-key", &unique("adv"))
+            .json(&good_event()),
+        refused,
+    );
+    t.add(
+        "anonymous user: usage queued",
+        post("/v1/usage")
+            .bearer(&f.anonymous_token)
+            .header("idempotency-key", &unique("adv"))
+            .header("prefer", "respond-async")
+            .json(&good_event()),
+        refused,
+    );
+    t.add(
+        "anonymous user: hold",
+        post("/v1/usage/reservations")
+            .bearer(&f.anonymous_token)
+            .json(&json!({"tokens": 10})),
+        refused,
+    );
+    t.add(
+        "anonymous user: new API key",
+        post("/v1/api-keys")
+            .bearer(&f.anonymous_token)
+            .json(&json!({"name": "anonymous"})),
+        refused,
+    );
+}
+
 fn db_hook_cases(t: &mut Table, f: &Fixtures) {
     let secret = db_webhook_secret();
     let insert = db_insert_event(f.auth_record.clone());
@@ -1444,6 +1571,8 @@ fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
     other_usage_cases(&mut table, &f);
     jwt_cases(&mut table, &f);
     api_key_cases(&mut table, &f);
+    banned_or_deleted_user_cases(&mut table, &f);
+    anonymous_user_cases(&mut table, &f);
     db_hook_cases(&mut table, &f);
     signup_hook_cases(&mut table);
     let cases = table.0;

@@ -248,8 +248,12 @@ fn an_anonymous_sign_in_is_not_mirrored() {
         json!({"is_anonymous": true}),
     ));
 
-    let answer = record(&token, &unique("anon"), &event(MODEL, 1, 1));
-
+    // A read (anonymous users may read under the default ANONYMOUS_USERS):
+    // not mirrored, so unknown to the platform.
+    let answer = call("GET", "/v1/usage/overview", Some(&token), &[], None);
     assert_refused(&answer, 404, "unknown_user");
+    // Spending is refused before anything is mirrored.
+    let answer = record(&token, &unique("anon"), &event(MODEL, 1, 1));
+    assert_refused(&answer, 403, "anonymous_user_read_only");
     assert_eq!(platform_users_with_id(&mut db(), &id), 0);
 }

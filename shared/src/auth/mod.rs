@@ -1,6 +1,7 @@
 //! Who is calling: verification of every kind of caller the edge accepts.
 //!
 //! - [`jwt`]: Supabase access tokens (browsers, signed-in users).
+//! - [`anonymous`]: what an anonymous sign-in's token may do.
 //! - [`jwks`] and [`jwks_cache`]: the project's public signing keys and when
 //!   to fetch them again.
 //! - [`api_key`]: `cds_…` keys held by LLM servers.
@@ -12,6 +13,7 @@
 //! stable code; the caller is told only a generic message, so an attacker
 //! learns nothing about which check failed beyond the code.
 
+pub mod anonymous;
 pub mod api_key;
 pub mod jwks;
 pub mod jwks_cache;
@@ -19,6 +21,7 @@ pub mod jwt;
 pub mod shared_secret;
 pub mod webhook;
 
+pub use anonymous::AnonymousUsers;
 pub use api_key::{looks_like_api_key, ApiKey, GeneratedApiKey, ParsedApiKey};
 pub use jwks::{JwkSet, JwksError};
 pub use jwks_cache::{CachePolicy, Fetch, JwksCache};

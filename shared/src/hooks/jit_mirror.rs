@@ -27,6 +27,9 @@
 //!   for operators;
 //! - no such Supabase Auth user (`unknown_auth_user`: deleted while their
 //!   token is still valid): `unknown_user`, as every RPC would answer;
+//! - a user Supabase Auth banned or soft-deleted (`user_banned`,
+//!   `user_deleted`, 403): refused, and not remembered, so the next request
+//!   asks again;
 //! - anything else (the database unavailable, a deployment fault): the
 //!   request is answered with that error (503, 502); the consumer delivers
 //!   the batch again later ([`holds_back_batch`]).
@@ -261,6 +264,18 @@ mod tests {
                 Err(unknown_user.clone()),
                 Next::Refuse(unknown_user),
             ),
+            // Supabase Auth banned or soft-deleted the user: their still
+            // valid token is not served, and the user is not remembered.
+            (
+                &with_email,
+                Err(rejected(403, "user_banned")),
+                Next::Refuse(rejected(403, "user_banned")),
+            ),
+            (
+                &with_email,
+                Err(rejected(403, "user_deleted")),
+                Next::Refuse(rejected(403, "user_deleted")),
+            ),
         ];
         for (sent, answer, want) in cases {
             let got = after_mirror(sent, answer.as_ref());
@@ -282,6 +297,7 @@ mod tests {
                 true,
             ),
             (Next::Refuse(rejected(404, "unknown_user")), false),
+            (Next::Refuse(rejected(403, "user_banned")), false),
             (
                 Next::Refuse(ApiError::Upstream {
                     detail: "PGRST202".into(),
