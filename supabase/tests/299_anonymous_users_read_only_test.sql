@@ -21,6 +21,9 @@ begin
   perform set_config('role', 'authenticated', true);
 end
 $$;
+-- Called again under the API roles below; functions are not executable by
+-- PUBLIC unless granted (the migrations revoke that default).
+grant execute on all functions in schema pg_temp to public;
 
 select pg_temp.as_anonymous(:'ann');
 select throws_ok($$select platform.record_token_usage('gpt-4o-mini', 1, 1, 'a-1')$$,
