@@ -205,6 +205,41 @@ const EXPOSE_FIX: &str = "expose the `platform` schema: Dashboard → Project Se
 const PUSH_FIX: &str =
     "apply the migrations: `supabase link --project-ref <ref>` then `supabase db push`";
 
+/// An HTTP answer as the checks read it: status and body, `None` when
+/// nothing answered.
+pub type Answer = Option<(u16, Vec<u8>)>;
+
+/// What a project answered to the doctor's four calls.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectAnswers {
+    /// `GET <SUPABASE_URL>/rest/v1/` with the anon (or publishable) key.
+    pub rest_root: Answer,
+    /// `Client::platform_check`: `list_models` in `platform`, as anon.
+    pub platform: Answer,
+    /// `public.cds_deployment_report()` as the service role.
+    pub report: Answer,
+    /// `<SUPABASE_URL>/auth/v1/.well-known/jwks.json`.
+    pub jwks: Answer,
+}
+
+fn read(answer: &Answer) -> Option<(u16, &[u8])> {
+    answer
+        .as_ref()
+        .map(|(status, body)| (*status, body.as_slice()))
+}
+
+/// The project's checklist, in the order an operator would fix it: the same
+/// for `cargo xtask doctor` and the Worker's `GET /health?deep=1`.
+pub fn project_checks(answers: &ProjectAnswers) -> Vec<Check> {
+    let mut checks = vec![
+        check_rest_root(answers.rest_root.as_ref().map(|(status, _)| *status)),
+        check_platform_exposed(read(&answers.platform)),
+    ];
+    checks.extend(check_report(read(&answers.report)));
+    checks.push(check_jwks(read(&answers.jwks)));
+    checks
+}
+
 /// `GET <SUPABASE_URL>/rest/v1/` with the anon (or publishable) key.
 pub fn check_rest_root(status: Option<u16>) -> Check {
     match status {
@@ -669,6 +704,37 @@ mod tests {
     fn run(report: &Value) -> Vec<Check> {
         let body = serde_json::to_vec(report).unwrap();
         check_report(Some((200, &body)))
+    }
+
+    #[test]
+    fn the_project_checklist_reads_each_answer_in_order() {
+        let report = serde_json::to_vec(&healthy_report()).unwrap();
+        let answers = ProjectAnswers {
+            rest_root: Some((200, Vec::new())),
+            platform: Some((200, b"[]".to_vec())),
+            report: Some((200, report)),
+            jwks: Some((200, br#"{"keys": []}"#.to_vec())),
+        };
+        let checks = project_checks(&answers);
+        let ids: Vec<&str> = checks.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "rest_reachable",
+                "platform_exposed",
+                "rpcs",
+                "model_catalogue",
+                "role_timeouts",
+                "safeupdate",
+                "user_mirroring",
+                "maintenance_job",
+                "jwks"
+            ]
+        );
+        assert!(all_pass(&checks), "{}", render_text(&checks));
+        let nothing = project_checks(&ProjectAnswers::default());
+        assert_eq!(nothing.len(), ids.len());
+        assert!(nothing.iter().all(|c| c.outcome == Outcome::Fail));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use clap::Parser;
-use shared::doctor::{self, Check};
+use shared::doctor::{self, Check, ProjectAnswers};
 use shared::supabase_keys::SupabaseKey;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -74,20 +74,12 @@ pub fn run(args: &Args) -> Vec<Check> {
         }
     };
     let base = args.supabase_url.trim_end_matches('/');
-    let rest_root = get(&format!("{base}/rest/v1/"), &key_headers(&anon));
-    let mut checks = vec![doctor::check_rest_root(rest_root.map(|(s, _)| s))];
-    let exposed = post_rpc(base, "platform", "list_models", &anon);
-    checks.push(doctor::check_platform_exposed(
-        exposed.as_ref().map(|(s, b)| (*s, b.as_slice())),
-    ));
-    let report = post_rpc(base, "public", "cds_deployment_report", &service_role);
-    checks.extend(doctor::check_report(
-        report.as_ref().map(|(s, b)| (*s, b.as_slice())),
-    ));
-    let jwks = get(&format!("{base}/auth/v1/.well-known/jwks.json"), &[]);
-    checks.push(doctor::check_jwks(
-        jwks.as_ref().map(|(s, b)| (*s, b.as_slice())),
-    ));
+    let mut checks = doctor::project_checks(&ProjectAnswers {
+        rest_root: get(&format!("{base}/rest/v1/"), &key_headers(&anon)),
+        platform: post_rpc(base, "platform", "list_models", &anon),
+        report: post_rpc(base, "public", "cds_deployment_report", &service_role),
+        jwks: get(&format!("{base}/auth/v1/.well-known/jwks.json"), &[]),
+    });
     if let Some(worker) = &args.worker_url {
         checks.extend(worker_checks(worker, args.metrics_token.as_deref()));
     }

@@ -5,7 +5,7 @@
 
 use crate::rest;
 use shared::auth::shared_secret::check_shared_secret;
-use shared::doctor::{self, DeepHealth};
+use shared::doctor::{self, DeepHealth, ProjectAnswers};
 use shared::postgrest::{Auth, Client, HttpCall};
 use shared::{queue, ApiError, Config};
 use worker::{Env, Request, Response};
@@ -35,33 +35,25 @@ pub async fn get(req: &Request, env: &Env, config: &Config) -> Result<Response, 
             .ok()
             .map(|a| (a.status, a.body))
     };
-    let root = answer(client.probe()).await;
-    let exposed = answer(client.platform_check()).await;
-    let report = answer(client.rpc(
-        "public",
-        "cds_deployment_report",
-        &serde_json::json!({}),
-        Auth::ServiceRole,
-    ))
-    .await;
-    let jwks = answer(HttpCall {
-        method: "GET",
-        url: config.jwks_url(),
-        headers: vec![("accept", "application/json".into())],
-        body: None,
-    })
-    .await;
-
-    let mut checks = vec![
-        doctor::check_rest_root(root.as_ref().map(|(s, _)| *s)),
-        doctor::check_platform_exposed(exposed.as_ref().map(|(s, b)| (*s, b.as_slice()))),
-    ];
-    checks.extend(doctor::check_report(
-        report.as_ref().map(|(s, b)| (*s, b.as_slice())),
-    ));
-    checks.push(doctor::check_jwks(
-        jwks.as_ref().map(|(s, b)| (*s, b.as_slice())),
-    ));
+    let answers = ProjectAnswers {
+        rest_root: answer(client.probe()).await,
+        platform: answer(client.platform_check()).await,
+        report: answer(client.rpc(
+            "public",
+            "cds_deployment_report",
+            &serde_json::json!({}),
+            Auth::ServiceRole,
+        ))
+        .await,
+        jwks: answer(HttpCall {
+            method: "GET",
+            url: config.jwks_url(),
+            headers: vec![("accept", "application/json".into())],
+            body: None,
+        })
+        .await,
+    };
+    let mut checks = doctor::project_checks(&answers);
     checks.push(doctor::check_queue_binding(
         env.queue(queue::PRODUCER_BINDING).is_ok(),
     ));
