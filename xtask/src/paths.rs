@@ -50,20 +50,31 @@ impl Profile {
     }
 
     /// The bare hosted-like project of the deploy rehearsal, run beside the
-    /// test stack.
+    /// test stack: its own variables (`CDS_REHEARSAL_PG_PORT`, ...), so
+    /// moving the test stack's ports never puts both on the same ones.
     pub fn rehearsal() -> Result<Self> {
-        Self::with_defaults("rehearsal", [54362, 54361, 8827, 9269])
+        Self::with_env_prefix("rehearsal", "CDS_REHEARSAL", [54362, 54361, 8827, 9269])
     }
 
-    fn with_defaults(name: &'static str, [pg, rest, worker, inspector]: [u16; 4]) -> Result<Self> {
+    fn with_defaults(name: &'static str, ports: [u16; 4]) -> Result<Self> {
+        Self::with_env_prefix(name, "CDS", ports)
+    }
+
+    /// Ports from `<prefix>_PG_PORT` etc., else the defaults.
+    fn with_env_prefix(
+        name: &'static str,
+        prefix: &str,
+        [pg, rest, worker, inspector]: [u16; 4],
+    ) -> Result<Self> {
         let dir = repo_root().join("target").join("devstack").join(name);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let port = |what: &str, default| port_from_env(&format!("{prefix}_{what}_PORT"), default);
         Ok(Profile {
             name,
-            pg_port: port_from_env("CDS_PG_PORT", pg)?,
-            rest_port: port_from_env("CDS_REST_PORT", rest)?,
-            worker_port: port_from_env("CDS_WORKER_PORT", worker)?,
-            inspector_port: port_from_env("CDS_INSPECTOR_PORT", inspector)?,
+            pg_port: port("PG", pg)?,
+            rest_port: port("REST", rest)?,
+            worker_port: port("WORKER", worker)?,
+            inspector_port: port("INSPECTOR", inspector)?,
             dir,
         })
     }

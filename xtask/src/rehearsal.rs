@@ -12,12 +12,12 @@ use crate::devkeys::{uuid_v4, DevKeys, KeyScheme};
 use crate::doctor::{self, Args};
 use crate::paths::{exposed_schemas, Profile};
 use crate::postgres;
-use crate::proc::{wait_until, Service};
+use crate::proc::{ensure_port_free, wait_until, Service};
 use crate::stack::{start_rest, Stack};
 use crate::worker;
 use anyhow::{bail, Context, Result};
 use shared::doctor::{render_text, Check, Outcome};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What a new hosted project exposes before anyone touches its API settings.
 const HOSTED_DEFAULT_SCHEMAS: [&str; 2] = ["public", "graphql_public"];
@@ -46,6 +46,7 @@ fn rehearse(
         "==> rehearsal: a bare hosted-like project on port {}",
         profile.pg_port
     );
+    wait_for_ports(profile)?;
     services.push(postgres::start_cluster(profile, pg)?);
     postgres::set_up_platform(profile, pg)?;
     let hosted_defaults: Vec<String> = HOSTED_DEFAULT_SCHEMAS.map(String::from).to_vec();
@@ -142,6 +143,41 @@ fn rehearse(
 
     passed &= first_request_records_usage(profile, keys, pg)?;
     Ok(passed)
+}
+
+/// The rehearsal's ports, given a little time: a process of an earlier run
+/// (a backend still exiting after its postmaster) may hold one briefly.
+fn wait_for_ports(profile: &Profile) -> Result<()> {
+    let ports = [
+        (
+            profile.pg_port,
+            "the rehearsal's PostgreSQL",
+            "CDS_REHEARSAL_PG_PORT",
+        ),
+        (
+            profile.rest_port,
+            "the rehearsal's REST layer",
+            "CDS_REHEARSAL_REST_PORT",
+        ),
+        (
+            profile.worker_port,
+            "the rehearsal's Worker",
+            "CDS_REHEARSAL_WORKER_PORT",
+        ),
+        (
+            profile.inspector_port,
+            "the rehearsal's inspector",
+            "CDS_REHEARSAL_INSPECTOR_PORT",
+        ),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (port, what, variable) in ports {
+        while ensure_port_free(port, what, variable).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        ensure_port_free(port, what, variable)?;
+    }
+    Ok(())
 }
 
 fn print_indented(checks: &[Check]) {
