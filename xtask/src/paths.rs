@@ -51,9 +51,12 @@ impl Profile {
 
     /// The bare hosted-like project of the deploy rehearsal, run beside the
     /// test stack: its own variables (`CDS_REHEARSAL_PG_PORT`, ...), so
-    /// moving the test stack's ports never puts both on the same ones.
+    /// moving the test stack's ports never puts both on the same ones. Its
+    /// ports are below Linux's ephemeral range (32768-60999): it starts while
+    /// the test stack holds many pooled connections, whose local ports are
+    /// drawn from that range and could take a fixed port there.
     pub fn rehearsal() -> Result<Self> {
-        Self::with_env_prefix("rehearsal", "CDS_REHEARSAL", [54362, 54361, 8827, 9269])
+        Self::with_env_prefix("rehearsal", "CDS_REHEARSAL", [25432, 25431, 8827, 9269])
     }
 
     fn with_defaults(name: &'static str, ports: [u16; 4]) -> Result<Self> {
