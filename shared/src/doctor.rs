@@ -302,21 +302,24 @@ fn postgrest_code(body: &[u8]) -> Option<String> {
         .map(|e| e.code)
 }
 
+/// The ids of the checks judged from the deployment report, in order: all
+/// fail together when the report cannot be read.
+pub const REPORT_CHECKS: [&str; 6] = [
+    "rpcs",
+    "model_catalogue",
+    "role_timeouts",
+    "safeupdate",
+    "user_mirroring",
+    "maintenance_job",
+];
+
 /// The checks read from the answer to `public.cds_deployment_report` (status
 /// and body; `None` when the call got no answer at all). The report lives in
 /// `public`, which every project exposes, so it can describe a project whose
 /// `platform` schema is not exposed yet.
 pub fn check_report(answer: Option<(u16, &[u8])>) -> Vec<Check> {
-    const DEPENDENT: [&str; 6] = [
-        "rpcs",
-        "model_catalogue",
-        "role_timeouts",
-        "safeupdate",
-        "user_mirroring",
-        "maintenance_job",
-    ];
     let fail_all = |detail: String, fix: &str| -> Vec<Check> {
-        DEPENDENT
+        REPORT_CHECKS
             .iter()
             .map(|id| Check::fail(id, detail.clone(), fix))
             .collect()

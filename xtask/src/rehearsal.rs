@@ -16,7 +16,7 @@ use crate::proc::{ensure_port_free, wait_until, Service};
 use crate::stack::{start_rest, Stack};
 use crate::worker;
 use anyhow::{bail, Context, Result};
-use shared::doctor::{render_text, Check, Outcome};
+use shared::doctor::{render_text, Check, Outcome, REPORT_CHECKS};
 use std::time::{Duration, Instant};
 
 /// What a new hosted project exposes before anyone touches its API settings.
@@ -85,16 +85,8 @@ fn rehearse(
     let unpushed = doctor::run(&args);
     println!("\n    doctor on the new project, before `supabase db push`:\n");
     print_indented(&unpushed);
-    let from_the_report = [
-        "rpcs",
-        "model_catalogue",
-        "role_timeouts",
-        "safeupdate",
-        "user_mirroring",
-        "maintenance_job",
-    ];
     let expected: Vec<String> = std::iter::once("platform_exposed")
-        .chain(from_the_report)
+        .chain(REPORT_CHECKS)
         .flat_map(|id| [id.to_string(), format!("worker.{id}")])
         .collect();
     passed &= expect_failed(
