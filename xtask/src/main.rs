@@ -18,6 +18,7 @@ mod stack;
 mod testrun;
 mod tools;
 mod worker;
+mod workerd_serve;
 
 use std::process::ExitCode;
 

@@ -20,6 +20,9 @@ pub struct WorkerTools {
     pub esbuild: PathBuf,
     pub wasm_opt: PathBuf,
     pub wrangler: PathBuf,
+    /// The runtime itself, from wrangler's `workerd` dependency; its
+    /// platform package ships the binary, so no install script is needed.
+    pub workerd: PathBuf,
 }
 
 pub struct PgTools {
@@ -43,8 +46,14 @@ pub fn worker_tools() -> Result<WorkerTools> {
         esbuild: modules.join("@esbuild/linux-x64/bin/esbuild"),
         wasm_opt: modules.join(".bin/wasm-opt"),
         wrangler: modules.join(".bin/wrangler"),
+        workerd: modules.join("@cloudflare/workerd-linux-64/bin/workerd"),
     };
-    for path in [&tools.esbuild, &tools.wasm_opt, &tools.wrangler] {
+    for path in [
+        &tools.esbuild,
+        &tools.wasm_opt,
+        &tools.wrangler,
+        &tools.workerd,
+    ] {
         if !path.exists() {
             bail!(
                 "{} is missing after `npm ci`; delete node_modules and retry",
