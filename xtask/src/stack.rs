@@ -206,14 +206,6 @@ impl Stack {
         Ok(())
     }
 
-    /// The pid (and process group) of the service named `name`.
-    pub fn service_pid(&self, name: &str) -> Option<u32> {
-        self.services
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.pid())
-    }
-
     /// Fails when any service has died.
     pub fn ensure_running(&mut self) -> Result<()> {
         self.services

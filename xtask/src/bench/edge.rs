@@ -1,0 +1,236 @@
+//! Figures 4 and 5: our Worker served by `workerd serve` alone (release
+//! build, no Node in the path), against the same RPC sent straight to the
+//! REST layer, in the same run.
+
+use super::wrk::{check_ledger, run_wrk};
+use super::{Plan, Report};
+use crate::devkeys::KeyScheme;
+use crate::proc::{wait_until, Service};
+use crate::stack::Stack;
+use crate::workerd_serve;
+use anyhow::Result;
+use std::path::Path;
+use std::time::Duration;
+
+/// Where the extra Workers of the benchmark listen, above the stack's own
+/// Worker port (its inspector port is shifted the same way for `wrangler
+/// dev`): fresh ones for figure 2, the peer, ours on `workerd serve`.
+pub(super) const COLD_START_PORT_OFFSET: u16 = 100;
+pub(super) const PEER_PORT_OFFSET: u16 = 200;
+pub(super) const OURS_PORT_OFFSET: u16 = 300;
+
+/// A Worker served by `workerd serve` for the benchmark.
+pub(super) struct Served {
+    pub(super) service: Service,
+    pub(super) url: String,
+}
+
+/// Our Worker, the build the stack made, on `workerd serve`, answering
+/// `/health`.
+pub(super) fn start_ours(stack: &Stack) -> Result<Served> {
+    let mut profile = stack.profile.clone();
+    profile.worker_port += OURS_PORT_OFFSET;
+    profile.dir = stack.profile.dir.join("workerd");
+    std::fs::create_dir_all(&profile.dir)?;
+    let mut service = workerd_serve::start_edge(
+        &profile,
+        &stack.keys,
+        KeyScheme::Opaque,
+        &stack.worker_tools,
+    )?;
+    let url = profile.worker_url();
+    let health = format!("{url}/health");
+    wait_until(&mut service, Duration::from_secs(60), || {
+        ureq::get(&health)
+            .timeout(Duration::from_secs(2))
+            .call()
+            .is_ok()
+    })?;
+    Ok(Served { service, url })
+}
+
+pub(super) fn edge_overhead(
+    stack: &Stack,
+    worker: &str,
+    wrk: &Path,
+    tokens: &Path,
+    plan: &Plan,
+    report: &mut Report,
+) -> Result<()> {
+    let rest = stack.profile.supabase_url();
+    let anon = &stack.keys.anon_key;
+    // Warm both paths (isolate, JWKS-free HS256 path, connections).
+    run_wrk(wrk, worker, "edge", tokens, "warm-edge", 1, 1, 2, 1, anon)?;
+    run_wrk(wrk, &rest, "rest", tokens, "warm-rest", 1, 1, 2, 1, anon)?;
+    let (mut e50, mut e99, mut r50, mut r99, mut d50, mut d99) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..plan.repeats {
+        // One connection, so latency is service time, not queueing.
+        let e = run_wrk(
+            wrk,
+            worker,
+            "edge",
+            tokens,
+            &format!("lat-edge-{i}"),
+            1,
+            1,
+            plan.latency_secs,
+            1,
+            anon,
+        )?;
+        let r = run_wrk(
+            wrk,
+            &rest,
+            "rest",
+            tokens,
+            &format!("lat-rest-{i}"),
+            1,
+            1,
+            plan.latency_secs,
+            1,
+            anon,
+        )?;
+        for (run_id, res) in [(format!("lat-edge-{i}"), &e), (format!("lat-rest-{i}"), &r)] {
+            check_ledger(stack, report, &run_id, res, 1, 1, false)?;
+        }
+        e50.push(e.p50_ms);
+        e99.push(e.p99_ms);
+        r50.push(r.p50_ms);
+        r99.push(r.p99_ms);
+        d50.push(e.p50_ms - r.p50_ms);
+        d99.push(e.p99_ms - r.p99_ms);
+    }
+    report.add(
+        "4",
+        "POST /v1/usage via the Worker (workerd serve), p50, 1 conn",
+        "ms",
+        &e50,
+    );
+    report.add("4", "POST /v1/usage via the Worker, p99", "ms", &e99);
+    report.add(
+        "4",
+        "record_token_usage RPC on REST directly, p50",
+        "ms",
+        &r50,
+    );
+    report.add(
+        "4",
+        "record_token_usage RPC on REST directly, p99",
+        "ms",
+        &r99,
+    );
+    report.add_target(
+        "4",
+        "edge overhead p50 (Worker − REST, same run)",
+        "ms",
+        &d50,
+        1.0,
+        true,
+    );
+    report.add(
+        "4",
+        "edge overhead p99 (Worker − REST, same run)",
+        "ms",
+        &d99,
+    );
+    Ok(())
+}
+
+/// Events per second at 32 connections through the Worker and straight to
+/// the REST layer (alternating, so both see the same machine), and batches
+/// of 1000 through the Worker.
+pub(super) fn throughput(
+    stack: &Stack,
+    worker: &str,
+    wrk: &Path,
+    tokens: &Path,
+    plan: &Plan,
+    report: &mut Report,
+) -> Result<()> {
+    let rest = stack.profile.supabase_url();
+    let anon = &stack.keys.anon_key;
+    let (mut single, mut direct, mut ratio, mut batched) = (vec![], vec![], vec![], vec![]);
+    for i in 0..plan.repeats {
+        let id = format!("tput-single-{i}");
+        let r = run_wrk(
+            wrk,
+            worker,
+            "edge",
+            tokens,
+            &id,
+            2,
+            32,
+            plan.throughput_secs,
+            1,
+            anon,
+        )?;
+        check_ledger(stack, report, &id, &r, 32, 1, false)?;
+        let edge_rate = r.events / r.seconds;
+        single.push(edge_rate);
+
+        let id = format!("tput-rest-{i}");
+        let r = run_wrk(
+            wrk,
+            &rest,
+            "rest",
+            tokens,
+            &id,
+            2,
+            32,
+            plan.throughput_secs,
+            1,
+            anon,
+        )?;
+        check_ledger(stack, report, &id, &r, 32, 1, false)?;
+        let rest_rate = r.events / r.seconds;
+        direct.push(rest_rate);
+        ratio.push(edge_rate / rest_rate);
+
+        let id = format!("tput-batch-{i}");
+        let r = run_wrk(
+            wrk,
+            worker,
+            "batch",
+            tokens,
+            &id,
+            2,
+            4,
+            plan.throughput_secs,
+            1000,
+            anon,
+        )?;
+        check_ledger(stack, report, &id, &r, 4, 1000, false)?;
+        batched.push(r.events / r.seconds);
+    }
+    report.add_target(
+        "5",
+        "events/s, single-event POST /v1/usage (32 conns, 64 users)",
+        "events/s",
+        &single,
+        1000.0,
+        false,
+    );
+    report.add(
+        "5",
+        "events/s, the same RPC on REST directly (32 conns)",
+        "events/s",
+        &direct,
+    );
+    report.add_target(
+        "5",
+        "single-event edge / REST-direct at 32 conns",
+        "×",
+        &ratio,
+        0.8,
+        false,
+    );
+    report.add_target(
+        "5",
+        "events/s, POST /v1/usage/batch of 1000 (4 conns)",
+        "events/s",
+        &batched,
+        15_000.0,
+        false,
+    );
+    Ok(())
+}

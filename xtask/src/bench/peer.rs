@@ -1,0 +1,278 @@
+//! Figure 7: our Worker against `bench/peers/usage-ts`, a minimal
+//! TypeScript Worker doing what `POST /v1/usage` does (telemetry included),
+//! each in its own `workerd serve` process against the same REST layer.
+
+use super::edge::{Served, PEER_PORT_OFFSET};
+use super::wrk::{check_ledger, run_wrk, wrk_get};
+use super::{Plan, Report};
+use crate::paths::repo_root;
+use crate::proc::{run, wait_until};
+use crate::stack::Stack;
+use crate::workerd_serve::{self, Module, ModuleKind, WorkerConfig};
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// CPU seconds (user + system) used so far by the `workerd` processes of
+/// process group `group`.
+pub(super) fn workerd_cpu_secs(group: u32) -> Result<f64> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(text) = std::fs::read_to_string(entry?.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`: comm may hold spaces, so split
+        // after its closing parenthesis.
+        let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else {
+            continue;
+        };
+        let comm = &text[open + 1..close];
+        let fields: Vec<&str> = text[close + 2..].split_whitespace().collect();
+        let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        // After comm: state(0) ppid(1) pgrp(2) ... utime(11) stime(12).
+        if comm == "workerd" && field(2) == Some(f64::from(group)) {
+            total += (field(11).unwrap_or(0.0) + field(12).unwrap_or(0.0)) / ticks;
+        }
+    }
+    Ok(total)
+}
+
+/// Bundles the peer with the npm esbuild (what wrangler would do: strip the
+/// types; it has no dependencies) and serves it on `workerd serve`.
+fn start_peer(stack: &Stack) -> Result<Served> {
+    let root = repo_root();
+    let peer_dir = root.join("bench/peers/usage-ts");
+    let mut profile = stack.profile.clone();
+    profile.worker_port += PEER_PORT_OFFSET;
+    profile.dir = stack.profile.dir.join("peer");
+    std::fs::create_dir_all(&profile.dir)?;
+    let bundle = profile.dir.join("index.js");
+    run(Command::new(&stack.worker_tools.esbuild)
+        .arg(peer_dir.join("src/index.ts"))
+        .args(["--bundle", "--format=esm", "--target=es2022"])
+        .arg(format!("--outfile={}", bundle.display())))?;
+    let toml_path = peer_dir.join("wrangler.toml");
+    let settings = workerd_serve::wrangler_settings(
+        &std::fs::read_to_string(&toml_path)
+            .with_context(|| format!("reading {}", toml_path.display()))?,
+    )?;
+    let mut bindings = settings.vars;
+    for (name, value) in [
+        ("SUPABASE_URL", stack.profile.supabase_url()),
+        ("JWT_SECRET", stack.keys.jwt_secret.clone()),
+        ("SUPABASE_ANON_KEY", stack.keys.anon_key.clone()),
+        (
+            "SUPABASE_SERVICE_ROLE_KEY",
+            stack.keys.service_role_key.clone(),
+        ),
+        // Ours always writes its telemetry row; so does the peer here.
+        ("TELEMETRY", "on".to_string()),
+    ] {
+        bindings.retain(|(n, _)| n != name);
+        bindings.push((name.to_string(), value));
+    }
+    let config = WorkerConfig {
+        port: profile.worker_port,
+        compatibility_date: settings.compatibility_date,
+        compatibility_flags: settings.compatibility_flags,
+        modules: vec![Module {
+            name: "index.js".into(),
+            kind: ModuleKind::EsModule,
+            path: "index.js".into(),
+        }],
+        bindings,
+    };
+    let mut service = workerd_serve::start(
+        "peer workerd serve",
+        &stack.worker_tools.workerd,
+        &config,
+        &profile.dir.join("workerd.capnp"),
+        &profile.log("peer"),
+    )?;
+    let url = profile.worker_url();
+    let probe = format!("{url}/__bench/noop");
+    wait_until(&mut service, Duration::from_secs(60), || {
+        ureq::get(&probe)
+            .timeout(Duration::from_secs(2))
+            .call()
+            .is_ok()
+    })?;
+    Ok(Served { service, url })
+}
+
+/// Latency at one connection, rate at 32, and workerd CPU per request of
+/// ours and the peer under the same load, alternating.
+pub(super) fn peer(
+    stack: &Stack,
+    ours: &Served,
+    wrk: &Path,
+    tokens: &Path,
+    plan: &Plan,
+    report: &mut Report,
+) -> Result<()> {
+    let mut peer = start_peer(stack)?;
+    let measured = compare(stack, ours, &peer, wrk, tokens, plan, report);
+    peer.service.stop(Duration::from_secs(5));
+    measured
+}
+
+fn compare(
+    stack: &Stack,
+    ours: &Served,
+    peer: &Served,
+    wrk: &Path,
+    tokens: &Path,
+    plan: &Plan,
+    report: &mut Report,
+) -> Result<()> {
+    let anon = &stack.keys.anon_key;
+    let targets = [("ours", ours), ("peer", peer)];
+    for (name, served) in &targets {
+        run_wrk(
+            wrk,
+            &served.url,
+            "edge",
+            tokens,
+            &format!("warm-{name}"),
+            1,
+            1,
+            2,
+            1,
+            anon,
+        )?;
+    }
+    let (mut lat, mut cpu) = ([vec![], vec![]], [vec![], vec![]]);
+    let (mut rate32, mut cpu32) = ([vec![], vec![]], [vec![], vec![]]);
+    let (mut lat_ratio, mut cpu_ratio, mut cpu32_ratio) = (vec![], vec![], vec![]);
+    let (mut noop, mut sub, mut noop_cpu, mut sub_cpu) = (vec![], vec![], vec![], vec![]);
+    for i in 0..plan.repeats {
+        let mut this = [(0.0, 0.0, 0.0); 2];
+        for (k, (name, served)) in targets.iter().enumerate() {
+            let pid = served.service.pid();
+            // One connection: latency is service time.
+            let run_id = format!("peer-{name}-{i}");
+            let before = workerd_cpu_secs(pid)?;
+            let r = run_wrk(
+                wrk,
+                &served.url,
+                "edge",
+                tokens,
+                &run_id,
+                1,
+                1,
+                plan.latency_secs,
+                1,
+                anon,
+            )?;
+            let after = workerd_cpu_secs(pid)?;
+            check_ledger(stack, report, &run_id, &r, 1, 1, false)?;
+            let cpu_us = (after - before) * 1e6 / r.events.max(1.0);
+            let p50 = r.p50_ms;
+            lat[k].push(p50);
+            cpu[k].push(cpu_us);
+            // 32 connections: what each costs when the machine is busy.
+            let run_id = format!("peer32-{name}-{i}");
+            let before = workerd_cpu_secs(pid)?;
+            let r = run_wrk(
+                wrk,
+                &served.url,
+                "edge",
+                tokens,
+                &run_id,
+                2,
+                32,
+                plan.throughput_secs,
+                1,
+                anon,
+            )?;
+            let after = workerd_cpu_secs(pid)?;
+            check_ledger(stack, report, &run_id, &r, 32, 1, false)?;
+            let cpu32_us = (after - before) * 1e6 / r.events.max(1.0);
+            rate32[k].push(r.events / r.seconds);
+            cpu32[k].push(cpu32_us);
+            this[k] = (p50, cpu_us, cpu32_us);
+        }
+        lat_ratio.push(this[0].0 / this[1].0);
+        cpu_ratio.push(this[0].1 / this[1].1);
+        cpu32_ratio.push(this[0].2 / this[1].2);
+        // The runtime's own floor, on the peer's calibration routes: no
+        // work, and one cheap subrequest.
+        for (path, p50, cpu_us) in [
+            ("/__bench/noop", &mut noop, &mut noop_cpu),
+            ("/__bench/subrequest", &mut sub, &mut sub_cpu),
+        ] {
+            let before = workerd_cpu_secs(peer.service.pid())?;
+            let (median, requests) =
+                wrk_get(wrk, &format!("{}{path}", peer.url), plan.latency_secs)?;
+            let after = workerd_cpu_secs(peer.service.pid())?;
+            p50.push(median);
+            cpu_us.push((after - before) * 1e6 / requests.max(1.0));
+        }
+    }
+    report.add(
+        "7",
+        "runtime floor: empty request on workerd serve, p50",
+        "ms",
+        &noop,
+    );
+    report.add("7", "  workerd CPU per empty request", "µs", &noop_cpu);
+    report.add("7", "runtime floor: one cheap subrequest, p50", "ms", &sub);
+    report.add(
+        "7",
+        "  workerd CPU per one-subrequest request",
+        "µs",
+        &sub_cpu,
+    );
+    report.add(
+        "7",
+        "ours: POST /v1/usage p50 (1 connection)",
+        "ms",
+        &lat[0],
+    );
+    report.add("7", "peer (TypeScript): POST /v1/usage p50", "ms", &lat[1]);
+    report.add_target("7", "latency ours / peer", "×", &lat_ratio, 1.0, true);
+    report.add("7", "ours: workerd CPU per request (1 conn)", "µs", &cpu[0]);
+    report.add(
+        "7",
+        "peer (TypeScript): workerd CPU per request (1 conn)",
+        "µs",
+        &cpu[1],
+    );
+    report.add_target("7", "CPU ours / peer (1 conn)", "×", &cpu_ratio, 1.0, true);
+    report.add(
+        "7",
+        "ours: events/s at 32 connections",
+        "events/s",
+        &rate32[0],
+    );
+    report.add(
+        "7",
+        "peer (TypeScript): events/s at 32 connections",
+        "events/s",
+        &rate32[1],
+    );
+    report.add(
+        "7",
+        "ours: workerd CPU per request (32 conns)",
+        "µs",
+        &cpu32[0],
+    );
+    report.add(
+        "7",
+        "peer (TypeScript): workerd CPU per request (32 conns)",
+        "µs",
+        &cpu32[1],
+    );
+    report.add_target(
+        "7",
+        "CPU ours / peer (32 conns)",
+        "×",
+        &cpu32_ratio,
+        1.0,
+        true,
+    );
+    Ok(())
+}
