@@ -12,6 +12,15 @@ pub fn check_declared_length(content_length: Option<&str>, limit: usize) -> Resu
     }
 }
 
+/// Whether a request body ends where its `Content-Length` says: a valid
+/// length and no `Transfer-Encoding` (which overrides the length in
+/// HTTP/1.1, so the body could run on past it). Such a body, once
+/// [`check_declared_length`] has held the length to the limit, can be read
+/// in one piece; any other is read chunk by chunk into a [`BoundedBody`].
+pub fn framed_by_length(transfer_encoding: Option<&str>, content_length: Option<&str>) -> bool {
+    transfer_encoding.is_none() && content_length.is_some_and(|v| v.trim().parse::<u64>().is_ok())
+}
+
 /// A request body read chunk by chunk, refused as soon as more than `limit`
 /// bytes have arrived.
 ///
@@ -110,6 +119,24 @@ mod tests {
         );
         assert_eq!(check_declared_length(Some("1024"), 1024), Ok(()));
         assert_eq!(check_declared_length(None, 1024), Ok(()));
+    }
+
+    #[test]
+    fn only_a_body_framed_by_a_valid_length_alone_is_read_whole() {
+        // (transfer-encoding, content-length, read whole)
+        let cases: &[(Option<&str>, Option<&str>, bool)] = &[
+            (None, Some("62"), true),
+            (None, Some(" 0 "), true),
+            (None, None, false),
+            (None, Some("abc"), false),
+            (None, Some("-1"), false),
+            (Some("chunked"), None, false),
+            (Some("chunked"), Some("62"), false),
+            (Some(""), Some("62"), false),
+        ];
+        for (te, cl, whole) in cases {
+            assert_eq!(framed_by_length(*te, *cl), *whole, "{te:?} {cl:?}");
+        }
     }
 
     #[test]
