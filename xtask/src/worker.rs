@@ -81,6 +81,7 @@ pub fn write_vars(profile: &Profile, keys: &DevKeys, scheme: KeyScheme) -> Resul
          DB_WEBHOOK_SECRET={}\n\
          AUTH_HOOK_SECRET={}\n\
          JWKS_MIN_REFETCH_SECS={}\n\
+         TELEMETRY_FLUSH_MS={}\n\
          METRICS_TOKEN={}\n",
         profile.name,
         profile.supabase_url(),
@@ -91,6 +92,9 @@ pub fn write_vars(profile: &Profile, keys: &DevKeys, scheme: KeyScheme) -> Resul
         keys.auth_hook_secret,
         // Tests rotate signing keys and must not wait out the production floor.
         if profile.name == "test" { 1 } else { 30 },
+        // Tests read telemetry right after their calls; production flushes
+        // every few seconds (wrangler.toml).
+        if profile.name == "test" { 200 } else { 5_000 },
         keys.metrics_token,
     );
     std::fs::write(&path, vars).with_context(|| format!("writing {}", path.display()))?;
