@@ -645,12 +645,60 @@ create policy "the service role reads rejections" on platform.usage_rejections
 
 -- ==== supabase/migrations/20261201000600_telemetry.sql ====
 
--- What the edge functions record about each call and each scheduled run. The
--- edge writes it through platform.record_execution_metric (telemetry is not
--- exposed); admins read it.
+-- What the edge records about its calls and its background work. Calls are
+-- kept as aggregates, never one row per call, so a flood of requests (even
+-- refused ones) costs the database no write per request and the tables stay
+-- small whatever the traffic:
+--   execution_metrics  one cell per (minute, function, status, HTTP status):
+--                      calls, duration sum and maximum, histogram buckets;
+--                      kept for telemetry.retention(), then pruned.
+--   execution_totals   the same counts summed over all time, one row per
+--                      (function, status, HTTP status): what Prometheus
+--                      scrapes (counters must never go down, so they cannot
+--                      be read from a window that slides).
+--   queue_batches      one row per batch the usage queue's consumer recorded
+--                      (its lag), appended, never updated: the consumer's busy
+--                      transactions never wait on a shared row.
+--   user_mirrors       one row per mirror_auth_user call that names its source.
+-- Each Worker isolate adds up its calls in memory and sends them in one
+-- platform.record_execution_metrics call every few seconds; SQL functions
+-- that run rarely record through telemetry.record_call. Telemetry is not
+-- exposed; admins read it.
+
+-- Histogram bucket bounds in milliseconds (Prometheus `le`); the edge's
+-- aggregator (shared::telemetry::BOUNDS_MS) uses the same list.
+create or replace function telemetry.duration_bounds_ms()
+returns numeric[]
+language sql immutable
+set search_path = ''
+as $$ select array[5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]::numeric[] $$;
+
+-- How long minute cells, queue batches and user mirrors are kept.
+create or replace function telemetry.retention()
+returns interval
+language sql immutable
+set search_path = ''
+as $$ select interval '7 days' $$;
+
+-- Cumulative bucket counts are well formed: one per bound, none negative,
+-- never decreasing, none above the calls they count.
+create or replace function telemetry.valid_buckets(p_buckets bigint[], p_calls bigint)
+returns boolean
+language sql immutable
+set search_path = ''
+as $$
+  select cardinality(p_buckets) = cardinality(telemetry.duration_bounds_ms())
+     and array_position(p_buckets, null) is null
+     and p_buckets[1] >= 0
+     and p_buckets[cardinality(p_buckets)] <= p_calls
+     and not exists (select 1 from generate_subscripts(p_buckets, 1) i
+                      where i > 1 and p_buckets[i] < p_buckets[i - 1])
+$$;
 
 create table if not exists telemetry.execution_metrics (
-  id bigint generated always as identity primary key,
+  -- The minute the calls ended in (UTC; a whole minute since the epoch).
+  minute timestamptz not null
+    constraint execution_metrics_minute_whole check (extract(epoch from minute) % 60 = 0),
   function_name text not null
     constraint execution_metrics_function_format check (function_name ~ '^[a-z][a-z0-9_./-]{0,99}$'),
   -- ok: served; error: failed; skipped: a scheduled run that found another running.
@@ -658,26 +706,230 @@ create table if not exists telemetry.execution_metrics (
     constraint execution_metrics_status_known check (status in ('ok', 'error', 'skipped')),
   http_status smallint
     constraint execution_metrics_http_status_range check (http_status between 100 and 599),
-  duration_ms numeric(12, 3) not null
-    constraint execution_metrics_duration_non_negative check (duration_ms >= 0),
-  request_id text
-    constraint execution_metrics_request_id_length check (length(request_id) <= 64),
-  details jsonb not null default '{}'
-    constraint execution_metrics_details_object check (jsonb_typeof(details) = 'object'),
-  recorded_at timestamptz not null default now()
+  calls bigint not null
+    constraint execution_metrics_calls_positive check (calls > 0),
+  sum_ms numeric(18, 3) not null
+    constraint execution_metrics_sum_non_negative check (sum_ms >= 0),
+  max_ms numeric(12, 3) not null
+    constraint execution_metrics_max_non_negative check (max_ms >= 0),
+  -- Calls that took at most each of telemetry.duration_bounds_ms().
+  buckets bigint[] not null
+    constraint execution_metrics_buckets_valid check (telemetry.valid_buckets(buckets, calls)),
+  updated_at timestamptz not null default now(),
+  -- A call without an HTTP status (a queue batch, a cron run) has its own cell.
+  constraint execution_metrics_cell unique nulls not distinct (minute, function_name, status, http_status)
 );
-create index if not exists execution_metrics_recorded_idx on telemetry.execution_metrics (recorded_at);
-create index if not exists execution_metrics_function_recorded_idx
-  on telemetry.execution_metrics (function_name, recorded_at);
+
+create table if not exists telemetry.execution_totals (
+  function_name text not null
+    constraint execution_totals_function_format check (function_name ~ '^[a-z][a-z0-9_./-]{0,99}$'),
+  status text not null
+    constraint execution_totals_status_known check (status in ('ok', 'error', 'skipped')),
+  http_status smallint
+    constraint execution_totals_http_status_range check (http_status between 100 and 599),
+  calls bigint not null
+    constraint execution_totals_calls_positive check (calls > 0),
+  sum_ms numeric(24, 3) not null
+    constraint execution_totals_sum_non_negative check (sum_ms >= 0),
+  buckets bigint[] not null
+    constraint execution_totals_buckets_valid check (telemetry.valid_buckets(buckets, calls)),
+  updated_at timestamptz not null default now(),
+  constraint execution_totals_key unique nulls not distinct (function_name, status, http_status)
+);
+
+create table if not exists telemetry.queue_batches (
+  id bigint generated always as identity primary key,
+  recorded_at timestamptz not null default now(),
+  messages integer not null constraint queue_batches_messages_non_negative check (messages >= 0),
+  recorded integer not null default 0,
+  replayed integer not null default 0,
+  rejected integer not null default 0,
+  -- How long the batch's oldest event waited between the edge accepting it
+  -- and its recording; null when no message said when it was accepted.
+  lag_ms numeric(14, 0) constraint queue_batches_lag_non_negative check (lag_ms >= 0),
+  duration_ms numeric(12, 3) not null constraint queue_batches_duration_non_negative check (duration_ms >= 0)
+);
+create index if not exists queue_batches_recorded_idx on telemetry.queue_batches (recorded_at);
+
+create table if not exists telemetry.user_mirrors (
+  id bigint generated always as identity primary key,
+  recorded_at timestamptz not null default now(),
+  user_id uuid not null,
+  source text not null constraint user_mirrors_source_known check (source in ('webhook', 'jit')),
+  -- true: this call made the platform.users row (for `jit`, the webhook did not).
+  created boolean not null
+);
+create index if not exists user_mirrors_recorded_idx on telemetry.user_mirrors (recorded_at);
+create index if not exists user_mirrors_user_idx on telemetry.user_mirrors (user_id);
 
 alter table telemetry.execution_metrics enable row level security;
-revoke all on telemetry.execution_metrics from public, anon, authenticated, service_role;
+alter table telemetry.execution_totals enable row level security;
+alter table telemetry.queue_batches enable row level security;
+alter table telemetry.user_mirrors enable row level security;
+revoke all on telemetry.execution_metrics, telemetry.execution_totals, telemetry.queue_batches,
+  telemetry.user_mirrors from public, anon, authenticated, service_role;
 grant select on telemetry.execution_metrics to authenticated, service_role;
+grant select on telemetry.execution_totals, telemetry.queue_batches, telemetry.user_mirrors to service_role;
 
 drop policy if exists "admins read execution metrics" on telemetry.execution_metrics;
 create policy "admins read execution metrics" on telemetry.execution_metrics
   for select to authenticated
   using ((select platform.is_admin()));
+
+-- Internal helpers, called only from the security definer RPCs (as their
+-- owner): nobody else may execute them.
+
+-- Element-wise sum of two bucket arrays, and the aggregate over it.
+create or replace function telemetry.add_buckets(p_a bigint[], p_b bigint[])
+returns bigint[]
+language sql immutable strict
+set search_path = ''
+as $$ select array(select x.a + x.b from unnest(p_a, p_b) with ordinality x(a, b, i) order by x.i) $$;
+
+create or replace aggregate telemetry.sum_buckets(bigint[]) (
+  sfunc = telemetry.add_buckets,
+  stype = bigint[]
+);
+
+-- The cumulative buckets of one call that took p_duration_ms.
+create or replace function telemetry.buckets_of(p_duration_ms numeric)
+returns bigint[]
+language sql immutable
+set search_path = ''
+as $$
+  select array(select case when greatest(coalesce(p_duration_ms, 0), 0) <= b then 1::bigint else 0::bigint end
+                 from unnest(telemetry.duration_bounds_ms()) with ordinality x(b, i) order by x.i)
+$$;
+
+-- The cells of a flush as rows: [{minute (seconds since the epoch, a whole
+-- minute), function, status, http_status, count, sum_ms, max_ms, buckets}].
+-- Callers check the shape first (telemetry.add_cells).
+create or replace function telemetry.cells_of(p_cells jsonb)
+returns table (minute timestamptz, function_name text, status text, http_status smallint,
+               calls bigint, sum_ms numeric, max_ms numeric, buckets bigint[])
+language sql immutable
+set search_path = ''
+as $$
+  select to_timestamp((e ->> 'minute')::bigint), e ->> 'function', e ->> 'status',
+         (e ->> 'http_status')::smallint, (e ->> 'count')::bigint,
+         round(greatest((e ->> 'sum_ms')::numeric, 0), 3), round(greatest((e ->> 'max_ms')::numeric, 0), 3),
+         array(select b::text::bigint from jsonb_array_elements(e -> 'buckets') with ordinality x(b, i) order by x.i)
+    from jsonb_array_elements(p_cells) e
+$$;
+
+-- Adds the cells of a flush to the minute cells and to the totals: two
+-- upserts that add, each taking its rows in one order (cells, then totals;
+-- each sorted by key), so concurrent flushes wait for each other but never
+-- deadlock. Answers the number of calls added.
+create or replace function telemetry.add_cells(p_cells jsonb)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_bad bigint;
+  v_calls bigint;
+begin
+  if p_cells is null or jsonb_typeof(p_cells) <> 'array' then
+    perform platform.fail('PT422', 'invalid_cells', 'p_cells must be a JSON array');
+  end if;
+  if jsonb_array_length(p_cells) > 10000 then
+    perform platform.fail('PT413', 'too_many_cells', 'a flush carries at most 10000 cells');
+  end if;
+  -- CASE, not OR: a cast must only meet text its pattern has already accepted.
+  select min(t.i) into v_bad
+    from jsonb_array_elements(p_cells) with ordinality t(e, i)
+   where case
+           when jsonb_typeof(t.e) <> 'object'
+             or coalesce(t.e ->> 'minute', '') !~ '^[0-9]{1,12}$'
+             or coalesce(jsonb_typeof(t.e -> 'function'), '') <> 'string'
+             or coalesce(jsonb_typeof(t.e -> 'status'), '') <> 'string'
+             or not (coalesce(jsonb_typeof(t.e -> 'http_status'), 'null') = 'null'
+                     or t.e ->> 'http_status' ~ '^[0-9]{1,3}$')
+             or coalesce(t.e ->> 'count', '') !~ '^[0-9]{1,15}$'
+             or coalesce(jsonb_typeof(t.e -> 'sum_ms'), '') <> 'number'
+             or coalesce(jsonb_typeof(t.e -> 'max_ms'), '') <> 'number'
+             or coalesce(jsonb_typeof(t.e -> 'buckets'), '') <> 'array' then true
+           when exists (select 1 from jsonb_array_elements(t.e -> 'buckets') b
+                         where b::text !~ '^[0-9]{1,15}$') then true
+           else to_timestamp((t.e ->> 'minute')::bigint) > now() + interval '1 hour'
+         end;
+  if v_bad is not null then
+    perform platform.fail('PT422', 'invalid_cells',
+      format('cell %s is not {minute (whole seconds, not in the future), function, status, '
+             'http_status, count, sum_ms, max_ms, buckets}', v_bad - 1));
+  end if;
+  if exists (select 1 from telemetry.cells_of(p_cells) c
+              group by c.minute, c.function_name, c.status, c.http_status having count(*) > 1) then
+    perform platform.fail('PT422', 'invalid_cells',
+      'two cells have the same minute, function, status and http_status');
+  end if;
+
+  insert into telemetry.execution_metrics as m
+    (minute, function_name, status, http_status, calls, sum_ms, max_ms, buckets)
+  select c.minute, c.function_name, c.status, c.http_status, c.calls, c.sum_ms, c.max_ms, c.buckets
+    from telemetry.cells_of(p_cells) c
+   order by c.minute, c.function_name, c.status, c.http_status
+  on conflict (minute, function_name, status, http_status) do update
+    set calls = m.calls + excluded.calls,
+        sum_ms = m.sum_ms + excluded.sum_ms,
+        max_ms = greatest(m.max_ms, excluded.max_ms),
+        buckets = telemetry.add_buckets(m.buckets, excluded.buckets),
+        updated_at = now();
+
+  insert into telemetry.execution_totals as t (function_name, status, http_status, calls, sum_ms, buckets)
+  select c.function_name, c.status, c.http_status, sum(c.calls), sum(c.sum_ms), telemetry.sum_buckets(c.buckets)
+    from telemetry.cells_of(p_cells) c
+   group by c.function_name, c.status, c.http_status
+   order by c.function_name, c.status, c.http_status
+  on conflict (function_name, status, http_status) do update
+    set calls = t.calls + excluded.calls,
+        sum_ms = t.sum_ms + excluded.sum_ms,
+        buckets = telemetry.add_buckets(t.buckets, excluded.buckets),
+        updated_at = now();
+
+  select coalesce(sum(c.calls), 0) into v_calls from telemetry.cells_of(p_cells) c;
+  return v_calls;
+end
+$$;
+
+-- One call, recorded by SQL that runs rarely (the summary refresh, a user
+-- mirror): a cell of the current minute.
+create or replace function telemetry.record_call(
+  p_function text,
+  p_status text,
+  p_http_status integer,
+  p_duration_ms numeric
+) returns void
+language sql
+set search_path = ''
+as $$
+  select telemetry.add_cells(jsonb_build_array(jsonb_build_object(
+    'minute', (floor(extract(epoch from now()) / 60) * 60)::bigint,
+    'function', p_function, 'status', p_status, 'http_status', p_http_status, 'count', 1,
+    'sum_ms', greatest(coalesce(p_duration_ms, 0), 0), 'max_ms', greatest(coalesce(p_duration_ms, 0), 0),
+    'buckets', to_jsonb(telemetry.buckets_of(p_duration_ms)))));
+$$;
+
+-- One batch of the usage queue's consumer (record_queued_usage's answer
+-- without its results), appended: never a row another batch waits on.
+create or replace function telemetry.record_queue_batch(p_duration_ms numeric, p_summary jsonb)
+returns void
+language sql
+set search_path = ''
+as $$
+  insert into telemetry.queue_batches (messages, recorded, replayed, rejected, lag_ms, duration_ms)
+  values (coalesce((p_summary ->> 'messages')::integer, 0), coalesce((p_summary ->> 'recorded')::integer, 0),
+          coalesce((p_summary ->> 'replayed')::integer, 0), coalesce((p_summary ->> 'rejected')::integer, 0),
+          (p_summary ->> 'lag_ms')::numeric, greatest(coalesce(p_duration_ms, 0), 0));
+$$;
+
+revoke execute on function telemetry.duration_bounds_ms(), telemetry.retention(),
+  telemetry.valid_buckets(bigint[], bigint), telemetry.add_buckets(bigint[], bigint[]),
+  telemetry.sum_buckets(bigint[]), telemetry.buckets_of(numeric), telemetry.cells_of(jsonb),
+  telemetry.add_cells(jsonb),
+  telemetry.record_call(text, text, integer, numeric), telemetry.record_queue_batch(numeric, jsonb)
+  from public, anon, authenticated, service_role;
 
 -- ==== supabase/migrations/20261201000700_daily_token_summary.sql ====
 
@@ -1023,9 +1275,10 @@ revoke execute on function
 -- soft-deleted Supabase user is refused (403 `user_banned` / `user_deleted`).
 -- An email another platform user already has is refused with a coded 409
 -- (`email_taken`), not a bare unique-violation error.
--- A call naming its source leaves one telemetry row, `user_mirror_<source>`
--- with the user and whether the row was created: JIT mirrors that create
--- users mean the webhook is not delivering.
+-- A call naming its source is counted as a call of `user_mirror_<source>`
+-- and leaves a row in telemetry.user_mirrors with the user and whether the
+-- row was created: JIT mirrors that create users mean the webhook is not
+-- delivering.
 -- (The guide's alternative, an `on auth.users` trigger `handle_new_user`, is
 -- deliberately not installed: one path, at the edge, not both.)
 create or replace function platform.mirror_auth_user(
@@ -1101,9 +1354,9 @@ begin
   end if;
 
   if p_source is not null then
-    insert into telemetry.execution_metrics (function_name, status, duration_ms, details)
-    values ('user_mirror_' || p_source, 'ok', extract(epoch from clock_timestamp() - v_started) * 1000,
-            jsonb_build_object('user_id', p_id, 'created', v_created));
+    insert into telemetry.user_mirrors (user_id, source, created) values (p_id, p_source, v_created);
+    perform telemetry.record_call('user_mirror_' || p_source, 'ok', null,
+                                  extract(epoch from clock_timestamp() - v_started) * 1000);
   end if;
   return jsonb_build_object('id', v_user.id, 'username', v_user.username, 'email', v_user.email,
     'role', v_user.role, 'created', v_created);
@@ -2106,7 +2359,8 @@ grant execute on function platform.grant_user_tokens(uuid, bigint, text, text) t
 -- POST /rpc/refresh_daily_token_summary (service role): folds the pending
 -- deltas into the rollup. An advisory lock makes an overlapping run (a slow
 -- run still going, or a second isolate) skip at once instead of queueing.
--- Each run, refreshed or skipped, is recorded in telemetry.execution_metrics.
+-- Each run, refreshed or skipped, is counted in telemetry (a call of
+-- refresh_daily_token_summary, status ok or skipped).
 create or replace function platform.refresh_daily_token_summary()
 returns jsonb
 language plpgsql security definer
@@ -2125,8 +2379,7 @@ begin
   end if;
   if not pg_try_advisory_xact_lock(hashtext('analytics.daily_token_summary')) then
     v_ms := extract(epoch from clock_timestamp() - v_started) * 1000;
-    insert into telemetry.execution_metrics (function_name, status, duration_ms, details)
-    values ('refresh_daily_token_summary', 'skipped', v_ms, '{"reason": "another refresh is running"}');
+    perform telemetry.record_call('refresh_daily_token_summary', 'skipped', null, v_ms);
     return jsonb_build_object('status', 'skipped', 'duration_ms', round(v_ms, 3));
   end if;
 
@@ -2168,8 +2421,7 @@ begin
   v_ms := extract(epoch from clock_timestamp() - v_started) * 1000;
   v_result := jsonb_build_object('status', 'refreshed', 'deltas', v_deltas, 'rows', v_keys,
                                  'emptied', v_emptied, 'duration_ms', round(v_ms, 3));
-  insert into telemetry.execution_metrics (function_name, status, duration_ms, details)
-  values ('refresh_daily_token_summary', 'ok', v_ms, v_result);
+  perform telemetry.record_call('refresh_daily_token_summary', 'ok', null, v_ms);
   return v_result;
 end
 $$;
@@ -2364,8 +2616,7 @@ begin
     -- accepting it and its recording: the queue's lag.
     'lag_ms', case when v_oldest_ms is not null
       then greatest(0, round(extract(epoch from clock_timestamp()) * 1000 - v_oldest_ms)) end);
-  insert into telemetry.execution_metrics (function_name, status, duration_ms, details)
-  values ('usage_queue_consumer', 'ok', extract(epoch from clock_timestamp() - v_started) * 1000, v_summary);
+  perform telemetry.record_queue_batch(extract(epoch from clock_timestamp() - v_started) * 1000, v_summary);
   return v_summary || jsonb_build_object('results', to_jsonb(v_results));
 end
 $$;
@@ -2451,10 +2702,38 @@ grant execute on function platform.usage_event_status(text, uuid, uuid) to authe
 
 -- ==== supabase/migrations/20261201001600_rpc_telemetry.sql ====
 
--- Telemetry RPCs: record_execution_metric (the edge writes its metrics through
--- it; telemetry is not exposed) and metrics_snapshot (GET /v1/metrics).
+-- Telemetry RPCs: record_execution_metrics (each Worker isolate flushes the
+-- calls it added up, every few seconds, in one call), record_execution_metric
+-- (one call, for a client that cannot add up), prune_telemetry (the cron's
+-- retention) and metrics_snapshot (GET /v1/metrics). Telemetry itself is not
+-- exposed.
 
--- POST /rpc/record_execution_metric (service role): one telemetry row.
+-- POST /rpc/record_execution_metrics (service role): adds an isolate's cells
+-- (see telemetry.add_cells) to the minute cells and the lifetime totals.
+-- Answers how many cells and calls it added.
+create or replace function platform.record_execution_metrics(p_cells jsonb)
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_calls bigint;
+begin
+  if not platform.is_service_role() then
+    perform platform.fail('PT403', 'forbidden', 'only the service role records metrics');
+  end if;
+  v_calls := telemetry.add_cells(p_cells);
+  return jsonb_build_object('cells', jsonb_array_length(p_cells), 'calls', v_calls);
+end
+$$;
+revoke execute on function platform.record_execution_metrics(jsonb) from public, anon, authenticated, service_role;
+grant execute on function platform.record_execution_metrics(jsonb) to service_role;
+
+-- POST /rpc/record_execution_metric (service role): one call, added to the
+-- cell of the current minute. The edge adds up its calls and flushes them
+-- with record_execution_metrics instead; this is for a client that sends one
+-- call at a time (the TypeScript bench peer). p_request_id and p_details are
+-- accepted and no longer kept: a cell counts calls, it does not list them.
 create or replace function platform.record_execution_metric(
   p_function text,
   p_status text,
@@ -2471,9 +2750,7 @@ begin
     raise exception using errcode = 'PT403', message = 'only the service role records metrics',
       hint = 'forbidden';
   end if;
-  insert into telemetry.execution_metrics (function_name, status, http_status, duration_ms, request_id, details)
-  values (p_function, p_status, p_http_status, greatest(p_duration_ms, 0), p_request_id,
-          coalesce(p_details, '{}'));
+  perform telemetry.record_call(p_function, p_status, p_http_status, p_duration_ms);
 end
 $$;
 revoke execute on function platform.record_execution_metric(text, text, numeric, integer, text, jsonb)
@@ -2481,19 +2758,61 @@ revoke execute on function platform.record_execution_metric(text, text, numeric,
 grant execute on function platform.record_execution_metric(text, text, numeric, integer, text, jsonb)
   to service_role;
 
+-- POST /rpc/prune_telemetry (service role; the Worker's cron calls it every
+-- few minutes): deletes minute cells, queue batches and user mirrors older
+-- than telemetry.retention(), at most 20000 rows of each per call, so one
+-- call stays short however much has piled up; `more` says some are left for
+-- the next call. The totals are never pruned: they are bounded by the
+-- functions and statuses there are, not by time.
+create or replace function platform.prune_telemetry()
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_limit constant integer := 20000;
+  v_before timestamptz := now() - telemetry.retention();
+  v_cells bigint;
+  v_batches bigint;
+  v_mirrors bigint;
+begin
+  if not platform.is_service_role() then
+    perform platform.fail('PT403', 'forbidden', 'only the service role prunes telemetry');
+  end if;
+  delete from telemetry.execution_metrics m
+   where m.ctid = any (array(select x.ctid from telemetry.execution_metrics x
+                               where x.minute < v_before limit v_limit));
+  get diagnostics v_cells = row_count;
+  delete from telemetry.queue_batches q
+   where q.id = any (array(select x.id from telemetry.queue_batches x
+                             where x.recorded_at < v_before order by x.recorded_at limit v_limit));
+  get diagnostics v_batches = row_count;
+  delete from telemetry.user_mirrors u
+   where u.id = any (array(select x.id from telemetry.user_mirrors x
+                             where x.recorded_at < v_before order by x.recorded_at limit v_limit));
+  get diagnostics v_mirrors = row_count;
+  return jsonb_build_object('before', v_before, 'execution_metrics', v_cells,
+    'queue_batches', v_batches, 'user_mirrors', v_mirrors,
+    'more', greatest(v_cells, v_batches, v_mirrors) >= v_limit);
+end
+$$;
+revoke execute on function platform.prune_telemetry() from public, anon, authenticated, service_role;
+grant execute on function platform.prune_telemetry() to service_role;
+
 -- POST /rpc/metrics_snapshot: what GET /v1/metrics serves in Prometheus
 -- format: calls per function and status, duration histograms, how fresh the
 -- daily summary is and how much usage waits to be folded into it (the
 -- refresh's lag in rows), and the usage queue: the lag of the consumer's
 -- latest batch, rejections and dead letters. Admins and the service role only.
+-- Its cost does not grow with history: calls and durations come from the
+-- lifetime totals (one row per function, status and HTTP status), the queue
+-- lag from the latest batch by its key.
 create or replace function platform.metrics_snapshot()
 returns jsonb
 language plpgsql stable security definer
 set search_path = ''
 as $$
 declare
-  -- Histogram bucket bounds in milliseconds (Prometheus `le`).
-  v_bounds numeric[] := array[5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
   v_refreshed timestamptz;
   v_queue record;
 begin
@@ -2501,10 +2820,9 @@ begin
     perform platform.fail('PT403', 'forbidden', 'only admins read the metrics');
   end if;
   select s.refreshed_at into v_refreshed from analytics.summary_state s where s.name = 'daily_token_summary';
-  select m.recorded_at, (m.details ->> 'lag_ms')::numeric as lag_ms into v_queue
-    from telemetry.execution_metrics m
-   where m.function_name = 'usage_queue_consumer'
-   order by m.id desc limit 1;
+  select q.recorded_at, q.lag_ms into v_queue
+    from telemetry.queue_batches q
+   order by q.id desc limit 1;
   return jsonb_build_object(
     'queue_last_batch_at', extract(epoch from v_queue.recorded_at),
     'queue_lag_ms', v_queue.lag_ms,
@@ -2515,25 +2833,20 @@ begin
     'now', extract(epoch from now()),
     'summary_refreshed_at', extract(epoch from v_refreshed),
     'summary_pending_deltas', (select count(*) from analytics.daily_token_deltas),
-    'bounds_ms', to_jsonb(v_bounds),
+    'bounds_ms', to_jsonb(telemetry.duration_bounds_ms()),
     'calls', coalesce((
-      select jsonb_agg(jsonb_build_object('function', c.function_name, 'status', c.status,
-                                          'http_status', c.http_status, 'count', c.n)
-                       order by c.function_name, c.status, c.http_status)
-        from (select m.function_name, m.status, m.http_status, count(*) as n
-                from telemetry.execution_metrics m
-               group by 1, 2, 3) c), '[]'),
+      select jsonb_agg(jsonb_build_object('function', t.function_name, 'status', t.status,
+                                          'http_status', t.http_status, 'count', t.calls)
+                       order by t.function_name, t.status, t.http_status)
+        from telemetry.execution_totals t), '[]'),
     'durations', coalesce((
       select jsonb_agg(jsonb_build_object(
-               'function', d.function_name, 'count', d.n, 'sum_ms', d.total,
-               'buckets', d.buckets) order by d.function_name)
-        from (select m.function_name, count(*) as n, sum(m.duration_ms) as total,
-                     (select jsonb_agg((select count(*) from telemetry.execution_metrics x
-                                         where x.function_name = m.function_name and x.duration_ms <= b)
-                                       order by b)
-                        from unnest(v_bounds) b) as buckets
-                from telemetry.execution_metrics m
-               group by m.function_name) d), '[]')
+               'function', d.function_name, 'count', d.calls, 'sum_ms', d.sum_ms,
+               'buckets', to_jsonb(d.buckets)) order by d.function_name)
+        from (select t.function_name, sum(t.calls) as calls, sum(t.sum_ms) as sum_ms,
+                     telemetry.sum_buckets(t.buckets) as buckets
+                from telemetry.execution_totals t
+               group by t.function_name) d), '[]')
   );
 end
 $$;

@@ -35,13 +35,12 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
             };
             if let Some(endpoint) = endpoint.filter(|e| e.records_telemetry()) {
                 let elapsed = worker::Date::now().as_millis().saturating_sub(started) as f64;
-                ctx.wait_until(telemetry::record(
-                    config.clone(),
-                    endpoint.name(),
-                    response.status_code(),
-                    elapsed,
-                    request_id.clone(),
-                ));
+                let status = response.status_code();
+                if let Some(flush) =
+                    telemetry::record_request(&config, endpoint.name(), status, elapsed)
+                {
+                    ctx.wait_until(flush);
+                }
             }
             response
         }

@@ -26,12 +26,12 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 }
 
 #[event(scheduled)]
-async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    scheduled::run(event, env).await;
+async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
+    scheduled::run(event, env, ctx).await;
 }
 
 #[event(queue)]
-async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> Result<()> {
-    usage_queue::consume(batch, env).await;
+async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, ctx: Context) -> Result<()> {
+    usage_queue::consume(batch, env, ctx).await;
     Ok(())
 }

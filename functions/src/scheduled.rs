@@ -1,14 +1,16 @@
 //! The cron trigger (`[triggers] crons` in wrangler.toml): refreshes the daily
-//! token summary and returns expired reservations' tokens to their users, both
-//! through RPCs with the service role, and logs one structured line per run.
-//! The refresh records itself in `telemetry.execution_metrics` and skips when
-//! another run holds its lock; transient failures are retried a few times.
+//! token summary, returns expired reservations' tokens to their users and
+//! prunes telemetry older than its retention, all through RPCs with the
+//! service role, and logs one structured line per run. The refresh counts
+//! itself in telemetry and skips when another run holds its lock; transient
+//! failures are retried a few times. Each run is counted as a call of `cron`,
+//! `ok` when every step succeeded.
 
-use crate::{env_config, rest};
+use crate::{env_config, rest, telemetry};
 use serde_json::{json, Value};
 use shared::postgrest::{Auth, Client};
 use shared::{retry, Config};
-use worker::{Delay, Env, ScheduledEvent};
+use worker::{Delay, Env, ScheduleContext, ScheduledEvent};
 
 /// Calls `function`, retrying transient failures on `shared::retry`'s
 /// schedule: Cloudflare does not re-run a failed cron invocation, and the next
@@ -35,7 +37,8 @@ async fn call(config: &Config, function: &str) -> Value {
     }
 }
 
-pub async fn run(event: ScheduledEvent, env: Env) {
+pub async fn run(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
+    let started = worker::Date::now().as_millis() as f64;
     let config = match env_config::load(&env) {
         Ok(config) => config,
         Err(e) => {
@@ -48,6 +51,15 @@ pub async fn run(event: ScheduledEvent, env: Env) {
     };
     let refresh = call(&config, "refresh_daily_token_summary").await;
     let released = call(&config, "release_expired_reservations").await;
+    let pruned = call(&config, "prune_telemetry").await;
+    let ok = [&refresh, &released, &pruned]
+        .iter()
+        .all(|step| step.get("result").is_some());
+    let elapsed = worker::Date::now().as_millis() as f64 - started;
+    let status = if ok { "ok" } else { "error" };
+    if let Some(flush) = telemetry::record(&config, "cron", status, None, elapsed) {
+        ctx.wait_until(flush);
+    }
     worker::console_log!(
         "{}",
         json!({
@@ -56,6 +68,7 @@ pub async fn run(event: ScheduledEvent, env: Env) {
             "scheduled_time": event.schedule(),
             "refresh": refresh,
             "released_reservations": released,
+            "pruned_telemetry": pruned,
         })
     );
 }

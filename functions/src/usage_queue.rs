@@ -6,19 +6,40 @@
 //! events already recorded replay by their idempotency keys. After the
 //! queue's `max_retries`, messages go to the dead-letter queue, whose batches
 //! this same consumer records as rejections. Before recording, it mirrors
-//! the users the messages carry (see `shared::hooks::jit_mirror`).
+//! the users the messages carry (see `shared::hooks::jit_mirror`). Each
+//! delivered batch is counted in telemetry as one call of
+//! `usage_queue_consumer` (or `usage_dead_letter_consumer`), `ok` when the
+//! RPC recorded it; the database keeps each recorded batch's lag itself
+//! (`telemetry.queue_batches`).
 
-use crate::{env_config, rest};
+use crate::{env_config, rest, telemetry};
 use serde_json::{json, Value};
 use shared::postgrest::{Auth, Client};
 use shared::queue::{self, Delivery, QueuedUsage};
-use worker::{Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
+use shared::Config;
+use std::rc::Rc;
+use worker::{Context, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
 
 /// Dead-letter queues are named after their queue with this suffix
 /// (wrangler.toml: `cds-usage-events` → `cds-usage-events-dlq`).
 const DEAD_LETTER_SUFFIX: &str = "-dlq";
 
-pub async fn consume(batch: MessageBatch<Value>, env: Env) {
+/// Counts a delivered batch: `ok` when it was recorded.
+fn count_batch(ctx: &Context, config: &Rc<Config>, dead_letters: bool, ok: bool, started: f64) {
+    let function = if dead_letters {
+        "usage_dead_letter_consumer"
+    } else {
+        "usage_queue_consumer"
+    };
+    let status = if ok { "ok" } else { "error" };
+    let elapsed = worker::Date::now().as_millis() as f64 - started;
+    if let Some(flush) = telemetry::record(config, function, status, None, elapsed) {
+        ctx.wait_until(flush);
+    }
+}
+
+pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
+    let started = worker::Date::now().as_millis() as f64;
     let queue_name = batch.queue();
     let config = match env_config::load(&env) {
         Ok(config) => config,
@@ -81,6 +102,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) {
                            "outcome": {"status": "error", "step": "mirror_auth_user",
                                        "code": e.code(), "detail": e.log_detail()}})
                 );
+                count_batch(&ctx, &config, dead_letters, false, started);
                 return;
             }
         }
@@ -98,6 +120,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) {
     let call = Client::new(&config).rpc("platform", function, &args, Auth::ServiceRole);
     let result = rest::rpc(&call, &config).await;
     let delivery = queue::delivery_after(&result, oldest_age_secs);
+    count_batch(&ctx, &config, dead_letters, result.is_ok(), started);
     match delivery {
         Delivery::AckAll => batch.ack_all(),
         Delivery::RetryAll { delay_seconds } => batch.retry_all_with_options(

@@ -44,6 +44,8 @@ pub mod names {
     /// How long JWKS keys stay trusted when every refresh fails.
     pub const JWKS_MAX_STALE_SECS: &str = "JWKS_MAX_STALE_SECS";
     pub const METRICS_TOKEN: &str = "METRICS_TOKEN";
+    /// How often, at most, an isolate sends the calls it counted.
+    pub const TELEMETRY_FLUSH_MS: &str = "TELEMETRY_FLUSH_MS";
 }
 
 /// Shared secrets shorter than this are refused: Supabase's own JWT secret
@@ -87,6 +89,11 @@ pub const DEFAULT_JWKS_MIN_REFETCH_SECS: u32 = 30;
 pub const DEFAULT_JWKS_MAX_STALE_SECS: u32 = 3600;
 /// Default time the edge waits for the REST layer before answering 503.
 pub const DEFAULT_REST_TIMEOUT_MS: u32 = 5_000;
+/// Default interval between an isolate's telemetry flushes: one database
+/// write per isolate per interval, whatever the traffic; an isolate evicted
+/// before its flush loses at most this much of its counts. It must stay well
+/// under the 30 s a `waitUntil` may run after its response.
+pub const DEFAULT_TELEMETRY_FLUSH_MS: u32 = 5_000;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
@@ -119,6 +126,8 @@ pub struct Config {
     pub jwks_max_stale_secs: u32,
     /// A bearer token a Prometheus scraper presents for `GET /v1/metrics`.
     pub metrics_token: Option<String>,
+    /// The least time between two telemetry flushes of an isolate.
+    pub telemetry_flush_ms: u32,
 }
 
 // Hand-written so a stray `{:?}` in a log line can never print a key.
@@ -144,6 +153,7 @@ impl fmt::Debug for Config {
                 "metrics_token",
                 &self.metrics_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("telemetry_flush_ms", &self.telemetry_flush_ms)
             .finish()
     }
 }
@@ -306,6 +316,12 @@ impl Config {
             60..=7 * 86_400,
         )?;
         let metrics_token = optional_secret(&lookup, names::METRICS_TOKEN)?;
+        let telemetry_flush_ms = optional_number(
+            &lookup,
+            names::TELEMETRY_FLUSH_MS,
+            DEFAULT_TELEMETRY_FLUSH_MS,
+            100..=20_000,
+        )?;
         Ok(Config {
             supabase_url,
             anon_key,
@@ -323,6 +339,7 @@ impl Config {
             jwks_min_refetch_secs,
             jwks_max_stale_secs,
             metrics_token,
+            telemetry_flush_ms,
         })
     }
 
@@ -477,6 +494,7 @@ mod tests {
         assert_eq!(config.supabase_url, "http://127.0.0.1:54321");
         assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(config.rest_timeout_ms, DEFAULT_REST_TIMEOUT_MS);
+        assert_eq!(config.telemetry_flush_ms, DEFAULT_TELEMETRY_FLUSH_MS);
         assert!(config.allowed_origins.allows("https://app.example.com"));
         assert!(!config.allowed_origins.allows("https://evil.example.com"));
     }
@@ -514,6 +532,23 @@ mod tests {
                 ),
                 "{bad}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn telemetry_flushes_stay_inside_a_wait_until() {
+        // Workers cut a waitUntil 30 s after the response: a longer interval
+        // would lose every delayed flush.
+        for (raw, ok) in [
+            ("100", true),
+            ("20000", true),
+            ("99", false),
+            ("30000", false),
+        ] {
+            let mut pairs = COMPLETE.to_vec();
+            pairs.push(("TELEMETRY_FLUSH_MS", raw));
+            let config = Config::from_lookup(lookup(&pairs));
+            assert_eq!(config.is_ok(), ok, "{raw}");
         }
     }
 

@@ -119,15 +119,12 @@ pub const EXPECTED_RPCS: &[Rpc] = &[
         args: &["p_id", "p_email", "p_username", "p_role", "p_source"],
     },
     Rpc {
-        name: "record_execution_metric",
-        args: &[
-            "p_function",
-            "p_status",
-            "p_duration_ms",
-            "p_http_status",
-            "p_request_id",
-            "p_details",
-        ],
+        name: "record_execution_metrics",
+        args: &["p_cells"],
+    },
+    Rpc {
+        name: "prune_telemetry",
+        args: &[],
     },
     Rpc {
         name: "record_queued_usage",

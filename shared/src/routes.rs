@@ -37,9 +37,9 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Whether a call is recorded in `telemetry.execution_metrics`. Health
-    /// checks and the API description are polled by monitors and tools; a
-    /// row per poll would bury the edge functions' own metrics.
+    /// Whether a call is counted in telemetry (`shared::telemetry`). Health
+    /// checks and the API description are polled by monitors and tools;
+    /// counting every poll would bury the edge functions' own metrics.
     pub fn records_telemetry(self) -> bool {
         !matches!(
             self,

@@ -9,9 +9,10 @@
 -- soft-deleted Supabase user is refused (403 `user_banned` / `user_deleted`).
 -- An email another platform user already has is refused with a coded 409
 -- (`email_taken`), not a bare unique-violation error.
--- A call naming its source leaves one telemetry row, `user_mirror_<source>`
--- with the user and whether the row was created: JIT mirrors that create
--- users mean the webhook is not delivering.
+-- A call naming its source is counted as a call of `user_mirror_<source>`
+-- and leaves a row in telemetry.user_mirrors with the user and whether the
+-- row was created: JIT mirrors that create users mean the webhook is not
+-- delivering.
 -- (The guide's alternative, an `on auth.users` trigger `handle_new_user`, is
 -- deliberately not installed: one path, at the edge, not both.)
 create or replace function platform.mirror_auth_user(
@@ -87,9 +88,9 @@ begin
   end if;
 
   if p_source is not null then
-    insert into telemetry.execution_metrics (function_name, status, duration_ms, details)
-    values ('user_mirror_' || p_source, 'ok', extract(epoch from clock_timestamp() - v_started) * 1000,
-            jsonb_build_object('user_id', p_id, 'created', v_created));
+    insert into telemetry.user_mirrors (user_id, source, created) values (p_id, p_source, v_created);
+    perform telemetry.record_call('user_mirror_' || p_source, 'ok', null,
+                                  extract(epoch from clock_timestamp() - v_started) * 1000);
   end if;
   return jsonb_build_object('id', v_user.id, 'username', v_user.username, 'email', v_user.email,
     'role', v_user.role, 'created', v_created);

@@ -4,7 +4,8 @@
 -- POST /rpc/refresh_daily_token_summary (service role): folds the pending
 -- deltas into the rollup. An advisory lock makes an overlapping run (a slow
 -- run still going, or a second isolate) skip at once instead of queueing.
--- Each run, refreshed or skipped, is recorded in telemetry.execution_metrics.
+-- Each run, refreshed or skipped, is counted in telemetry (a call of
+-- refresh_daily_token_summary, status ok or skipped).
 create or replace function platform.refresh_daily_token_summary()
 returns jsonb
 language plpgsql security definer
@@ -23,8 +24,7 @@ begin
   end if;
   if not pg_try_advisory_xact_lock(hashtext('analytics.daily_token_summary')) then
     v_ms := extract(epoch from clock_timestamp() - v_started) * 1000;
-    insert into telemetry.execution_metrics (function_name, status, duration_ms, details)
-    values ('refresh_daily_token_summary', 'skipped', v_ms, '{"reason": "another refresh is running"}');
+    perform telemetry.record_call('refresh_daily_token_summary', 'skipped', null, v_ms);
     return jsonb_build_object('status', 'skipped', 'duration_ms', round(v_ms, 3));
   end if;
 
@@ -66,8 +66,7 @@ begin
   v_ms := extract(epoch from clock_timestamp() - v_started) * 1000;
   v_result := jsonb_build_object('status', 'refreshed', 'deltas', v_deltas, 'rows', v_keys,
                                  'emptied', v_emptied, 'duration_ms', round(v_ms, 3));
-  insert into telemetry.execution_metrics (function_name, status, duration_ms, details)
-  values ('refresh_daily_token_summary', 'ok', v_ms, v_result);
+  perform telemetry.record_call('refresh_daily_token_summary', 'ok', null, v_ms);
   return v_result;
 end
 $$;

@@ -104,8 +104,7 @@ begin
     -- accepting it and its recording: the queue's lag.
     'lag_ms', case when v_oldest_ms is not null
       then greatest(0, round(extract(epoch from clock_timestamp()) * 1000 - v_oldest_ms)) end);
-  insert into telemetry.execution_metrics (function_name, status, duration_ms, details)
-  values ('usage_queue_consumer', 'ok', extract(epoch from clock_timestamp() - v_started) * 1000, v_summary);
+  perform telemetry.record_queue_batch(extract(epoch from clock_timestamp() - v_started) * 1000, v_summary);
   return v_summary || jsonb_build_object('results', to_jsonb(v_results));
 end
 $$;

@@ -1,7 +1,35 @@
--- Telemetry RPCs: record_execution_metric (the edge writes its metrics through
--- it; telemetry is not exposed) and metrics_snapshot (GET /v1/metrics).
+-- Telemetry RPCs: record_execution_metrics (each Worker isolate flushes the
+-- calls it added up, every few seconds, in one call), record_execution_metric
+-- (one call, for a client that cannot add up), prune_telemetry (the cron's
+-- retention) and metrics_snapshot (GET /v1/metrics). Telemetry itself is not
+-- exposed.
 
--- POST /rpc/record_execution_metric (service role): one telemetry row.
+-- POST /rpc/record_execution_metrics (service role): adds an isolate's cells
+-- (see telemetry.add_cells) to the minute cells and the lifetime totals.
+-- Answers how many cells and calls it added.
+create or replace function platform.record_execution_metrics(p_cells jsonb)
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_calls bigint;
+begin
+  if not platform.is_service_role() then
+    perform platform.fail('PT403', 'forbidden', 'only the service role records metrics');
+  end if;
+  v_calls := telemetry.add_cells(p_cells);
+  return jsonb_build_object('cells', jsonb_array_length(p_cells), 'calls', v_calls);
+end
+$$;
+revoke execute on function platform.record_execution_metrics(jsonb) from public, anon, authenticated, service_role;
+grant execute on function platform.record_execution_metrics(jsonb) to service_role;
+
+-- POST /rpc/record_execution_metric (service role): one call, added to the
+-- cell of the current minute. The edge adds up its calls and flushes them
+-- with record_execution_metrics instead; this is for a client that sends one
+-- call at a time (the TypeScript bench peer). p_request_id and p_details are
+-- accepted and no longer kept: a cell counts calls, it does not list them.
 create or replace function platform.record_execution_metric(
   p_function text,
   p_status text,
@@ -18,9 +46,7 @@ begin
     raise exception using errcode = 'PT403', message = 'only the service role records metrics',
       hint = 'forbidden';
   end if;
-  insert into telemetry.execution_metrics (function_name, status, http_status, duration_ms, request_id, details)
-  values (p_function, p_status, p_http_status, greatest(p_duration_ms, 0), p_request_id,
-          coalesce(p_details, '{}'));
+  perform telemetry.record_call(p_function, p_status, p_http_status, p_duration_ms);
 end
 $$;
 revoke execute on function platform.record_execution_metric(text, text, numeric, integer, text, jsonb)
@@ -28,19 +54,61 @@ revoke execute on function platform.record_execution_metric(text, text, numeric,
 grant execute on function platform.record_execution_metric(text, text, numeric, integer, text, jsonb)
   to service_role;
 
+-- POST /rpc/prune_telemetry (service role; the Worker's cron calls it every
+-- few minutes): deletes minute cells, queue batches and user mirrors older
+-- than telemetry.retention(), at most 20000 rows of each per call, so one
+-- call stays short however much has piled up; `more` says some are left for
+-- the next call. The totals are never pruned: they are bounded by the
+-- functions and statuses there are, not by time.
+create or replace function platform.prune_telemetry()
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_limit constant integer := 20000;
+  v_before timestamptz := now() - telemetry.retention();
+  v_cells bigint;
+  v_batches bigint;
+  v_mirrors bigint;
+begin
+  if not platform.is_service_role() then
+    perform platform.fail('PT403', 'forbidden', 'only the service role prunes telemetry');
+  end if;
+  delete from telemetry.execution_metrics m
+   where m.ctid = any (array(select x.ctid from telemetry.execution_metrics x
+                               where x.minute < v_before limit v_limit));
+  get diagnostics v_cells = row_count;
+  delete from telemetry.queue_batches q
+   where q.id = any (array(select x.id from telemetry.queue_batches x
+                             where x.recorded_at < v_before order by x.recorded_at limit v_limit));
+  get diagnostics v_batches = row_count;
+  delete from telemetry.user_mirrors u
+   where u.id = any (array(select x.id from telemetry.user_mirrors x
+                             where x.recorded_at < v_before order by x.recorded_at limit v_limit));
+  get diagnostics v_mirrors = row_count;
+  return jsonb_build_object('before', v_before, 'execution_metrics', v_cells,
+    'queue_batches', v_batches, 'user_mirrors', v_mirrors,
+    'more', greatest(v_cells, v_batches, v_mirrors) >= v_limit);
+end
+$$;
+revoke execute on function platform.prune_telemetry() from public, anon, authenticated, service_role;
+grant execute on function platform.prune_telemetry() to service_role;
+
 -- POST /rpc/metrics_snapshot: what GET /v1/metrics serves in Prometheus
 -- format: calls per function and status, duration histograms, how fresh the
 -- daily summary is and how much usage waits to be folded into it (the
 -- refresh's lag in rows), and the usage queue: the lag of the consumer's
 -- latest batch, rejections and dead letters. Admins and the service role only.
+-- Its cost does not grow with history: calls and durations come from the
+-- lifetime totals (one row per function, status and HTTP status), the queue
+-- lag from the latest batch by its key.
 create or replace function platform.metrics_snapshot()
 returns jsonb
 language plpgsql stable security definer
 set search_path = ''
 as $$
 declare
-  -- Histogram bucket bounds in milliseconds (Prometheus `le`).
-  v_bounds numeric[] := array[5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
   v_refreshed timestamptz;
   v_queue record;
 begin
@@ -48,10 +116,9 @@ begin
     perform platform.fail('PT403', 'forbidden', 'only admins read the metrics');
   end if;
   select s.refreshed_at into v_refreshed from analytics.summary_state s where s.name = 'daily_token_summary';
-  select m.recorded_at, (m.details ->> 'lag_ms')::numeric as lag_ms into v_queue
-    from telemetry.execution_metrics m
-   where m.function_name = 'usage_queue_consumer'
-   order by m.id desc limit 1;
+  select q.recorded_at, q.lag_ms into v_queue
+    from telemetry.queue_batches q
+   order by q.id desc limit 1;
   return jsonb_build_object(
     'queue_last_batch_at', extract(epoch from v_queue.recorded_at),
     'queue_lag_ms', v_queue.lag_ms,
@@ -62,25 +129,20 @@ begin
     'now', extract(epoch from now()),
     'summary_refreshed_at', extract(epoch from v_refreshed),
     'summary_pending_deltas', (select count(*) from analytics.daily_token_deltas),
-    'bounds_ms', to_jsonb(v_bounds),
+    'bounds_ms', to_jsonb(telemetry.duration_bounds_ms()),
     'calls', coalesce((
-      select jsonb_agg(jsonb_build_object('function', c.function_name, 'status', c.status,
-                                          'http_status', c.http_status, 'count', c.n)
-                       order by c.function_name, c.status, c.http_status)
-        from (select m.function_name, m.status, m.http_status, count(*) as n
-                from telemetry.execution_metrics m
-               group by 1, 2, 3) c), '[]'),
+      select jsonb_agg(jsonb_build_object('function', t.function_name, 'status', t.status,
+                                          'http_status', t.http_status, 'count', t.calls)
+                       order by t.function_name, t.status, t.http_status)
+        from telemetry.execution_totals t), '[]'),
     'durations', coalesce((
       select jsonb_agg(jsonb_build_object(
-               'function', d.function_name, 'count', d.n, 'sum_ms', d.total,
-               'buckets', d.buckets) order by d.function_name)
-        from (select m.function_name, count(*) as n, sum(m.duration_ms) as total,
-                     (select jsonb_agg((select count(*) from telemetry.execution_metrics x
-                                         where x.function_name = m.function_name and x.duration_ms <= b)
-                                       order by b)
-                        from unnest(v_bounds) b) as buckets
-                from telemetry.execution_metrics m
-               group by m.function_name) d), '[]')
+               'function', d.function_name, 'count', d.calls, 'sum_ms', d.sum_ms,
+               'buckets', to_jsonb(d.buckets)) order by d.function_name)
+        from (select t.function_name, sum(t.calls) as calls, sum(t.sum_ms) as sum_ms,
+                     telemetry.sum_buckets(t.buckets) as buckets
+                from telemetry.execution_totals t
+               group by t.function_name) d), '[]')
   );
 end
 $$;

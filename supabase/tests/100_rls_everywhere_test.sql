@@ -194,6 +194,8 @@ select set_eq(
             ('platform.release_expired_reservations()'),
             ('platform.refresh_daily_token_summary()'),
             ('platform.record_execution_metric(text,text,numeric,integer,text,jsonb)'),
+            ('platform.record_execution_metrics(jsonb)'),
+            ('platform.prune_telemetry()'),
             ('platform.list_models()'),
             ('platform.record_queued_usage(jsonb)'),
             ('platform.record_usage_dead_letters(jsonb,text)'),

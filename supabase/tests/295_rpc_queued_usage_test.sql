@@ -4,7 +4,7 @@
 begin;
 select plan(28);
 
-delete from telemetry.execution_metrics where function_name = 'usage_queue_consumer';
+delete from telemetry.queue_batches;
 select tests.create_user('q-alice@example.test') as alice \gset
 select tests.create_user('q-bob@example.test') as bob \gset
 select tests.create_user('q-viewer@example.test', 'viewer') as viewer \gset
@@ -64,10 +64,9 @@ select results_eq(
            ('v-1', 'queue', 'forbidden')$$,
   'every refusal is kept in usage_rejections with its reason');
 select results_eq(
-  $$select status, details - 'lag_ms' from telemetry.execution_metrics
-     where function_name = 'usage_queue_consumer'$$,
-  $$values ('ok'::text, '{"messages": 7, "recorded": 3, "replayed": 1, "rejected": 3}'::jsonb)$$,
-  'each consumed batch is recorded in telemetry');
+  $$select messages, recorded, replayed, rejected from telemetry.queue_batches$$,
+  $$values (7, 3, 1, 3)$$,
+  'each consumed batch is recorded in telemetry.queue_batches');
 
 -- Redelivery of the same batch (a consumer retry) changes nothing.
 select tests.authenticate_as_service_role();

@@ -5,8 +5,8 @@
 //! `auth` (row count and an md5 of every row's JSON text) is taken before the
 //! table and compared after every case.
 //!
-//! Not fingerprinted: `telemetry.execution_metrics` (its own schema; the
-//! Worker writes a row per call by design), and `platform.api_keys.last_used_at`,
+//! Not fingerprinted: the `telemetry` schema (the Worker counts every call
+//! and flushes the counts every few seconds by design), and `platform.api_keys.last_used_at`,
 //! which `resolve_api_key` sets (at most once a minute) whenever a key
 //! authenticates, before the edge judges the request: a valid key refused
 //! for its scope still counts as used. That column is watched separately:

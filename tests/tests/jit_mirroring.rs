@@ -4,9 +4,9 @@
 //! first request, and only once per isolate; queued usage carries the row to
 //! the queue consumer, which mirrors the user before recording.
 //!
-//! Each just-in-time mirror leaves one `user_mirror_jit` row in
-//! `telemetry.execution_metrics` (written by `mirror_auth_user` itself, in the
-//! same transaction), which is how these tests count the edge's mirror calls.
+//! Each just-in-time mirror leaves one `jit` row in `telemetry.user_mirrors`
+//! (written by `mirror_auth_user` itself, in the same transaction), which is
+//! how these tests count the edge's mirror calls.
 //! Recording usage is never refused for lack of balance, and a grant needs
 //! the platform row this test is about, so these users start with none.
 
@@ -48,11 +48,12 @@ impl Unmirrored {
     }
 
     /// The `mirror_auth_user` calls the edge made for this user just in time:
-    /// `details` of each telemetry row, oldest first.
+    /// `{user_id, created}` of each `telemetry.user_mirrors` row, oldest first.
     fn jit_mirrors(&self) -> Vec<Value> {
         db().query(
-            "select details::text from telemetry.execution_metrics \
-             where function_name = 'user_mirror_jit' and details ->> 'user_id' = $1 order by id",
+            "select jsonb_build_object('user_id', user_id, 'created', created)::text \
+               from telemetry.user_mirrors \
+              where source = 'jit' and user_id = $1::text::uuid order by id",
             &[&self.id],
         )
         .expect("reading telemetry")

@@ -37,9 +37,11 @@ fn rollup_mismatches(user: &User) -> i64 {
     )
 }
 
+/// Refresh runs counted in telemetry's lifetime totals (the refresh counts
+/// itself, in its own transaction).
 fn refresh_runs(status: &str) -> i64 {
     scalar(
-        "select count(*) from telemetry.execution_metrics \
+        "select coalesce(sum(calls), 0)::bigint from telemetry.execution_totals \
          where function_name = 'refresh_daily_token_summary' and status = $1",
         &[&status],
     )
@@ -102,4 +104,48 @@ fn a_cron_run_while_another_refresh_holds_the_lock_skips_and_the_next_catches_up
         "the next run folds what was pending"
     );
     assert_eq!(rollup_mismatches(&user), 0, "exactly once");
+}
+
+#[test]
+fn the_cron_prunes_telemetry_past_its_retention_and_counts_its_run() {
+    let function = unique("pruned").replace('-', "_");
+    let cells = |age: &str| {
+        scalar(
+            &format!(
+                "select count(*) from telemetry.execution_metrics \
+                 where function_name = $1 and minute < now() - interval '{age}'"
+            ),
+            &[&function],
+        )
+    };
+    // An old cell and a recent one, as flushes of long ago and of now left them.
+    db().execute(
+        "insert into telemetry.execution_metrics \
+           (minute, function_name, status, http_status, calls, sum_ms, max_ms, buckets) \
+         select date_trunc('minute', now()) - age, $1, 'ok', 200, 1, 1, 1, '{1,1,1,1,1,1,1,1,1,1}' \
+           from (values (interval '8 days'), (interval '1 day')) a(age)",
+        &[&function],
+    )
+    .expect("old telemetry");
+    let cron_runs = || {
+        scalar(
+            "select coalesce(sum(calls), 0)::bigint from telemetry.execution_totals \
+             where function_name = 'cron' and status = 'ok'",
+            &[],
+        )
+    };
+    let runs_before = cron_runs();
+    {
+        let _one_at_a_time = REFRESH.lock().unwrap_or_else(|e| e.into_inner());
+        run_cron();
+    }
+    assert_eq!(cells("7 days"), 0, "the cell past the retention is pruned");
+    assert_eq!(cells("0 days"), 1, "the recent one stays");
+    let counted = eventually(std::time::Duration::from_secs(10), || {
+        (cron_runs() > runs_before).then_some(())
+    });
+    assert!(
+        counted.is_some(),
+        "the cron run is counted as a call of cron"
+    );
 }

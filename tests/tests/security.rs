@@ -426,7 +426,11 @@ fn secrets_and_credentials_never_appear_in_logs_or_telemetry() {
 
     let logs = captured_logs();
     let telemetry = text(
-        "select coalesce(string_agg(to_jsonb(m)::text, E'\\n'), '') from telemetry.execution_metrics m",
+        "select coalesce(string_agg(t.row, E'\\n'), '') from ( \
+           select to_jsonb(m)::text as row from telemetry.execution_metrics m \
+           union all select to_jsonb(t)::text from telemetry.execution_totals t \
+           union all select to_jsonb(q)::text from telemetry.queue_batches q \
+           union all select to_jsonb(u)::text from telemetry.user_mirrors u) t",
         &[],
     )
     .unwrap_or_default();

@@ -888,14 +888,27 @@ fn the_openapi_document_describes_the_usage_api() {
 
 // ------------------------------------------------------------------- telemetry
 
+/// Calls of `function` with this HTTP status counted in the lifetime totals.
+fn counted_calls(function: &str, http_status: u16) -> i64 {
+    scalar(
+        "select coalesce(sum(calls), 0)::bigint from telemetry.execution_totals \
+         where function_name = $1 and http_status = $2",
+        &[
+            &function,
+            &i16::try_from(http_status).expect("an HTTP status"),
+        ],
+    )
+}
+
 #[test]
-fn each_call_leaves_a_metric_with_its_function_and_status() {
+fn each_call_is_counted_with_its_function_and_status() {
     let user = User::with_tokens(1_000);
     let cases = [
         (event(MODEL, 1, 1), 201, "ok"),
         (event("no-such-model", 1, 1), 422, "error"),
     ];
     for (body, http_status, outcome) in cases {
+        let before = counted_calls("usage_record", http_status);
         let request_id = unique("rid").replace('-', "");
         let answer = call(
             "POST",
@@ -910,24 +923,21 @@ fn each_call_leaves_a_metric_with_its_function_and_status() {
         assert_eq!(answer.status, http_status, "{}", answer.body);
         assert_eq!(answer.header("x-request-id"), Some(request_id.as_str()));
 
-        // Written after the response (waitUntil): poll briefly.
-        let metric =
-            eventually(Duration::from_secs(10), || {
-                db().query_opt(
-                "select function_name, http_status::int, status from telemetry.execution_metrics \
-                 where request_id = $1",
-                &[&request_id],
-            )
-            .expect("query metrics")
-            .map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1), r.get::<_, String>(2)))
-            });
-        assert_eq!(
-            metric,
-            Some((
-                "usage_record".to_string(),
-                i32::from(http_status),
-                outcome.to_string()
-            ))
+        // Counted in the isolate, flushed after the response (waitUntil,
+        // every TELEMETRY_FLUSH_MS): poll briefly.
+        let counted = eventually(Duration::from_secs(10), || {
+            (counted_calls("usage_record", http_status) > before).then_some(())
+        });
+        assert!(
+            counted.is_some(),
+            "the {http_status} call of usage_record was never counted"
         );
+        let status: String = text(
+            "select status from telemetry.execution_totals \
+             where function_name = 'usage_record' and http_status = $1",
+            &[&i16::try_from(http_status).expect("an HTTP status")],
+        )
+        .expect("a totals row");
+        assert_eq!(status, outcome);
     }
 }

@@ -419,7 +419,7 @@ fn queue_ingestion(
             &stack.pg,
             &url,
             &format!(
-                "select percentile_cont(0.5) within group (order by (details ->> 'lag_ms')::numeric)                         || ' ' || percentile_cont(0.99) within group (order by (details ->> 'lag_ms')::numeric)                    from telemetry.execution_metrics                   where function_name = 'usage_queue_consumer' and recorded_at >= '{since}'"
+                "select percentile_cont(0.5) within group (order by lag_ms)                         || ' ' || percentile_cont(0.99) within group (order by lag_ms)                    from telemetry.queue_batches                   where recorded_at >= '{since}'"
             ),
         )?;
         let mut parts = lags

@@ -82,6 +82,12 @@ pub fn local_vars(
             "JWKS_MIN_REFETCH_SECS",
             if profile.name == "test" { "1" } else { "30" }.to_string(),
         ),
+        // Tests read telemetry right after their calls; production flushes
+        // every few seconds (wrangler.toml).
+        (
+            "TELEMETRY_FLUSH_MS",
+            if profile.name == "test" { "200" } else { "5000" }.to_string(),
+        ),
         ("METRICS_TOKEN", keys.metrics_token.clone()),
     ]
 }

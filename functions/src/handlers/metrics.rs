@@ -1,5 +1,6 @@
-//! `GET /v1/metrics`: Prometheus text built from `telemetry.execution_metrics`
-//! and the summary's freshness. A scraper presents `METRICS_TOKEN`; a person
+//! `GET /v1/metrics`: Prometheus text built from telemetry's lifetime totals
+//! (`telemetry.execution_totals`, which isolates' flushes add to) and the
+//! summary's freshness. A scraper presents `METRICS_TOKEN`; a person
 //! presents an admin's access token (the RPC refuses anyone else).
 
 use crate::caller::authenticate_user;
