@@ -367,7 +367,10 @@ $$;
 -- (caller_user_id, check_api_key_owner). Returns one answer per event, in
 -- order: {"index": k - 1, "status": "recorded" | "replayed",
 -- ...usage_result...} or {"index", "status": "rejected", "error": {"code",
--- "message"}}. Every event is judged
+-- "message"}}; with p_compact, a recorded or replayed event answers only
+-- {"index", "status", "usage_id"} (the queue's consumer reads no more, and
+-- building, sending and parsing the rest is most of an answer's cost). Every
+-- event is judged
 -- as usage_event_plan judges it, in input order per user, as if the earlier
 -- ones had been recorded: a key seen earlier in the set is a retry of that
 -- event, a hold already settled by an earlier event is no longer active,
@@ -382,7 +385,8 @@ $$;
 create or replace function platform.record_usage_events(
   p_users uuid[],
   p_api_keys uuid[],
-  p_events jsonb[]
+  p_events jsonb[],
+  p_compact boolean
 ) returns jsonb[]
 language plpgsql security definer
 set search_path = ''
@@ -601,6 +605,8 @@ begin
   select array_agg(
            case when d.status = 'rejected' then
              jsonb_build_object('index', d.i - 1, 'status', 'rejected', 'error', d.refusal)
+           when p_compact then
+             jsonb_build_object('index', d.i - 1, 'status', d.status, 'usage_id', coalesce(w.id, (d.ledger).id))
            else jsonb_build_object(
              'index', d.i - 1,
              'status', d.status,
@@ -636,7 +642,7 @@ end
 $$;
 revoke execute on function
   platform.uuid_parses(text),
-  platform.record_usage_events(uuid[], uuid[], jsonb[])
+  platform.record_usage_events(uuid[], uuid[], jsonb[], boolean)
   from public, anon, authenticated, service_role;
 
 -- POST /rpc/record_token_usage_batch: many events in one call, each with its
@@ -673,7 +679,8 @@ begin
   v_answers := platform.record_usage_events(
     array_fill(v_uid, array[v_count]),
     array_fill(p_api_key_id, array[v_count]),
-    array(select t.e from jsonb_array_elements(p_events) with ordinality t(e, i) order by t.i));
+    array(select t.e from jsonb_array_elements(p_events) with ordinality t(e, i) order by t.i),
+    false);
   return (select jsonb_build_object(
       'recorded', count(*) filter (where a ->> 'status' = 'recorded'),
       'replayed', count(*) filter (where a ->> 'status' = 'replayed'),

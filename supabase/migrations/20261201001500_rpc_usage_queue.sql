@@ -50,6 +50,10 @@ revoke execute on function platform.queued_usage_refusal(text, text)
 -- usage_rejections and the answer says so. Anything else (the database
 -- failing) fails the whole call, so the consumer retries the batch; what was
 -- already recorded then replays.
+-- Returns {"messages", "recorded", "replayed", "rejected", "lag_ms",
+-- "results"}: per message, in order, {"status": "recorded" | "replayed",
+-- "usage_id"} or {"status": "rejected", "error": {"code", "message"}}. The
+-- consumer reads the counts; the ledger row of an event is usage_event_status's.
 create or replace function platform.record_queued_usage(p_messages jsonb)
 returns jsonb
 language plpgsql security definer
@@ -97,7 +101,7 @@ begin
     from rows from (jsonb_array_elements(p_messages), unnest(v_refusals)) with ordinality t(m, refusal, i)
    where t.refusal is null;
   if v_positions is not null then
-    v_answers := platform.record_usage_events(v_users, v_keys, v_events);
+    v_answers := platform.record_usage_events(v_users, v_keys, v_events, true);
   end if;
   -- The answers' index is their place among the events recorded; the
   -- queue's results are in message order already.
