@@ -130,7 +130,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
         ),
     }
     let outcome = match &result {
-        // The counts only: the per-event results (up to 1000) are not logged.
+        // The counts only: the per-event results (up to 5000) are not logged.
         Ok(answer) => Value::Object(
             answer
                 .as_object()

@@ -1,20 +1,20 @@
 -- Recording usage: record_token_usage (one event) and record_token_usage_batch
--- (many, one result each).
+-- (many, one result each; the usage queue's record_queued_usage records
+-- through the same set path, record_usage_events).
 --
 -- Usage that already happened is never refused for lack of balance: the
 -- tokens are spent, and refusing the record would lose it. Enforcement
 -- happens before the work, by reservation (authorize, then capture; see
 -- reserve_tokens).
 --
--- Every event is judged first, without writing (usage_event_plan), then
--- written (write_usage_rows): a batch writes all its new rows with one INSERT,
--- settles their holds with one UPDATE and updates the balance once. Recording
--- each event of a batch in its own writing subtransaction would cost a write
--- and an XID per event (past 64 of them every snapshot in the cluster has to
--- consult pg_subtrans) and fire the ledger's summary trigger once per event;
--- a subtransaction that writes nothing, as judging one event is, is cheap.
--- The single-event path uses the same two functions, so one event and a
--- batch of one cannot differ.
+-- One event is judged by usage_event_plan, without writing, then written by
+-- write_usage_rows. Many events are judged and written as one set by
+-- record_usage_events: a handful of statements whatever the number of events,
+-- no subtransaction and no loop per event. Judging each event of a batch in
+-- its own subtransaction, and growing arrays one event at a time, cost more
+-- than the writing itself. Both paths apply the same rules, in the same order,
+-- with the same codes and messages; pgTAP 206 and 207 hold them to it by
+-- sending the same events both ways.
 
 -- The answer to a recorded (or replayed) event, built from the ledger row so a
 -- retry answers exactly what the first call answered.
@@ -74,8 +74,8 @@ $$;
 -- yet), with the tokens its hold gives back and whether the hold is past its
 -- expiry (expired, not settled).
 --
--- p_pending is a row staged earlier in the same batch under the same key: the
--- event is then judged as a retry of it, as it would be once it is written.
+-- record_usage_events applies these rules to many events at once; a change
+-- here is a change there.
 create or replace function platform.usage_event_plan(
   p_user_id uuid,
   p_model text,
@@ -88,7 +88,6 @@ create or replace function platform.usage_event_plan(
   p_reservation_id uuid,
   p_api_key_id uuid,
   p_balance bigint,
-  p_pending platform.token_usage,
   out replayed jsonb,
   out staged platform.token_usage,
   out held bigint,
@@ -128,12 +127,8 @@ begin
   -- A retry: answer what the first call answered, if it asked the same thing.
   -- Every writer of this user's usage holds the balance lock, so a call with
   -- the same key that committed while we waited for it is visible here.
-  if p_pending.idempotency_key is not null then
-    v_existing := p_pending;
-  else
-    select * into v_existing from platform.token_usage u
-     where u.user_id = p_user_id and u.idempotency_key = p_idempotency_key;
-  end if;
+  select * into v_existing from platform.token_usage u
+   where u.user_id = p_user_id and u.idempotency_key = p_idempotency_key;
   if v_existing.idempotency_key is not null then
     replayed := platform.usage_replay(v_existing, v_model.id, v_prompt, v_completion, p_project_id,
       p_session_id, v_metadata, p_reservation_id);
@@ -276,7 +271,7 @@ begin
   released := 0;
   v_plan := platform.usage_event_plan(p_user_id, p_model, p_prompt_tokens, p_completion_tokens,
     p_idempotency_key, p_project_id, p_session_id, p_metadata, p_reservation_id, p_api_key_id,
-    p_balance, null);
+    p_balance);
   if v_plan.replayed is not null then
     result := v_plan.replayed;
     return;
@@ -294,7 +289,7 @@ $$;
 revoke execute on function
   platform.usage_result(platform.token_usage, boolean),
   platform.usage_replay(platform.token_usage, bigint, bigint, bigint, uuid, uuid, jsonb, uuid),
-  platform.usage_event_plan(uuid, text, jsonb, jsonb, text, uuid, uuid, jsonb, uuid, uuid, bigint, platform.token_usage),
+  platform.usage_event_plan(uuid, text, jsonb, jsonb, text, uuid, uuid, jsonb, uuid, uuid, bigint),
   platform.write_usage_rows(uuid, platform.token_usage[], uuid[]),
   platform.record_usage_row(uuid, text, jsonb, jsonb, text, uuid, uuid, jsonb, uuid, uuid, bigint)
   from public, anon, authenticated, service_role;
@@ -349,9 +344,310 @@ set search_path = ''
 as $$ select 1000 $$;
 revoke execute on function platform.max_batch_events() from public, anon, authenticated, service_role;
 
+
+-- Whether PostgreSQL's uuid input takes a text that is not a UUID in
+-- canonical form (braces, no hyphens, ...). The set path reads canonical ids
+-- with a pattern and asks this only of the rare other one: the cast is tried
+-- in a subtransaction, which is what the set path otherwise avoids.
+create or replace function platform.uuid_parses(p_value text)
+returns boolean
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  perform p_value::uuid;
+  return true;
+exception when invalid_text_representation then
+  return false;
+end
+$$;
+
+-- Records many events as one set: the k-th event p_events[k] for the user
+-- p_users[k] with the API key p_api_keys[k], callers having checked both
+-- (caller_user_id, check_api_key_owner). Returns one answer per event, in
+-- order: {"index": k - 1, "status": "recorded" | "replayed",
+-- ...usage_result...} or {"index", "status": "rejected", "error": {"code",
+-- "message"}}; with p_compact, a recorded or replayed event answers only
+-- {"index", "status", "usage_id"} (the queue's consumer reads no more, and
+-- building, sending and parsing the rest is most of an answer's cost). Every
+-- event is judged
+-- as usage_event_plan judges it, in input order per user, as if the earlier
+-- ones had been recorded: a key seen earlier in the set is a retry of that
+-- event, a hold already settled by an earlier event is no longer active,
+-- and each row's balance is the balance after the earlier ones. Raises only
+-- for what is not the caller's fault (the database failing).
+--
+-- One statement judges and writes: the balance rows locked first, in user
+-- id order (two calls sharing users queue instead of deadlocking); then one
+-- INSERT of the new ledger rows (whose statement trigger appends the daily
+-- summary's deltas once per day, user and model), one UPDATE settling holds,
+-- one expiring holds, one UPDATE of each balance row touched.
+create or replace function platform.record_usage_events(
+  p_users uuid[],
+  p_api_keys uuid[],
+  p_events jsonb[],
+  p_compact boolean
+) returns jsonb[]
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_max_metadata integer := platform.max_metadata_bytes();
+  v_answers jsonb[];
+  v_settling bigint;
+  v_settled bigint;
+begin
+  insert into platform.token_balances (user_id)
+  select distinct u.id from unnest(p_users) u(id) order by u.id
+  on conflict (user_id) do nothing;
+  perform 1 from platform.token_balances b where b.user_id = any(p_users) order by b.user_id for update;
+
+  -- Materialized steps: inlined, each use of a column repeats the expression
+  -- behind it (the refusal's CASE would run once per later mention).
+  with event as materialized (
+    -- The fields as the single-event path reads them; a malformed id makes
+    -- ids_ok false instead of failing a cast.
+    select t.i, t.user_id, t.api_key_id,
+           coalesce(jsonb_typeof(t.e) = 'object', false) as is_object,
+           t.e ->> 'idempotency_key' as key,
+           t.e ->> 'model' as model_name,
+           case when jsonb_typeof(t.e -> 'prompt_tokens') = 'number'
+                then (t.e -> 'prompt_tokens')::numeric end as prompt,
+           case when jsonb_typeof(t.e -> 'completion_tokens') = 'number'
+                then (t.e -> 'completion_tokens')::numeric end as completion,
+           coalesce(t.e -> 'metadata', '{}') as metadata,
+           t.e ->> 'project_id' as project_text,
+           t.e ->> 'session_id' as session_text,
+           t.e ->> 'reservation_id' as reservation_text,
+           (case when t.e ->> 'project_id' is null
+                   or t.e ->> 'project_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+                 then true else platform.uuid_parses(t.e ->> 'project_id') end)
+           and (case when t.e ->> 'session_id' is null
+                   or t.e ->> 'session_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+                 then true else platform.uuid_parses(t.e ->> 'session_id') end)
+           and (case when t.e ->> 'reservation_id' is null
+                   or t.e ->> 'reservation_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+                 then true else platform.uuid_parses(t.e ->> 'reservation_id') end) as ids_ok
+      from unnest(p_users, p_api_keys, p_events) with ordinality t(user_id, api_key_id, e, i)
+  ), shaped as materialized (
+    -- What usage_event_plan refuses before looking for a retry, in its order
+    -- (the ids first: the single-event path takes them as typed arguments).
+    select e.i, e.user_id, e.api_key_id, e.key, e.metadata, m.id as model_id,
+           m.input_cost_per_1k_tokens, m.output_cost_per_1k_tokens,
+           case when e.ids_ok then e.project_text::uuid end as project_id,
+           case when e.ids_ok then e.session_text::uuid end as session_id,
+           case when e.ids_ok then e.reservation_text::uuid end as reservation_id,
+           case
+             when not e.is_object then
+               jsonb_build_object('code', 'invalid_event', 'message', 'each event must be a JSON object')
+             when not e.ids_ok then
+               jsonb_build_object('code', 'invalid_event', 'message', 'an id in this event is not a valid UUID')
+             when e.prompt is null then
+               jsonb_build_object('code', 'invalid_token_count', 'message', 'prompt_tokens must be a whole number')
+             when e.prompt <> trunc(e.prompt) or e.prompt < 0 or e.prompt > 1000000000000 then
+               jsonb_build_object('code', 'invalid_token_count',
+                 'message', 'prompt_tokens must be a whole number from 0 to 1000000000000')
+             when e.completion is null then
+               jsonb_build_object('code', 'invalid_token_count', 'message', 'completion_tokens must be a whole number')
+             when e.completion <> trunc(e.completion) or e.completion < 0 or e.completion > 1000000000000 then
+               jsonb_build_object('code', 'invalid_token_count',
+                 'message', 'completion_tokens must be a whole number from 0 to 1000000000000')
+             when e.key is null or length(e.key) not between 1 and 255 then
+               jsonb_build_object('code', 'invalid_idempotency_key',
+                 'message', 'an idempotency key of 1 to 255 characters is required')
+             when jsonb_typeof(e.metadata) <> 'object' or octet_length(e.metadata::text) > v_max_metadata then
+               jsonb_build_object('code', 'invalid_metadata',
+                 'message', format('metadata must be a JSON object of at most %s bytes as JSON text', v_max_metadata))
+             when e.prompt + e.completion = 0 then
+               jsonb_build_object('code', 'invalid_token_count',
+                 'message', 'prompt_tokens + completion_tokens must be at least 1')
+             when m.id is null then
+               jsonb_build_object('code', 'unknown_model', 'message', format('unknown model %L', left(e.model_name, 128)))
+           end as refusal,
+           e.prompt, e.completion
+      from event e
+      left join platform.models m on m.name = e.model_name and m.is_active
+  ), judged as materialized (
+    -- The ledger row of a retry (every writer of a user's usage holds the
+    -- balance lock, taken above, so a row committed meanwhile is seen), and,
+    -- for an event that is not one, the project and session checks. first_i
+    -- is the event that records a key new to the ledger: the first of its
+    -- events that passes every check.
+    select s.*, l.ledger,
+           case when s.refusal is null and (l.ledger).id is null then
+             case
+               when s.project_id is not null and not exists (
+                 select 1 from platform.projects p where p.id = s.project_id and p.owner_id = s.user_id)
+               then jsonb_build_object('code', 'unknown_project', 'message', 'no such project for this user')
+               when s.session_id is not null and not exists (
+                 select 1 from platform.sessions ss
+                  where ss.id = s.session_id and ss.user_id = s.user_id
+                    and (s.project_id is null or ss.project_id = s.project_id))
+               then jsonb_build_object('code', 'unknown_session',
+                                       'message', 'no such session for this user and project')
+             end
+           end as reference_refusal
+      from (select s.*,
+                   case when s.refusal is null then s.prompt::bigint end as prompt_tokens,
+                   case when s.refusal is null then s.completion::bigint end as completion_tokens
+              from shaped s) s
+      -- One index probe per event, whatever the ledger's size.
+      cross join lateral (
+        select (select u from platform.token_usage u
+                 where u.user_id = s.user_id and u.idempotency_key = s.key) as ledger
+      ) l
+  ), firsts as (
+    select j.*,
+           min(j.i) filter (where j.refusal is null and (j.ledger).id is null and j.reference_refusal is null)
+             over (partition by j.user_id, j.key collate "C") as first_i
+      from judged j
+  ), decided as (
+    -- A retry answers its first answer when it asks the same thing
+    -- (usage_replay's comparison), else is refused.
+    select f.i, f.user_id, f.api_key_id, f.key, f.ledger, f.model_id, f.prompt_tokens, f.completion_tokens,
+           f.project_id, f.session_id, f.reservation_id, f.metadata, f.input_cost_per_1k_tokens,
+           f.output_cost_per_1k_tokens,
+           case
+             when f.refusal is not null then 'rejected'
+             when r.model_id is null then
+               case when f.first_i is null or f.i < f.first_i then 'rejected' else 'recorded' end
+             when (r.model_id, r.prompt_tokens, r.completion_tokens)
+                    is distinct from (f.model_id, f.prompt_tokens, f.completion_tokens)
+                  or (r.project_id, r.session_id, r.reservation_id)
+                    is distinct from (f.project_id, f.session_id, f.reservation_id)
+                  or r.metadata is distinct from f.metadata then 'rejected'
+             else 'replayed'
+           end as status,
+           case
+             when f.refusal is not null then f.refusal
+             when r.model_id is null then f.reference_refusal
+             else jsonb_build_object('code', 'idempotency_key_reused',
+                    'message', 'this idempotency key was already used for a different event')
+           end as refusal
+      from firsts f
+      -- What a retry is compared with: the ledger row, or the event that
+      -- records the key earlier in this set.
+      left join lateral (
+        select (f.ledger).model_id, (f.ledger).prompt_tokens, (f.ledger).completion_tokens,
+               (f.ledger).project_id, (f.ledger).session_id, (f.ledger).reservation_id, (f.ledger).metadata
+         where (f.ledger).id is not null and f.refusal is null
+        union all
+        select o.model_id, o.prompt_tokens, o.completion_tokens, o.project_id, o.session_id,
+               o.reservation_id, o.metadata
+          from judged o
+         where (f.ledger).id is null and f.refusal is null and f.i > f.first_i
+           and o.user_id = f.user_id and o.key = f.key and o.i = f.first_i
+      ) r on true
+  ), staged as (
+    -- The rows to write: each user's balance after each of them, in order,
+    -- and what each does to the hold it names (the first to name an active
+    -- hold settles it, or expires it when past its expiry; the later ones
+    -- find it no longer active).
+    select d.*, b.balance - sum(d.prompt_tokens + d.completion_tokens)
+                  over (partition by d.user_id order by d.i) as balance_after,
+           h.id as hold_id, h.status as hold_status, h.tokens as hold_tokens, h.expires_at as hold_expires_at,
+           row_number() over (partition by d.user_id, d.reservation_id order by d.i) as hold_use
+      from decided d
+      join platform.token_balances b on b.user_id = d.user_id
+      left join platform.token_reservations h on h.id = d.reservation_id and h.user_id = d.user_id
+     where d.status = 'recorded'
+  ), planned as (
+    select s.*,
+           case
+             when s.reservation_id is null then null
+             when s.hold_id is null then 'not_found'
+             when s.hold_status <> 'active' or s.hold_use > 1 or s.hold_expires_at <= now() then 'not_active'
+             else 'settled'
+           end as reservation_outcome,
+           case when s.hold_status = 'active' and s.hold_use = 1 then s.hold_tokens else 0 end as released,
+           coalesce(s.hold_status = 'active' and s.hold_use = 1 and s.hold_expires_at <= now(), false) as expire_hold
+      from staged s
+  ), written as (
+    insert into platform.token_usage (
+      user_id, api_key_id, project_id, session_id, model_id, prompt_tokens, completion_tokens,
+      total_tokens, cost, idempotency_key, reservation_id, reservation_outcome, balance_after, metadata
+    )
+    -- Prompt tokens at the input price, completion tokens at the output
+    -- price; the ledger keeps this cost, so a later price change never
+    -- rewrites it.
+    select p.user_id, p.api_key_id, p.project_id, p.session_id, p.model_id, p.prompt_tokens,
+           p.completion_tokens, p.prompt_tokens + p.completion_tokens,
+           round((p.prompt_tokens * p.input_cost_per_1k_tokens
+                  + p.completion_tokens * p.output_cost_per_1k_tokens) / 1000, 6),
+           p.key, p.reservation_id, p.reservation_outcome, p.balance_after, p.metadata
+      from planned p
+     order by p.user_id, p.i
+    returning *
+  ), settled as (
+    update platform.token_reservations r
+       set status = 'settled', closed_at = now(), usage_id = w.id
+      from written w
+     where w.reservation_outcome = 'settled' and r.id = w.reservation_id
+       and r.user_id = w.user_id and r.status = 'active'
+    returning r.id
+  ), expired as (
+    update platform.token_reservations r
+       set status = 'expired', closed_at = now()
+      from planned p
+     where p.expire_hold and r.id = p.reservation_id and r.user_id = p.user_id and r.status = 'active'
+    returning r.id
+  ), debited as (
+    update platform.token_balances b
+       set used = b.used + t.debited, reserved = b.reserved - t.released, updated_at = now()
+      from (select p.user_id, sum(p.prompt_tokens + p.completion_tokens) as debited,
+                   sum(p.released) as released
+              from planned p group by p.user_id) t
+     where b.user_id = t.user_id
+    returning b.user_id
+  )
+  -- The answers are usage_result's, built here from the written or ledger
+  -- row (a function call per event costs more than the rest of its answer).
+  select array_agg(
+           case when d.status = 'rejected' then
+             jsonb_build_object('index', d.i - 1, 'status', 'rejected', 'error', d.refusal)
+           when p_compact then
+             jsonb_build_object('index', d.i - 1, 'status', d.status, 'usage_id', coalesce(w.id, (d.ledger).id))
+           else jsonb_build_object(
+             'index', d.i - 1,
+             'status', d.status,
+             'usage_id', coalesce(w.id, (d.ledger).id),
+             'model', m.name,
+             'prompt_tokens', coalesce(w.prompt_tokens, (d.ledger).prompt_tokens),
+             'completion_tokens', coalesce(w.completion_tokens, (d.ledger).completion_tokens),
+             'total_tokens', coalesce(w.total_tokens, (d.ledger).total_tokens),
+             'cost', coalesce(w.cost, (d.ledger).cost),
+             'balance', coalesce(w.balance_after, (d.ledger).balance_after),
+             'exhausted', coalesce(w.balance_after, (d.ledger).balance_after) <= 0,
+             'replayed', d.status = 'replayed',
+             'reservation', case when coalesce(w.reservation_id, (d.ledger).reservation_id) is null then null
+               else jsonb_build_object('id', coalesce(w.reservation_id, (d.ledger).reservation_id),
+                                       'outcome', coalesce(w.reservation_outcome, (d.ledger).reservation_outcome)) end,
+             'created_at', coalesce(w.created_at, (d.ledger).created_at))
+           end order by d.i),
+         (select count(*) from planned p where p.reservation_outcome = 'settled'),
+         (select count(*) from settled)
+    into v_answers, v_settling, v_settled
+    from decided d
+    left join written w on w.user_id = d.user_id and w.idempotency_key = d.key and d.status <> 'rejected'
+    left join platform.models m on m.id = coalesce(w.model_id, (d.ledger).model_id);
+
+  -- Every writer of a user's holds takes the balance lock first, so a hold
+  -- judged active is still active; if not, retry rather than count wrong.
+  if v_settled <> v_settling then
+    raise exception using errcode = '40001',
+      message = 'a reservation changed while its usage was being recorded';
+  end if;
+  return v_answers;
+end
+$$;
+revoke execute on function
+  platform.uuid_parses(text),
+  platform.record_usage_events(uuid[], uuid[], jsonb[], boolean)
+  from public, anon, authenticated, service_role;
+
 -- POST /rpc/record_token_usage_batch: many events in one call, each with its
--- own idempotency key and its own result. One event's refusal rolls back only
--- that event (a subtransaction each); the others are recorded.
+-- own idempotency key and its own result. One event's refusal rejects only
+-- that event; the others are recorded (record_usage_events).
 --
 -- p_events: [{"model", "prompt_tokens", "completion_tokens", "idempotency_key",
 --             "project_id"?, "session_id"?, "metadata"?, "reservation_id"?}, ...]
@@ -368,159 +664,29 @@ set search_path = ''
 as $$
 declare
   v_uid uuid := platform.caller_user_id(p_user_id, true);
-  v_balance bigint;
-  v_debited bigint := 0;
-  v_released bigint := 0;
-  v_event jsonb;
-  v_index bigint;
-  v_key text;
-  v_plan record;
-  v_hold uuid;
-  -- Per event, in input order: its answer, or (for a row still to be written)
-  -- null with v_row_of pointing at its staged row.
-  v_results jsonb[] := '{}';
-  v_row_of integer[] := '{}';
-  v_replay_of_row boolean[] := '{}';
-  v_staged platform.token_usage[] := '{}';
-  v_written platform.token_usage[];
-  -- For each event, the previous event with the same key (1-based), found
-  -- by one window query instead of a search per event; and holds already used.
-  v_previous integer[];
-  v_earlier integer;
-  v_pending_at integer;
-  v_used_holds uuid[] := '{}';
-  v_expired_holds uuid[] := '{}';
-  v_pending platform.token_usage;
-  v_row platform.token_usage;
-  v_state text;
-  v_message text;
-  v_hint text;
-  v_result jsonb;
+  v_count integer;
+  v_answers jsonb[];
 begin
   perform platform.check_api_key_owner(p_api_key_id, v_uid);
   if p_events is null or jsonb_typeof(p_events) <> 'array' or jsonb_array_length(p_events) = 0 then
     perform platform.fail('PT422', 'invalid_batch', 'p_events must be a non-empty JSON array');
   end if;
-  if jsonb_array_length(p_events) > platform.max_batch_events() then
+  v_count := jsonb_array_length(p_events);
+  if v_count > platform.max_batch_events() then
     perform platform.fail('PT413', 'batch_too_large',
       format('a batch carries at most %s events', platform.max_batch_events()));
   end if;
-  -- One lock and one balance update for the whole batch.
-  v_balance := (platform.lock_balance(v_uid)).balance;
-
-  select array_agg(x.previous order by x.i) into v_previous
-    from (select t.i, lag(t.i) over (partition by t.e ->> 'idempotency_key' order by t.i) as previous
-            from jsonb_array_elements(p_events) with ordinality as t(e, i)) x;
-
-  -- Judge every event; nothing is written yet.
-  for v_event, v_index in select e, i - 1 from jsonb_array_elements(p_events) with ordinality as t(e, i) loop
-    v_result := null;
-    v_plan := null;
-    begin
-      if jsonb_typeof(v_event) <> 'object' then
-        perform platform.fail('PT422', 'invalid_event', 'each event must be a JSON object');
-      end if;
-      v_key := v_event ->> 'idempotency_key';
-      -- The row staged for this key by an earlier event, if any (events
-      -- rejected or replayed from the ledger staged none).
-      v_pending := null;
-      v_pending_at := null;
-      if v_key is not null then
-        v_earlier := v_previous[v_index + 1];
-        while v_earlier is not null and v_row_of[v_earlier] is null loop
-          v_earlier := v_previous[v_earlier];
-        end loop;
-        if v_earlier is not null then
-          v_pending_at := v_row_of[v_earlier];
-          v_pending := v_staged[v_pending_at];
-        end if;
-      end if;
-      v_plan := platform.usage_event_plan(
-        v_uid,
-        v_event ->> 'model',
-        v_event -> 'prompt_tokens',
-        v_event -> 'completion_tokens',
-        v_key,
-        (v_event ->> 'project_id')::uuid,
-        (v_event ->> 'session_id')::uuid,
-        coalesce(v_event -> 'metadata', '{}'),
-        (v_event ->> 'reservation_id')::uuid,
-        p_api_key_id,
-        v_balance - v_debited,
-        v_pending
-      );
-    exception when others then
-      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
-      -- Anything but our own refusals and malformed ids is not the caller's
-      -- fault: fail the whole call so the edge answers 5xx and the client retries.
-      if v_state not like 'PT%' and v_state <> '22P02' then
-        raise;
-      end if;
-      v_result := jsonb_build_object(
-        'index', v_index,
-        'status', 'rejected',
-        'error', jsonb_build_object(
-          'code', case when v_state like 'PT%' then v_hint else 'invalid_event' end,
-          'message', case when v_state like 'PT%' then v_message
-                          else 'an id in this event is not a valid UUID' end));
-    end;
-
-    if v_result is not null then
-      v_row_of := v_row_of || null::integer;
-      v_replay_of_row := v_replay_of_row || false;
-    elsif v_pending.idempotency_key is not null then
-      -- A retry of an event staged earlier in this batch: its answer once written.
-      v_row_of := v_row_of || v_pending_at;
-      v_replay_of_row := v_replay_of_row || true;
-    elsif v_plan.replayed is not null then
-      v_result := jsonb_build_object('index', v_index, 'status', 'replayed') || v_plan.replayed;
-      v_row_of := v_row_of || null::integer;
-      v_replay_of_row := v_replay_of_row || false;
-    else
-      -- A hold settled by an earlier event of this batch is no longer active.
-      v_row := v_plan.staged;
-      v_hold := v_row.reservation_id;
-      if v_hold is not null and v_hold = any(v_used_holds) then
-        v_row.reservation_outcome := 'not_active';
-      elsif v_plan.held > 0 then
-        v_used_holds := v_used_holds || v_hold;
-        v_released := v_released + v_plan.held;
-        if v_plan.expire_hold then
-          v_expired_holds := v_expired_holds || v_hold;
-        end if;
-      end if;
-      v_staged := v_staged || v_row;
-      v_debited := v_debited + v_row.total_tokens;
-      v_row_of := v_row_of || cardinality(v_staged);
-      v_replay_of_row := v_replay_of_row || false;
-    end if;
-    v_results := v_results || v_result;
-  end loop;
-
-  -- Write every new row at once, then answer each event, in one statement:
-  -- subscripting an array of rows walks it from the start every time.
-  if cardinality(v_staged) > 0 then
-    v_written := platform.write_usage_rows(v_uid, v_staged, v_expired_holds);
-    select array_agg(coalesce(e.answer,
-             jsonb_build_object('index', e.i - 1, 'status', case when e.rep then 'replayed' else 'recorded' end)
-             || platform.usage_result(w.written_row, e.rep)) order by e.i)
-      into v_results
-      from unnest(v_results, v_row_of, v_replay_of_row) with ordinality as e(answer, row_of, rep, i)
-      left join (select t as written_row, row_number() over (order by (t).id) as n
-                   from unnest(v_written) t) w on w.n = e.row_of;
-  end if;
-
-  if v_debited > 0 or v_released > 0 then
-    update platform.token_balances b
-       set used = b.used + v_debited, reserved = b.reserved - v_released, updated_at = now()
-     where b.user_id = v_uid;
-  end if;
+  v_answers := platform.record_usage_events(
+    array_fill(v_uid, array[v_count]),
+    array_fill(p_api_key_id, array[v_count]),
+    array(select t.e from jsonb_array_elements(p_events) with ordinality t(e, i) order by t.i),
+    false);
   return (select jsonb_build_object(
-      'recorded', count(*) filter (where r ->> 'status' = 'recorded'),
-      'replayed', count(*) filter (where r ->> 'status' = 'replayed'),
-      'rejected', count(*) filter (where r ->> 'status' = 'rejected'),
-      'results', to_jsonb(v_results))
-    from unnest(v_results) r);
+      'recorded', count(*) filter (where a ->> 'status' = 'recorded'),
+      'replayed', count(*) filter (where a ->> 'status' = 'replayed'),
+      'rejected', count(*) filter (where a ->> 'status' = 'rejected'),
+      'results', to_jsonb(v_answers))
+    from unnest(v_answers) a);
 end
 $$;
 revoke execute on function platform.record_token_usage_batch(jsonb, uuid, uuid)

@@ -6,13 +6,54 @@
 -- platform.usage_rejections with the reason, so the consumer acknowledges them
 -- instead of retrying forever.
 
+-- Whether the queue may record events for a (user, API key) pair, as
+-- record_token_usage_batch judges its caller: null, or the refusal that
+-- rejects every event of the pair ({"code", "message"}: an unknown, banned or
+-- deleted user, a viewer, a foreign, revoked or expired key, a malformed id).
+-- It writes nothing, so its subtransaction (one per pair, not per event) is
+-- cheap. Anything but a refusal fails the call, as the database failing does.
+create or replace function platform.queued_usage_refusal(p_user_id text, p_api_key_id text)
+returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_user uuid;
+  v_key uuid;
+  v_state text;
+  v_message text;
+  v_hint text;
+begin
+  v_user := p_user_id::uuid;
+  v_key := p_api_key_id::uuid;
+  perform platform.check_api_key_owner(v_key, platform.caller_user_id(v_user, true));
+  return null;
+exception when others then
+  get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
+  if v_state not like 'PT4%' and v_state <> '22P02' then
+    raise;
+  end if;
+  return jsonb_build_object('code', case when v_state like 'PT%' then v_hint else 'invalid_event' end,
+                            'message', case when v_state like 'PT%' then v_message
+                                            else 'an id in this event is not a valid UUID' end);
+end
+$$;
+revoke execute on function platform.queued_usage_refusal(text, text)
+  from public, anon, authenticated, service_role;
+
 -- POST /rpc/record_queued_usage (service role): one delivered queue batch.
 -- p_messages: [{"user_id", "api_key_id"?, "event": {batch item}, "accepted_at_ms"?}].
--- Events are grouped per (user, key) into record_token_usage_batch calls. A
--- refusal (our PTxyz codes, malformed ids) is permanent: the event goes to
+-- Each (user, key) pair is judged once (queued_usage_refusal); the events of
+-- the pairs that may record are recorded together, as one set, by
+-- record_usage_events (each user's events in message order). A refusal (our
+-- PTxyz codes, malformed ids) is permanent: the event goes to
 -- usage_rejections and the answer says so. Anything else (the database
--- failing) fails the whole call, so the consumer retries the batch; what
--- was already recorded then replays.
+-- failing) fails the whole call, so the consumer retries the batch; what was
+-- already recorded then replays.
+-- Returns {"messages", "recorded", "replayed", "rejected", "lag_ms",
+-- "results"}: per message, in order, {"status": "recorded" | "replayed",
+-- "usage_id"} or {"status": "rejected", "error": {"code", "message"}}. The
+-- consumer reads the counts; the ledger row of an event is usage_event_status's.
 create or replace function platform.record_queued_usage(p_messages jsonb)
 returns jsonb
 language plpgsql security definer
@@ -20,13 +61,15 @@ set search_path = ''
 as $$
 declare
   v_started timestamptz := clock_timestamp();
-  v_group record;
-  v_answer jsonb;
-  v_result jsonb;
+  -- Per message, in order: its pair's refusal (null when it may record).
+  v_refusals jsonb[];
+  -- The messages that may record: their positions (1-based) and answers.
+  v_positions bigint[];
+  v_users uuid[];
+  v_keys uuid[];
+  v_events jsonb[];
+  v_answers jsonb[];
   v_results jsonb[];
-  v_state text;
-  v_message text;
-  v_hint text;
   v_recorded integer := 0;
   v_replayed integer := 0;
   v_rejected integer := 0;
@@ -39,42 +82,34 @@ begin
   if p_messages is null or jsonb_typeof(p_messages) <> 'array' then
     perform platform.fail('PT422', 'invalid_batch', 'p_messages must be a JSON array');
   end if;
-  v_results := array_fill(null::jsonb, array[jsonb_array_length(p_messages)]);
 
-  -- One record_token_usage_batch call per (user, key), in chunks of the
-  -- batch RPC's maximum.
-  for v_group in
-    select x.user_id, x.api_key_id,
-           array_agg(x.i - 1 order by x.i) as indexes,
-           jsonb_agg(x.m -> 'event' order by x.i) as events
-      from (select t.m, t.i, t.m ->> 'user_id' as user_id, t.m ->> 'api_key_id' as api_key_id,
-                   (row_number() over (partition by t.m ->> 'user_id', t.m ->> 'api_key_id' order by t.i) - 1)
-                     / platform.max_batch_events() as chunk
-              from jsonb_array_elements(p_messages) with ordinality t(m, i)) x
-     group by x.user_id, x.api_key_id, x.chunk
-  loop
-    begin
-      v_answer := platform.record_token_usage_batch(v_group.events, v_group.user_id::uuid,
-                                                    v_group.api_key_id::uuid);
-      for k in 1 .. array_length(v_group.indexes, 1) loop
-        v_result := v_answer -> 'results' -> (k - 1);
-        v_results[v_group.indexes[k] + 1] := v_result - 'index';
-      end loop;
-    exception when others then
-      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
-      -- A refusal of the whole group (unknown user, viewer, foreign or
-      -- revoked key) is permanent for each of its events.
-      if v_state not like 'PT4%' and v_state <> '22P02' then
-        raise;
-      end if;
-      for k in 1 .. array_length(v_group.indexes, 1) loop
-        v_results[v_group.indexes[k] + 1] := jsonb_build_object('status', 'rejected', 'error',
-          jsonb_build_object('code', case when v_state like 'PT%' then v_hint else 'invalid_event' end,
-                             'message', case when v_state like 'PT%' then v_message
-                                             else 'an id in this event is not a valid UUID' end));
-      end loop;
-    end;
-  end loop;
+  with message as (
+    select t.i, t.m ->> 'user_id' as user_id, t.m ->> 'api_key_id' as api_key_id
+      from jsonb_array_elements(p_messages) with ordinality t(m, i)
+  ), pair as materialized (
+    select g.user_id, g.api_key_id, platform.queued_usage_refusal(g.user_id, g.api_key_id) as refusal
+      from (select distinct m.user_id, m.api_key_id from message m) g
+  )
+  select array_agg(p.refusal order by m.i) into v_refusals
+    from message m
+    join pair p on p.user_id is not distinct from m.user_id and p.api_key_id is not distinct from m.api_key_id;
+
+  -- The ids of a pair without a refusal are valid UUIDs (or a null key).
+  select array_agg(t.i order by t.i), array_agg((t.m ->> 'user_id')::uuid order by t.i),
+         array_agg((t.m ->> 'api_key_id')::uuid order by t.i), array_agg(t.m -> 'event' order by t.i)
+    into v_positions, v_users, v_keys, v_events
+    from rows from (jsonb_array_elements(p_messages), unnest(v_refusals)) with ordinality t(m, refusal, i)
+   where t.refusal is null;
+  if v_positions is not null then
+    v_answers := platform.record_usage_events(v_users, v_keys, v_events, true);
+  end if;
+  -- The answers' index is their place among the events recorded; the
+  -- queue's results are in message order already.
+  select coalesce(array_agg(coalesce(a.answer - 'index', jsonb_build_object('status', 'rejected', 'error', t.refusal))
+                            order by t.i), '{}')
+    into v_results
+    from unnest(v_refusals) with ordinality t(refusal, i)
+    left join unnest(v_positions, v_answers) a(i, answer) on a.i = t.i;
 
   -- Keep every refusal with its reason; a redelivered refusal is kept once.
   -- A malformed user id cannot be kept against a user and is only answered.
@@ -82,8 +117,7 @@ begin
   select (m ->> 'user_id')::uuid, coalesce(m -> 'event' ->> 'idempotency_key', ''),
          case when platform.is_uuid(m ->> 'api_key_id') then (m ->> 'api_key_id')::uuid end,
          'queue', r -> 'error' ->> 'code', r -> 'error' ->> 'message', coalesce(m -> 'event', 'null')
-    from jsonb_array_elements(p_messages) with ordinality t(m, i)
-    join lateral (select v_results[i] as r) x on true
+    from rows from (jsonb_array_elements(p_messages), unnest(v_results)) t(m, r)
    where r ->> 'status' = 'rejected'
      and platform.is_uuid(m ->> 'user_id')
      and coalesce(m -> 'event' ->> 'idempotency_key', '') <> ''

@@ -1,7 +1,7 @@
 -- The cost of a usage event: prompt tokens at the model's input price plus
 -- completion tokens at its output price, per 1,000 tokens, the sum rounded to
--- 6 decimals. The single-event, batch and queued paths all price through
--- platform.usage_event_plan, so each is checked once here.
+-- 6 decimals. The single-event path prices in platform.usage_event_plan, the
+-- batch and queued paths in platform.record_usage_events: each is checked here.
 begin;
 select plan(7);
 
@@ -31,11 +31,10 @@ select is(
   'a batch prices each event by its own prompt and completion tokens');
 
 select tests.authenticate_as_service_role();
-select is(
-  (platform.record_queued_usage(jsonb_build_array(jsonb_build_object('user_id', :'alice', 'event',
-     jsonb_build_object('model', 'split-price', 'prompt_tokens', 100, 'completion_tokens', 100,
-                        'idempotency_key', 'q-1')))) -> 'results' -> 0 ->> 'cost')::numeric,
-  0.2,
+select platform.record_queued_usage(jsonb_build_array(jsonb_build_object('user_id', :'alice', 'event',
+  jsonb_build_object('model', 'split-price', 'prompt_tokens', 100, 'completion_tokens', 100,
+                     'idempotency_key', 'q-1')))) -> 'results' -> 0 ->> 'usage_id' as queued_id \gset
+select is((select cost from platform.token_usage where id = :'queued_id'), 0.2,
   'queued usage is priced the same way');
 
 select tests.clear_authentication();
