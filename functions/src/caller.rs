@@ -5,12 +5,13 @@
 use crate::rest;
 use shared::auth::{
     anonymous, bearer_token, looks_like_api_key, require_user, ApiKey, AuthError, CachePolicy,
-    Fetch, JwksCache, VerifiedClaims, Verifier, VerifierSettings,
+    Fetch, JwkSet, JwksCache, VerifiedClaims, Verifier, VerifierSettings,
 };
 use shared::hooks::MirrorUser;
 use shared::postgrest::{Auth, Client};
 use shared::{ApiError, Config};
 use std::cell::RefCell;
+use std::sync::Arc;
 use worker::Request;
 
 /// A verified caller.
@@ -90,6 +91,20 @@ thread_local! {
     // One key cache per isolate: fetched on the first asymmetric token, again
     // after its lifetime, and on an unknown `kid` no more often than the floor.
     static JWKS: RefCell<Option<JwksCache>> = const { RefCell::new(None) };
+    // The verifier's rules (and the keyed HS256 state) are built once per
+    // isolate, from the configuration, which never changes while it lives.
+    static VERIFIER: RefCell<Option<Verifier>> = const { RefCell::new(None) };
+}
+
+/// This isolate's verifier, over the key set `keys`.
+fn verifier(config: &Config, keys: Arc<JwkSet>) -> Verifier {
+    VERIFIER.with(|cell| {
+        cell.borrow_mut()
+            .get_or_insert_with(|| {
+                Verifier::new(&VerifierSettings::from_config(config), Arc::default())
+            })
+            .with_keys(keys)
+    })
 }
 
 /// Runs `f` on this isolate's key cache, created on first use with the
@@ -180,7 +195,6 @@ pub async fn authenticate_user(req: &Request, config: &Config) -> Result<Caller,
 }
 
 async fn verify_jwt(token: &str, config: &Config) -> Result<VerifiedClaims, ApiError> {
-    let settings = VerifierSettings::from_config(config);
     let now = now_unix();
     // Keys already fetched go stale after their lifetime; nothing is fetched
     // for a project that only ever presents HS256 tokens.
@@ -193,7 +207,7 @@ async fn verify_jwt(token: &str, config: &Config) -> Result<VerifiedClaims, ApiE
     // Keys no refresh has vouched for within `JWKS_MAX_STALE_SECS` are not
     // offered at all: a token naming one lands in the unknown-`kid` path.
     let keys = with_jwks(config, |cache| cache.trusted_keys(now));
-    match Verifier::new(&settings, keys).verify(token, now) {
+    match crate::webcrypto::verify_token(&verifier(config, keys), token, now).await {
         Err(AuthError::UnknownKeyId { kid }) => {
             // Key rotation: fetch once, within the floor interval, and retry.
             let fetch = with_jwks(config, |cache| cache.decide(now, Some(&kid)));
@@ -204,7 +218,7 @@ async fn verify_jwt(token: &str, config: &Config) -> Result<VerifiedClaims, ApiE
             }
             refresh_jwks(config, now).await;
             let keys = with_jwks(config, |cache| cache.trusted_keys(now));
-            match Verifier::new(&settings, keys).verify(token, now) {
+            match crate::webcrypto::verify_token(&verifier(config, keys), token, now).await {
                 // Still unknown: the token's fault (401) while the keys are
                 // trusted, the keys' (503, fail closed) when they are not.
                 Err(AuthError::UnknownKeyId { kid }) => Err(with_jwks(config, |cache| {

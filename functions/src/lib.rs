@@ -15,6 +15,7 @@ mod rest;
 mod scheduled;
 mod telemetry;
 mod usage_queue;
+mod webcrypto;
 
 use worker::{
     event, Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent,

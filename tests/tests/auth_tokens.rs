@@ -390,6 +390,150 @@ fn asymmetric_tokens_that_do_not_match_a_published_key_are_refused() {
     assert_refused(&cases);
 }
 
+/// `token` with its signature's bytes changed by `change` (base64url
+/// decoded, changed, encoded again).
+fn with_signature(token: &str, change: impl FnOnce(&mut Vec<u8>)) -> String {
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    change(&mut signature);
+    format!("{signed}.{}", b64(&signature))
+}
+
+/// The Worker checks ES256 and RS256 signatures with WebCrypto; whatever
+/// goes wrong there (a signature that does not verify, one of the wrong
+/// length or value range, a key WebCrypto cannot import) is answered like
+/// any other bad signature, and a good token still passes afterwards.
+#[test]
+fn the_webcrypto_signature_step_fails_closed_with_invalid_signature() {
+    let _turn = jwks_turn();
+    let ec = KeyPair::generate("ES256", &kid("ec"));
+    let rsa = KeyPair::generate("RS256", &kid("rsa"));
+    // The EC key's point moved off the curve: well-formed as a JWK (32-byte
+    // coordinates), refused by WebCrypto's import.
+    let off_curve_kid = kid("off-curve");
+    let mut off_curve = ec.public_jwk.clone();
+    let mut y = URL_SAFE_NO_PAD
+        .decode(off_curve["y"].as_str().unwrap())
+        .unwrap();
+    y[31] ^= 1;
+    off_curve["y"] = b64(&y).into();
+    off_curve["kid"] = off_curve_kid.clone().into();
+    publish_jwks(&[&ec.public_jwk, &rsa.public_jwk, &off_curve]);
+    eventually_accepted(&ec.sign(&demo_claims()), "ES256");
+    eventually_accepted(&rsa.sign(&demo_claims()), "RS256");
+
+    let es = ec.sign(&demo_claims());
+    let rs = rsa.sign(&demo_claims());
+    let rs_header = rs.split('.').next().unwrap();
+    let rs_signature = rs.rsplit_once('.').unwrap().1;
+    let elevated = b64(with(demo_claims(), json!({"role": "service_role"}))
+        .to_string()
+        .as_bytes());
+    let cases = [
+        (
+            "ES256 signature with one bit flipped",
+            me(&with_signature(&es, |s| s[10] ^= 0x01)),
+            "invalid_signature",
+        ),
+        (
+            "ES256 signature with r and s swapped",
+            me(&with_signature(&es, |s| s.rotate_left(32))),
+            "invalid_signature",
+        ),
+        (
+            "ES256 signature of zeros (r = s = 0)",
+            me(&with_signature(&es, |s| s.fill(0))),
+            "invalid_signature",
+        ),
+        (
+            "ES256 signature of 0xff (r, s past the group order)",
+            me(&with_signature(&es, |s| s.fill(0xff))),
+            "invalid_signature",
+        ),
+        (
+            "ES256 signature one byte short",
+            me(&with_signature(&es, |s| {
+                s.pop();
+            })),
+            "invalid_signature",
+        ),
+        (
+            "ES256 signature in DER instead of r || s",
+            me(&with_signature(&es, |s| {
+                let der = der_ecdsa_signature(s);
+                *s = der;
+            })),
+            "invalid_signature",
+        ),
+        (
+            "RS256 signature with one bit flipped",
+            me(&with_signature(&rs, |s| s[100] ^= 0x80)),
+            "invalid_signature",
+        ),
+        (
+            "RS256 signature of 0xff (not below the modulus)",
+            me(&with_signature(&rs, |s| s.fill(0xff))),
+            "invalid_signature",
+        ),
+        (
+            "RS256 signature one byte long",
+            me(&with_signature(&rs, |s| s.truncate(1))),
+            "invalid_signature",
+        ),
+        (
+            "RS256 claims tampered after signing",
+            me(&format!("{rs_header}.{elevated}.{rs_signature}")),
+            "invalid_signature",
+        ),
+        (
+            "RS256 token naming the EC key",
+            me(&rsa.sign_with_header(json!({"kid": ec.kid}), &demo_claims())),
+            "invalid_signature",
+        ),
+        (
+            "ES256 token naming the RSA key",
+            me(&ec.sign_with_header(json!({"kid": rsa.kid}), &demo_claims())),
+            "invalid_signature",
+        ),
+        (
+            "ES256 naming a key WebCrypto cannot import",
+            me(&ec.sign_with_header(json!({"kid": off_curve_kid}), &demo_claims())),
+            "invalid_signature",
+        ),
+        (
+            "the same again, once the failed import is remembered",
+            me(&ec.sign_with_header(json!({"kid": off_curve_kid}), &demo_claims())),
+            "invalid_signature",
+        ),
+    ];
+    assert_refused(&cases);
+    // None of that disturbed the keys the Worker imported.
+    assert_is_demo_user(&me(&es), "ES256 after the refusals");
+    assert_is_demo_user(&me(&rs), "RS256 after the refusals");
+}
+
+/// An ECDSA `r || s` signature re-encoded as ASN.1 DER (what OpenSSL
+/// produces and JWS forbids).
+fn der_ecdsa_signature(raw: &[u8]) -> Vec<u8> {
+    let integer = |bytes: &[u8]| {
+        let trimmed: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
+        let mut value = if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
+            vec![0]
+        } else {
+            vec![]
+        };
+        value.extend(trimmed);
+        let mut out = vec![0x02, value.len() as u8];
+        out.extend(value);
+        out
+    };
+    let mut body = integer(&raw[..32]);
+    body.extend(integer(&raw[32..]));
+    let mut out = vec![0x30, body.len() as u8];
+    out.extend(body);
+    out
+}
+
 #[test]
 fn a_rotated_signing_key_is_picked_up_without_a_restart() {
     let _turn = jwks_turn();

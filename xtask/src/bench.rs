@@ -20,6 +20,7 @@
 
 mod cold_start;
 mod edge;
+mod jwt;
 mod peer;
 mod pgbench;
 mod refresh;
@@ -263,9 +264,12 @@ pub fn run_command(args: &[String]) -> Result<ExitCode> {
             "Worker wasm, gzipped",
             "KiB",
             &[gz as f64 / 1024.0],
-            200.0,
+            180.0,
             true,
         );
+        for (item, bytes) in worker::top_contributors(&stack.worker_tools, 8)? {
+            report.add("1", format!("  {item}"), "KiB", &[bytes as f64 / 1024.0]);
+        }
         Ok(())
     });
 
@@ -328,8 +332,8 @@ pub fn run_command(args: &[String]) -> Result<ExitCode> {
         &mut report,
         &only,
         "3",
-        "JWT verification inside wasm",
-        |report| jwt_in_wasm(&stack, report),
+        "JWT verification inside workerd",
+        |report| jwt::figure(&stack, report),
     );
     figure(
         &mut report,
@@ -465,65 +469,6 @@ fn queue_ingestion(
         "ms",
         &lag99,
     );
-    Ok(())
-}
-
-/// Builds `bench/jwt-wasm` (the project's verifier compiled to wasm as the
-/// Worker ships it) and times verification in V8.
-fn jwt_in_wasm(stack: &Stack, report: &mut Report) -> Result<()> {
-    let root = repo_root();
-    let tools = &stack.worker_tools;
-    run(Command::new("bash")
-        .arg(root.join("bench/jwt-wasm/build.sh"))
-        .env("WASM_BINDGEN_BIN", &tools.wasm_bindgen)
-        .env("WASM_OPT_BIN", &tools.wasm_opt)
-        .current_dir(&root))?;
-    let out = Command::new("node")
-        .arg(root.join("bench/jwt-wasm/run.mjs"))
-        .current_dir(&root)
-        .output()
-        .context("running node bench/jwt-wasm/run.mjs")?;
-    if !out.status.success() {
-        bail!(
-            "the JWT benchmark failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).context("the JWT benchmark's JSON line")?;
-    let stat = |alg: &str| -> Stat {
-        let f = |k: &str| v[alg][k].as_f64().unwrap_or(f64::NAN);
-        Stat {
-            median: f("median"),
-            min: f("min"),
-            max: f("max"),
-        }
-    };
-    for (key, label, target) in [
-        (
-            "hs256_us",
-            "HS256 verification in wasm, warm, per call",
-            Some(20.0),
-        ),
-        (
-            "es256_us",
-            "ES256 verification in wasm, warm, per call",
-            Some(300.0),
-        ),
-        (
-            "rs256_us",
-            "RS256 verification in wasm, warm, per call",
-            None,
-        ),
-    ] {
-        let s = stat(key);
-        report.rows.push(Row {
-            figure: "3",
-            what: label.into(),
-            unit: "µs",
-            stat: s,
-            target: target.map(|t| (format!("≤ {}", number(t)), s.median <= t)),
-        });
-    }
     Ok(())
 }
 

@@ -10,6 +10,9 @@ use std::process::Command;
 /// `worker-build` runs wasm-bindgen, wasm-opt and esbuild; pinned here so a
 /// fresh machine builds the same Worker.
 const WORKER_BUILD_VERSION: &str = "0.8.7";
+/// The code size profiler `cargo xtask bench` names the Worker's biggest
+/// contributors with (figure 1).
+const TWIGGY_VERSION: &str = "0.8.0";
 /// The PostgreSQL major version a Supabase project runs (`[db] major_version`).
 pub const PG_MAJOR: u32 = 15;
 
@@ -62,6 +65,11 @@ pub fn worker_tools() -> Result<WorkerTools> {
         }
     }
     Ok(tools)
+}
+
+/// `twiggy`, built once into the tool cache.
+pub fn twiggy() -> Result<PathBuf> {
+    cargo_install("twiggy", TWIGGY_VERSION, "twiggy")
 }
 
 /// PostgreSQL server binaries, pg_cron, pgTAP and pg_prove, from Debian, and the

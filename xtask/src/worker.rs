@@ -149,3 +149,156 @@ pub fn start_wrangler(profile: &Profile, tools: &WorkerTools, vars: &Path) -> Re
         libc::SIGTERM,
     )
 }
+
+/// The arguments worker-build 0.8.7 passes to wasm-opt after the profile's
+/// `-Oz` (its `step_run_wasm_opt`).
+const WASM_OPT_FEATURES: [&str; 7] = [
+    "--enable-mutable-globals",
+    "--enable-sign-ext",
+    "--enable-nontrapping-float-to-int",
+    "--enable-bulk-memory",
+    "--enable-multivalue",
+    "--enable-reference-types",
+    "--enable-exception-handling",
+];
+
+/// The `n` biggest items of the Worker's wasm by `twiggy top` (raw bytes),
+/// data segments included. The shipped module has no names, so this builds
+/// a copy with function names kept (`target/size-analysis`), through the
+/// same wasm-bindgen and `wasm-opt -Oz` as worker-build.
+pub fn top_contributors(tools: &WorkerTools, n: usize) -> Result<Vec<(String, u64)>> {
+    let out = repo_root().join("target/size-analysis");
+    let ok = crate::proc::run_visible(
+        Command::new(tools::cargo())
+            .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+            .args(["--package", "edge", "--target-dir"])
+            .arg(&out)
+            .env("CARGO_PROFILE_RELEASE_STRIP", "false")
+            .current_dir(repo_root()),
+    )?;
+    if !ok {
+        bail!("building the Worker with names for twiggy failed");
+    }
+    let bindgen = out.join("bindgen");
+    crate::proc::run(
+        Command::new(&tools.wasm_bindgen)
+            .args(["--target", "bundler", "--out-name", "edge", "--out-dir"])
+            .arg(&bindgen)
+            .arg(out.join("wasm32-unknown-unknown/release/edge.wasm")),
+    )?;
+    let named = out.join("edge-named.wasm");
+    crate::proc::run(
+        Command::new(&tools.wasm_opt)
+            .arg(bindgen.join("edge_bg.wasm"))
+            .arg("-o")
+            .arg(&named)
+            .arg("-Oz")
+            .args(WASM_OPT_FEATURES)
+            // Keeps the name section, and nothing else wasm-opt drops.
+            .arg("--debuginfo"),
+    )?;
+    let twiggy = tools::twiggy()?;
+    let top = Command::new(twiggy)
+        .args(["top", "--format", "csv", "-n", "200"])
+        .arg(&named)
+        .output()
+        .context("running twiggy")?;
+    if !top.status.success() {
+        bail!("twiggy failed: {}", String::from_utf8_lossy(&top.stderr));
+    }
+    Ok(parse_twiggy_top(&String::from_utf8_lossy(&top.stdout))
+        .into_iter()
+        // The names exist only in this copy; custom sections are not code.
+        .filter(|(name, _)| !name.contains("subsection") && !name.starts_with("custom section"))
+        .take(n)
+        .map(|(name, bytes)| (short_name(&name), bytes))
+        .collect())
+}
+
+/// A symbol without its `::h<hash>` suffix, cut to fit the bench table.
+fn short_name(name: &str) -> String {
+    let name = match name.rsplit_once("::h") {
+        Some((path, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            path
+        }
+        _ => name,
+    };
+    if name.chars().count() > 54 {
+        let cut: String = name.chars().take(53).collect();
+        format!("{cut}…")
+    } else {
+        name.to_string()
+    }
+}
+
+/// `Name,ShallowSize,...` rows of `twiggy top --format csv`; a name with
+/// commas or quotes is quoted, with `""` for a quote.
+fn parse_twiggy_top(csv: &str) -> Vec<(String, u64)> {
+    csv.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (name, rest) = match line.strip_prefix('"') {
+                Some(quoted) => {
+                    let mut name = String::new();
+                    let mut chars = quoted.char_indices().peekable();
+                    let mut end = None;
+                    while let Some((i, c)) = chars.next() {
+                        if c == '"' {
+                            if chars.peek().map(|(_, c)| *c) == Some('"') {
+                                chars.next();
+                                name.push('"');
+                            } else {
+                                end = Some(i + 1);
+                                break;
+                            }
+                        } else {
+                            name.push(c);
+                        }
+                    }
+                    (name, quoted.get(end?..)?.strip_prefix(',')?)
+                }
+                None => {
+                    let (name, rest) = line.split_once(',')?;
+                    (name.to_string(), rest)
+                }
+            };
+            let bytes = rest.split(',').next()?.parse().ok()?;
+            Some((name, bytes))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_lose_their_hash_and_fit_the_table() {
+        assert_eq!(
+            short_name("edge::rest::send::h0e948e7620053b5f"),
+            "edge::rest::send"
+        );
+        assert_eq!(
+            short_name("data segment \".rodata\""),
+            "data segment \".rodata\""
+        );
+        let long = format!("{}::habcdef0123456789", "x".repeat(80));
+        assert_eq!(short_name(&long).chars().count(), 54);
+    }
+
+    #[test]
+    fn twiggy_rows_are_read_with_quoted_names() {
+        let csv = "Name,ShallowSize,ShallowSizePercent,RetainedSize,RetainedSizePercent\n\
+                   \"<a as b<c, d>>::fmt\",1234,1.5,1234,1.5\n\
+                   \"data segment \"\".rodata\"\"\",99,0.1,,\n\
+                   plain::name,7,0.01,7,0.01\n";
+        assert_eq!(
+            parse_twiggy_top(csv),
+            vec![
+                ("<a as b<c, d>>::fmt".to_string(), 1234),
+                ("data segment \".rodata\"".to_string(), 99),
+                ("plain::name".to_string(), 7),
+            ]
+        );
+    }
+}

@@ -5,32 +5,58 @@
 //! A key we cannot use (an encryption key, another curve, a symmetric key, a
 //! weak RSA modulus, a malformed entry) is skipped rather than failing the
 //! whole set: one odd key must not lock every user out.
+//!
+//! Keys are kept as the plain bytes of their JWK members: the Worker imports
+//! them into WebCrypto (`crypto.subtle`), tests and fuzzing into RustCrypto
+//! (`signature::verify`), and neither needs big-number code to read them.
 
-use jwt_compact::alg::{RsaPublicKey, StrongKey};
-use jwt_compact::jwk::JsonWebKey;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use serde::Deserialize;
 
 /// A public key the verifier can check signatures with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum PublicKey {
-    /// ECDSA on P-256 with SHA-256.
-    Es256(p256::ecdsa::VerifyingKey),
-    /// RSA PKCS#1 v1.5 with SHA-256; the modulus is 2048, 3072 or 4096 bits.
-    Rs256(StrongKey<RsaPublicKey>),
+    /// ECDSA on P-256 with SHA-256: the point's affine coordinates, 32 bytes
+    /// each, big-endian. Whether the point lies on the curve is checked by
+    /// whatever imports it; one that does not verifies nothing.
+    Es256 { x: [u8; 32], y: [u8; 32] },
+    /// RSA PKCS#1 v1.5 with SHA-256: modulus and public exponent, big-endian
+    /// without leading zeros; the modulus is 2048, 3072 or 4096 bits.
+    Rs256 { n: Vec<u8>, e: Vec<u8> },
 }
 
 impl PublicKey {
     /// The JWS `alg` this key verifies.
     pub fn algorithm(&self) -> &'static str {
         match self {
-            PublicKey::Es256(_) => "ES256",
-            PublicKey::Rs256(_) => "RS256",
+            PublicKey::Es256 { .. } => "ES256",
+            PublicKey::Rs256 { .. } => "RS256",
+        }
+    }
+
+    /// The length a signature made with this key has: `r ‖ s` for ES256, the
+    /// modulus' length for RS256. Anything else is refused before any
+    /// cryptography runs.
+    pub fn signature_len(&self) -> usize {
+        match self {
+            PublicKey::Es256 { .. } => 64,
+            PublicKey::Rs256 { n, .. } => n.len(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublicKey::Es256 { .. } => f.write_str("Es256"),
+            PublicKey::Rs256 { n, .. } => write!(f, "Rs256({} bits)", n.len() * 8),
         }
     }
 }
 
 /// The usable signing keys of a JWKS, by key id.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JwkSet {
     keys: Vec<(String, PublicKey)>,
     skipped: usize,
@@ -105,6 +131,8 @@ impl JwkSet {
 /// The key id and key of one JWKS entry, or `None` when we cannot use it.
 fn usable_key(entry: &serde_json::Value) -> Option<(String, PublicKey)> {
     let field = |name: &str| entry.get(name).and_then(serde_json::Value::as_str);
+    // A base64url member (RFC 7518 §6: no padding) decoded to bytes.
+    let bytes = |name: &str| URL_SAFE_NO_PAD.decode(field(name)?).ok();
     // Without a `kid` a token cannot name the key; Supabase always sets one.
     let kid = field("kid").filter(|kid| !kid.is_empty())?.to_string();
     if field("use").is_some_and(|usage| usage != "sig") {
@@ -113,13 +141,25 @@ fn usable_key(entry: &serde_json::Value) -> Option<(String, PublicKey)> {
     let declared_alg = field("alg");
     let key = match field("kty")? {
         "EC" => {
-            let jwk: JsonWebKey<'_> = serde_json::from_value(entry.clone()).ok()?;
-            PublicKey::Es256(p256::ecdsa::VerifyingKey::try_from(&jwk).ok()?)
+            if field("crv")? != "P-256" {
+                return None;
+            }
+            PublicKey::Es256 {
+                x: bytes("x")?.try_into().ok()?,
+                y: bytes("y")?.try_into().ok()?,
+            }
         }
         "RSA" => {
-            let jwk: JsonWebKey<'_> = serde_json::from_value(entry.clone()).ok()?;
-            let key = RsaPublicKey::try_from(&jwk).ok()?;
-            PublicKey::Rs256(StrongKey::try_from(key).ok()?)
+            let n = bytes("n")?;
+            let e = bytes("e")?;
+            // RFC 7518 §3.3: at least 2048 bits; like jwt-compact's
+            // `StrongKey`, only the three sizes keys are actually made with.
+            let n = strip_leading_zeros(n);
+            let e = strip_leading_zeros(e);
+            if !matches!(bit_length(&n), 2048 | 3072 | 4096) || e.is_empty() || e.len() > 8 {
+                return None;
+            }
+            PublicKey::Rs256 { n, e }
         }
         // `oct` keys are secrets and never belong in a public key set; `OKP`
         // (EdDSA) is not something Supabase signs with.
@@ -133,10 +173,30 @@ fn usable_key(entry: &serde_json::Value) -> Option<(String, PublicKey)> {
     Some((kid, key))
 }
 
+/// `bytes` as a JWK member: base64url without padding.
+pub fn base64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn strip_leading_zeros(mut bytes: Vec<u8>) -> Vec<u8> {
+    let zeros = bytes.iter().take_while(|b| **b == 0).count();
+    bytes.drain(..zeros);
+    bytes
+}
+
+/// Bits of a big-endian unsigned integer without leading zero bytes.
+fn bit_length(bytes: &[u8]) -> usize {
+    match bytes.first() {
+        Some(first) => bytes.len() * 8 - first.leading_zeros() as usize,
+        None => 0,
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use jwt_compact::alg::{ModulusBits, Rsa, RsaPrivateKey};
+    use jwt_compact::alg::{ModulusBits, Rsa, RsaPrivateKey, RsaPublicKey, StrongKey};
+    use jwt_compact::jwk::JsonWebKey;
     use rand_core::OsRng;
     use std::sync::OnceLock;
 
@@ -197,6 +257,18 @@ pub(crate) mod tests {
         )
     }
 
+    /// The key [`JwkSet`] holds for `key`'s public half.
+    pub(crate) fn es256_public(key: &p256::ecdsa::SigningKey) -> PublicKey {
+        let point = key.verifying_key().to_encoded_point(false);
+        let coordinate = |c: Option<&p256::FieldBytes>| {
+            <[u8; 32]>::try_from(&c.expect("an uncompressed point")[..]).expect("32 bytes")
+        };
+        PublicKey::Es256 {
+            x: coordinate(point.x()),
+            y: coordinate(point.y()),
+        }
+    }
+
     pub(crate) fn rsa_jwk(kid: &str) -> serde_json::Value {
         jwk_json(
             JsonWebKey::from(rsa_keys().1.as_ref()),
@@ -214,10 +286,7 @@ pub(crate) mod tests {
         let ec = ec_signing_key();
         let set = parse(vec![ec_jwk("ec-1", &ec), rsa_jwk("rsa-1")]);
         assert_eq!(set.len(), 2);
-        assert_eq!(
-            set.get("ec-1"),
-            Some(&PublicKey::Es256(*ec.verifying_key()))
-        );
+        assert_eq!(set.get("ec-1"), Some(&es256_public(&ec)));
         assert_eq!(set.get("rsa-1").map(PublicKey::algorithm), Some("RS256"));
         assert!(!set.contains("other"));
     }
@@ -230,6 +299,13 @@ pub(crate) mod tests {
         p384["crv"] = "P-384".into();
         let mut short_x = ec_jwk("short-x", &ec);
         short_x["x"] = "AAAA".into();
+        let mut padded_x = ec_jwk("padded-x", &ec);
+        padded_x["x"] = format!("{}=", padded_x["x"].as_str().unwrap()).into();
+        let mut weak_rsa = rsa_jwk("weak");
+        // A 1024-bit modulus: too weak for RFC 7518.
+        weak_rsa["n"] = URL_SAFE_NO_PAD.encode([0xc5; 128]).into();
+        let mut no_exponent = rsa_jwk("no-e");
+        no_exponent["e"] = "".into();
         let cases: Vec<(&str, serde_json::Value)> = vec![
             (
                 "encryption key",
@@ -249,6 +325,9 @@ pub(crate) mod tests {
             ),
             ("other curve", p384),
             ("malformed coordinate", short_x),
+            ("padded base64url coordinate", padded_x),
+            ("weak RSA modulus", weak_rsa),
+            ("empty RSA exponent", no_exponent),
             (
                 "declared for another algorithm",
                 jwk_json(
@@ -279,10 +358,7 @@ pub(crate) mod tests {
     fn a_duplicate_kid_keeps_the_first_key() {
         let (first, second) = (ec_signing_key(), ec_signing_key());
         let set = parse(vec![ec_jwk("k", &first), ec_jwk("k", &second)]);
-        assert_eq!(
-            set.get("k"),
-            Some(&PublicKey::Es256(*first.verifying_key()))
-        );
+        assert_eq!(set.get("k"), Some(&es256_public(&first)));
         assert_eq!(set.skipped(), 1);
     }
 

@@ -154,7 +154,11 @@ impl JwksCache {
     pub fn store(&mut self, now: i64, document: &[u8]) -> Result<Arc<JwkSet>, JwksError> {
         match JwkSet::parse(document) {
             Ok(keys) => {
-                self.keys = Arc::new(keys);
+                // The same keys keep the same `Arc`, so what the Worker derived
+                // from them (imported WebCrypto keys) outlives a routine refetch.
+                if *self.keys != keys {
+                    self.keys = Arc::new(keys);
+                }
                 self.fetched_at = Some(now);
                 Ok(self.keys())
             }

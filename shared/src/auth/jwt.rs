@@ -16,9 +16,12 @@
 use super::jwks::{JwkSet, PublicKey};
 use super::{is_uuid, AuthError};
 use crate::config::Config;
-use jwt_compact::alg::{Hs256, Hs256Key, Rsa, StrongAlg};
-use jwt_compact::{AlgorithmExt, Claims, Token, UntrustedToken, ValidationError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use sha2::Sha256;
 use std::fmt;
 use std::sync::Arc;
 
@@ -151,12 +154,29 @@ impl fmt::Debug for VerifierSettings {
 
 /// Verifies access tokens against the settings and one key set.
 ///
-/// Cheap to build: make one per request from the cached settings and
-/// [`JwksCache::keys`](super::JwksCache::keys).
+/// Verification has three steps, so the signature of an asymmetric token can
+/// be checked by whatever the platform offers:
+/// 1. [`Verifier::start`]: size, parse, `alg` and `kid` rules, key selection;
+///    an HS256 signature is checked right there (the HMAC key is prepared
+///    once, when the verifier is built);
+/// 2. the ES256/RS256 signature, described by [`Pending::signature`]: the
+///    Worker asks WebCrypto, tests and fuzzing ask RustCrypto
+///    ([`Verifier::verify`]);
+/// 3. [`Verifier::finish`]: the claims, judged only once the signature held.
+///
+/// Cheap to clone, and [`with_keys`](Self::with_keys) swaps the key set
+/// without preparing the HMAC key again: keep one per isolate.
 #[derive(Clone)]
 pub struct Verifier {
-    hs256_key: Option<Hs256Key>,
+    rules: Arc<Rules>,
     keys: Arc<JwkSet>,
+}
+
+/// Everything but the key set, fixed for the isolate's life.
+struct Rules {
+    /// HMAC-SHA256 already keyed with the legacy secret: each token clones
+    /// this state instead of hashing the key's pads again.
+    hs256: Option<Hmac<Sha256>>,
     issuers: Vec<String>,
     audience: String,
     leeway_secs: i64,
@@ -166,18 +186,24 @@ pub struct Verifier {
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
-            .field("hs256", &self.hs256_key.is_some())
+            .field("hs256", &self.rules.hs256.is_some())
             .field("keys", &self.keys.len())
-            .field("issuers", &self.issuers)
-            .field("audience", &self.audience)
+            .field("issuers", &self.rules.issuers)
+            .field("audience", &self.rules.audience)
             .finish_non_exhaustive()
     }
 }
 
-/// The claims as they arrive, loosely typed: only their JSON shape is read
-/// before the signature is checked; what they mean is judged afterwards.
+/// The claims as they arrive, loosely typed: only their JSON shape is read,
+/// and only after the signature is checked; what they mean is judged then.
 #[derive(Deserialize)]
 struct RawClaims {
+    #[serde(default, deserialize_with = "timestamp")]
+    exp: Option<i64>,
+    #[serde(default, deserialize_with = "timestamp")]
+    nbf: Option<i64>,
+    #[serde(default, deserialize_with = "timestamp")]
+    iat: Option<i64>,
     #[serde(default)]
     aud: Option<serde_json::Value>,
     #[serde(default)]
@@ -200,100 +226,303 @@ struct RawClaims {
     user_metadata: Option<serde_json::Value>,
 }
 
+/// The JOSE header members we read (RFC 7515 §4.1); the others are skipped.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    /// Content type of the claims: JSON is the only one we read.
+    #[serde(default)]
+    cty: Option<String>,
+}
+
+/// A NumericDate (RFC 7519 §2): seconds since the epoch, an integer or a
+/// number with a fraction (dropped). `null` or any other type is malformed.
+fn timestamp<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    struct Seconds;
+    impl de::Visitor<'_> for Seconds {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number of seconds")
+        }
+        fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Self::Value, E> {
+            Ok(Some(secs))
+        }
+        fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Self::Value, E> {
+            i64::try_from(secs)
+                .map(Some)
+                .map_err(|_| E::custom("timestamp out of range"))
+        }
+        fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Self::Value, E> {
+            // `as` saturates; a time that far off is out of range anyway.
+            if secs.is_finite() && secs.abs() < 9.0e18 {
+                Ok(Some(secs as i64))
+            } else {
+                Err(E::custom("timestamp out of range"))
+            }
+        }
+    }
+    deserializer.deserialize_any(Seconds)
+}
+
+/// A token split at its dots, its header read, nothing verified yet.
+struct Parsed<'t> {
+    header: Header,
+    /// The JWS signing input: the first two parts with the dot between them.
+    message: &'t [u8],
+    /// The claims part, still base64url: decoded only once the signature holds.
+    claims: &'t str,
+    signature: Vec<u8>,
+}
+
+/// Splits a compact JWS (`header.claims.signature`, RFC 7515 §7.1) and reads
+/// its header. Base64url without padding, canonical (no stray trailing
+/// bits), header and claims JSON objects: anything else is malformed.
+fn parse(token: &str) -> Result<Parsed<'_>, AuthError> {
+    let mut parts = token.split('.');
+    let (Some(header_part), Some(claims), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::MalformedToken);
+    };
+    let header: Header = json_object(&decode(header_part)?)?;
+    if header
+        .cty
+        .as_deref()
+        .is_some_and(|cty| !cty.eq_ignore_ascii_case("json"))
+    {
+        return Err(AuthError::MalformedToken);
+    }
+    // Checked now, so a malformed token is malformed whatever its signature.
+    if claims.is_empty() || !base64url_shape(claims) {
+        return Err(AuthError::MalformedToken);
+    }
+    Ok(Parsed {
+        header,
+        message: &token.as_bytes()[..header_part.len() + 1 + claims.len()],
+        claims,
+        signature: decode(signature)?,
+    })
+}
+
+fn decode(part: &str) -> Result<Vec<u8>, AuthError> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| AuthError::MalformedToken)
+}
+
+/// Whether `part` could be unpadded base64url at all (its alphabet and a
+/// length that is not 1 mod 4); the full decode happens after the signature.
+fn base64url_shape(part: &str) -> bool {
+    part.len() % 4 != 1
+        && part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `bytes` as `T`, provided they are a JSON object (RFC 7519 §7.2: the
+/// header and the claims are objects; serde would also fill a struct from
+/// an array).
+fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AuthError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(AuthError::MalformedToken);
+    }
+    serde_json::from_slice(bytes).map_err(|_| AuthError::MalformedToken)
+}
+
+/// An asymmetric signature algorithm a JWKS key is published for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureAlg {
+    /// ECDSA P-256 / SHA-256; the JWS signature is `r ‖ s` (64 bytes).
+    Es256,
+    /// RSASSA-PKCS1-v1_5 / SHA-256.
+    Rs256,
+}
+
+/// A signature for the platform to check: `signature` over `message` with
+/// `key` (the JWKS key named `kid`), by `alg`. The key's type always matches
+/// `alg`, and the signature has the length the key makes.
+#[derive(Debug, Clone, Copy)]
+pub struct SignatureCheck<'a> {
+    pub alg: SignatureAlg,
+    pub kid: &'a str,
+    pub key: &'a PublicKey,
+    /// The JWS signing input: `base64url(header) "." base64url(claims)`.
+    pub message: &'a [u8],
+    pub signature: &'a [u8],
+}
+
+/// A parsed token whose key was chosen, waiting for its signature's verdict.
+pub struct Pending<'t> {
+    token: Parsed<'t>,
+    signature: Signature,
+}
+
+enum Signature {
+    /// HS256, checked by [`Verifier::start`].
+    Checked(bool),
+    /// ES256/RS256: the key's id in the verifier's set.
+    Asymmetric { alg: SignatureAlg, kid: String },
+}
+
+impl Pending<'_> {
+    /// The signature the platform must check, or `None` when it was checked
+    /// already (HS256). `keys` is the verifier that started this token.
+    pub fn signature<'a>(&'a self, verifier: &'a Verifier) -> Option<SignatureCheck<'a>> {
+        match &self.signature {
+            Signature::Checked(_) => None,
+            Signature::Asymmetric { alg, kid } => Some(SignatureCheck {
+                alg: *alg,
+                kid,
+                // `start` found the key in this set; a verifier with another
+                // set verifies nothing.
+                key: verifier.keys.get(kid)?,
+                message: self.token.message,
+                signature: &self.token.signature,
+            }),
+        }
+    }
+}
+
 impl Verifier {
     pub fn new(settings: &VerifierSettings, keys: Arc<JwkSet>) -> Self {
         Verifier {
-            hs256_key: settings
-                .hs256_secret
-                .as_ref()
-                .map(|secret| Hs256Key::new(secret.as_bytes())),
+            rules: Arc::new(Rules {
+                hs256: settings.hs256_secret.as_ref().map(|secret| {
+                    <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+                        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+                }),
+                issuers: settings.issuers.clone(),
+                audience: settings.audience.clone(),
+                leeway_secs: settings.leeway_secs,
+                max_token_bytes: settings.max_token_bytes,
+            }),
             keys,
-            issuers: settings.issuers.clone(),
-            audience: settings.audience.clone(),
-            leeway_secs: settings.leeway_secs,
-            max_token_bytes: settings.max_token_bytes,
         }
     }
 
-    /// Verifies `token` at `now_unix` (seconds).
+    /// The same rules over another key set.
+    pub fn with_keys(&self, keys: Arc<JwkSet>) -> Self {
+        Verifier {
+            rules: Arc::clone(&self.rules),
+            keys,
+        }
+    }
+
+    /// The key set tokens are checked against.
+    pub fn keys(&self) -> &Arc<JwkSet> {
+        &self.keys
+    }
+
+    /// Step 1: everything before an asymmetric signature.
     ///
     /// On [`AuthError::UnknownKeyId`] the caller may ask the
-    /// [`JwksCache`](super::JwksCache) whether to refetch, and verify once more.
-    pub fn verify(&self, token: &str, now_unix: i64) -> Result<VerifiedClaims, AuthError> {
+    /// [`JwksCache`](super::JwksCache) whether to refetch, and start once more.
+    pub fn start<'t>(&self, token: &'t str) -> Result<Pending<'t>, AuthError> {
         if token.is_empty() {
             return Err(AuthError::MissingToken);
         }
-        if token.len() > self.max_token_bytes {
+        if token.len() > self.rules.max_token_bytes {
             return Err(AuthError::TokenTooLarge);
         }
-        let untrusted = UntrustedToken::new(token).map_err(|_| AuthError::MalformedToken)?;
-        let verified = self.check_signature(&untrusted)?;
-        self.check_claims(verified.claims(), now_unix)
-    }
-
-    fn check_signature(&self, token: &UntrustedToken<'_>) -> Result<Token<RawClaims>, AuthError> {
-        let result = match token.algorithm() {
+        let parsed = parse(token)?;
+        let signature = match parsed.header.alg.as_str() {
             "HS256" => {
-                let key = self
-                    .hs256_key
+                let mac = self
+                    .rules
+                    .hs256
                     .as_ref()
                     .ok_or(AuthError::AlgorithmKeyMismatch)?;
-                Hs256.validator::<RawClaims>(key).validate(token)
+                let mut mac = mac.clone();
+                mac.update(parsed.message);
+                // Constant-time comparison (`subtle`, inside `hmac`).
+                Signature::Checked(mac.verify_slice(&parsed.signature).is_ok())
             }
             alg @ ("ES256" | "RS256") => {
-                let kid = token
-                    .header()
-                    .key_id
+                let kid = parsed
+                    .header
+                    .kid
                     .as_deref()
                     .ok_or(AuthError::MissingKeyId)?;
                 let key = self.keys.get(kid).ok_or_else(|| AuthError::UnknownKeyId {
                     kid: kid.chars().take(64).collect(),
                 })?;
-                match (alg, key) {
-                    ("ES256", PublicKey::Es256(key)) => jwt_compact::alg::Es256
-                        .validator::<RawClaims>(key)
-                        .validate(token),
-                    ("RS256", PublicKey::Rs256(key)) => StrongAlg(Rsa::rs256())
-                        .validator::<RawClaims>(key)
-                        .validate(token),
+                let alg = match (alg, key) {
+                    ("ES256", PublicKey::Es256 { .. }) => SignatureAlg::Es256,
+                    ("RS256", PublicKey::Rs256 { .. }) => SignatureAlg::Rs256,
                     _ => return Err(AuthError::AlgorithmKeyMismatch),
+                };
+                if parsed.signature.len() != key.signature_len() {
+                    // Wrong length: a bad signature, known without cryptography.
+                    Signature::Checked(false)
+                } else {
+                    Signature::Asymmetric {
+                        alg,
+                        kid: kid.to_string(),
+                    }
                 }
             }
             // `none`, HS384, PS256, EdDSA...: nothing Supabase signs our tokens with.
             _ => return Err(AuthError::UnsupportedAlgorithm),
         };
-        result.map_err(|e| match e {
-            ValidationError::MalformedClaims(_) => AuthError::MalformedToken,
-            // Wrong length, unparsable or simply wrong: a bad signature.
-            _ => AuthError::InvalidSignature,
+        Ok(Pending {
+            token: parsed,
+            signature,
         })
     }
 
-    fn check_claims(
+    /// Step 3: the claims at `now_unix` (seconds), given whether the
+    /// signature [`Pending::signature`] described verified (ignored for
+    /// HS256, whose verdict `start` holds). Any failure of the platform's
+    /// check (a key it cannot import, an exception) must come in as `false`.
+    pub fn finish(
         &self,
-        claims: &Claims<RawClaims>,
-        now: i64,
+        pending: Pending<'_>,
+        signature_verified: bool,
+        now_unix: i64,
     ) -> Result<VerifiedClaims, AuthError> {
-        let exp = claims
-            .expiration
-            .ok_or(AuthError::MissingExpiry)?
-            .timestamp();
-        if exp.saturating_add(self.leeway_secs) < now {
+        let valid = match pending.signature {
+            Signature::Checked(valid) => valid,
+            Signature::Asymmetric { .. } => signature_verified,
+        };
+        if !valid {
+            return Err(AuthError::InvalidSignature);
+        }
+        let claims: RawClaims = json_object(&decode(pending.token.claims)?)?;
+        self.check_claims(&claims, now_unix)
+    }
+
+    /// All three steps, the signature checked with RustCrypto: for tests,
+    /// fuzzing and native tools. The Worker checks it with WebCrypto instead,
+    /// and its wasm links no RustCrypto signature code.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn verify(&self, token: &str, now_unix: i64) -> Result<VerifiedClaims, AuthError> {
+        let pending = self.start(token)?;
+        let verified = pending
+            .signature(self)
+            .is_some_and(|check| super::rust_signatures::verify(&check));
+        self.finish(pending, verified, now_unix)
+    }
+
+    fn check_claims(&self, raw: &RawClaims, now: i64) -> Result<VerifiedClaims, AuthError> {
+        let exp = raw.exp.ok_or(AuthError::MissingExpiry)?;
+        if exp.saturating_add(self.rules.leeway_secs) < now {
             return Err(AuthError::TokenExpired);
         }
-        if let Some(nbf) = claims.not_before {
-            if nbf.timestamp().saturating_sub(self.leeway_secs) > now {
+        if let Some(nbf) = raw.nbf {
+            if nbf.saturating_sub(self.rules.leeway_secs) > now {
                 return Err(AuthError::TokenNotYetValid);
             }
         }
-        let raw = &claims.custom;
-        if !audience_matches(raw.aud.as_ref(), &self.audience) {
+        if !audience_matches(raw.aud.as_ref(), &self.rules.audience) {
             return Err(AuthError::WrongAudience);
         }
         // Exact match: a project on a custom domain still issues tokens as
         // `https://<ref>.supabase.co/auth/v1`, so the operator lists both.
-        let issuer_accepted =
-            as_str(&raw.iss).is_some_and(|iss| self.issuers.iter().any(|accepted| accepted == iss));
+        let issuer_accepted = as_str(&raw.iss)
+            .is_some_and(|iss| self.rules.issuers.iter().any(|accepted| accepted == iss));
         if !issuer_accepted {
             return Err(AuthError::WrongIssuer);
         }
@@ -325,7 +554,7 @@ impl Verifier {
                 .filter(|name| !name.is_empty())
                 .map(ToString::to_string),
             exp,
-            iat: claims.issued_at.map(|t| t.timestamp()),
+            iat: raw.iat,
         })
     }
 }
@@ -355,10 +584,9 @@ mod tests {
     use crate::auth::jwks::tests::{ec_jwk, ec_signing_key, rsa_jwk, rsa_keys};
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
-    use hmac::{Hmac, Mac};
-    use jwt_compact::alg::Es256;
+    use jwt_compact::alg::{Es256, Hs256, Hs256Key, Rsa, StrongAlg};
     use jwt_compact::jwk::JsonWebKey;
-    use jwt_compact::Header;
+    use jwt_compact::{AlgorithmExt, Claims, Header};
     use serde_json::json;
 
     const NOW: i64 = 1_700_000_000;

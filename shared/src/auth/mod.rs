@@ -18,14 +18,19 @@ pub mod api_key;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;
+#[cfg(not(target_arch = "wasm32"))]
+mod rust_signatures;
 pub mod shared_secret;
 pub mod webhook;
 
 pub use anonymous::AnonymousUsers;
 pub use api_key::{looks_like_api_key, ApiKey, GeneratedApiKey, ParsedApiKey};
-pub use jwks::{JwkSet, JwksError};
+pub use jwks::{JwkSet, JwksError, PublicKey};
 pub use jwks_cache::{CachePolicy, Fetch, JwksCache};
-pub use jwt::{bearer_token, require_user, Role, VerifiedClaims, Verifier, VerifierSettings};
+pub use jwt::{
+    bearer_token, require_user, Pending, Role, SignatureAlg, SignatureCheck, VerifiedClaims,
+    Verifier, VerifierSettings,
+};
 
 /// The generic message for a refused access token or API key.
 pub const INVALID_CREDENTIALS_MESSAGE: &str = "invalid access token";
