@@ -28,14 +28,13 @@ mod wrk;
 
 use crate::paths::{repo_root, Profile};
 use crate::postgres;
-use crate::proc::run;
 use crate::stack::{self, Stack};
 use crate::worker;
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use wrk::{bench_users, check_ledger, ledger_rows, run_wrk};
 
