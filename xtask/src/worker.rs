@@ -86,7 +86,12 @@ pub fn local_vars(
         // every few seconds (wrangler.toml).
         (
             "TELEMETRY_FLUSH_MS",
-            if profile.name == "test" { "200" } else { "5000" }.to_string(),
+            if profile.name == "test" {
+                "200"
+            } else {
+                "5000"
+            }
+            .to_string(),
         ),
         ("METRICS_TOKEN", keys.metrics_token.clone()),
     ]
