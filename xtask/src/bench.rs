@@ -348,8 +348,7 @@ pub fn run_command(args: &[String]) -> Result<ExitCode> {
         "incremental refresh vs REFRESH MATERIALIZED VIEW CONCURRENTLY",
         |report| refresh::refresh(&stack, &plan, report),
     );
-    let mut ours = ours;
-    ours.service.stop(Duration::from_secs(5));
+    drop(ours);
 
     let table = report.table();
     println!("\n{table}");

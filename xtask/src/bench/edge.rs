@@ -19,10 +19,17 @@ pub(super) const COLD_START_PORT_OFFSET: u16 = 100;
 pub(super) const PEER_PORT_OFFSET: u16 = 200;
 pub(super) const OURS_PORT_OFFSET: u16 = 300;
 
-/// A Worker served by `workerd serve` for the benchmark.
+/// A Worker served by `workerd serve` for the benchmark, stopped when
+/// dropped (also when a figure fails half-way).
 pub(super) struct Served {
     pub(super) service: Service,
     pub(super) url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.service.stop(Duration::from_secs(5));
+    }
 }
 
 /// Our Worker, the build the stack made, on `workerd serve`, answering

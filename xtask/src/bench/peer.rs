@@ -113,10 +113,8 @@ pub(super) fn peer(
     plan: &Plan,
     report: &mut Report,
 ) -> Result<()> {
-    let mut peer = start_peer(stack)?;
-    let measured = compare(stack, ours, &peer, wrk, tokens, plan, report);
-    peer.service.stop(Duration::from_secs(5));
-    measured
+    let peer = start_peer(stack)?;
+    compare(stack, ours, &peer, wrk, tokens, plan, report)
 }
 
 fn compare(
