@@ -390,6 +390,10 @@ create or replace function platform.record_usage_events(
 ) returns jsonb[]
 language plpgsql security definer
 set search_path = ''
+-- Planned once per session: PL/pgSQL would otherwise plan this statement
+-- afresh for each of a session's first five calls, folding thousands of
+-- events into the plan as constants.
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_max_metadata integer := platform.max_metadata_bytes();
