@@ -290,6 +290,22 @@ mod tests {
         assert_eq!(cache.decide(T0 + 30, None), Fetch::Needed);
     }
 
+    /// The Worker keeps what it derived from a key set (WebCrypto keys) for
+    /// as long as the set is the same `Arc`: a refetch bringing the same keys
+    /// keeps it, one bringing other keys replaces it.
+    #[test]
+    fn a_refetch_with_the_same_keys_keeps_the_same_set() {
+        let mut cache = JwksCache::new(CachePolicy::default());
+        let doc = document(&["k1"]);
+        let first = cache.store(T0, &doc).unwrap();
+        let again = cache.store(T0 + 600, &doc).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(cache.fetched_at(), Some(T0 + 600));
+        let rotated = cache.store(T0 + 1200, &document(&["k2"])).unwrap();
+        assert!(!Arc::ptr_eq(&first, &rotated));
+        assert!(rotated.contains("k2") && !rotated.contains("k1"));
+    }
+
     #[test]
     fn an_unparsable_document_keeps_the_old_keys() {
         let mut cache = fetched(&["k1"]);

@@ -12,6 +12,14 @@
 //! HS256 is checked with the configured secret alone and never with a public
 //! key (the classic "public key as HMAC secret" forgery), and a public key is
 //! used only for the one algorithm it was published for.
+//!
+//! The compact serialization is read here (split at the dots, base64url,
+//! the header's `alg`/`kid`/`cty`, the claims' JSON) rather than by a JWT
+//! library: measured in workerd, a library's constant-time base64 and its
+//! generic claim buffering were most of an HS256 verification. The
+//! signature of an ES256/RS256 token is checked by the platform (see
+//! [`Verifier`]); tests build tokens with jwt-compact, independently of this
+//! code.
 
 use super::jwks::{JwkSet, PublicKey};
 use super::{is_uuid, AuthError};
@@ -1100,6 +1108,95 @@ mod tests {
                 "{case}"
             );
         }
+    }
+
+    /// The steps the Worker runs with WebCrypto in the middle: `start`
+    /// describes exactly the signature to check, and `finish` takes the
+    /// platform's verdict for ES256/RS256 but never overrides HS256's.
+    #[test]
+    fn the_signature_step_is_handed_to_the_platform_and_its_verdict_decides() {
+        let f = fixture();
+        for (alg, token) in [
+            ("ES256", es256(&f.ec, Some("ec-1"), user_claims())),
+            ("RS256", rs256(Some("rsa-1"), user_claims())),
+        ] {
+            let pending = f.verifier.start(&token).unwrap();
+            let check = pending.signature(&f.verifier).expect("an asymmetric check");
+            let (signed, signature) = token.rsplit_once('.').unwrap();
+            assert_eq!(check.message, signed.as_bytes(), "{alg}");
+            assert_eq!(
+                check.signature,
+                URL_SAFE_NO_PAD.decode(signature).unwrap(),
+                "{alg}"
+            );
+            assert_eq!(check.key.algorithm(), alg);
+            assert!(crate::auth::rust_signatures::verify(&check), "{alg}");
+            // The platform says no: a bad signature, whatever the claims.
+            assert_eq!(
+                f.verifier.finish(pending, false, NOW),
+                Err(AuthError::InvalidSignature),
+                "{alg}"
+            );
+            let pending = f.verifier.start(&token).unwrap();
+            assert_eq!(
+                f.verifier.finish(pending, true, NOW).unwrap().sub,
+                USER,
+                "{alg}"
+            );
+        }
+        // HS256 is checked by `start` itself; no verdict from outside turns a
+        // bad one good.
+        let forged = hs256(
+            b"another-secret-of-at-least-32-bytes!!",
+            None,
+            user_claims(),
+        );
+        let pending = f.verifier.start(&forged).unwrap();
+        assert!(pending.signature(&f.verifier).is_none());
+        assert_eq!(
+            f.verifier.finish(pending, true, NOW),
+            Err(AuthError::InvalidSignature)
+        );
+        // A signature of the wrong length never reaches the platform.
+        let token = es256(&f.ec, Some("ec-1"), user_claims());
+        let short = format!("{}.{}", token.rsplit_once('.').unwrap().0, b64(&[1; 63]));
+        let pending = f.verifier.start(&short).unwrap();
+        assert!(pending.signature(&f.verifier).is_none());
+        assert_eq!(
+            f.verifier.finish(pending, true, NOW),
+            Err(AuthError::InvalidSignature)
+        );
+    }
+
+    /// A key the RustCrypto step cannot build (a point off the curve) fails
+    /// closed, as a WebCrypto import error does in the Worker.
+    #[test]
+    fn a_key_that_cannot_be_built_verifies_nothing() {
+        let ec = ec_signing_key();
+        let mut jwk = ec_jwk("off", &ec);
+        let mut y = URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap();
+        y[31] ^= 1;
+        jwk["y"] = b64(&y).into();
+        let keys = JwkSet::parse(json!({ "keys": [jwk] }).to_string().as_bytes()).unwrap();
+        let verifier = Verifier::new(&settings(None), Arc::new(keys));
+        let token = es256(&ec, Some("off"), user_claims());
+        assert_eq!(
+            verifier.verify(&token, NOW),
+            Err(AuthError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn with_keys_keeps_the_rules_and_swaps_the_key_set() {
+        let f = fixture();
+        let token = es256(&f.ec, Some("ec-1"), user_claims());
+        let without = f.verifier.with_keys(Arc::default());
+        assert_eq!(
+            without.verify(&token, NOW),
+            Err(AuthError::UnknownKeyId { kid: "ec-1".into() })
+        );
+        let hs = hs256(SECRET.as_bytes(), None, user_claims());
+        assert_eq!(without.verify(&hs, NOW).unwrap().sub, USER);
     }
 
     #[test]
