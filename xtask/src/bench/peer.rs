@@ -68,8 +68,11 @@ fn start_peer(stack: &Stack) -> Result<Served> {
             "SUPABASE_SERVICE_ROLE_KEY",
             stack.keys.service_role_key.clone(),
         ),
-        // Ours always writes its telemetry row; so does the peer here.
-        ("TELEMETRY", "on".to_string()),
+        // Ours makes one subrequest per call (the RPC) and counts the call
+        // in memory, flushing one RPC per isolate every few seconds. The peer
+        // makes the same RPC and skips the counting altogether, so whatever
+        // ours wins is not from doing less work.
+        ("TELEMETRY", "off".to_string()),
     ] {
         bindings.retain(|(n, _)| n != name);
         bindings.push((name.to_string(), value));
