@@ -29,8 +29,10 @@ fn now_ms() -> f64 {
 }
 
 /// Counts one call. `http_status` is `None` for work no request asked for
-/// (a queue batch, a cron run), whose `status` is then `ok` or `error`.
-/// Answers the flush to hand to `waitUntil` when none is scheduled yet.
+/// (a queue batch, a cron run), whose `status` is then `ok` or `error`, and
+/// which flushes at once (`Aggregator::schedule_now`: a delay would hold the
+/// invocation, and with it the queue's next delivery, open). Answers the
+/// flush to hand to `waitUntil` when one is due.
 #[must_use = "hand the flush to waitUntil, or the counts wait for the next call"]
 pub fn record(
     config: &Rc<Config>,
@@ -44,7 +46,11 @@ pub fn record(
         let mut cell = cell.borrow_mut();
         let aggregator = cell.get_or_insert_with(|| Aggregator::new(config.telemetry_flush_ms));
         aggregator.record(function, status, http_status, duration_ms, now);
-        aggregator.schedule(now)
+        if http_status.is_some() {
+            aggregator.schedule(now)
+        } else {
+            aggregator.schedule_now(now)
+        }
     })?;
     Some(flush_after(config.clone(), delay_ms))
 }

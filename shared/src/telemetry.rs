@@ -164,6 +164,20 @@ impl Aggregator {
         Some((due - now_ms).clamp(0.0, f64::from(u32::MAX)) as u32)
     }
 
+    /// Like [`Aggregator::schedule`], for work that runs in the background
+    /// (a queue batch, a cron run): a flush at once whenever anything waits.
+    /// Such an invocation lasts until its `waitUntil` work settles, and a
+    /// queue delivers a consumer's next batch only after that, so a delayed
+    /// flush there would throttle the queue to one batch per interval. A
+    /// batch is far rarer than a request, so one flush each costs little.
+    pub fn schedule_now(&mut self, now_ms: f64) -> Option<u32> {
+        if self.is_empty() {
+            return None;
+        }
+        self.scheduled_for_ms = Some(now_ms);
+        Some(0)
+    }
+
     /// Takes everything counted so far as one flush (`None` when there is
     /// nothing), and starts the next interval. The cells are gone from the
     /// aggregator: a failed flush is not retried, because a call that timed
@@ -343,6 +357,26 @@ mod tests {
             agg.schedule(T0 + 60_000.0),
             Some(0),
             "after a quiet interval, at once"
+        );
+    }
+
+    #[test]
+    fn background_work_flushes_at_once_whatever_the_interval() {
+        let mut agg = Aggregator::new(5_000);
+        assert_eq!(agg.schedule_now(T0), None, "nothing to flush yet");
+        agg.record("usage_queue_consumer", "ok", None, 300.0, T0);
+        assert_eq!(agg.schedule_now(T0), Some(0));
+        agg.take(T0 + 300.0).unwrap();
+        agg.record("usage_queue_consumer", "ok", None, 300.0, T0 + 600.0);
+        assert_eq!(
+            agg.schedule_now(T0 + 600.0),
+            Some(0),
+            "not held back by the interval since the last flush"
+        );
+        assert_eq!(
+            agg.schedule(T0 + 601.0),
+            None,
+            "a request finds that flush scheduled"
         );
     }
 
