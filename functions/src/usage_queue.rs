@@ -52,21 +52,22 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
             return;
         }
     };
-    let messages = match batch.messages() {
-        Ok(messages) => messages,
-        Err(e) => {
-            worker::console_error!("usage queue: unreadable batch: {e}");
-            batch.retry_all();
-            return;
-        }
-    };
+    // Raw bodies, read as the text our edge sends (`QueuedUsage::decode`):
+    // `batch.messages()` would first convert each body into a
+    // `serde_json::Value` through serde-wasm-bindgen, whose deserializer and
+    // error messages (with `core`'s float formatting) were 20 KB of the wasm.
+    let messages: Vec<_> = batch.raw_iter().collect();
     let now_ms = worker::Date::now().as_millis() as f64;
     let mut oldest_age_secs: f64 = 0.0;
     let mut queued = Vec::with_capacity(messages.len());
     for message in &messages {
         oldest_age_secs =
             oldest_age_secs.max((now_ms - message.timestamp().as_millis() as f64) / 1000.0);
-        match QueuedUsage::decode(message.body()) {
+        let body = message
+            .body()
+            .as_string()
+            .map_or(Value::Null, Value::String);
+        match QueuedUsage::decode(&body) {
             Some(usage) => queued.push(usage),
             // Not a message our edge wrote: nothing in it can be recorded
             // for anyone, and retrying cannot change that.

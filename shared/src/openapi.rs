@@ -1,14 +1,39 @@
 //! The OpenAPI 3.1 description of the Worker's routes, served at
 //! `GET /v1/openapi.json`. A test keeps it and [`crate::routes::ROUTES`] equal.
 
-/// The document, as served.
-pub const DOCUMENT: &str = include_str!("openapi.json");
+/// The document, as served: `openapi.json` without its indentation
+/// (minified by `build.rs`).
+pub const DOCUMENT: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json"));
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::routes::ROUTES;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn the_served_document_is_the_source_without_its_whitespace() {
+        let source = include_str!("openapi.json");
+        let served: serde_json::Value = serde_json::from_str(DOCUMENT).expect("served parses");
+        let written: serde_json::Value = serde_json::from_str(source).expect("source parses");
+        assert_eq!(served, written);
+        // Every space left is inside a key or a string value.
+        fn spaces_in_strings(value: &serde_json::Value) -> usize {
+            let spaces = |s: &str| s.chars().filter(|c| c.is_whitespace()).count();
+            match value {
+                serde_json::Value::String(s) => spaces(s),
+                serde_json::Value::Array(items) => items.iter().map(spaces_in_strings).sum(),
+                serde_json::Value::Object(map) => map
+                    .iter()
+                    .map(|(k, v)| spaces(k) + spaces_in_strings(v))
+                    .sum(),
+                _ => 0,
+            }
+        }
+        let spaces = DOCUMENT.chars().filter(|c| c.is_whitespace()).count();
+        assert_eq!(spaces, spaces_in_strings(&written));
+        assert!(DOCUMENT.len() < source.len());
+    }
 
     #[test]
     fn the_document_and_the_route_table_name_the_same_routes() {
