@@ -70,6 +70,6 @@ pub async fn before_user_created(
     let payload = BeforeUserCreated::parse(body)?;
     let decision = config.signup_policy.decide(&payload);
     // Supabase Auth reads a hook's body only on 200/202, so a refusal is a 200
-    // whose body carries the error (see shared/notes on supabase/auth#2235).
+    // whose body carries the error (supabase/auth#2235).
     Ok(respond::json_text(200, decision.body()))
 }
