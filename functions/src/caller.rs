@@ -2,13 +2,15 @@
 //! server (a `cds_…` API key). The rules are in `shared::auth`; this module
 //! does the I/O they need: the clock, the JWKS fetch, the key lookup RPC.
 
-use crate::rest;
+use crate::{rest, rpc};
+use shared::auth::scopes::{self, Scope};
 use shared::auth::{
     anonymous, bearer_token, looks_like_api_key, require_user, ApiKey, AuthError, CachePolicy,
     Fetch, JwkSet, JwksCache, VerifiedClaims, Verifier, VerifierSettings,
 };
 use shared::hooks::MirrorUser;
-use shared::postgrest::{Auth, Client};
+use shared::postgrest::Auth;
+use shared::rpc::ActingFor;
 use shared::{ApiError, Config};
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -35,28 +37,31 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// API keys carry scopes; a signed-in user may do everything their role allows.
-    pub fn require_scope(&self, scope: &str) -> Result<(), ApiError> {
+    /// API keys carry scopes (`shared::auth::scopes`); a signed-in user may
+    /// do everything their role allows.
+    pub fn require_scope(&self, accepted: &[Scope]) -> Result<(), ApiError> {
         match self {
-            Caller::ApiKey { scopes, .. } if !scopes.iter().any(|s| s == scope) => {
-                Err(ApiError::Forbidden {
-                    code: "insufficient_scope",
-                    message: format!("this API key lacks the {scope} scope"),
-                })
-            }
-            _ => Ok(()),
+            Caller::ApiKey { scopes, .. } => scopes::require_any(scopes, accepted),
+            Caller::User { .. } => Ok(()),
         }
     }
 
-    /// Adds who the RPC acts for: an API key's calls run as the service role
-    /// and name the key's owner and the key; a user's JWT speaks for itself.
-    pub fn add_identity(&self, args: &mut serde_json::Value) {
-        if let Caller::ApiKey {
-            key_id, user_id, ..
-        } = self
-        {
-            args["p_user_id"] = serde_json::json!(user_id);
-            args["p_api_key_id"] = serde_json::json!(key_id);
+    /// Who an RPC acts for: an API key's calls run as the service role and
+    /// name the key's owner and the key; a user's JWT speaks for itself.
+    pub fn acting(&self) -> ActingFor<'_> {
+        match self {
+            Caller::User { .. } => ActingFor::TOKEN,
+            Caller::ApiKey {
+                key_id, user_id, ..
+            } => ActingFor::api_key(user_id, key_id),
+        }
+    }
+
+    /// The owner of the API key used, when one was.
+    pub fn api_key_owner(&self) -> Option<&str> {
+        match self {
+            Caller::User { .. } => None,
+            Caller::ApiKey { user_id, .. } => Some(user_id),
         }
     }
 
@@ -265,29 +270,10 @@ async fn refresh_jwks(config: &Config, now: i64) {
 /// expired and unknown keys come back as 401 refusals from the RPC.
 async fn resolve_api_key(token: &str, config: &Config) -> Result<Caller, ApiError> {
     let parsed = ApiKey::parse(token)?;
-    let call = Client::new(config).rpc(
-        "platform",
-        "resolve_api_key",
-        &serde_json::json!({"p_prefix": parsed.prefix, "p_secret_hash": parsed.secret_hash_hex}),
-        Auth::ServiceRole,
-    );
-    let resolved = rest::rpc(&call, config).await?;
-    let field = |name: &str| resolved[name].as_str().map(str::to_string);
-    match (field("key_id"), field("user_id")) {
-        (Some(key_id), Some(user_id)) => Ok(Caller::ApiKey {
-            key_id,
-            user_id,
-            scopes: resolved["scopes"]
-                .as_array()
-                .map(|s| {
-                    s.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }),
-        _ => Err(ApiError::Upstream {
-            detail: format!("resolve_api_key answered {resolved}"),
-        }),
-    }
+    let resolved = rpc::call(config, &parsed.rpc(), Auth::ServiceRole).await?;
+    Ok(Caller::ApiKey {
+        key_id: resolved.key_id,
+        user_id: resolved.user_id,
+        scopes: resolved.scopes,
+    })
 }

@@ -4,11 +4,11 @@
 //! before a request is served (`ensure_mirrored`), or in the queue consumer
 //! before queued usage is recorded (`mirror_queued`).
 
-use crate::rest;
+use crate::rpc;
 use shared::auth::VerifiedClaims;
 use shared::hooks::jit_mirror::{self, MirroredUsers, Next};
 use shared::hooks::{MirrorSource, MirrorUser};
-use shared::postgrest::{Auth, Client};
+use shared::postgrest::Auth;
 use shared::{ApiError, Config};
 use std::cell::RefCell;
 
@@ -71,13 +71,7 @@ async fn mirror(user: &MirrorUser, config: &Config) -> Next {
     // At most twice: a retried row has no email, and a row without one is
     // never retried.
     loop {
-        let call = Client::new(config).rpc(
-            "platform",
-            "mirror_auth_user",
-            &user.rpc_args(MirrorSource::Jit),
-            Auth::ServiceRole,
-        );
-        let answer = rest::rpc(&call, config).await;
+        let answer = rpc::call(config, &user.rpc(MirrorSource::Jit), Auth::ServiceRole).await;
         match jit_mirror::after_mirror(&user, answer.as_ref()) {
             Next::Retry(without_email) => {
                 let code = answer

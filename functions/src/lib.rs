@@ -12,6 +12,7 @@ mod incoming;
 mod jit_mirror;
 mod respond;
 mod rest;
+mod rpc;
 mod scheduled;
 mod telemetry;
 mod usage_queue;

@@ -8,19 +8,32 @@
 
 use crate::{env_config, rest, telemetry};
 use serde_json::{json, Value};
-use shared::postgrest::{Auth, Client};
+use shared::postgrest::{Auth, Client, HttpCall};
+use shared::rpc::operations::{
+    PruneTelemetry, RefreshDailyTokenSummary, ReleaseExpiredReservations,
+};
+use shared::rpc::Rpc;
 use shared::{retry, Config};
 use worker::{Delay, Env, ScheduleContext, ScheduledEvent};
 
-/// Calls `function`, retrying transient failures on `shared::retry`'s
+/// Calls one step, as the service role.
+async fn step<R: Rpc>(config: &Config, rpc: &R) -> Value {
+    match Client::new(config).rpc(rpc, Auth::ServiceRole) {
+        Ok(call) => with_retries(config, &call).await,
+        Err(e) => {
+            json!({"attempts": 0, "status": "error", "code": e.code(), "detail": e.log_detail()})
+        }
+    }
+}
+
+/// Sends `call`, retrying transient failures on `shared::retry`'s
 /// schedule: Cloudflare does not re-run a failed cron invocation, and the next
 /// tick is minutes away. The answer says how many attempts it took.
-async fn call(config: &Config, function: &str) -> Value {
-    let call = Client::new(config).rpc("platform", function, &json!({}), Auth::ServiceRole);
+async fn with_retries(config: &Config, call: &HttpCall) -> Value {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match rest::rpc(&call, config).await {
+        match rest::rpc(call, config).await {
             Ok(result) => return json!({"attempts": attempts, "result": result}),
             Err(e) => match retry::delay_before_retry(&retry::CRON_BACKOFF, attempts, &e) {
                 Some(wait) => Delay::from(wait).await,
@@ -49,9 +62,9 @@ pub async fn run(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
             return;
         }
     };
-    let refresh = call(&config, "refresh_daily_token_summary").await;
-    let released = call(&config, "release_expired_reservations").await;
-    let pruned = call(&config, "prune_telemetry").await;
+    let refresh = step(&config, &RefreshDailyTokenSummary {}).await;
+    let released = step(&config, &ReleaseExpiredReservations {}).await;
+    let pruned = step(&config, &PruneTelemetry {}).await;
     let ok = [&refresh, &released, &pruned]
         .iter()
         .all(|step| step.get("result").is_some());

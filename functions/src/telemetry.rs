@@ -8,8 +8,8 @@
 //! it again could count calls twice. An isolate evicted before its flush
 //! loses at most one interval of counts.
 
-use crate::rest;
-use shared::postgrest::{Auth, Client};
+use crate::rpc;
+use shared::postgrest::Auth;
 use shared::telemetry::Aggregator;
 use shared::Config;
 use std::cell::RefCell;
@@ -79,13 +79,7 @@ async fn flush_after(config: Rc<Config>, delay_ms: u32) {
     let Some(flush) = AGGREGATOR.with(|cell| cell.borrow_mut().as_mut()?.take(now_ms())) else {
         return;
     };
-    let call = Client::new(&config).rpc(
-        "platform",
-        "record_execution_metrics",
-        &flush.args,
-        Auth::ServiceRole,
-    );
-    if let Err(e) = rest::rpc(&call, &config).await {
+    if let Err(e) = rpc::call(&config, &flush.args, Auth::ServiceRole).await {
         // Losing metrics must never fail a call; say so in the logs.
         worker::console_warn!(
             "telemetry flush of {} calls in {} cells not recorded: {} ({})",

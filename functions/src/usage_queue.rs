@@ -14,23 +14,15 @@
 
 use crate::{env_config, rest, telemetry};
 use serde_json::{json, Value};
-use shared::postgrest::{Auth, Client};
-use shared::queue::{self, Delivery, QueuedUsage};
+use shared::postgrest::Client;
+use shared::queue::{self, Consumer, Delivery, QueuedUsage};
 use shared::Config;
 use std::rc::Rc;
 use worker::{Context, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
 
-/// Dead-letter queues are named after their queue with this suffix
-/// (wrangler.toml: `cds-usage-events` → `cds-usage-events-dlq`).
-const DEAD_LETTER_SUFFIX: &str = "-dlq";
-
 /// Counts a delivered batch: `ok` when it was recorded.
-fn count_batch(ctx: &Context, config: &Rc<Config>, dead_letters: bool, ok: bool, started: f64) {
-    let function = if dead_letters {
-        "usage_dead_letter_consumer"
-    } else {
-        "usage_queue_consumer"
-    };
+fn count_batch(ctx: &Context, config: &Rc<Config>, consumer: Consumer, ok: bool, started: f64) {
+    let function = consumer.telemetry_function();
     let status = if ok { "ok" } else { "error" };
     let elapsed = worker::Date::now().as_millis() as f64 - started;
     if let Some(flush) = telemetry::record(config, function, status, None, elapsed) {
@@ -81,8 +73,8 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
         return;
     }
 
-    let dead_letters = queue_name.ends_with(DEAD_LETTER_SUFFIX);
-    if !dead_letters {
+    let consumer = Consumer::of_queue(&queue_name);
+    if consumer.mirrors_users() {
         // Users the accepting isolate did not know as mirrored: mirror them
         // first (each at most once per isolate), or deliver the whole batch
         // again later, as after a failed recording call.
@@ -103,25 +95,19 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
                            "outcome": {"status": "error", "step": "mirror_auth_user",
                                        "code": e.code(), "detail": e.log_detail()}})
                 );
-                count_batch(&ctx, &config, dead_letters, false, started);
+                count_batch(&ctx, &config, consumer, false, started);
                 return;
             }
         }
     }
     let entries = QueuedUsage::rpc_entries(&queued);
     let events = entries.as_array().map_or(0, Vec::len);
-    let (function, args) = if dead_letters {
-        (
-            "record_usage_dead_letters",
-            json!({"p_messages": entries, "p_reason": "the usage queue gave up after its retries"}),
-        )
-    } else {
-        ("record_queued_usage", json!({ "p_messages": entries }))
+    let result = match consumer.recording_call(&Client::new(&config), &entries) {
+        Ok(call) => rest::rpc(&call, &config).await,
+        Err(e) => Err(e),
     };
-    let call = Client::new(&config).rpc("platform", function, &args, Auth::ServiceRole);
-    let result = rest::rpc(&call, &config).await;
     let delivery = queue::delivery_after(&result, oldest_age_secs);
-    count_batch(&ctx, &config, dead_letters, result.is_ok(), started);
+    count_batch(&ctx, &config, consumer, result.is_ok(), started);
     match delivery {
         Delivery::AckAll => batch.ack_all(),
         Delivery::RetryAll { delay_seconds } => batch.retry_all_with_options(

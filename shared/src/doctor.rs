@@ -8,6 +8,7 @@
 //! and hand the answers to these functions.
 
 use crate::postgrest::PostgrestError;
+use crate::rpc::Signature;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -52,140 +53,10 @@ impl Check {
     }
 }
 
-/// An RPC the edge calls: its name in `platform` and its argument names
-/// (PostgREST chooses a function by the names of the arguments sent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rpc {
-    pub name: &'static str,
-    pub args: &'static [&'static str],
-}
-
-/// Every RPC the edge calls, as the migrations define it.
-pub const EXPECTED_RPCS: &[Rpc] = &[
-    Rpc {
-        name: "deactivate_model",
-        args: &["p_name"],
-    },
-    Rpc {
-        name: "upsert_model",
-        args: &[
-            "p_name",
-            "p_provider",
-            "p_context_size",
-            "p_input_cost_per_1k_tokens",
-            "p_output_cost_per_1k_tokens",
-            "p_repo_url",
-            "p_metadata",
-            "p_is_active",
-        ],
-    },
-    Rpc {
-        name: "deployment_status",
-        args: &[],
-    },
-    Rpc {
-        name: "create_api_key",
-        args: &[
-            "p_name",
-            "p_prefix",
-            "p_secret_hash",
-            "p_scopes",
-            "p_expires_at",
-            "p_user_id",
-        ],
-    },
-    Rpc {
-        name: "get_usage_overview",
-        args: &["p_from", "p_to", "p_user_id"],
-    },
-    Rpc {
-        name: "grant_user_tokens",
-        args: &["p_user_id", "p_amount", "p_reason", "p_idempotency_key"],
-    },
-    Rpc {
-        name: "list_api_keys",
-        args: &[],
-    },
-    Rpc {
-        name: "list_models",
-        args: &[],
-    },
-    Rpc {
-        name: "metrics_snapshot",
-        args: &[],
-    },
-    Rpc {
-        name: "mirror_auth_user",
-        args: &["p_id", "p_email", "p_username", "p_role", "p_source"],
-    },
-    Rpc {
-        name: "record_execution_metrics",
-        args: &["p_cells"],
-    },
-    Rpc {
-        name: "prune_telemetry",
-        args: &[],
-    },
-    Rpc {
-        name: "record_queued_usage",
-        args: &["p_messages"],
-    },
-    Rpc {
-        name: "record_token_usage",
-        args: &[
-            "p_model",
-            "p_prompt_tokens",
-            "p_completion_tokens",
-            "p_idempotency_key",
-            "p_project_id",
-            "p_session_id",
-            "p_metadata",
-            "p_reservation_id",
-            "p_user_id",
-            "p_api_key_id",
-        ],
-    },
-    Rpc {
-        name: "record_token_usage_batch",
-        args: &["p_events", "p_user_id", "p_api_key_id"],
-    },
-    Rpc {
-        name: "record_usage_dead_letters",
-        args: &["p_messages", "p_reason"],
-    },
-    Rpc {
-        name: "refresh_daily_token_summary",
-        args: &[],
-    },
-    Rpc {
-        name: "release_expired_reservations",
-        args: &[],
-    },
-    Rpc {
-        name: "release_token_reservation",
-        args: &["p_reservation_id", "p_user_id", "p_api_key_id"],
-    },
-    Rpc {
-        name: "reserve_tokens",
-        args: &["p_tokens", "p_ttl_seconds", "p_user_id", "p_api_key_id"],
-    },
-    Rpc {
-        name: "resolve_api_key",
-        args: &["p_prefix", "p_secret_hash"],
-    },
-    Rpc {
-        name: "revoke_api_key",
-        args: &["p_key_id"],
-    },
-    Rpc {
-        name: "set_default_model",
-        args: &["p_model"],
-    },
-    Rpc {
-        name: "usage_event_status",
-        args: &["p_idempotency_key", "p_user_id", "p_api_key_id"],
-    },
-];
+/// Every RPC the edge calls, with its argument names (PostgREST chooses a
+/// function by the names of the arguments sent): the typed calls' own
+/// declarations, so what is checked is what is sent.
+pub const EXPECTED_RPCS: &[Signature] = crate::rpc::ALL;
 
 /// The per-role settings a hosted project gives PostgREST's roles; the
 /// local platform (devtools/supabase_base.sql) sets the same.

@@ -244,7 +244,8 @@ pub fn usage_request(data: &[u8]) {
         Ok(event) => {
             assert!(!event.model.is_empty() && !event.idempotency_key.is_empty());
             assert!(!event.model.contains('\0') && !event.idempotency_key.contains('\0'));
-            let _ = event.rpc_args();
+            // The call a parsed event makes always serializes.
+            assert!(crate::rpc::arguments(&event.rpc(crate::rpc::ActingFor::TOKEN)).is_ok());
         }
         Err(e) => assert_refusal(&e),
     }
@@ -273,7 +274,7 @@ pub fn usage_request(data: &[u8]) {
         Ok(model) => {
             assert!(!model.name.is_empty() && !model.provider.is_empty());
             assert!(model.context_size >= 1);
-            let _ = model.rpc_args();
+            assert!(crate::rpc::arguments(&model.rpc()).is_ok());
         }
         Err(e) => assert_refusal(&e),
     }

@@ -25,6 +25,7 @@ pub mod postgrest;
 pub mod queue;
 pub mod retry;
 pub mod routes;
+pub mod rpc;
 pub mod supabase_keys;
 pub mod telemetry;
 pub mod usage;

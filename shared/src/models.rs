@@ -14,9 +14,10 @@
 //! `unknown_field`) without a round trip.
 
 use crate::error::ApiError;
+use crate::rpc::catalogue::UpsertModel;
 use crate::usage::{invalid, metadata, object, text};
 use percent_encoding::percent_decode_str;
-use serde_json::{json, Map, Number, Value};
+use serde_json::{Map, Number, Value};
 
 /// Model names are 1 to this many characters (`models_name_format`).
 pub const MAX_NAME_CHARS: usize = 128;
@@ -77,18 +78,19 @@ impl ModelPut {
         })
     }
 
-    /// Arguments of `platform.upsert_model`.
-    pub fn rpc_args(&self) -> Value {
-        json!({
-            "p_name": self.name,
-            "p_provider": self.provider,
-            "p_context_size": self.context_size,
-            "p_input_cost_per_1k_tokens": self.input_cost_per_1k_tokens,
-            "p_output_cost_per_1k_tokens": self.output_cost_per_1k_tokens,
-            "p_repo_url": self.repo_url,
-            "p_metadata": self.metadata,
-            "p_is_active": self.is_active,
-        })
+    /// The `upsert_model` call; the function checks that the caller is an
+    /// admin.
+    pub fn rpc(&self) -> UpsertModel<'_> {
+        UpsertModel {
+            name: &self.name,
+            provider: &self.provider,
+            context_size: self.context_size,
+            input_cost_per_1k_tokens: &self.input_cost_per_1k_tokens,
+            output_cost_per_1k_tokens: &self.output_cost_per_1k_tokens,
+            repo_url: self.repo_url.as_deref(),
+            metadata: &self.metadata,
+            is_active: self.is_active,
+        }
     }
 }
 
@@ -194,6 +196,7 @@ fn decimal_places(text: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn body() -> Value {
         json!({
@@ -226,7 +229,8 @@ mod tests {
         let mut full = with("repo_url", json!("https://huggingface.co/acme/chat-1"));
         full["metadata"] = json!({"kind": "chat"});
         full["is_active"] = json!(false);
-        let args = ModelPut::parse("acme%2Fchat-1", &full).unwrap().rpc_args();
+        let model = ModelPut::parse("acme%2Fchat-1", &full).unwrap();
+        let args = serde_json::to_value(model.rpc()).unwrap();
         assert_eq!(
             args,
             json!({
@@ -241,7 +245,7 @@ mod tests {
             })
         );
         // The text sent is the text received: no binary rounding shows.
-        let text = args.to_string();
+        let text = serde_json::to_string(&model.rpc()).unwrap();
         assert!(
             text.contains("\"p_input_cost_per_1k_tokens\":0.00015"),
             "{text}"

@@ -9,6 +9,8 @@
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::rpc::catalogue::ListModels;
+use crate::rpc::Rpc;
 use serde::Deserialize;
 
 /// How long a client should wait before retrying when the database is away.
@@ -73,14 +75,14 @@ impl<'a> Client<'a> {
         headers
     }
 
-    /// `POST /rest/v1/rpc/<function>` in `schema` with named arguments.
-    pub fn rpc(
-        &self,
-        schema: &str,
-        function: &str,
-        args: &serde_json::Value,
-        auth: Auth<'_>,
-    ) -> HttpCall {
+    /// `POST /rest/v1/rpc/<name>` of one typed call ([`crate::rpc`]): the
+    /// function's schema as `Content-Profile`, its arguments as the body.
+    /// Only the serialization is per type; the request is built once.
+    pub fn rpc<R: Rpc>(&self, rpc: &R, auth: Auth<'_>) -> Result<HttpCall, ApiError> {
+        Ok(self.post_rpc(R::SCHEMA, R::NAME, crate::rpc::arguments(rpc)?, auth))
+    }
+
+    fn post_rpc(&self, schema: &str, function: &str, body: String, auth: Auth<'_>) -> HttpCall {
         let mut headers = self.auth_headers(auth);
         headers.push(("content-type", "application/json".into()));
         headers.push(("accept", "application/json".into()));
@@ -89,7 +91,7 @@ impl<'a> Client<'a> {
             method: "POST",
             url: format!("{}/rpc/{function}", self.rest_url()),
             headers,
-            body: Some(args.to_string()),
+            body: Some(body),
         }
     }
 
@@ -99,10 +101,11 @@ impl<'a> Client<'a> {
     /// `anon`. PGRST106 or PGRST202 in its answer means every API call
     /// would fail the same way.
     pub fn platform_check(&self) -> HttpCall {
-        self.rpc(
-            "platform",
-            "list_models",
-            &serde_json::json!({}),
+        // No arguments: the empty object, without a fallible serialization.
+        self.post_rpc(
+            ListModels::SCHEMA,
+            ListModels::NAME,
+            "{}".into(),
             Auth::Anon,
         )
     }
@@ -502,20 +505,29 @@ mod tests {
     #[test]
     fn rpc_request_carries_schema_and_the_callers_token() {
         let config = config_with_keys(LEGACY_ANON, LEGACY_SERVICE_ROLE);
-        let call = Client::new(&config).rpc(
-            "platform",
-            "record_token_usage",
-            &serde_json::json!({"p_tokens": 1}),
-            Auth::Caller("user-jwt"),
-        );
+        let rpc = crate::rpc::usage::ReserveTokens {
+            tokens: 1,
+            ttl_seconds: 60,
+            acting: crate::rpc::ActingFor::TOKEN,
+        };
+        let call = Client::new(&config)
+            .rpc(&rpc, Auth::Caller("user-jwt"))
+            .unwrap();
         assert_eq!(
             call.url,
-            "http://127.0.0.1:54321/rest/v1/rpc/record_token_usage"
+            "http://127.0.0.1:54321/rest/v1/rpc/reserve_tokens"
         );
         assert!(call
             .headers
             .contains(&("content-profile", "platform".into())));
-        assert_eq!(call.body.as_deref(), Some(r#"{"p_tokens":1}"#));
+        assert_eq!(
+            call.body.as_deref(),
+            Some(r#"{"p_tokens":1,"p_ttl_seconds":60}"#)
+        );
+        assert_eq!(
+            auth_of(&call)[1],
+            ("authorization", "Bearer user-jwt".into())
+        );
     }
 
     /// One row per key kind and authority: exactly the headers sent. A
@@ -576,7 +588,7 @@ mod tests {
         ];
         for (anon, service, auth, want) in cases {
             let config = config_with_keys(anon, service);
-            let call = Client::new(&config).rpc("platform", "f", &serde_json::json!({}), auth);
+            let call = Client::new(&config).rpc(&ListModels {}, auth).unwrap();
             assert_eq!(auth_of(&call), want, "{anon} / {service} / {auth:?}");
         }
     }
@@ -597,15 +609,27 @@ mod tests {
             assert!(check
                 .headers
                 .contains(&("content-profile", "platform".into())));
-            let anon_call = Client::new(&config).rpc(
-                "platform",
-                "list_models",
-                &serde_json::json!({}),
-                Auth::Anon,
-            );
-            assert_eq!(auth_of(&check), auth_of(&anon_call));
+            let anon_call = Client::new(&config)
+                .rpc(&ListModels {}, Auth::Anon)
+                .unwrap();
+            assert_eq!(check, anon_call);
             assert!(!auth_of(&check).iter().any(|(_, v)| v.contains(service)));
         }
+    }
+
+    /// The deployment report lives in `public`, which every project
+    /// exposes: its call names that schema, not `platform`.
+    #[test]
+    fn a_call_names_the_schema_of_its_function() {
+        let config = config_with_keys(LEGACY_ANON, LEGACY_SERVICE_ROLE);
+        let call = Client::new(&config)
+            .rpc(
+                &crate::rpc::operations::DeploymentReport {},
+                Auth::ServiceRole,
+            )
+            .unwrap();
+        assert!(call.headers.contains(&("content-profile", "public".into())));
+        assert!(call.url.ends_with("/rest/v1/rpc/cds_deployment_report"));
     }
 
     #[test]

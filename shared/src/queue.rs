@@ -10,6 +10,8 @@
 //! consumer's per-message work) a hundred times smaller at high volume.
 
 use crate::hooks::MirrorUser;
+use crate::postgrest::{Auth, Client, HttpCall};
+use crate::rpc::operations::{RecordQueuedUsage, RecordUsageDeadLetters, DEAD_LETTER_REASON};
 use crate::ApiError;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
@@ -234,6 +236,65 @@ pub fn delivery_after(result: &Result<Value, ApiError>, oldest_age_secs: f64) ->
         Err(_) => Delivery::RetryAll {
             delay_seconds: oldest_age_secs.clamp(2.0, 300.0) as u32,
         },
+    }
+}
+
+/// Dead-letter queues are named after their queue with this suffix
+/// (wrangler.toml: `cds-usage-events` → `cds-usage-events-dlq`).
+pub const DEAD_LETTER_SUFFIX: &str = "-dlq";
+
+/// Which queue a delivered batch comes from, and so what the consumer does
+/// with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumer {
+    /// The usage queue: mirror the users the messages carry, then record.
+    Usage,
+    /// Its dead-letter queue: keep every event as a rejection.
+    DeadLetters,
+}
+
+impl Consumer {
+    pub fn of_queue(name: &str) -> Self {
+        if name.ends_with(DEAD_LETTER_SUFFIX) {
+            Consumer::DeadLetters
+        } else {
+            Consumer::Usage
+        }
+    }
+
+    /// The function a batch is counted as in telemetry.
+    pub fn telemetry_function(self) -> &'static str {
+        match self {
+            Consumer::Usage => "usage_queue_consumer",
+            Consumer::DeadLetters => "usage_dead_letter_consumer",
+        }
+    }
+
+    /// Users are mirrored before recording; a dead letter is never
+    /// recorded, so its user need not exist.
+    pub fn mirrors_users(self) -> bool {
+        self == Consumer::Usage
+    }
+
+    /// The one call that takes a delivered batch (`QueuedUsage::rpc_entries`),
+    /// as the service role.
+    pub fn recording_call(
+        self,
+        client: &Client<'_>,
+        entries: &Value,
+    ) -> Result<HttpCall, ApiError> {
+        match self {
+            Consumer::Usage => {
+                client.rpc(&RecordQueuedUsage { messages: entries }, Auth::ServiceRole)
+            }
+            Consumer::DeadLetters => client.rpc(
+                &RecordUsageDeadLetters {
+                    messages: entries,
+                    reason: DEAD_LETTER_REASON,
+                },
+                Auth::ServiceRole,
+            ),
+        }
     }
 }
 
@@ -465,5 +526,60 @@ mod tests {
         let body = queued_answer("a b");
         assert_eq!(body["status"], "queued");
         assert_eq!(body["status_url"], "/v1/usage/events/a%20b");
+    }
+
+    #[test]
+    fn a_dead_letter_batch_is_kept_as_rejections_and_mirrors_nobody() {
+        let vars = [
+            ("SUPABASE_URL", "http://127.0.0.1:54321"),
+            (
+                "SUPABASE_ANON_KEY",
+                crate::supabase_keys::test_keys::PUBLISHABLE,
+            ),
+            (
+                "SUPABASE_SERVICE_ROLE_KEY",
+                crate::supabase_keys::test_keys::SECRET,
+            ),
+            ("ALLOWED_ORIGINS", "*"),
+        ];
+        let config = crate::Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        let client = Client::new(&config);
+        let entries = json!([{"user_id": "u"}]);
+        // (queue name, consumer, telemetry function, mirrors, function called, body)
+        let cases = [
+            (
+                "cds-usage-events",
+                Consumer::Usage,
+                "usage_queue_consumer",
+                true,
+                "/rpc/record_queued_usage",
+                json!({"p_messages": entries}),
+            ),
+            (
+                "cds-usage-events-dlq",
+                Consumer::DeadLetters,
+                "usage_dead_letter_consumer",
+                false,
+                "/rpc/record_usage_dead_letters",
+                json!({"p_messages": entries, "p_reason": DEAD_LETTER_REASON}),
+            ),
+        ];
+        for (queue, consumer, function, mirrors, path, body) in cases {
+            assert_eq!(Consumer::of_queue(queue), consumer);
+            assert_eq!(consumer.telemetry_function(), function);
+            assert_eq!(consumer.mirrors_users(), mirrors);
+            let call = consumer.recording_call(&client, &entries).unwrap();
+            assert!(call.url.ends_with(path), "{}", call.url);
+            let sent: Value = serde_json::from_str(call.body.as_deref().unwrap()).unwrap();
+            assert_eq!(sent, body);
+            assert!(call
+                .headers
+                .contains(&("apikey", crate::supabase_keys::test_keys::SECRET.into())));
+        }
     }
 }

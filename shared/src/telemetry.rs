@@ -8,6 +8,7 @@
 //! ones included, costs the database one write per isolate per interval, not
 //! one per request.
 
+use crate::rpc::operations::RecordExecutionMetrics;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -90,7 +91,7 @@ pub struct Aggregator {
 /// hold (for the log line when a flush fails).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flush {
-    pub args: Value,
+    pub args: RecordExecutionMetrics,
     pub cells: usize,
     pub calls: u64,
 }
@@ -221,7 +222,7 @@ impl Aggregator {
         Some(Flush {
             cells: cells.len(),
             calls,
-            args: json!({ "p_cells": cells }),
+            args: RecordExecutionMetrics { cells },
         })
     }
 
@@ -248,7 +249,7 @@ mod tests {
     const T0: f64 = 1_795_999_980_000.0;
 
     fn cells(flush: &Flush) -> &Vec<Value> {
-        flush.args["p_cells"].as_array().unwrap()
+        &flush.args.cells
     }
 
     #[test]

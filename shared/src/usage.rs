@@ -8,7 +8,12 @@
 //! so bad input never costs a round trip and is explained precisely.
 
 use crate::error::ApiError;
+use crate::rpc::account::GrantUserTokens;
+use crate::rpc::usage::{GetUsageOverview, RecordTokenUsage, ReserveTokens};
+use crate::rpc::ActingFor;
 use serde_json::{Map, Value};
+
+pub mod batch;
 
 /// The most events one `POST /v1/usage/batch` carries (the database's
 /// `platform.max_batch_events()`).
@@ -216,18 +221,19 @@ impl UsageEvent {
         })
     }
 
-    /// Arguments of `record_token_usage`, before the caller's identity.
-    pub fn rpc_args(&self) -> Value {
-        serde_json::json!({
-            "p_model": self.model,
-            "p_prompt_tokens": self.prompt_tokens,
-            "p_completion_tokens": self.completion_tokens,
-            "p_idempotency_key": self.idempotency_key,
-            "p_project_id": self.project_id,
-            "p_session_id": self.session_id,
-            "p_reservation_id": self.reservation_id,
-            "p_metadata": self.metadata,
-        })
+    /// The `record_token_usage` call for this event, for whom it acts.
+    pub fn rpc<'a>(&'a self, acting: ActingFor<'a>) -> RecordTokenUsage<'a> {
+        RecordTokenUsage {
+            model: &self.model,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            idempotency_key: &self.idempotency_key,
+            project_id: self.project_id.as_deref(),
+            session_id: self.session_id.as_deref(),
+            reservation_id: self.reservation_id.as_deref(),
+            metadata: &self.metadata,
+            acting,
+        }
     }
 }
 
@@ -292,6 +298,15 @@ impl Reservation {
             ttl_seconds,
         })
     }
+
+    /// The `reserve_tokens` call for this hold, for whom it acts.
+    pub fn rpc<'a>(&self, acting: ActingFor<'a>) -> ReserveTokens<'a> {
+        ReserveTokens {
+            tokens: self.tokens,
+            ttl_seconds: self.ttl_seconds,
+            acting,
+        }
+    }
 }
 
 /// `GET /v1/usage/overview?from=&to=&user_id=`: dates as `YYYY-MM-DD`.
@@ -336,6 +351,32 @@ impl OverviewQuery {
             }
         }
         Ok(query)
+    }
+
+    /// The `get_usage_overview` call, and who may read which overview. An
+    /// API key (`api_key_owner`) reads its owner's usage only: naming
+    /// another user is refused here, naming nobody means the owner. A
+    /// user's token asks for whom it names (itself when it names nobody);
+    /// the function lets admins read anyone and refuses the rest.
+    pub fn rpc<'a>(
+        &'a self,
+        api_key_owner: Option<&'a str>,
+    ) -> Result<GetUsageOverview<'a>, ApiError> {
+        let user_id = match (api_key_owner, self.user_id.as_deref()) {
+            (Some(owner), Some(asked)) if asked != owner => {
+                return Err(ApiError::Forbidden {
+                    code: "forbidden",
+                    message: "an API key reads only its owner's usage".into(),
+                })
+            }
+            (Some(owner), _) => Some(owner),
+            (None, asked) => asked,
+        };
+        Ok(GetUsageOverview {
+            from: self.from.as_deref(),
+            to: self.to.as_deref(),
+            user_id,
+        })
     }
 }
 
@@ -401,6 +442,19 @@ impl Grant {
     }
 }
 
+impl Grant {
+    /// The `grant_user_tokens` call; the function checks that the caller is
+    /// an admin.
+    pub fn rpc(&self) -> GrantUserTokens<'_> {
+        GrantUserTokens {
+            user_id: &self.user_id,
+            amount: self.amount,
+            reason: &self.reason,
+            idempotency_key: self.idempotency_key.as_deref(),
+        }
+    }
+}
+
 /// `PUT /v1/me/default-model`: `{"model": "..."}`.
 pub fn parse_default_model(body: &Value) -> Result<String, ApiError> {
     let map = object(body, &["model"], "a default model")?;
@@ -433,7 +487,13 @@ mod tests {
             parsed.project_id.as_deref(),
             Some("0b6f1c4e-1111-4111-8111-111111111111")
         );
-        assert_eq!(parsed.rpc_args()["p_metadata"], json!({"a": 1}));
+        let args = serde_json::to_value(parsed.rpc(ActingFor::TOKEN)).unwrap();
+        assert_eq!(args["p_metadata"], json!({"a": 1}));
+        assert_eq!(
+            args["p_project_id"],
+            json!("0b6f1c4e-1111-4111-8111-111111111111")
+        );
+        assert!(args.get("p_user_id").is_none(), "{args}");
     }
 
     /// One row per bad input: the body, the status, the code, the field named.
@@ -663,6 +723,48 @@ mod tests {
                 "invalid_field",
                 "{bad}"
             );
+        }
+    }
+
+    /// Who may read which overview: one row per caller and asked user.
+    #[test]
+    fn an_api_key_reads_only_its_owners_overview() {
+        const OWNER: &str = "0b6f1c4e-1111-4111-8111-111111111111";
+        const OTHER: &str = "0b6f1c4e-2222-4111-8111-111111111111";
+        // (API key owner, user_id asked) → user_id sent, or the refusal's code
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Result<Option<&'a str>, &'a str>,
+        );
+        let cases: &[Case<'_>] = &[
+            (Some(OWNER), None, Ok(Some(OWNER))),
+            (Some(OWNER), Some(OWNER), Ok(Some(OWNER))),
+            (Some(OWNER), Some(OTHER), Err("forbidden")),
+            (None, None, Ok(None)),
+            (None, Some(OTHER), Ok(Some(OTHER))),
+        ];
+        for &(owner, asked, want) in cases {
+            let query = OverviewQuery {
+                from: Some("2026-11-01".into()),
+                to: None,
+                user_id: asked.map(String::from),
+            };
+            let got = query.rpc(owner).map(|rpc| {
+                assert_eq!((rpc.from, rpc.to), (Some("2026-11-01"), None));
+                rpc.user_id
+            });
+            match (got, want) {
+                (Ok(sent), Ok(want)) => assert_eq!(sent, want, "{owner:?} {asked:?}"),
+                (Err(err), Err(code)) => {
+                    assert_eq!(
+                        (err.status(), err.code()),
+                        (403, code),
+                        "{owner:?} {asked:?}"
+                    )
+                }
+                (got, want) => panic!("{owner:?} {asked:?}: {got:?}, wanted {want:?}"),
+            }
         }
     }
 }

@@ -5,6 +5,9 @@
 use anyhow::Result;
 use clap::Parser;
 use shared::doctor::{self, Check, ProjectAnswers};
+use shared::rpc::catalogue::ListModels;
+use shared::rpc::operations::DeploymentReport;
+use shared::rpc::Rpc;
 use shared::supabase_keys::SupabaseKey;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -76,8 +79,8 @@ pub fn run(args: &Args) -> Vec<Check> {
     let base = args.supabase_url.trim_end_matches('/');
     let mut checks = doctor::project_checks(&ProjectAnswers {
         rest_root: get(&format!("{base}/rest/v1/"), &key_headers(&anon)),
-        platform: post_rpc(base, "platform", "list_models", &anon),
-        report: post_rpc(base, "public", "cds_deployment_report", &service_role),
+        platform: post_rpc::<ListModels>(base, &anon),
+        report: post_rpc::<DeploymentReport>(base, &service_role),
         jwks: get(&format!("{base}/auth/v1/.well-known/jwks.json"), &[]),
     });
     if let Some(worker) = &args.worker_url {
@@ -96,10 +99,11 @@ fn key_headers(key: &SupabaseKey) -> Vec<(&'static str, String)> {
     headers
 }
 
-fn post_rpc(base: &str, schema: &str, function: &str, key: &SupabaseKey) -> Option<(u16, Vec<u8>)> {
+/// A call without arguments, as `shared::rpc` names it.
+fn post_rpc<R: Rpc>(base: &str, key: &SupabaseKey) -> Option<(u16, Vec<u8>)> {
     let mut request = agent()
-        .post(&format!("{base}/rest/v1/rpc/{function}"))
-        .set("content-profile", schema)
+        .post(&format!("{base}/rest/v1/rpc/{}", R::NAME))
+        .set("content-profile", R::SCHEMA)
         .set("content-type", "application/json");
     for (name, value) in key_headers(key) {
         request = request.set(name, &value);

@@ -6,9 +6,8 @@
 
 use crate::caller::authenticate_user;
 use crate::incoming::{header, json_body};
-use crate::{respond, rest};
-use serde_json::json;
-use shared::postgrest::Client;
+use crate::{respond, rpc};
+use shared::rpc::account::SetDefaultModel;
 use shared::usage::{parse_default_model, Grant};
 use shared::{ApiError, Config};
 use worker::{Request, Response};
@@ -20,29 +19,15 @@ pub async fn set_default_model(
 ) -> Result<Response, ApiError> {
     let caller = authenticate_user(req, config).await?;
     let model = parse_default_model(&json_body(req, body)?)?;
-    let call = Client::new(config).rpc(
-        "platform",
-        "set_default_model",
-        &json!({ "p_model": model }),
-        caller.rest_auth(),
-    );
-    Ok(respond::json(200, &rest::rpc(&call, config).await?))
+    let rpc = SetDefaultModel { model: &model };
+    let result = rpc::call(config, &rpc, caller.rest_auth()).await?;
+    Ok(respond::json(200, &result))
 }
 
 pub async fn grant(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate_user(req, config).await?;
     let idempotency = header(req, "idempotency-key");
     let grant = Grant::parse(&json_body(req, body)?, idempotency.as_deref())?;
-    let call = Client::new(config).rpc(
-        "platform",
-        "grant_user_tokens",
-        &json!({
-            "p_user_id": grant.user_id,
-            "p_amount": grant.amount,
-            "p_reason": grant.reason,
-            "p_idempotency_key": grant.idempotency_key,
-        }),
-        caller.rest_auth(),
-    );
-    Ok(respond::created(rest::rpc(&call, config).await?))
+    let result = rpc::call(config, &grant.rpc(), caller.rest_auth()).await?;
+    Ok(respond::created(result))
 }

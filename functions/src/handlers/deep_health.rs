@@ -7,6 +7,7 @@ use crate::rest;
 use shared::auth::shared_secret::check_shared_secret;
 use shared::doctor::{self, DeepHealth, ProjectAnswers};
 use shared::postgrest::{Auth, Client, HttpCall};
+use shared::rpc::operations::DeploymentReport;
 use shared::{queue, ApiError, Config};
 use worker::{Env, Request, Response};
 
@@ -38,13 +39,7 @@ pub async fn get(req: &Request, env: &Env, config: &Config) -> Result<Response, 
     let answers = ProjectAnswers {
         rest_root: answer(client.probe()).await,
         platform: answer(client.platform_check()).await,
-        report: answer(client.rpc(
-            "public",
-            "cds_deployment_report",
-            &serde_json::json!({}),
-            Auth::ServiceRole,
-        ))
-        .await,
+        report: answer(client.rpc(&DeploymentReport {}, Auth::ServiceRole)?).await,
         jwks: answer(HttpCall {
             method: "GET",
             url: config.jwks_url(),

@@ -6,12 +6,12 @@
 //!   per Standard Webhooks; applies the signup policy and writes nothing.
 
 use crate::incoming::header;
-use crate::{respond, rest};
+use crate::{respond, rpc};
 use shared::auth::shared_secret::check_shared_secret;
 use shared::auth::webhook::{self, WebhookHeaders};
 use shared::hooks::signup::BeforeUserCreated;
 use shared::hooks::user_mirror::{MirrorSource, MirrorUser};
-use shared::postgrest::{Auth, Client};
+use shared::postgrest::Auth;
 use shared::{ApiError, Config};
 use worker::{Request, Response};
 
@@ -36,13 +36,8 @@ pub async fn db_user_insert(
         .ok_or_else(|| not_configured("DB_WEBHOOK_SECRET"))?;
     check_shared_secret(header(req, DB_WEBHOOK_SECRET_HEADER).as_deref(), expected)?;
     let user = MirrorUser::from_webhook(body, config.default_user_role)?;
-    let call = Client::new(config).rpc(
-        "platform",
-        "mirror_auth_user",
-        &user.rpc_args(MirrorSource::Webhook),
-        Auth::ServiceRole,
-    );
-    let mirrored = rest::rpc(&call, config).await?;
+    let rpc = user.rpc(MirrorSource::Webhook);
+    let mirrored = rpc::call(config, &rpc, Auth::ServiceRole).await?;
     Ok(respond::json(200, &mirrored))
 }
 

@@ -4,10 +4,10 @@
 //! presents an admin's access token (the RPC refuses anyone else).
 
 use crate::caller::authenticate_user;
-use crate::{respond, rest};
-use serde_json::json;
+use crate::{respond, rpc};
 use shared::auth::shared_secret::check_shared_secret;
-use shared::postgrest::{Auth, Client};
+use shared::postgrest::Auth;
+use shared::rpc::operations::MetricsSnapshot;
 use shared::{ApiError, Config};
 use worker::{Request, Response};
 
@@ -19,22 +19,10 @@ pub async fn get(req: &Request, config: &Config) -> Result<Response, ApiError> {
         _ => false,
     };
     let snapshot = if scraper {
-        let call = Client::new(config).rpc(
-            "platform",
-            "metrics_snapshot",
-            &json!({}),
-            Auth::ServiceRole,
-        );
-        rest::rpc(&call, config).await?
+        rpc::call(config, &MetricsSnapshot {}, Auth::ServiceRole).await?
     } else {
         let caller = authenticate_user(req, config).await?;
-        let call = Client::new(config).rpc(
-            "platform",
-            "metrics_snapshot",
-            &json!({}),
-            caller.rest_auth(),
-        );
-        rest::rpc(&call, config).await?
+        rpc::call(config, &MetricsSnapshot {}, caller.rest_auth()).await?
     };
     let text = shared::metrics::render(&snapshot)?;
     Ok(respond::add_headers(

@@ -14,16 +14,16 @@
 
 use crate::caller::authenticate_user;
 use crate::incoming::json_body;
-use crate::{respond, rest};
+use crate::{respond, rpc};
 use serde_json::json;
 use shared::models::{model_name_from_segment, put_answer, ModelPut};
-use shared::postgrest::{Auth, Client};
+use shared::postgrest::Auth;
+use shared::rpc::catalogue::{DeactivateModel, ListModels};
 use shared::{ApiError, Config};
 use worker::{Request, Response};
 
 pub async fn list(config: &Config) -> Result<Response, ApiError> {
-    let call = Client::new(config).rpc("platform", "list_models", &json!({}), Auth::Anon);
-    let models = rest::rpc(&call, config).await?;
+    let models = rpc::call(config, &ListModels {}, Auth::Anon).await?;
     Ok(respond::json(200, &json!({ "models": models })))
 }
 
@@ -35,24 +35,14 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     let caller = authenticate_user(req, config).await?;
     let model = ModelPut::parse(name, &json_body(req, body)?)?;
-    let call = Client::new(config).rpc(
-        "platform",
-        "upsert_model",
-        &model.rpc_args(),
-        caller.rest_auth(),
-    );
-    let (status, body) = put_answer(rest::rpc(&call, config).await?);
+    let (status, body) = put_answer(rpc::call(config, &model.rpc(), caller.rest_auth()).await?);
     Ok(respond::json(status, &body))
 }
 
 pub async fn deactivate(req: &Request, name: &str, config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate_user(req, config).await?;
     let name = model_name_from_segment(name)?;
-    let call = Client::new(config).rpc(
-        "platform",
-        "deactivate_model",
-        &json!({ "p_name": name }),
-        caller.rest_auth(),
-    );
-    Ok(respond::json(200, &rest::rpc(&call, config).await?))
+    let rpc = DeactivateModel { name: &name };
+    let result = rpc::call(config, &rpc, caller.rest_auth()).await?;
+    Ok(respond::json(200, &result))
 }

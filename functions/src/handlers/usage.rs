@@ -18,18 +18,13 @@
 
 use crate::caller::{authenticate, authenticate_for_queue, Caller};
 use crate::incoming::{header, json_body};
-use crate::{respond, rest};
-use serde_json::{json, Value};
-use shared::postgrest::{Client, HttpCall};
+use crate::{respond, rpc};
+use shared::auth::scopes::Scope;
 use shared::queue::{self, QueuedUsage};
+use shared::rpc::usage::{RecordTokenUsageBatch, ReleaseTokenReservation, UsageEventStatus};
 use shared::usage::{OverviewQuery, Reservation, UsageBatch, UsageEvent};
 use shared::{ApiError, Config};
 use worker::{Env, Request, Response};
-
-fn call(config: &Config, caller: &Caller, function: &str, mut args: Value) -> HttpCall {
-    caller.add_identity(&mut args);
-    Client::new(config).rpc("platform", function, &args, caller.rest_auth())
-}
 
 /// Hands validated events to the usage queue, in as few sends as the
 /// platform's limits allow. A failed send answers 503: the client retries,
@@ -75,7 +70,7 @@ pub async fn record(
     } else {
         authenticate(req, config).await?
     };
-    caller.require_scope("usage:write")?;
+    caller.require_scope(&[Scope::UsageWrite])?;
     let event = UsageEvent::parse(
         &json_body(req, body)?,
         header(req, "idempotency-key").as_deref(),
@@ -88,11 +83,7 @@ pub async fn record(
             Some(queue::status_path(&event.idempotency_key)),
         ));
     }
-    let result = rest::rpc(
-        &call(config, &caller, "record_token_usage", event.rpc_args()),
-        config,
-    )
-    .await?;
+    let result = rpc::call(config, &event.rpc(caller.acting()), caller.rest_auth()).await?;
     Ok(respond::created(result))
 }
 
@@ -108,7 +99,7 @@ pub async fn record_batch(
     } else {
         authenticate(req, config).await?
     };
-    caller.require_scope("usage:write")?;
+    caller.require_scope(&[Scope::UsageWrite])?;
     let batch = UsageBatch::parse(&json_body(req, body)?)?;
     if queued {
         return record_batch_async(env, &caller, &batch).await;
@@ -116,68 +107,17 @@ pub async fn record_batch(
 
     // Events refused here never reach the database; the rest go in one RPC,
     // and their results are put back at their original positions.
-    let mut results: Vec<Value> = vec![Value::Null; batch.items.len()];
-    let mut sent_at = Vec::new();
-    let mut sent = Vec::new();
-    for (index, item) in batch.items.iter().enumerate() {
-        match item {
-            Ok(event) => {
-                sent_at.push(index);
-                sent.push(event.to_batch_item());
-            }
-            Err(err) => {
-                let mut result = rejected(err);
-                result["index"] = json!(index);
-                results[index] = result;
-            }
-        }
-    }
-    if !sent.is_empty() {
-        let mut answer = rest::rpc(
-            &call(
-                config,
-                &caller,
-                "record_token_usage_batch",
-                json!({ "p_events": sent }),
-            ),
-            config,
-        )
-        .await?;
-        // Taken, not cloned: a thousand answers are most of the work here.
-        let recorded = match answer["results"].take() {
-            Value::Array(results) => results,
-            _ => Vec::new(),
+    let (plan, events) = batch.plan();
+    let recorded = if events.is_empty() {
+        Vec::new()
+    } else {
+        let rpc = RecordTokenUsageBatch {
+            events,
+            acting: caller.acting(),
         };
-        if recorded.len() != sent_at.len() {
-            return Err(ApiError::Upstream {
-                detail: format!(
-                    "batch RPC answered {} results for {} events",
-                    recorded.len(),
-                    sent_at.len()
-                ),
-            });
-        }
-        for (mut result, index) in recorded.into_iter().zip(sent_at) {
-            if let Some(fields) = result.as_object_mut() {
-                fields.insert("index".into(), json!(index));
-                fields.remove("replayed");
-            }
-            results[index] = result;
-        }
-    }
-    let count = |status: &str| results.iter().filter(|r| r["status"] == status).count();
-    let body = json!({
-        "recorded": count("recorded"),
-        "replayed": count("replayed"),
-        "rejected": count("rejected"),
-        "results": results,
-    });
-    Ok(respond::json(200, &body))
-}
-
-/// A batch event refused at the edge, as the batch answers list it.
-fn rejected(err: &ApiError) -> Value {
-    json!({"status": "rejected", "error": {"code": err.code(), "message": err.to_string()}})
+        rpc::call(config, &rpc, caller.rest_auth()).await?.results
+    };
+    Ok(respond::json(200, &plan.answer(recorded)?))
 }
 
 /// The batch with `Prefer: respond-async`: invalid events are refused now,
@@ -187,28 +127,11 @@ async fn record_batch_async(
     caller: &Caller,
     batch: &UsageBatch,
 ) -> Result<Response, ApiError> {
-    let valid: Vec<&UsageEvent> = batch.items.iter().filter_map(|i| i.as_ref().ok()).collect();
+    let valid = batch.valid();
     if !valid.is_empty() {
         enqueue(env, caller, &valid).await?;
     }
-    let results: Vec<Value> = batch
-        .items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| {
-            let mut result = match item {
-                Ok(event) => queue::queued_answer(&event.idempotency_key),
-                Err(err) => rejected(err),
-            };
-            result["index"] = json!(index);
-            result
-        })
-        .collect();
-    let body = json!({
-        "queued": valid.len(),
-        "rejected": results.len() - valid.len(),
-        "results": results,
-    });
+    let body = batch.queued_answer();
     Ok(if valid.is_empty() {
         respond::json(200, &body)
     } else {
@@ -224,68 +147,51 @@ pub async fn event_status(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(req, config).await?;
     // The LLM server that sent the event (usage:write) or a reader may ask.
-    caller
-        .require_scope("usage:write")
-        .or_else(|_| caller.require_scope("usage:read"))?;
+    caller.require_scope(&[Scope::UsageWrite, Scope::UsageRead])?;
     let key = queue::key_from_segment(segment)?;
-    let result = rest::rpc(
-        &call(
-            config,
-            &caller,
-            "usage_event_status",
-            json!({ "p_idempotency_key": key }),
-        ),
-        config,
-    )
-    .await?;
+    let rpc = UsageEventStatus {
+        idempotency_key: &key,
+        acting: caller.acting(),
+    };
+    let result = rpc::call(config, &rpc, caller.rest_auth()).await?;
     Ok(respond::json(200, &result))
 }
 
 pub async fn reserve(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate(req, config).await?;
-    caller.require_scope("usage:write")?;
+    caller.require_scope(&[Scope::UsageWrite])?;
     let reservation = Reservation::parse(&json_body(req, body)?)?;
-    let args = json!({"p_tokens": reservation.tokens, "p_ttl_seconds": reservation.ttl_seconds});
-    let result = rest::rpc(&call(config, &caller, "reserve_tokens", args), config).await?;
+    let result = rpc::call(
+        config,
+        &reservation.rpc(caller.acting()),
+        caller.rest_auth(),
+    )
+    .await?;
     Ok(respond::json(201, &result))
 }
 
 pub async fn release(req: &Request, id: &str, config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate(req, config).await?;
-    caller.require_scope("usage:write")?;
+    caller.require_scope(&[Scope::UsageWrite])?;
     if !shared::auth::is_uuid(id) {
         return Err(ApiError::NotFound);
     }
     // An API key names itself: only the caller that took a hold may release
     // it early (the same key, or the user's own token).
-    let call = call(
-        config,
-        &caller,
-        "release_token_reservation",
-        json!({ "p_reservation_id": id }),
-    );
-    let result = rest::rpc(&call, config).await?;
+    let rpc = ReleaseTokenReservation {
+        reservation_id: id,
+        acting: caller.acting(),
+    };
+    let result = rpc::call(config, &rpc, caller.rest_auth()).await?;
     Ok(respond::json(200, &result))
 }
 
 pub async fn overview(req: &Request, config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate(req, config).await?;
-    caller.require_scope("usage:read")?;
+    caller.require_scope(&[Scope::UsageRead])?;
     let pairs = shared::http::query_pairs(&req.inner().url());
     let query = OverviewQuery::parse(&pairs)?;
-    let mut args = json!({ "p_from": query.from, "p_to": query.to });
-    match (&caller, query.user_id) {
-        // An API key reads its owner's usage only.
-        (Caller::ApiKey { user_id, .. }, Some(asked)) if &asked != user_id => {
-            return Err(ApiError::Forbidden {
-                code: "forbidden",
-                message: "an API key reads only its owner's usage".into(),
-            })
-        }
-        (Caller::ApiKey { user_id, .. }, _) => args["p_user_id"] = json!(user_id),
-        (Caller::User { .. }, asked) => args["p_user_id"] = json!(asked),
-    }
-    let call = Client::new(config).rpc("platform", "get_usage_overview", &args, caller.rest_auth());
-    let result = rest::rpc(&call, config).await?;
+    let rpc = query.rpc(caller.api_key_owner())?;
+    let result = rpc::call(config, &rpc, caller.rest_auth()).await?;
     Ok(respond::json(200, &result))
 }

@@ -23,6 +23,7 @@
 
 use super::AuthError;
 use crate::error::ApiError;
+use crate::rpc::account::{CreateApiKey, ResolveApiKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -68,6 +69,16 @@ impl fmt::Debug for GeneratedApiKey {
 pub struct ParsedApiKey {
     pub prefix: String,
     pub secret_hash_hex: String,
+}
+
+impl ParsedApiKey {
+    /// The `resolve_api_key` call that finds who owns it.
+    pub fn rpc(&self) -> ResolveApiKey<'_> {
+        ResolveApiKey {
+            prefix: &self.prefix,
+            secret_hash: &self.secret_hash_hex,
+        }
+    }
 }
 
 /// Generating and reading API keys.
@@ -176,6 +187,21 @@ impl NewApiKey {
             ));
         }
         Ok(key)
+    }
+
+    /// The `create_api_key` call that stores `generated` for `user_id`, the
+    /// signed-in user the edge verified (the service role's call: a user
+    /// calling it straight through the REST layer could choose their own
+    /// key material).
+    pub fn rpc<'a>(&'a self, generated: &'a GeneratedApiKey, user_id: &'a str) -> CreateApiKey<'a> {
+        CreateApiKey {
+            name: &self.name,
+            prefix: &generated.prefix,
+            secret_hash: &generated.secret_hash_hex,
+            scopes: self.scopes.as_deref(),
+            expires_at: self.expires_at.as_deref(),
+            user_id,
+        }
     }
 }
 

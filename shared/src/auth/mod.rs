@@ -20,6 +20,7 @@ pub mod jwks_cache;
 pub mod jwt;
 #[cfg(not(target_arch = "wasm32"))]
 mod rust_signatures;
+pub mod scopes;
 pub mod shared_secret;
 pub mod webhook;
 

@@ -10,6 +10,7 @@
 use crate::auth::{Role, VerifiedClaims};
 use crate::config::UserRole;
 use crate::error::ApiError;
+use crate::rpc::account::MirrorAuthUser;
 use serde::{Deserialize, Serialize};
 
 /// Usernames are at most this long (in ASCII characters).
@@ -146,15 +147,15 @@ impl MirrorUser {
         }
     }
 
-    /// The arguments of `platform.mirror_auth_user`.
-    pub fn rpc_args(&self, source: MirrorSource) -> serde_json::Value {
-        serde_json::json!({
-            "p_id": self.id,
-            "p_email": self.email,
-            "p_username": self.username,
-            "p_role": self.role.as_str(),
-            "p_source": source.as_str(),
-        })
+    /// The `platform.mirror_auth_user` call for this row.
+    pub fn rpc(&self, source: MirrorSource) -> MirrorAuthUser<'_> {
+        MirrorAuthUser {
+            id: &self.id,
+            email: self.email.as_deref(),
+            username: &self.username,
+            role: self.role.as_str(),
+            source: source.as_str(),
+        }
     }
 }
 
@@ -360,12 +361,12 @@ mod tests {
     fn the_rpc_names_every_field_and_the_source() {
         let user = MirrorUser::from_claims(&claims(json!({})), UserRole::Developer).unwrap();
         assert_eq!(
-            user.rpc_args(MirrorSource::Jit),
+            serde_json::to_value(user.rpc(MirrorSource::Jit)).unwrap(),
             json!({"p_id": ID, "p_email": "Ada.Lovelace+test@example.com",
                    "p_username": "ada_lovelace", "p_role": "developer", "p_source": "jit"})
         );
         assert_eq!(
-            user.without_email().rpc_args(MirrorSource::Webhook),
+            serde_json::to_value(user.without_email().rpc(MirrorSource::Webhook)).unwrap(),
             json!({"p_id": ID, "p_email": null, "p_username": "ada_lovelace",
                    "p_role": "developer", "p_source": "webhook"})
         );

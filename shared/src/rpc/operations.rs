@@ -1,0 +1,120 @@
+//! What the Worker runs for itself, as the service role: the cron's steps,
+//! telemetry flushes, the usage queue's consumer, the metrics snapshot, and
+//! the deployment checks.
+
+use super::Rpc;
+use serde::Serialize;
+use serde_json::Value;
+
+/// `platform.refresh_daily_token_summary`: folds pending deltas into the
+/// rollup; skipped while another run holds the lock.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RefreshDailyTokenSummary {}
+
+impl Rpc for RefreshDailyTokenSummary {
+    const NAME: &'static str = "refresh_daily_token_summary";
+    const ARGS: &'static [&'static str] = &[];
+    type Output = Value;
+}
+
+/// `platform.release_expired_reservations`: the cron's sweep of holds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ReleaseExpiredReservations {}
+
+impl Rpc for ReleaseExpiredReservations {
+    const NAME: &'static str = "release_expired_reservations";
+    const ARGS: &'static [&'static str] = &[];
+    type Output = Value;
+}
+
+/// `platform.prune_telemetry`: deletes telemetry past its retention.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PruneTelemetry {}
+
+impl Rpc for PruneTelemetry {
+    const NAME: &'static str = "prune_telemetry";
+    const ARGS: &'static [&'static str] = &[];
+    type Output = Value;
+}
+
+/// `platform.record_execution_metrics`: one isolate's flush of counted calls
+/// (`telemetry::Aggregator::take`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordExecutionMetrics {
+    #[serde(rename = "p_cells")]
+    pub cells: Vec<Value>,
+}
+
+impl Rpc for RecordExecutionMetrics {
+    const NAME: &'static str = "record_execution_metrics";
+    const ARGS: &'static [&'static str] = &["p_cells"];
+    type Output = Value;
+}
+
+/// `platform.metrics_snapshot`: the lifetime totals `GET /v1/metrics`
+/// renders (`metrics::render` reads it).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MetricsSnapshot {}
+
+impl Rpc for MetricsSnapshot {
+    const NAME: &'static str = "metrics_snapshot";
+    const ARGS: &'static [&'static str] = &[];
+    type Output = Value;
+}
+
+/// `platform.record_queued_usage`: one delivered batch of the usage queue
+/// (`queue::QueuedUsage::rpc_entries`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordQueuedUsage<'a> {
+    #[serde(rename = "p_messages")]
+    pub messages: &'a Value,
+}
+
+impl Rpc for RecordQueuedUsage<'_> {
+    const NAME: &'static str = "record_queued_usage";
+    const ARGS: &'static [&'static str] = &["p_messages"];
+    type Output = Value;
+}
+
+/// Why dead-lettered events are rejected, as `usage_rejections` keeps it.
+pub const DEAD_LETTER_REASON: &str = "the usage queue gave up after its retries";
+
+/// `platform.record_usage_dead_letters`: a batch of the dead-letter queue,
+/// each event kept as a rejection with the reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordUsageDeadLetters<'a> {
+    #[serde(rename = "p_messages")]
+    pub messages: &'a Value,
+    #[serde(rename = "p_reason")]
+    pub reason: &'a str,
+}
+
+impl Rpc for RecordUsageDeadLetters<'_> {
+    const NAME: &'static str = "record_usage_dead_letters";
+    const ARGS: &'static [&'static str] = &["p_messages", "p_reason"];
+    type Output = Value;
+}
+
+/// `platform.deployment_status`: what the deployment lacks. The edge does
+/// not call it; the README tells operators to, so the doctor checks it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DeploymentStatus {}
+
+impl Rpc for DeploymentStatus {
+    const NAME: &'static str = "deployment_status";
+    const ARGS: &'static [&'static str] = &[];
+    type Output = Value;
+}
+
+/// `public.cds_deployment_report`: what the doctor reads of a project. In
+/// `public`, which every project exposes, so it answers before `platform`
+/// is; not in [`super::ALL`], since the report is what checks those.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DeploymentReport {}
+
+impl Rpc for DeploymentReport {
+    const NAME: &'static str = "cds_deployment_report";
+    const ARGS: &'static [&'static str] = &[];
+    const SCHEMA: &'static str = "public";
+    type Output = Value;
+}
