@@ -2,10 +2,14 @@
 //!
 //! Each variant has a stable machine `code`, an HTTP `status` and a `message`
 //! that is safe to show the caller. Detail meant for operators is logged by the
-//! caller of [`ApiError::log_detail`], never put into the response.
+//! caller of [`ApiError::log_detail`], never put into the response. Every
+//! code, the edge's and the database's, is listed in [`CATALOGUE`].
 
 use crate::auth::AuthError;
 use serde::Serialize;
+
+pub mod catalogue;
+pub use catalogue::CATALOGUE;
 
 /// An error the edge answers with `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,6 +6,7 @@
 mod bench;
 mod devkeys;
 mod doctor;
+mod error_table;
 mod fuzz;
 mod init_sql;
 mod load;
@@ -43,6 +44,7 @@ commands:
                  webhook_payload) for SECS seconds (default 60); needs nightly
   build-worker   build the Worker to wasm with worker-build --release
   init-sql       write database/init.sql from supabase/migrations and the seed
+  error-table    rewrite README's error table from shared::error::CATALOGUE
 
 environment:
   CDS_PG_PORT, CDS_REST_PORT, CDS_WORKER_PORT, CDS_INSPECTOR_PORT
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("build-worker") => worker::build_command(),
         Some("init-sql") => init_sql::write_command(),
+        Some("error-table") => error_table::write_command(),
         Some("help" | "-h" | "--help") => {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)
