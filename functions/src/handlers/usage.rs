@@ -54,8 +54,18 @@ async fn enqueue(env: &Env, caller: &Caller, events: &[&UsageEvent]) -> Result<(
     Ok(())
 }
 
-fn wants_async(req: &Request) -> bool {
-    queue::wants_async(header(req, "prefer").as_deref())
+/// The caller of a recording endpoint, and whether they asked for the
+/// queue (`Prefer: respond-async`): then only their token is verified, with
+/// no database call.
+async fn recording_caller(req: &Request, config: &Config) -> Result<(Caller, bool), ApiError> {
+    let queued = queue::wants_async(header(req, "prefer").as_deref());
+    let caller = if queued {
+        authenticate_for_queue(req, config).await?
+    } else {
+        authenticate(req, config).await?
+    };
+    caller.require_scope(&[Scope::UsageWrite])?;
+    Ok((caller, queued))
 }
 
 pub async fn record(
@@ -64,13 +74,7 @@ pub async fn record(
     config: &Config,
     env: &Env,
 ) -> Result<Response, ApiError> {
-    let queued = wants_async(req);
-    let caller = if queued {
-        authenticate_for_queue(req, config).await?
-    } else {
-        authenticate(req, config).await?
-    };
-    caller.require_scope(&[Scope::UsageWrite])?;
+    let (caller, queued) = recording_caller(req, config).await?;
     let event = UsageEvent::parse(
         &json_body(req, body)?,
         header(req, "idempotency-key").as_deref(),
@@ -93,13 +97,7 @@ pub async fn record_batch(
     config: &Config,
     env: &Env,
 ) -> Result<Response, ApiError> {
-    let queued = wants_async(req);
-    let caller = if queued {
-        authenticate_for_queue(req, config).await?
-    } else {
-        authenticate(req, config).await?
-    };
-    caller.require_scope(&[Scope::UsageWrite])?;
+    let (caller, queued) = recording_caller(req, config).await?;
     let batch = UsageBatch::parse(&json_body(req, body)?)?;
     if queued {
         return record_batch_async(env, &caller, &batch).await;

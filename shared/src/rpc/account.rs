@@ -112,14 +112,9 @@ impl Rpc for CreateApiKey<'_> {
     type Output = Value;
 }
 
-/// `platform.list_api_keys`: the caller's keys, without secrets.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct ListApiKeys {}
-
-impl Rpc for ListApiKeys {
-    const NAME: &'static str = "list_api_keys";
-    const ARGS: &'static [&'static str] = &[];
-    type Output = Value;
+rpc_without_arguments! {
+    /// `platform.list_api_keys`: the caller's keys, without secrets.
+    ListApiKeys = "list_api_keys"
 }
 
 /// `platform.revoke_api_key`: one of the caller's keys.

@@ -5,15 +5,10 @@ use super::Rpc;
 use serde::Serialize;
 use serde_json::{Number, Value};
 
-/// `platform.list_models`: the active models. Anyone may call it; it is
-/// also the `/health` probe of the `platform` schema.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct ListModels {}
-
-impl Rpc for ListModels {
-    const NAME: &'static str = "list_models";
-    const ARGS: &'static [&'static str] = &[];
-    type Output = Value;
+rpc_without_arguments! {
+    /// `platform.list_models`: the active models. Anyone may call it; it is
+    /// also the `/health` probe of the `platform` schema.
+    ListModels = "list_models"
 }
 
 /// `platform.upsert_model`: create a model or replace its description; the

@@ -12,6 +12,23 @@
 //! grants), [`catalogue`] (models), [`operations`] (cron, telemetry, the
 //! queue, metrics, the deployment report).
 
+/// A function without arguments: an empty struct, sent as `{}`, whose
+/// answer is passed on as it came.
+macro_rules! rpc_without_arguments {
+    ($(#[$doc:meta])* $ty:ident = $name:literal $(, schema $schema:literal)?) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, serde::Serialize)]
+        pub struct $ty {}
+
+        impl $crate::rpc::Rpc for $ty {
+            const NAME: &'static str = $name;
+            const ARGS: &'static [&'static str] = &[];
+            $(const SCHEMA: &'static str = $schema;)?
+            type Output = serde_json::Value;
+        }
+    };
+}
+
 pub mod account;
 pub mod catalogue;
 pub mod operations;

@@ -6,35 +6,20 @@ use super::Rpc;
 use serde::Serialize;
 use serde_json::Value;
 
-/// `platform.refresh_daily_token_summary`: folds pending deltas into the
-/// rollup; skipped while another run holds the lock.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct RefreshDailyTokenSummary {}
-
-impl Rpc for RefreshDailyTokenSummary {
-    const NAME: &'static str = "refresh_daily_token_summary";
-    const ARGS: &'static [&'static str] = &[];
-    type Output = Value;
+rpc_without_arguments! {
+    /// `platform.refresh_daily_token_summary`: folds pending deltas into the
+    /// rollup; skipped while another run holds the lock.
+    RefreshDailyTokenSummary = "refresh_daily_token_summary"
 }
 
-/// `platform.release_expired_reservations`: the cron's sweep of holds.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct ReleaseExpiredReservations {}
-
-impl Rpc for ReleaseExpiredReservations {
-    const NAME: &'static str = "release_expired_reservations";
-    const ARGS: &'static [&'static str] = &[];
-    type Output = Value;
+rpc_without_arguments! {
+    /// `platform.release_expired_reservations`: the cron's sweep of holds.
+    ReleaseExpiredReservations = "release_expired_reservations"
 }
 
-/// `platform.prune_telemetry`: deletes telemetry past its retention.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct PruneTelemetry {}
-
-impl Rpc for PruneTelemetry {
-    const NAME: &'static str = "prune_telemetry";
-    const ARGS: &'static [&'static str] = &[];
-    type Output = Value;
+rpc_without_arguments! {
+    /// `platform.prune_telemetry`: deletes telemetry past its retention.
+    PruneTelemetry = "prune_telemetry"
 }
 
 /// `platform.record_execution_metrics`: one isolate's flush of counted calls
@@ -51,15 +36,10 @@ impl Rpc for RecordExecutionMetrics {
     type Output = Value;
 }
 
-/// `platform.metrics_snapshot`: the lifetime totals `GET /v1/metrics`
-/// renders (`metrics::render` reads it).
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct MetricsSnapshot {}
-
-impl Rpc for MetricsSnapshot {
-    const NAME: &'static str = "metrics_snapshot";
-    const ARGS: &'static [&'static str] = &[];
-    type Output = Value;
+rpc_without_arguments! {
+    /// `platform.metrics_snapshot`: the lifetime totals `GET /v1/metrics`
+    /// renders (`metrics::render` reads it).
+    MetricsSnapshot = "metrics_snapshot"
 }
 
 /// `platform.record_queued_usage`: one delivered batch of the usage queue
@@ -95,26 +75,15 @@ impl Rpc for RecordUsageDeadLetters<'_> {
     type Output = Value;
 }
 
-/// `platform.deployment_status`: what the deployment lacks. The edge does
-/// not call it; the README tells operators to, so the doctor checks it.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct DeploymentStatus {}
-
-impl Rpc for DeploymentStatus {
-    const NAME: &'static str = "deployment_status";
-    const ARGS: &'static [&'static str] = &[];
-    type Output = Value;
+rpc_without_arguments! {
+    /// `platform.deployment_status`: what the deployment lacks. The edge does
+    /// not call it; the README tells operators to, so the doctor checks it.
+    DeploymentStatus = "deployment_status"
 }
 
-/// `public.cds_deployment_report`: what the doctor reads of a project. In
-/// `public`, which every project exposes, so it answers before `platform`
-/// is; not in [`super::ALL`], since the report is what checks those.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct DeploymentReport {}
-
-impl Rpc for DeploymentReport {
-    const NAME: &'static str = "cds_deployment_report";
-    const ARGS: &'static [&'static str] = &[];
-    const SCHEMA: &'static str = "public";
-    type Output = Value;
+rpc_without_arguments! {
+    /// `public.cds_deployment_report`: what the doctor reads of a project. In
+    /// `public`, which every project exposes, so it answers before `platform`
+    /// is; not in [`super::ALL`], since the report is what checks those.
+    DeploymentReport = "cds_deployment_report", schema "public"
 }
