@@ -3,13 +3,14 @@
 //! one place.
 
 use crate::incoming::header;
+use crate::respond::Response;
 use crate::{env_config, handlers, respond, telemetry};
 use futures_util::StreamExt;
 use shared::routes::{Endpoint, Router};
 use shared::{cors, http, ApiError, Config};
 use std::cell::OnceCell;
 use std::rc::Rc;
-use worker::{Context, Env, Request, Response};
+use worker::{Context, Env, Request};
 
 thread_local! {
     static ROUTER: OnceCell<Rc<Router>> = const { OnceCell::new() };

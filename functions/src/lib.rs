@@ -18,12 +18,12 @@ mod usage_queue;
 mod webcrypto;
 
 use worker::{
-    event, Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent,
+    event, web_sys, Context, Env, MessageBatch, Request, Result, ScheduleContext, ScheduledEvent,
 };
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    Ok(app::handle(req, env, ctx).await)
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
+    Ok(app::handle(req, env, ctx).await.into_js()?)
 }
 
 #[event(scheduled)]

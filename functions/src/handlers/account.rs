@@ -6,12 +6,13 @@
 
 use crate::caller::authenticate_user;
 use crate::incoming::{header, json_body};
+use crate::respond::Response;
 use crate::{respond, rest};
 use serde_json::json;
 use shared::postgrest::Client;
 use shared::usage::{parse_default_model, Grant};
 use shared::{ApiError, Config};
-use worker::{Request, Response};
+use worker::Request;
 
 pub async fn set_default_model(
     req: &Request,

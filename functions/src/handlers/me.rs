@@ -3,8 +3,9 @@
 
 use crate::caller::{authenticate, Caller};
 use crate::respond;
+use crate::respond::Response;
 use shared::{ApiError, Config};
-use worker::{Request, Response};
+use worker::Request;
 
 pub async fn get(req: &Request, config: &Config) -> Result<Response, ApiError> {
     let body = match authenticate(req, config).await? {

@@ -4,12 +4,13 @@
 //! presents an admin's access token (the RPC refuses anyone else).
 
 use crate::caller::authenticate_user;
+use crate::respond::Response;
 use crate::{respond, rest};
 use serde_json::json;
 use shared::auth::shared_secret::check_shared_secret;
 use shared::postgrest::{Auth, Client};
 use shared::{ApiError, Config};
-use worker::{Request, Response};
+use worker::Request;
 
 pub async fn get(req: &Request, config: &Config) -> Result<Response, ApiError> {
     let authorization = crate::incoming::header(req, "authorization");
@@ -37,10 +38,5 @@ pub async fn get(req: &Request, config: &Config) -> Result<Response, ApiError> {
         rest::rpc(&call, config).await?
     };
     let text = shared::metrics::render(&snapshot)?;
-    Ok(respond::add_headers(
-        Response::builder()
-            .with_status(200)
-            .fixed(text.into_bytes()),
-        vec![("content-type", shared::metrics::CONTENT_TYPE.to_string())],
-    ))
+    Ok(respond::text(200, shared::metrics::CONTENT_TYPE, text))
 }

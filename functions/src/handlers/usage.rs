@@ -18,13 +18,14 @@
 
 use crate::caller::{authenticate, authenticate_for_queue, Caller};
 use crate::incoming::{header, json_body};
+use crate::respond::Response;
 use crate::{respond, rest};
 use serde_json::{json, Value};
 use shared::postgrest::{Client, HttpCall};
 use shared::queue::{self, QueuedUsage};
 use shared::usage::{OverviewQuery, Reservation, UsageBatch, UsageEvent};
 use shared::{ApiError, Config};
-use worker::{Env, Request, Response};
+use worker::{Env, Request};
 
 fn call(config: &Config, caller: &Caller, function: &str, mut args: Value) -> HttpCall {
     caller.add_identity(&mut args);
