@@ -2,6 +2,7 @@
 //! server (a `cds_…` API key). The rules are in `shared::auth`; this module
 //! does the I/O they need: the clock, the JWKS fetch, the key lookup RPC.
 
+use crate::incoming::Request;
 use crate::rest;
 use shared::auth::{
     anonymous, bearer_token, looks_like_api_key, require_user, ApiKey, AuthError, CachePolicy,
@@ -12,7 +13,6 @@ use shared::postgrest::{Auth, Client};
 use shared::{ApiError, Config};
 use std::cell::RefCell;
 use std::sync::Arc;
-use worker::Request;
 
 /// A verified caller.
 #[derive(Debug)]
@@ -165,7 +165,7 @@ async fn authenticate_with(
     if claims.is_anonymous {
         // ANONYMOUS_USERS decides per endpoint (shared::auth::anonymous).
         let endpoint = crate::app::router()
-            .resolve(req.method().as_ref(), &req.path())?
+            .resolve(req.method(), req.path())?
             .endpoint;
         anonymous::admit(config.anonymous_users, endpoint)?;
     }

@@ -5,6 +5,7 @@
 //!   an admin credits a user; audited in the grants ledger.
 
 use crate::caller::authenticate_user;
+use crate::incoming::Request;
 use crate::incoming::{header, json_body};
 use crate::respond::Response;
 use crate::{respond, rest};
@@ -12,7 +13,6 @@ use serde_json::json;
 use shared::postgrest::Client;
 use shared::usage::{parse_default_model, Grant};
 use shared::{ApiError, Config};
-use worker::Request;
 
 pub async fn set_default_model(
     req: &Request,

@@ -9,12 +9,12 @@
 
 use crate::caller::{authenticate_user, Caller};
 use crate::incoming::json_body;
+use crate::incoming::Request;
 use crate::respond::Response;
 use crate::{respond, rest};
 use shared::auth::api_key::NewApiKey;
 use shared::auth::ApiKey;
 use shared::{ApiError, Config};
-use worker::Request;
 
 fn rpc_call(
     config: &Config,

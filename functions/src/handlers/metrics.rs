@@ -4,13 +4,13 @@
 //! presents an admin's access token (the RPC refuses anyone else).
 
 use crate::caller::authenticate_user;
+use crate::incoming::Request;
 use crate::respond::Response;
 use crate::{respond, rest};
 use serde_json::json;
 use shared::auth::shared_secret::check_shared_secret;
 use shared::postgrest::{Auth, Client};
 use shared::{ApiError, Config};
-use worker::Request;
 
 pub async fn get(req: &Request, config: &Config) -> Result<Response, ApiError> {
     let authorization = crate::incoming::header(req, "authorization");

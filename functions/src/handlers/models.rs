@@ -14,13 +14,13 @@
 
 use crate::caller::authenticate_user;
 use crate::incoming::json_body;
+use crate::incoming::Request;
 use crate::respond::Response;
 use crate::{respond, rest};
 use serde_json::json;
 use shared::models::{model_name_from_segment, put_answer, ModelPut};
 use shared::postgrest::{Auth, Client};
 use shared::{ApiError, Config};
-use worker::Request;
 
 pub async fn list(config: &Config) -> Result<Response, ApiError> {
     let call = Client::new(config).rpc("platform", "list_models", &json!({}), Auth::Anon);

@@ -17,6 +17,7 @@
 //! same body); `Idempotent-Replayed: true` tells the two apart.
 
 use crate::caller::{authenticate, authenticate_for_queue, Caller};
+use crate::incoming::Request;
 use crate::incoming::{header, json_body};
 use crate::respond::Response;
 use crate::{respond, rest};
@@ -25,7 +26,7 @@ use shared::postgrest::{Client, HttpCall};
 use shared::queue::{self, QueuedUsage};
 use shared::usage::{OverviewQuery, Reservation, UsageBatch, UsageEvent};
 use shared::{ApiError, Config};
-use worker::{Env, Request};
+use worker::Env;
 
 fn call(config: &Config, caller: &Caller, function: &str, mut args: Value) -> HttpCall {
     caller.add_identity(&mut args);
@@ -272,7 +273,7 @@ pub async fn release(req: &Request, id: &str, config: &Config) -> Result<Respons
 pub async fn overview(req: &Request, config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate(req, config).await?;
     caller.require_scope("usage:read")?;
-    let pairs = shared::http::query_pairs(&req.inner().url());
+    let pairs = shared::http::query_pairs(req.url());
     let query = OverviewQuery::parse(&pairs)?;
     let mut args = json!({ "p_from": query.from, "p_to": query.to });
     match (&caller, query.user_id) {
