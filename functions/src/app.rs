@@ -2,14 +2,15 @@
 //! CORS, body limit, routing, the handler, and errors turned into responses in
 //! one place.
 
-use crate::incoming::header;
+use crate::incoming::{header, Request};
+use crate::respond::Response;
 use crate::{env_config, handlers, respond, telemetry};
 use futures_util::StreamExt;
 use shared::routes::{Endpoint, Router};
 use shared::{cors, http, ApiError, Config};
 use std::cell::OnceCell;
 use std::rc::Rc;
-use worker::{Context, Env, Request, Response};
+use worker::{Context, Env};
 
 thread_local! {
     static ROUTER: OnceCell<Rc<Router>> = const { OnceCell::new() };
@@ -20,7 +21,9 @@ pub(crate) fn router() -> Rc<Router> {
 }
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
-    let started = worker::Date::now().as_millis();
+    // `Date.now()`, one call into JavaScript (`worker::Date::now` makes a
+    // `Date` and reads it: two).
+    let started = js_sys::Date::now();
     let request_id = request_id(&req);
     let origin = header(&req, "origin");
     let response = match env_config::load(&env) {
@@ -34,7 +37,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
                 Err(err) => respond::add_headers(respond::error(&err), cors_headers),
             };
             if let Some(endpoint) = endpoint.filter(|e| e.records_telemetry()) {
-                let elapsed = worker::Date::now().as_millis().saturating_sub(started) as f64;
+                let elapsed = (js_sys::Date::now() - started).max(0.0);
                 let status = response.status_code();
                 if let Some(flush) =
                     telemetry::record_request(&config, endpoint.name(), status, elapsed)
@@ -60,7 +63,7 @@ enum Answered {
 /// Answers one request; `endpoint` is set once the route is known, so the
 /// call is recorded in telemetry even when its handler fails.
 async fn answer(
-    mut req: Request,
+    req: Request,
     env: &Env,
     config: &Config,
     origin: Option<&str>,
@@ -82,9 +85,9 @@ async fn answer(
         header(&req, "content-length").as_deref(),
         config.max_body_bytes,
     )?;
-    let matched = router().resolve(&method, &req.path())?;
+    let matched = router().resolve(&method, req.path())?;
     *endpoint = Some(matched.endpoint);
-    let body = read_body(&mut req, &method, config.max_body_bytes).await?;
+    let body = read_body(&req, &method, config.max_body_bytes).await?;
     let id = matched.param("id").unwrap_or_default();
     let name = matched.param("name").unwrap_or_default();
     let response = match matched.endpoint {
@@ -125,7 +128,7 @@ async fn answer(
 /// (The raw URL, not `Request::url`: parsing a `url::Url` links the `url`
 /// crate's IDNA tables into the Worker, tens of KiB for one flag.)
 fn wants_deep_check(req: &Request) -> bool {
-    http::query_pairs(&req.inner().url())
+    http::query_pairs(req.url())
         .iter()
         .any(|(k, v)| k == "deep" && v == "1")
 }
@@ -137,8 +140,8 @@ fn wants_deep_check(req: &Request) -> bool {
 /// Reading stops there and the stream is cancelled, so nothing past the limit
 /// is buffered (`shared::http::BoundedBody`), however much the caller goes on
 /// sending.
-async fn read_body(req: &mut Request, method: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
-    if matches!(method, "GET" | "HEAD" | "OPTIONS") || req.inner().body().is_none() {
+async fn read_body(req: &Request, method: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
+    if matches!(method, "GET" | "HEAD" | "OPTIONS") || !req.has_body() {
         return Ok(Vec::new());
     }
     let unreadable = |e: worker::Error| ApiError::InvalidJson {
@@ -153,7 +156,10 @@ async fn read_body(req: &mut Request, method: &str, limit: usize) -> Result<Vec<
         // stream and much cheaper: the stream costs a reader, a read per
         // chunk and one more to see the end, each a promise crossing between
         // JavaScript and wasm. The check below still stands guard.
-        let bytes = req.bytes().await.map_err(unreadable)?;
+        let bytes = req
+            .bytes()
+            .await
+            .map_err(|e| unreadable(worker::Error::from(e)))?;
         let mut body = http::BoundedBody::new(limit);
         body.push(&bytes)?;
         return Ok(body.into_bytes());

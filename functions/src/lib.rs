@@ -18,13 +18,15 @@ mod telemetry;
 mod usage_queue;
 mod webcrypto;
 
-use worker::{
-    event, Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent,
-};
+use worker::{event, web_sys, Context, Env, MessageBatch, Result, ScheduleContext, ScheduledEvent};
 
+/// Takes workerd's request and gives back its response as they are: the
+/// edge reads one (`incoming::Request`) and writes the other
+/// (`respond::Response`) in one call each, not through `worker`'s wrappers.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    Ok(app::handle(req, env, ctx).await)
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
+    let req = incoming::Request::new(req);
+    Ok(app::handle(req, env, ctx).await.into_js()?)
 }
 
 #[event(scheduled)]

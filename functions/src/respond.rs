@@ -1,8 +1,60 @@
 //! Turning results into HTTP responses: the one place an [`ApiError`] becomes
 //! a response.
+//!
+//! A [`Response`] is plain Rust data until the fetch entry point hands it to
+//! workerd, and becomes a JavaScript `Response` there in one call
+//! (`js/respond.js`, [`Response::into_js`]): `worker::Response` crosses
+//! into JavaScript once per header added and per field of its init.
 
 use shared::ApiError;
-use worker::{Headers, Response};
+use wasm_bindgen::prelude::*;
+use worker::web_sys;
+
+#[wasm_bindgen(module = "/js/respond.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = makeResponse, catch)]
+    fn make_response(
+        status: u16,
+        header_lines: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<web_sys::Response, JsValue>;
+}
+
+/// An answer: status, headers in the order added, and the body (`None`
+/// for none at all, as a 204 must have).
+#[derive(Debug)]
+pub struct Response {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+}
+
+impl Response {
+    pub fn status_code(&self) -> u16 {
+        self.status
+    }
+
+    /// The JavaScript `Response` workerd sends. A header whose name or value
+    /// holds a line break is left out (the runtime would refuse it too).
+    pub fn into_js(self) -> Result<web_sys::Response, JsValue> {
+        let mut lines = String::with_capacity(
+            self.headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 2)
+                .sum(),
+        );
+        for (name, value) in &self.headers {
+            if name.contains(['\n', '\r']) || value.contains(['\n', '\r']) {
+                continue;
+            }
+            lines.push_str(name);
+            lines.push('\n');
+            lines.push_str(value);
+            lines.push('\n');
+        }
+        make_response(self.status, &lines, self.body)
+    }
+}
 
 /// A JSON response with `status`.
 pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
@@ -34,6 +86,15 @@ pub fn json_text(status: u16, body: String) -> Response {
     with_json_body(status, body.into_bytes())
 }
 
+/// A response with a body of another type, e.g. Prometheus text.
+pub fn text(status: u16, content_type: &'static str, body: String) -> Response {
+    Response {
+        status,
+        headers: vec![("content-type", content_type.to_string())],
+        body: Some(body.into_bytes()),
+    }
+}
+
 /// The JSON error response for `err`, logged when it carries operator detail.
 pub fn error(err: &ApiError) -> Response {
     if let Some(detail) = err.log_detail() {
@@ -55,23 +116,23 @@ pub fn accepted(body: &serde_json::Value, location: Option<String>) -> Response 
 
 /// An empty response, e.g. `204` to a preflight.
 pub fn empty(status: u16) -> Response {
-    Response::builder().with_status(status).empty()
+    Response {
+        status,
+        headers: Vec::new(),
+        body: None,
+    }
 }
 
-/// Adds headers to a response; a header the runtime refuses is dropped, never fatal.
-pub fn add_headers<N: AsRef<str>>(mut response: Response, headers: Vec<(N, String)>) -> Response {
-    let target = response.headers_mut();
-    for (name, value) in headers {
-        let _ = target.append(name.as_ref(), &value);
-    }
+/// Adds headers to a response, after those it has.
+pub fn add_headers(mut response: Response, headers: Vec<(&'static str, String)>) -> Response {
+    response.headers.extend(headers);
     response
 }
 
 fn with_json_body(status: u16, body: Vec<u8>) -> Response {
-    let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json");
-    Response::builder()
-        .with_status(status)
-        .with_headers(headers)
-        .fixed(body)
+    Response {
+        status,
+        headers: vec![("content-type", "application/json".to_string())],
+        body: Some(body),
+    }
 }

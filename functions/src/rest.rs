@@ -1,12 +1,40 @@
 //! Sends the requests `shared::postgrest` describes, with a timeout.
+//!
+//! The request, its timeout and the body read are one JavaScript call
+//! (`js/rest.js`): built through `worker`'s `Request`, `Headers`,
+//! `AbortController` and `Delay` wrappers, one subrequest crossed between
+//! wasm and JavaScript a few dozen times, a measurable share of a request's
+//! CPU in workerd.
 
-use futures_util::future::{select, Either};
 use shared::postgrest::{HttpCall, RETRY_AFTER_SECS};
 use shared::ApiError;
-use std::time::Duration;
-use worker::js_sys::Uint8Array;
-use worker::wasm_bindgen_futures::JsFuture;
-use worker::{web_sys, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen(module = "/js/rest.js")]
+extern "C" {
+    /// Sends the request and reads the whole answer: a promise of a
+    /// [`RestAnswer`], rejected with a `RestTimeout` error when no answer
+    /// came within `timeout_ms`, or with the network error. Throws at once
+    /// when the request cannot be built.
+    #[wasm_bindgen(js_name = restCall, catch)]
+    fn rest_call(
+        url: &str,
+        method: &str,
+        header_lines: &str,
+        body: Option<&str>,
+        timeout_ms: u32,
+    ) -> Result<js_sys::Promise, JsValue>;
+
+    type RestAnswer;
+
+    #[wasm_bindgen(method, getter)]
+    fn status(this: &RestAnswer) -> u16;
+
+    #[wasm_bindgen(method, getter)]
+    fn body(this: &RestAnswer) -> js_sys::Uint8Array;
+}
 
 /// The status and body of an answer.
 pub struct Answer {
@@ -17,32 +45,31 @@ pub struct Answer {
 /// Sends `call`; a network failure or no answer within `timeout_ms` is
 /// [`ApiError::Unavailable`], so the caller answers 503 instead of hanging.
 pub async fn send(call: &HttpCall, timeout_ms: u32) -> Result<Answer, ApiError> {
-    let request = build(call).map_err(|e| ApiError::Internal {
-        detail: format!("building a REST request: {e}"),
-    })?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let attempt = async {
-        let response = Fetch::Request(request).send_with_signal(&signal).await?;
-        let status = response.status_code();
-        let body = whole_body(response).await?;
-        Ok::<_, worker::Error>(Answer { status, body })
+    let building = |detail: String| ApiError::Internal {
+        detail: format!("building a REST request: {detail}"),
     };
-    let timeout = Delay::from(Duration::from_millis(u64::from(timeout_ms)));
-    futures_util::pin_mut!(attempt);
-    match select(attempt, timeout).await {
-        Either::Left((Ok(answer), _)) => Ok(answer),
-        Either::Left((Err(e), _)) => {
-            worker::console_warn!("REST request to {} failed: {e}", call.url);
-            Err(unavailable())
+    let header_lines = header_lines(&call.headers).map_err(building)?;
+    let promise = rest_call(
+        &call.url,
+        call.method,
+        &header_lines,
+        call.body.as_deref(),
+        timeout_ms,
+    )
+    .map_err(|e| building(describe(&e)))?;
+    match JsFuture::from(promise).await {
+        Ok(answer) => {
+            let answer: RestAnswer = answer.unchecked_into();
+            Ok(Answer {
+                status: answer.status(),
+                body: answer.body().to_vec(),
+            })
         }
-        Either::Right(((), _)) => {
-            controller.abort();
-            worker::console_warn!(
-                "REST request to {} timed out after {timeout_ms} ms",
-                call.url
-            );
-            Err(unavailable())
+        Err(e) => {
+            worker::console_warn!("REST request to {} failed: {}", call.url, describe(&e));
+            Err(ApiError::Unavailable {
+                retry_after_secs: RETRY_AFTER_SECS,
+            })
         }
     }
 }
@@ -54,31 +81,32 @@ pub async fn rpc(call: &HttpCall, config: &shared::Config) -> Result<serde_json:
     shared::postgrest::interpret_rpc(answer.status, &answer.body)
 }
 
-/// The answer's body in one `arrayBuffer()`. (`Response::bytes` reads the
-/// stream chunk by chunk, each read a promise crossing between JavaScript and
-/// wasm, plus one to see the end: a measurable share of a request's CPU.)
-async fn whole_body(response: worker::Response) -> worker::Result<Vec<u8>> {
-    let raw: web_sys::Response = response.into();
-    let buffer = JsFuture::from(raw.array_buffer()?).await?;
-    Ok(Uint8Array::new(&buffer).to_vec())
+/// The headers as `js/rest.js` reads them: name and value alternately,
+/// each ended by a line break. HTTP forbids line breaks in both, and
+/// `Headers` refuses them; one here would shift every later header, so it
+/// is refused before anything is sent.
+fn header_lines(headers: &[(&'static str, String)]) -> Result<String, String> {
+    let mut lines = String::with_capacity(headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
+    for (name, value) in headers {
+        if name.contains(['\n', '\r']) || value.contains(['\n', '\r']) {
+            return Err(format!("the {name} header holds a line break"));
+        }
+        lines.push_str(name);
+        lines.push('\n');
+        lines.push_str(value);
+        lines.push('\n');
+    }
+    Ok(lines)
 }
 
-fn unavailable() -> ApiError {
-    ApiError::Unavailable {
-        retry_after_secs: RETRY_AFTER_SECS,
+/// A thrown JavaScript value as text: an error's name and message.
+fn describe(e: &JsValue) -> String {
+    match e.dyn_ref::<js_sys::Error>() {
+        Some(error) => format!(
+            "{}: {}",
+            String::from(error.name()),
+            String::from(error.message())
+        ),
+        None => format!("{e:?}"),
     }
-}
-
-fn build(call: &HttpCall) -> worker::Result<Request> {
-    let headers = Headers::new();
-    for (name, value) in &call.headers {
-        headers.set(name, value)?;
-    }
-    let mut init = RequestInit::new();
-    init.with_method(Method::from(call.method.to_string()))
-        .with_headers(headers);
-    if let Some(body) = &call.body {
-        init.with_body(Some(body.as_str().into()));
-    }
-    Request::new_with_init(&call.url, &init)
 }

@@ -102,6 +102,26 @@ pub fn query_pairs(url: &str) -> Vec<(String, String)> {
     }
 }
 
+/// The path of a full request URL, without its query or fragment; `/` when
+/// the URL has none. (As `worker::Request::path` reads it, without the
+/// `url` crate for the reason above.)
+pub fn path_of(url: &str) -> &str {
+    let Some(scheme_end) = url.find("://") else {
+        return "/";
+    };
+    let after_scheme = &url[scheme_end + 3..];
+    let Some(start) = after_scheme.find(['/', '?', '#']) else {
+        return "/";
+    };
+    let rest = &after_scheme[start..];
+    let path = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
 /// Formats 16 random bytes as a request id.
 pub fn request_id_from_bytes(bytes: [u8; 16]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -110,6 +130,27 @@ pub fn request_id_from_bytes(bytes: [u8; 16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_path_stops_at_its_query_or_fragment() {
+        for (url, path) in [
+            ("https://example.com/", "/"),
+            ("https://example.com/v1/usage", "/v1/usage"),
+            ("https://example.com/foo?a=1&b=/x", "/foo"),
+            ("https://example.com/foo#/frag?x", "/foo"),
+            (
+                "http://127.0.0.1:8787/v1/usage/events/k",
+                "/v1/usage/events/k",
+            ),
+            ("https://example.com/a%3F%23%2Fb?c", "/a%3F%23%2Fb"),
+            ("https://example.com?query=/x", "/"),
+            ("https://example.com#frag/x", "/"),
+            ("https://example.com", "/"),
+            ("no scheme", "/"),
+        ] {
+            assert_eq!(path_of(url), path, "{url}");
+        }
+    }
 
     #[test]
     fn declared_length_over_limit_is_refused_before_reading() {

@@ -46,7 +46,9 @@ pub fn outcome(http_status: u16) -> &'static str {
 struct CellKey {
     /// Seconds since the epoch, a whole minute.
     minute: i64,
-    function: String,
+    /// Function names are the route table's and the jobs' own constants, so
+    /// counting a call allocates nothing unless it opens a new cell.
+    function: &'static str,
     status: &'static str,
     http_status: Option<u16>,
 }
@@ -118,7 +120,7 @@ impl Aggregator {
     /// batch). A negative or non-finite duration counts as 0.
     pub fn record(
         &mut self,
-        function: &str,
+        function: &'static str,
         status: &'static str,
         http_status: Option<u16>,
         duration_ms: f64,
@@ -131,7 +133,7 @@ impl Aggregator {
         };
         let key = CellKey {
             minute: minute_of(now_ms),
-            function: function.to_string(),
+            function,
             status,
             http_status,
         };

@@ -19,6 +19,7 @@
 //! 1M/10M for the refresh figure.
 
 mod cold_start;
+mod cpu;
 mod edge;
 mod jwt;
 mod peer;

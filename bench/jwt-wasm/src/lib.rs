@@ -2,8 +2,8 @@
 //!
 //! It runs the Worker's own code: `shared::auth::Verifier` and the WebCrypto
 //! signature step, compiled from `functions/src/webcrypto.rs` itself.
-//! `cargo xtask bench` (figure 3) serves it with `workerd serve
-//! harness.capnp`, sends the keys and tokens to `POST /setup` once, then
+//! `cargo xtask bench` (figure 3) serves it with `workerd serve` (a config
+//! `xtask/src/workerd_serve.rs` renders), sends the keys and tokens to `POST /setup` once, then
 //! asks `GET /run?alg=ES256&n=N` to verify one token `n` times in one
 //! request, and times those requests from outside (workerd's clock does not
 //! advance during computation).

@@ -5,12 +5,13 @@
 //!   an admin credits a user; audited in the grants ledger.
 
 use crate::caller::authenticate_user;
+use crate::incoming::Request;
 use crate::incoming::{header, json_body};
+use crate::respond::Response;
 use crate::{respond, rpc};
 use shared::rpc::account::SetDefaultModel;
 use shared::usage::{parse_default_model, Grant};
 use shared::{ApiError, Config};
-use worker::{Request, Response};
 
 pub async fn set_default_model(
     req: &Request,

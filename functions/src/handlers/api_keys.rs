@@ -9,13 +9,14 @@
 
 use crate::caller::authenticate_user;
 use crate::incoming::json_body;
+use crate::incoming::Request;
+use crate::respond::Response;
 use crate::{respond, rpc};
 use shared::auth::api_key::NewApiKey;
 use shared::auth::ApiKey;
 use shared::postgrest::Auth;
 use shared::rpc::account::{ListApiKeys, RevokeApiKey};
 use shared::{ApiError, Config};
-use worker::{Request, Response};
 
 pub async fn create(req: &Request, body: &[u8], config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate_user(req, config).await?;

@@ -3,13 +3,15 @@
 //! queue binding). Only for the operator's `METRICS_TOKEN`: the report names
 //! the project's configuration.
 
+use crate::incoming::Request;
+use crate::respond::Response;
 use crate::rest;
 use shared::auth::shared_secret::check_shared_secret;
 use shared::doctor::{self, DeepHealth, ProjectAnswers};
 use shared::postgrest::{Auth, Client, HttpCall};
 use shared::rpc::operations::DeploymentReport;
 use shared::{queue, ApiError, Config};
-use worker::{Env, Request, Response};
+use worker::Env;
 
 /// Each call is capped so the whole report answers within a few seconds even
 /// when the project hangs.

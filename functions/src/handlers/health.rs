@@ -2,12 +2,12 @@
 //! answers, and whether the `platform` schema behind it is served and
 //! migrated.
 
+use crate::respond::Response;
 use crate::rest;
 use futures_util::future::join;
 use shared::health::{HealthReport, PlatformStatus, RestStatus};
 use shared::postgrest::{interpret_rpc, Client};
 use shared::Config;
-use worker::Response;
 
 pub async fn get(config: &Config) -> Response {
     let client = Client::new(config);

@@ -6,6 +6,8 @@
 //!   per Standard Webhooks; applies the signup policy and writes nothing.
 
 use crate::incoming::header;
+use crate::incoming::Request;
+use crate::respond::Response;
 use crate::{respond, rpc};
 use shared::auth::shared_secret::check_shared_secret;
 use shared::auth::webhook::{self, WebhookHeaders};
@@ -13,7 +15,6 @@ use shared::hooks::signup::BeforeUserCreated;
 use shared::hooks::user_mirror::{MirrorSource, MirrorUser};
 use shared::postgrest::Auth;
 use shared::{ApiError, Config};
-use worker::{Request, Response};
 
 /// The header a Database Webhook carries its shared secret in (set on the
 /// webhook in Supabase, from Vault; see the README).

@@ -2,9 +2,10 @@
 //! client (and the tests) to check a token or an API key.
 
 use crate::caller::{authenticate, Caller};
+use crate::incoming::Request;
 use crate::respond;
+use crate::respond::Response;
 use shared::{ApiError, Config};
-use worker::{Request, Response};
 
 pub async fn get(req: &Request, config: &Config) -> Result<Response, ApiError> {
     let body = match authenticate(req, config).await? {

@@ -4,12 +4,13 @@
 //! presents an admin's access token (the RPC refuses anyone else).
 
 use crate::caller::authenticate_user;
+use crate::incoming::Request;
+use crate::respond::Response;
 use crate::{respond, rpc};
 use shared::auth::shared_secret::check_shared_secret;
 use shared::postgrest::Auth;
 use shared::rpc::operations::MetricsSnapshot;
 use shared::{ApiError, Config};
-use worker::{Request, Response};
 
 pub async fn get(req: &Request, config: &Config) -> Result<Response, ApiError> {
     let authorization = crate::incoming::header(req, "authorization");
@@ -25,10 +26,5 @@ pub async fn get(req: &Request, config: &Config) -> Result<Response, ApiError> {
         rpc::call(config, &MetricsSnapshot {}, caller.rest_auth()).await?
     };
     let text = shared::metrics::render(&snapshot)?;
-    Ok(respond::add_headers(
-        Response::builder()
-            .with_status(200)
-            .fixed(text.into_bytes()),
-        vec![("content-type", shared::metrics::CONTENT_TYPE.to_string())],
-    ))
+    Ok(respond::text(200, shared::metrics::CONTENT_TYPE, text))
 }

@@ -14,13 +14,14 @@
 
 use crate::caller::authenticate_user;
 use crate::incoming::json_body;
+use crate::incoming::Request;
+use crate::respond::Response;
 use crate::{respond, rpc};
 use serde_json::json;
 use shared::models::{model_name_from_segment, put_answer, ModelPut};
 use shared::postgrest::Auth;
 use shared::rpc::catalogue::{DeactivateModel, ListModels};
 use shared::{ApiError, Config};
-use worker::{Request, Response};
 
 pub async fn list(config: &Config) -> Result<Response, ApiError> {
     let models = rpc::call(config, &ListModels {}, Auth::Anon).await?;

@@ -17,14 +17,16 @@
 //! same body); `Idempotent-Replayed: true` tells the two apart.
 
 use crate::caller::{authenticate, authenticate_for_queue, Caller};
+use crate::incoming::Request;
 use crate::incoming::{header, json_body};
+use crate::respond::Response;
 use crate::{respond, rpc};
 use shared::auth::scopes::Scope;
 use shared::queue::{self, QueuedUsage};
 use shared::rpc::usage::{RecordTokenUsageBatch, ReleaseTokenReservation, UsageEventStatus};
 use shared::usage::{OverviewQuery, Reservation, UsageBatch, UsageEvent};
 use shared::{ApiError, Config};
-use worker::{Env, Request, Response};
+use worker::Env;
 
 /// Hands validated events to the usage queue, in as few sends as the
 /// platform's limits allow. A failed send answers 503: the client retries,
@@ -187,7 +189,7 @@ pub async fn release(req: &Request, id: &str, config: &Config) -> Result<Respons
 pub async fn overview(req: &Request, config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate(req, config).await?;
     caller.require_scope(&[Scope::UsageRead])?;
-    let pairs = shared::http::query_pairs(&req.inner().url());
+    let pairs = shared::http::query_pairs(&req.url());
     let query = OverviewQuery::parse(&pairs)?;
     let rpc = query.rpc(caller.api_key_owner())?;
     let result = rpc::call(config, &rpc, caller.rest_auth()).await?;

@@ -2,25 +2,26 @@
 //!
 //! `bench/jwt-wasm` is a small Worker running the edge's own verification
 //! (`shared::auth::Verifier` and `functions/src/webcrypto.rs`: HS256 in Rust,
-//! ES256/RS256 through WebCrypto), built with worker-build like the Worker.
-//! npm's `workerd` serves it (`bench/jwt-wasm/harness.capnp`); node signs the
+//! ES256/RS256 through WebCrypto), built with worker-build like the Worker
+//! and served by the Worker's `workerd` on a config `workerd_serve` renders
+//! (the edge's compatibility date and flags, no bindings); node signs the
 //! tokens (`bench/jwt-wasm/tokens.mjs`).
 //!
 //! Inside workerd the clocks do not advance during computation (a Spectre
 //! mitigation), so the harness is timed from outside: `GET /run?alg=..&n=N`
 //! verifies one token N times in one request, and the figure is the CPU time
 //! workerd spent on that request minus what a request with `n=0` costs,
-//! divided by N. CPU time (the sum of `/proc/<pid>/task/*/schedstat` over
-//! workerd's threads, in ns) rather than wall time, since the load generator
-//! and other work share this machine's cores.
+//! divided by N. CPU time (`cpu::workerd_cpu_ns`) rather than wall time,
+//! since the load generator and other work share this machine's cores.
 
+use super::cpu::workerd_cpu_ns;
 use super::{number, Report, Row, Stat};
 use crate::paths::repo_root;
-use crate::proc::{ensure_port_free, wait_until, Service};
+use crate::proc::{wait_until, Service};
 use crate::stack::Stack;
 use crate::tools::WorkerTools;
+use crate::workerd_serve::{self, WorkerConfig};
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -65,21 +66,7 @@ pub(super) fn figure(stack: &Stack, report: &mut Report) -> Result<()> {
 
     // Beside ours (+300), which stays up for the figures that use it.
     let port = stack.profile.worker_port + 400;
-    ensure_port_free(port, "the JWT benchmark's workerd", "CDS_WORKER_PORT")?;
-    let workerd = repo_root().join("node_modules/.bin/workerd");
-    let mut command = Command::new(&workerd);
-    command
-        .arg("serve")
-        .arg("harness.capnp")
-        .arg("--socket-addr")
-        .arg(format!("http=127.0.0.1:{port}"))
-        .current_dir(&dir);
-    let mut server = Service::spawn(
-        "workerd (JWT harness)",
-        command,
-        &stack.profile.log("jwt-harness"),
-        libc::SIGTERM,
-    )?;
+    let mut server = start_harness(stack, &dir, port)?;
     let base = format!("http://127.0.0.1:{port}");
     let measured = (|| -> Result<Vec<Vec<f64>>> {
         // Any answer means it serves (before setup, /run answers 500).
@@ -98,11 +85,11 @@ pub(super) fn figure(stack: &Stack, report: &mut Report) -> Result<()> {
         }
         let pid = server.pid();
         let run = |alg: &str, n: u64| -> Result<u64> {
-            let before = cpu_ns(pid)?;
+            let before = workerd_cpu_ns(pid)?;
             ureq::get(&format!("{base}/run?alg={alg}&n={n}"))
                 .call()
                 .map_err(describe)?;
-            Ok(cpu_ns(pid)?.saturating_sub(before))
+            Ok(workerd_cpu_ns(pid)?.saturating_sub(before))
         };
         ALGORITHMS
             .iter()
@@ -168,23 +155,31 @@ fn build(tools: &WorkerTools, dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// CPU time used so far by every thread of process `pid`, in nanoseconds.
-fn cpu_ns(pid: u32) -> Result<u64> {
-    let tasks = PathBuf::from(format!("/proc/{pid}/task"));
-    let mut total = 0;
-    for task in std::fs::read_dir(&tasks).with_context(|| format!("reading {}", tasks.display()))? {
-        // A thread that ended meanwhile has no file any more; its time is
-        // lost to both sides of a difference alike.
-        let Ok(stat) = std::fs::read_to_string(task?.path().join("schedstat")) else {
-            continue;
-        };
-        total += stat
-            .split_whitespace()
-            .next()
-            .and_then(|ns| ns.parse::<u64>().ok())
-            .context("an unexpected schedstat line")?;
-    }
-    Ok(total)
+/// `workerd serve` of the harness's build on `port`, with the edge's
+/// compatibility date and flags (`wrangler.toml`); the config is written
+/// under the bench profile's folder.
+fn start_harness(stack: &Stack, dir: &std::path::Path, port: u16) -> Result<Service> {
+    let toml_path = repo_root().join("wrangler.toml");
+    let settings = workerd_serve::wrangler_settings(
+        &std::fs::read_to_string(&toml_path)
+            .with_context(|| format!("reading {}", toml_path.display()))?,
+    )?;
+    let config_dir = stack.profile.dir.join("jwt-harness");
+    std::fs::create_dir_all(&config_dir)?;
+    let config = WorkerConfig {
+        port,
+        compatibility_date: settings.compatibility_date,
+        compatibility_flags: settings.compatibility_flags,
+        modules: workerd_serve::modules_in(&dir.join("build"), "index.js", &config_dir)?,
+        bindings: Vec::new(),
+    };
+    workerd_serve::start(
+        "workerd (JWT harness)",
+        &stack.worker_tools.workerd,
+        &config,
+        &config_dir.join("workerd.capnp"),
+        &stack.profile.log("jwt-harness"),
+    )
 }
 
 /// A refused request with the harness's reason (its body).

@@ -2,6 +2,7 @@
 //! TypeScript Worker doing what `POST /v1/usage` does (telemetry included),
 //! each in its own `workerd serve` process against the same REST layer.
 
+use super::cpu::workerd_cpu_ns;
 use super::edge::{Served, PEER_PORT_OFFSET};
 use super::wrk::{check_ledger, run_wrk, wrk_get};
 use super::{Plan, Report};
@@ -13,32 +14,6 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// CPU seconds (user + system) used so far by the `workerd` processes of
-/// process group `group`.
-pub(super) fn workerd_cpu_secs(group: u32) -> Result<f64> {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let mut total = 0.0;
-    for entry in std::fs::read_dir("/proc")? {
-        let Ok(text) = std::fs::read_to_string(entry?.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid pgrp ...`: comm may hold spaces, so split
-        // after its closing parenthesis.
-        let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else {
-            continue;
-        };
-        let comm = &text[open + 1..close];
-        let fields: Vec<&str> = text[close + 2..].split_whitespace().collect();
-        let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-        // After comm: state(0) ppid(1) pgrp(2) ... utime(11) stime(12).
-        if comm == "workerd" && field(2) == Some(f64::from(group)) {
-            total += (field(11).unwrap_or(0.0) + field(12).unwrap_or(0.0)) / ticks;
-        }
-    }
-    Ok(total)
-}
 
 /// Bundles the peer with the npm esbuild (what wrangler would do: strip the
 /// types; it has no dependencies) and serves it on `workerd serve`.
@@ -155,7 +130,7 @@ fn compare(
             let pid = served.service.pid();
             // One connection: latency is service time.
             let run_id = format!("peer-{name}-{i}");
-            let before = workerd_cpu_secs(pid)?;
+            let before = workerd_cpu_ns(pid)?;
             let r = run_wrk(
                 wrk,
                 &served.url,
@@ -168,15 +143,15 @@ fn compare(
                 1,
                 anon,
             )?;
-            let after = workerd_cpu_secs(pid)?;
+            let after = workerd_cpu_ns(pid)?;
             check_ledger(stack, report, &run_id, &r, 1, 1, false)?;
-            let cpu_us = (after - before) * 1e6 / r.events.max(1.0);
+            let cpu_us = micros(before, after) / r.events.max(1.0);
             let p50 = r.p50_ms;
             lat[k].push(p50);
             cpu[k].push(cpu_us);
             // 32 connections: what each costs when the machine is busy.
             let run_id = format!("peer32-{name}-{i}");
-            let before = workerd_cpu_secs(pid)?;
+            let before = workerd_cpu_ns(pid)?;
             let r = run_wrk(
                 wrk,
                 &served.url,
@@ -189,9 +164,9 @@ fn compare(
                 1,
                 anon,
             )?;
-            let after = workerd_cpu_secs(pid)?;
+            let after = workerd_cpu_ns(pid)?;
             check_ledger(stack, report, &run_id, &r, 32, 1, false)?;
-            let cpu32_us = (after - before) * 1e6 / r.events.max(1.0);
+            let cpu32_us = micros(before, after) / r.events.max(1.0);
             rate32[k].push(r.events / r.seconds);
             cpu32[k].push(cpu32_us);
             this[k] = (p50, cpu_us, cpu32_us);
@@ -205,12 +180,12 @@ fn compare(
             ("/__bench/noop", &mut noop, &mut noop_cpu),
             ("/__bench/subrequest", &mut sub, &mut sub_cpu),
         ] {
-            let before = workerd_cpu_secs(peer.service.pid())?;
+            let before = workerd_cpu_ns(peer.service.pid())?;
             let (median, requests) =
                 wrk_get(wrk, &format!("{}{path}", peer.url), plan.latency_secs)?;
-            let after = workerd_cpu_secs(peer.service.pid())?;
+            let after = workerd_cpu_ns(peer.service.pid())?;
             p50.push(median);
-            cpu_us.push((after - before) * 1e6 / requests.max(1.0));
+            cpu_us.push(micros(before, after) / requests.max(1.0));
         }
     }
     report.add(
@@ -276,4 +251,10 @@ fn compare(
         true,
     );
     Ok(())
+}
+
+/// The CPU time between two [`workerd_cpu_ns`] readings, in microseconds
+/// (none when a thread that ended took its time with it).
+fn micros(before: u64, after: u64) -> f64 {
+    after.saturating_sub(before) as f64 / 1e3
 }
