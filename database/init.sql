@@ -506,8 +506,12 @@ create table if not exists platform.token_usage (
   constraint token_usage_idempotent unique (user_id, idempotency_key)
 );
 comment on table platform.token_usage is 'Append-only ledger of LLM token usage; written only by record_token_usage';
+-- Every index is paid by every recorded event, so each one here has a reader:
+-- a user's history in time order (the read policy below, through the REST
+-- layer); the model foreign key (a model deleted, refused while rows name
+-- it, must not scan the ledger). The daily summary is kept by a trigger, not
+-- read from the ledger by day, so no index on created_at alone.
 create index if not exists token_usage_user_created_idx on platform.token_usage (user_id, created_at);
-create index if not exists token_usage_created_idx on platform.token_usage (created_at);
 create index if not exists token_usage_model_id_idx on platform.token_usage (model_id);
 
 create table if not exists platform.token_grants (
@@ -642,6 +646,50 @@ create policy "users read their rejections, admins read all" on platform.usage_r
 drop policy if exists "the service role reads rejections" on platform.usage_rejections;
 create policy "the service role reads rejections" on platform.usage_rejections
   for select to service_role using (true);
+
+-- Rejections per (source, code), kept by the statements that add or remove
+-- rejections, so that metrics_snapshot reads one row per reason instead of
+-- counting the whole table on every scrape. Readable by nobody directly.
+create table if not exists platform.usage_rejection_counts (
+  source text not null,
+  code text not null,
+  rejections bigint not null
+    constraint usage_rejection_counts_non_negative check (rejections >= 0),
+  primary key (source, code)
+);
+comment on table platform.usage_rejection_counts is
+  'Rows of usage_rejections per (source, code), kept by a statement trigger; metrics_snapshot reads it';
+alter table platform.usage_rejection_counts enable row level security;
+revoke all on platform.usage_rejection_counts from public, anon, authenticated, service_role;
+
+-- One upsert per statement and reason, in key order, so two writers lock the
+-- counters they share in the same order and never deadlock.
+create or replace function platform.count_usage_rejections() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'INSERT' then
+    insert into platform.usage_rejection_counts as c (source, code, rejections)
+    select n.source, n.code, count(*) from added_rows n group by 1, 2 order by 1, 2
+    on conflict (source, code) do update set rejections = c.rejections + excluded.rejections;
+  else
+    update platform.usage_rejection_counts c
+       set rejections = c.rejections - o.n
+      from (select r.source, r.code, count(*) as n from removed_rows r group by 1, 2 order by 1, 2) o
+     where c.source = o.source and c.code = o.code;
+  end if;
+  return null;
+end
+$$;
+revoke execute on function platform.count_usage_rejections() from public, anon, authenticated, service_role;
+
+create or replace trigger usage_rejections_counted_on_insert after insert on platform.usage_rejections
+  referencing new table as added_rows
+  for each statement execute function platform.count_usage_rejections();
+create or replace trigger usage_rejections_counted_on_delete after delete on platform.usage_rejections
+  referencing old table as removed_rows
+  for each statement execute function platform.count_usage_rejections();
 
 -- ==== supabase/migrations/20261201000600_telemetry.sql ====
 
@@ -2086,10 +2134,13 @@ begin
                    case when s.refusal is null then s.prompt::bigint end as prompt_tokens,
                    case when s.refusal is null then s.completion::bigint end as completion_tokens
               from shaped s) s
-      -- One index probe per event, whatever the ledger's size.
+      -- One index probe per event, whatever the ledger's size. OFFSET 0
+      -- keeps the subquery whole: pulled up, its scalar subplan ran once for
+      -- each mention of ledger, twice per event.
       cross join lateral (
         select (select u from platform.token_usage u
                  where u.user_id = s.user_id and u.idempotency_key = s.key) as ledger
+        offset 0
       ) l
   ), firsts as (
     select j.*,
@@ -3010,7 +3061,8 @@ grant execute on function platform.prune_telemetry() to service_role;
 -- latest batch, rejections and dead letters. Admins and the service role only.
 -- Its cost does not grow with history: calls and durations come from the
 -- lifetime totals (one row per function, status and HTTP status), the queue
--- lag from the latest batch by its key.
+-- lag from the latest batch by its key, rejections from their counters (one
+-- row per source and reason, usage_rejection_counts).
 create or replace function platform.metrics_snapshot()
 returns jsonb
 language plpgsql stable security definer
@@ -3033,7 +3085,8 @@ begin
     'usage_rejections', coalesce((
       select jsonb_agg(jsonb_build_object('source', r.source, 'code', r.code, 'count', r.n)
                        order by r.source, r.code)
-        from (select source, code, count(*) as n from platform.usage_rejections group by 1, 2) r), '[]'),
+        from (select c.source, c.code, c.rejections as n from platform.usage_rejection_counts c
+               where c.rejections > 0) r), '[]'),
     'now', extract(epoch from now()),
     'summary_refreshed_at', extract(epoch from v_refreshed),
     'summary_pending_deltas', (select count(*) from analytics.daily_token_deltas),
