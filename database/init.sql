@@ -506,8 +506,15 @@ create table if not exists platform.token_usage (
   constraint token_usage_idempotent unique (user_id, idempotency_key)
 );
 comment on table platform.token_usage is 'Append-only ledger of LLM token usage; written only by record_token_usage';
-create index if not exists token_usage_user_created_idx on platform.token_usage (user_id, created_at);
-create index if not exists token_usage_created_idx on platform.token_usage (created_at);
+-- Every index is paid by every recorded event, so each one here has a reader.
+-- token_usage_idempotent is the only one that begins with user_id: every
+-- writer probes it for a retry, once per event, and with a second index on
+-- (user_id, ...) a plan made while the ledger was small or never analysed
+-- could walk all of a user's rows for each probe instead (pgTAP 271). It
+-- also serves a user's rows (their history, their deletion). The model
+-- foreign key needs model_id indexed: deleting a model, refused while rows
+-- name it, must not scan the ledger. The daily summary is kept by a
+-- trigger, not read from the ledger by day, so no index on created_at.
 create index if not exists token_usage_model_id_idx on platform.token_usage (model_id);
 
 create table if not exists platform.token_grants (
@@ -642,6 +649,50 @@ create policy "users read their rejections, admins read all" on platform.usage_r
 drop policy if exists "the service role reads rejections" on platform.usage_rejections;
 create policy "the service role reads rejections" on platform.usage_rejections
   for select to service_role using (true);
+
+-- Rejections per (source, code), kept by the statements that add or remove
+-- rejections, so that metrics_snapshot reads one row per reason instead of
+-- counting the whole table on every scrape. Readable by nobody directly.
+create table if not exists platform.usage_rejection_counts (
+  source text not null,
+  code text not null,
+  rejections bigint not null
+    constraint usage_rejection_counts_non_negative check (rejections >= 0),
+  primary key (source, code)
+);
+comment on table platform.usage_rejection_counts is
+  'Rows of usage_rejections per (source, code), kept by a statement trigger; metrics_snapshot reads it';
+alter table platform.usage_rejection_counts enable row level security;
+revoke all on platform.usage_rejection_counts from public, anon, authenticated, service_role;
+
+-- One upsert per statement and reason, in key order, so two writers lock the
+-- counters they share in the same order and never deadlock.
+create or replace function platform.count_usage_rejections() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'INSERT' then
+    insert into platform.usage_rejection_counts as c (source, code, rejections)
+    select n.source, n.code, count(*) from added_rows n group by 1, 2 order by 1, 2
+    on conflict (source, code) do update set rejections = c.rejections + excluded.rejections;
+  else
+    update platform.usage_rejection_counts c
+       set rejections = c.rejections - o.n
+      from (select r.source, r.code, count(*) as n from removed_rows r group by 1, 2 order by 1, 2) o
+     where c.source = o.source and c.code = o.code;
+  end if;
+  return null;
+end
+$$;
+revoke execute on function platform.count_usage_rejections() from public, anon, authenticated, service_role;
+
+create or replace trigger usage_rejections_counted_on_insert after insert on platform.usage_rejections
+  referencing new table as added_rows
+  for each statement execute function platform.count_usage_rejections();
+create or replace trigger usage_rejections_counted_on_delete after delete on platform.usage_rejections
+  referencing old table as removed_rows
+  for each statement execute function platform.count_usage_rejections();
 
 -- ==== supabase/migrations/20261201000600_telemetry.sql ====
 
@@ -2086,10 +2137,13 @@ begin
                    case when s.refusal is null then s.prompt::bigint end as prompt_tokens,
                    case when s.refusal is null then s.completion::bigint end as completion_tokens
               from shaped s) s
-      -- One index probe per event, whatever the ledger's size.
+      -- One index probe per event, whatever the ledger's size. OFFSET 0
+      -- keeps the subquery whole: pulled up, its scalar subplan ran once for
+      -- each mention of ledger, twice per event.
       cross join lateral (
         select (select u from platform.token_usage u
                  where u.user_id = s.user_id and u.idempotency_key = s.key) as ledger
+        offset 0
       ) l
   ), firsts as (
     select j.*,
@@ -2743,6 +2797,12 @@ set search_path = ''
 as $$
 declare
   v_started timestamptz := clock_timestamp();
+  -- The messages' fields, in order, read from p_messages in one pass: a
+  -- delivery is thousands of messages, and each walk over them costs as
+  -- much as a tenth of recording them.
+  v_user_ids text[];
+  v_key_ids text[];
+  v_all_events jsonb[];
   -- Per message, in order: its pair's refusal (null when it may record).
   v_refusals jsonb[];
   -- The messages that may record: their positions (1-based) and answers.
@@ -2765,9 +2825,15 @@ begin
     perform platform.fail('PT422', 'invalid_batch', 'p_messages must be a JSON array');
   end if;
 
+  select array_agg(t.m ->> 'user_id' order by t.i), array_agg(t.m ->> 'api_key_id' order by t.i),
+         array_agg(t.m -> 'event' order by t.i),
+         min((t.m ->> 'accepted_at_ms')::numeric) filter (where jsonb_typeof(t.m -> 'accepted_at_ms') = 'number')
+    into v_user_ids, v_key_ids, v_all_events, v_oldest_ms
+    from jsonb_array_elements(p_messages) with ordinality t(m, i);
+
   with message as (
-    select t.i, t.m ->> 'user_id' as user_id, t.m ->> 'api_key_id' as api_key_id
-      from jsonb_array_elements(p_messages) with ordinality t(m, i)
+    select t.i, t.user_id, t.api_key_id
+      from unnest(v_user_ids, v_key_ids) with ordinality t(user_id, api_key_id, i)
   ), pair as materialized (
     select g.user_id, g.api_key_id, platform.queued_usage_refusal(g.user_id, g.api_key_id) as refusal
       from (select distinct m.user_id, m.api_key_id from message m) g
@@ -2777,10 +2843,11 @@ begin
     join pair p on p.user_id is not distinct from m.user_id and p.api_key_id is not distinct from m.api_key_id;
 
   -- The ids of a pair without a refusal are valid UUIDs (or a null key).
-  select array_agg(t.i order by t.i), array_agg((t.m ->> 'user_id')::uuid order by t.i),
-         array_agg((t.m ->> 'api_key_id')::uuid order by t.i), array_agg(t.m -> 'event' order by t.i)
+  select array_agg(t.i order by t.i), array_agg(t.user_id::uuid order by t.i),
+         array_agg(t.api_key_id::uuid order by t.i), array_agg(t.event order by t.i)
     into v_positions, v_users, v_keys, v_events
-    from rows from (jsonb_array_elements(p_messages), unnest(v_refusals)) with ordinality t(m, refusal, i)
+    from unnest(v_user_ids, v_key_ids, v_all_events, v_refusals)
+         with ordinality t(user_id, api_key_id, event, refusal, i)
    where t.refusal is null;
   if v_positions is not null then
     v_answers := platform.record_usage_events(v_users, v_keys, v_events, true);
@@ -2788,31 +2855,27 @@ begin
   -- The answers' index is their place among the events recorded; the
   -- queue's results are in message order already.
   select coalesce(array_agg(coalesce(a.answer - 'index', jsonb_build_object('status', 'rejected', 'error', t.refusal))
-                            order by t.i), '{}')
-    into v_results
+                            order by t.i), '{}'),
+         count(*) filter (where a.answer ->> 'status' = 'recorded'),
+         count(*) filter (where a.answer ->> 'status' = 'replayed'),
+         count(*) filter (where a.answer is null or a.answer ->> 'status' = 'rejected')
+    into v_results, v_recorded, v_replayed, v_rejected
     from unnest(v_refusals) with ordinality t(refusal, i)
     left join unnest(v_positions, v_answers) a(i, answer) on a.i = t.i;
 
   -- Keep every refusal with its reason; a redelivered refusal is kept once.
   -- A malformed user id cannot be kept against a user and is only answered.
-  insert into platform.usage_rejections (user_id, idempotency_key, api_key_id, source, code, message, event)
-  select (m ->> 'user_id')::uuid, coalesce(m -> 'event' ->> 'idempotency_key', ''),
-         case when platform.is_uuid(m ->> 'api_key_id') then (m ->> 'api_key_id')::uuid end,
-         'queue', r -> 'error' ->> 'code', r -> 'error' ->> 'message', coalesce(m -> 'event', 'null')
-    from rows from (jsonb_array_elements(p_messages), unnest(v_results)) t(m, r)
-   where r ->> 'status' = 'rejected'
-     and platform.is_uuid(m ->> 'user_id')
-     and coalesce(m -> 'event' ->> 'idempotency_key', '') <> ''
-  on conflict (user_id, idempotency_key) do nothing;
-
-  select count(*) filter (where r ->> 'status' = 'recorded'),
-         count(*) filter (where r ->> 'status' = 'replayed'),
-         count(*) filter (where r ->> 'status' = 'rejected')
-    into v_recorded, v_replayed, v_rejected
-    from unnest(v_results) r;
-  select min((m ->> 'accepted_at_ms')::numeric) into v_oldest_ms
-    from jsonb_array_elements(p_messages) m
-   where jsonb_typeof(m -> 'accepted_at_ms') = 'number';
+  if v_rejected > 0 then
+    insert into platform.usage_rejections (user_id, idempotency_key, api_key_id, source, code, message, event)
+    select t.user_id::uuid, coalesce(t.event ->> 'idempotency_key', ''),
+           case when platform.is_uuid(t.api_key_id) then t.api_key_id::uuid end,
+           'queue', t.r -> 'error' ->> 'code', t.r -> 'error' ->> 'message', coalesce(t.event, 'null')
+      from unnest(v_user_ids, v_key_ids, v_all_events, v_results) t(user_id, api_key_id, event, r)
+     where t.r ->> 'status' = 'rejected'
+       and platform.is_uuid(t.user_id)
+       and coalesce(t.event ->> 'idempotency_key', '') <> ''
+    on conflict (user_id, idempotency_key) do nothing;
+  end if;
 
   v_summary := jsonb_build_object('messages', jsonb_array_length(p_messages), 'recorded', v_recorded,
     'replayed', v_replayed, 'rejected', v_rejected,
@@ -3010,7 +3073,8 @@ grant execute on function platform.prune_telemetry() to service_role;
 -- latest batch, rejections and dead letters. Admins and the service role only.
 -- Its cost does not grow with history: calls and durations come from the
 -- lifetime totals (one row per function, status and HTTP status), the queue
--- lag from the latest batch by its key.
+-- lag from the latest batch by its key, rejections from their counters (one
+-- row per source and reason, usage_rejection_counts).
 create or replace function platform.metrics_snapshot()
 returns jsonb
 language plpgsql stable security definer
@@ -3033,7 +3097,8 @@ begin
     'usage_rejections', coalesce((
       select jsonb_agg(jsonb_build_object('source', r.source, 'code', r.code, 'count', r.n)
                        order by r.source, r.code)
-        from (select source, code, count(*) as n from platform.usage_rejections group by 1, 2) r), '[]'),
+        from (select c.source, c.code, c.rejections as n from platform.usage_rejection_counts c
+               where c.rejections > 0) r), '[]'),
     'now', extract(epoch from now()),
     'summary_refreshed_at', extract(epoch from v_refreshed),
     'summary_pending_deltas', (select count(*) from analytics.daily_token_deltas),

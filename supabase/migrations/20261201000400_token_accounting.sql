@@ -55,8 +55,15 @@ create table if not exists platform.token_usage (
   constraint token_usage_idempotent unique (user_id, idempotency_key)
 );
 comment on table platform.token_usage is 'Append-only ledger of LLM token usage; written only by record_token_usage';
-create index if not exists token_usage_user_created_idx on platform.token_usage (user_id, created_at);
-create index if not exists token_usage_created_idx on platform.token_usage (created_at);
+-- Every index is paid by every recorded event, so each one here has a reader.
+-- token_usage_idempotent is the only one that begins with user_id: every
+-- writer probes it for a retry, once per event, and with a second index on
+-- (user_id, ...) a plan made while the ledger was small or never analysed
+-- could walk all of a user's rows for each probe instead (pgTAP 271). It
+-- also serves a user's rows (their history, their deletion). The model
+-- foreign key needs model_id indexed: deleting a model, refused while rows
+-- name it, must not scan the ledger. The daily summary is kept by a
+-- trigger, not read from the ledger by day, so no index on created_at.
 create index if not exists token_usage_model_id_idx on platform.token_usage (model_id);
 
 create table if not exists platform.token_grants (

@@ -495,10 +495,13 @@ begin
                    case when s.refusal is null then s.prompt::bigint end as prompt_tokens,
                    case when s.refusal is null then s.completion::bigint end as completion_tokens
               from shaped s) s
-      -- One index probe per event, whatever the ledger's size.
+      -- One index probe per event, whatever the ledger's size. OFFSET 0
+      -- keeps the subquery whole: pulled up, its scalar subplan ran once for
+      -- each mention of ledger, twice per event.
       cross join lateral (
         select (select u from platform.token_usage u
                  where u.user_id = s.user_id and u.idempotency_key = s.key) as ledger
+        offset 0
       ) l
   ), firsts as (
     select j.*,

@@ -61,6 +61,12 @@ set search_path = ''
 as $$
 declare
   v_started timestamptz := clock_timestamp();
+  -- The messages' fields, in order, read from p_messages in one pass: a
+  -- delivery is thousands of messages, and each walk over them costs as
+  -- much as a tenth of recording them.
+  v_user_ids text[];
+  v_key_ids text[];
+  v_all_events jsonb[];
   -- Per message, in order: its pair's refusal (null when it may record).
   v_refusals jsonb[];
   -- The messages that may record: their positions (1-based) and answers.
@@ -83,9 +89,15 @@ begin
     perform platform.fail('PT422', 'invalid_batch', 'p_messages must be a JSON array');
   end if;
 
+  select array_agg(t.m ->> 'user_id' order by t.i), array_agg(t.m ->> 'api_key_id' order by t.i),
+         array_agg(t.m -> 'event' order by t.i),
+         min((t.m ->> 'accepted_at_ms')::numeric) filter (where jsonb_typeof(t.m -> 'accepted_at_ms') = 'number')
+    into v_user_ids, v_key_ids, v_all_events, v_oldest_ms
+    from jsonb_array_elements(p_messages) with ordinality t(m, i);
+
   with message as (
-    select t.i, t.m ->> 'user_id' as user_id, t.m ->> 'api_key_id' as api_key_id
-      from jsonb_array_elements(p_messages) with ordinality t(m, i)
+    select t.i, t.user_id, t.api_key_id
+      from unnest(v_user_ids, v_key_ids) with ordinality t(user_id, api_key_id, i)
   ), pair as materialized (
     select g.user_id, g.api_key_id, platform.queued_usage_refusal(g.user_id, g.api_key_id) as refusal
       from (select distinct m.user_id, m.api_key_id from message m) g
@@ -95,10 +107,11 @@ begin
     join pair p on p.user_id is not distinct from m.user_id and p.api_key_id is not distinct from m.api_key_id;
 
   -- The ids of a pair without a refusal are valid UUIDs (or a null key).
-  select array_agg(t.i order by t.i), array_agg((t.m ->> 'user_id')::uuid order by t.i),
-         array_agg((t.m ->> 'api_key_id')::uuid order by t.i), array_agg(t.m -> 'event' order by t.i)
+  select array_agg(t.i order by t.i), array_agg(t.user_id::uuid order by t.i),
+         array_agg(t.api_key_id::uuid order by t.i), array_agg(t.event order by t.i)
     into v_positions, v_users, v_keys, v_events
-    from rows from (jsonb_array_elements(p_messages), unnest(v_refusals)) with ordinality t(m, refusal, i)
+    from unnest(v_user_ids, v_key_ids, v_all_events, v_refusals)
+         with ordinality t(user_id, api_key_id, event, refusal, i)
    where t.refusal is null;
   if v_positions is not null then
     v_answers := platform.record_usage_events(v_users, v_keys, v_events, true);
@@ -106,31 +119,27 @@ begin
   -- The answers' index is their place among the events recorded; the
   -- queue's results are in message order already.
   select coalesce(array_agg(coalesce(a.answer - 'index', jsonb_build_object('status', 'rejected', 'error', t.refusal))
-                            order by t.i), '{}')
-    into v_results
+                            order by t.i), '{}'),
+         count(*) filter (where a.answer ->> 'status' = 'recorded'),
+         count(*) filter (where a.answer ->> 'status' = 'replayed'),
+         count(*) filter (where a.answer is null or a.answer ->> 'status' = 'rejected')
+    into v_results, v_recorded, v_replayed, v_rejected
     from unnest(v_refusals) with ordinality t(refusal, i)
     left join unnest(v_positions, v_answers) a(i, answer) on a.i = t.i;
 
   -- Keep every refusal with its reason; a redelivered refusal is kept once.
   -- A malformed user id cannot be kept against a user and is only answered.
-  insert into platform.usage_rejections (user_id, idempotency_key, api_key_id, source, code, message, event)
-  select (m ->> 'user_id')::uuid, coalesce(m -> 'event' ->> 'idempotency_key', ''),
-         case when platform.is_uuid(m ->> 'api_key_id') then (m ->> 'api_key_id')::uuid end,
-         'queue', r -> 'error' ->> 'code', r -> 'error' ->> 'message', coalesce(m -> 'event', 'null')
-    from rows from (jsonb_array_elements(p_messages), unnest(v_results)) t(m, r)
-   where r ->> 'status' = 'rejected'
-     and platform.is_uuid(m ->> 'user_id')
-     and coalesce(m -> 'event' ->> 'idempotency_key', '') <> ''
-  on conflict (user_id, idempotency_key) do nothing;
-
-  select count(*) filter (where r ->> 'status' = 'recorded'),
-         count(*) filter (where r ->> 'status' = 'replayed'),
-         count(*) filter (where r ->> 'status' = 'rejected')
-    into v_recorded, v_replayed, v_rejected
-    from unnest(v_results) r;
-  select min((m ->> 'accepted_at_ms')::numeric) into v_oldest_ms
-    from jsonb_array_elements(p_messages) m
-   where jsonb_typeof(m -> 'accepted_at_ms') = 'number';
+  if v_rejected > 0 then
+    insert into platform.usage_rejections (user_id, idempotency_key, api_key_id, source, code, message, event)
+    select t.user_id::uuid, coalesce(t.event ->> 'idempotency_key', ''),
+           case when platform.is_uuid(t.api_key_id) then t.api_key_id::uuid end,
+           'queue', t.r -> 'error' ->> 'code', t.r -> 'error' ->> 'message', coalesce(t.event, 'null')
+      from unnest(v_user_ids, v_key_ids, v_all_events, v_results) t(user_id, api_key_id, event, r)
+     where t.r ->> 'status' = 'rejected'
+       and platform.is_uuid(t.user_id)
+       and coalesce(t.event ->> 'idempotency_key', '') <> ''
+    on conflict (user_id, idempotency_key) do nothing;
+  end if;
 
   v_summary := jsonb_build_object('messages', jsonb_array_length(p_messages), 'recorded', v_recorded,
     'replayed', v_replayed, 'rejected', v_rejected,

@@ -102,7 +102,8 @@ grant execute on function platform.prune_telemetry() to service_role;
 -- latest batch, rejections and dead letters. Admins and the service role only.
 -- Its cost does not grow with history: calls and durations come from the
 -- lifetime totals (one row per function, status and HTTP status), the queue
--- lag from the latest batch by its key.
+-- lag from the latest batch by its key, rejections from their counters (one
+-- row per source and reason, usage_rejection_counts).
 create or replace function platform.metrics_snapshot()
 returns jsonb
 language plpgsql stable security definer
@@ -125,7 +126,8 @@ begin
     'usage_rejections', coalesce((
       select jsonb_agg(jsonb_build_object('source', r.source, 'code', r.code, 'count', r.n)
                        order by r.source, r.code)
-        from (select source, code, count(*) as n from platform.usage_rejections group by 1, 2) r), '[]'),
+        from (select c.source, c.code, c.rejections as n from platform.usage_rejection_counts c
+               where c.rejections > 0) r), '[]'),
     'now', extract(epoch from now()),
     'summary_refreshed_at', extract(epoch from v_refreshed),
     'summary_pending_deltas', (select count(*) from analytics.daily_token_deltas),
