@@ -5,7 +5,7 @@
 use crate::incoming::header;
 use crate::{env_config, handlers, rate_limit, respond, telemetry};
 use futures_util::StreamExt;
-use shared::rate_limit::{public_route, refused_before_authentication, Charge};
+use shared::rate_limit::{public_route, refusal_charge, Charge, RefusalCharge};
 use shared::routes::{Endpoint, Router};
 use shared::{cors, http, ApiError, Config};
 use std::cell::OnceCell;
@@ -46,15 +46,24 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
                 Ok(Answered::Normal(response)) => respond::add_headers(response, cors_headers),
                 Err(err) => {
                     // Refused before its caller was known: charged to the
-                    // client address now, so a flood of such requests is
-                    // braked (the 429 replaces the refusal once over).
-                    let err = if refused_before_authentication(&err, reached_handler) {
-                        match rate_limit::charge(&Charge::client(client_ip.as_deref())).await {
+                    // client address (shared::rate_limit::RefusalCharge).
+                    let charge = Charge::client(client_ip.as_deref());
+                    let err = match refusal_charge(&err, reached_handler) {
+                        RefusalCharge::None => err,
+                        RefusalCharge::AfterAnswer => {
+                            ctx.wait_until(async move {
+                                if let Err(e) = rate_limit::charge(&charge).await {
+                                    if let Some(detail) = e.log_detail() {
+                                        worker::console_error!("{detail}");
+                                    }
+                                }
+                            });
+                            err
+                        }
+                        RefusalCharge::BeforeAnswer => match rate_limit::charge(&charge).await {
                             Ok(()) => err,
                             Err(limited) => limited,
-                        }
-                    } else {
-                        err
+                        },
                     };
                     respond::add_headers(respond::error(&err), cors_headers)
                 }

@@ -8,8 +8,9 @@
 //!   verifies and before the user is mirrored or any RPC runs;
 //! - anything else, per client address (`CF-Connecting-IP`): the public
 //!   routes (`/health`, `/v1/openapi.json`, `/v1/models`) before they run,
-//!   and every request refused before its caller is known (no or bad
-//!   credentials, an unknown route, an oversized body), when it is refused.
+//!   and every request refused before its caller is known: no or bad
+//!   credentials before the answer (which becomes the 429 once over), an
+//!   unknown route or an oversized body after it ([`RefusalCharge`]).
 //!
 //! Not charged: Supabase's signed hook calls and the operator's
 //! `METRICS_TOKEN` (not client traffic, and their senders retry on 429
@@ -115,7 +116,7 @@ impl Charge {
 /// Whether a route is charged to the client address before it runs: the
 /// routes anyone may call without credentials. Every other route is charged
 /// by its caller's identity once known, or to the client address when
-/// refused before that (see [`refused_before_authentication`]).
+/// refused before that (see [`refusal_charge`]).
 pub fn public_route(endpoint: Endpoint, deep_health: bool) -> bool {
     match endpoint {
         // `?deep=1` needs the operator's token, like `/v1/metrics`.
@@ -125,19 +126,35 @@ pub fn public_route(endpoint: Endpoint, deep_health: bool) -> bool {
     }
 }
 
-/// Whether a request answered with `err` was refused before its caller
-/// was known, so it is charged to the client address. `reached_handler`
-/// is false for what the pipeline refuses before any handler runs (an
-/// unknown route, a refused preflight, an oversized body); from a handler,
-/// it is the refusals of authentication: every 401, and signing keys too
-/// stale to judge a token. A refusal that is itself a rate limit, or the
-/// Worker's own misconfiguration, is never charged again.
-pub fn refused_before_authentication(err: &ApiError, reached_handler: bool) -> bool {
+/// What a refusal costs the client address's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalCharge {
+    /// The caller was known (and charged), or the fault is ours.
+    None,
+    /// Refused by the pipeline before any handler (an unknown route, a
+    /// refused preflight, an oversized body): counted once the answer is
+    /// out, and answered as it is. Such a refusal costs no more than a 429
+    /// would, and a body refused mid-upload is answered at once rather
+    /// than after a limiter call while the client is still sending.
+    AfterAnswer,
+    /// Refused by authentication (every 401; signing keys too stale to
+    /// judge a token): charged before answering, and answered 429 instead
+    /// once the address is over, so a flood without valid credentials is
+    /// braked.
+    BeforeAnswer,
+}
+
+/// How a request answered with `err` is charged to its client address.
+/// `reached_handler` is false for what the pipeline refuses before any
+/// handler runs. A refusal that is itself a rate limit, or the Worker's own
+/// misconfiguration, is never charged again.
+pub fn refusal_charge(err: &ApiError, reached_handler: bool) -> RefusalCharge {
     match err {
-        ApiError::RateLimited { .. } | ApiError::Misconfigured { .. } => false,
-        ApiError::JwksUnavailable { .. } => true,
-        _ if !reached_handler => true,
-        other => other.status() == 401,
+        ApiError::RateLimited { .. } | ApiError::Misconfigured { .. } => RefusalCharge::None,
+        _ if !reached_handler => RefusalCharge::AfterAnswer,
+        ApiError::JwksUnavailable { .. } => RefusalCharge::BeforeAnswer,
+        other if other.status() == 401 => RefusalCharge::BeforeAnswer,
+        _ => RefusalCharge::None,
     }
 }
 
@@ -228,15 +245,16 @@ mod tests {
 
     #[test]
     fn refusals_before_the_caller_is_known_are_charged_to_the_address() {
+        use RefusalCharge::{AfterAnswer, BeforeAnswer, None as NotCharged};
         let limited = Charge::client(None).refusal();
-        let cases: Vec<(ApiError, bool, bool)> = vec![
+        let cases: Vec<(ApiError, bool, RefusalCharge)> = vec![
             // The pipeline's own refusals, before any handler.
-            (ApiError::NotFound, false, true),
-            (ApiError::PayloadTooLarge { limit: 1 }, false, true),
-            (ApiError::OriginNotAllowed, false, true),
+            (ApiError::NotFound, false, AfterAnswer),
+            (ApiError::PayloadTooLarge { limit: 1 }, false, AfterAnswer),
+            (ApiError::OriginNotAllowed, false, AfterAnswer),
             // Authentication's refusals.
-            (AuthError::MissingToken.into(), true, true),
-            (AuthError::MalformedApiKey.into(), true, true),
+            (AuthError::MissingToken.into(), true, BeforeAnswer),
+            (AuthError::MalformedApiKey.into(), true, BeforeAnswer),
             (
                 ApiError::Rejected {
                     status: 401,
@@ -244,14 +262,14 @@ mod tests {
                     message: "revoked".into(),
                 },
                 true,
-                true,
+                BeforeAnswer,
             ),
             (
                 ApiError::JwksUnavailable {
                     retry_after_secs: 30,
                 },
                 true,
-                true,
+                BeforeAnswer,
             ),
             // After authentication, the identity was charged already.
             (
@@ -260,7 +278,7 @@ mod tests {
                     message: "no".into(),
                 },
                 true,
-                false,
+                NotCharged,
             ),
             (
                 ApiError::Unprocessable {
@@ -268,29 +286,29 @@ mod tests {
                     message: "no".into(),
                 },
                 true,
-                false,
+                NotCharged,
             ),
             (
                 ApiError::Unavailable {
                     retry_after_secs: 1,
                 },
                 true,
-                false,
+                NotCharged,
             ),
             // Never charged twice, never for the Worker's own fault.
-            (limited.clone(), true, false),
-            (limited, false, false),
+            (limited.clone(), true, NotCharged),
+            (limited, false, NotCharged),
             (
                 ApiError::Misconfigured {
                     detail: "CLIENT_IP_LIMITER".into(),
                 },
                 false,
-                false,
+                NotCharged,
             ),
         ];
         for (err, reached_handler, charged) in cases {
             assert_eq!(
-                refused_before_authentication(&err, reached_handler),
+                refusal_charge(&err, reached_handler),
                 charged,
                 "{err:?} (reached handler: {reached_handler})"
             );

@@ -1478,14 +1478,14 @@ fn db_hook_cases(t: &mut Table, f: &Fixtures) {
 
 /// Each case arrives when its key, user or client address has just gone
 /// over its rate limit: the 429 comes before anything is recorded, held,
-/// created or mirrored. (The flood is `GET /v1/me` or an unknown path,
-/// which change nothing either.)
+/// created or mirrored. (The flood is `GET /v1/me`, with the key or token
+/// or without credentials, which changes nothing either.)
 fn rate_limit_cases(t: &mut Table, f: &Fixtures) {
     let address = format!("2001:db8:ad:{}::1", &random_uuid()[..4]);
     let from = |r: Req| r.header("cf-connecting-ip", &address);
     let key_flood = req("GET", "/v1/me").bearer(&f.limited_key);
     let user_flood = req("GET", "/v1/me").bearer(&f.limited.token);
-    let address_flood = from(req("GET", "/v1/no-such-route"));
+    let address_flood = from(req("GET", "/v1/me"));
     let event = || {
         post("/v1/usage")
             .header("idempotency-key", &random_uuid())
