@@ -56,6 +56,9 @@ fn while_over(
     answer.expect("at least one attempt")
 }
 
+/// A request to send while an address is over its limit.
+type Check<'a> = Box<dyn Fn() -> ureq::Request + 'a>;
+
 /// The refusal every limiter answers with.
 fn assert_rate_limited(answer: &Answer, limit: &str) {
     assert_eq!(
@@ -123,29 +126,32 @@ fn a_user_over_their_limit_is_refused_and_other_users_are_not() {
 fn requests_without_valid_credentials_are_limited_per_client_address() {
     let flooded = fresh_address();
     // Refused for want of credentials (401) until the address is over.
-    let limited = flood_until_limited(|| me_as(None, &flooded));
+    let flood = || me_as(None, &flooded);
+    let limited = flood_until_limited(flood);
     assert_rate_limited(&limited, "per-client-address");
 
     // The same address is over for every request not authenticated: bad
-    // credentials, a public route, an unknown path.
+    // credentials, a public route.
     let forged = format!("cds_{}_{}", "0".repeat(24), "A".repeat(43));
-    for (what, req) in [
-        ("a forged API key", me_as(Some(&forged), &flooded)),
-        ("a malformed token", me_as(Some("not-a-jwt"), &flooded)),
+    let from_flooded =
+        |path: &str| request("GET", &worker_url(path)).set("cf-connecting-ip", &flooded);
+    let checks: [(&str, Check); 4] = [
+        (
+            "a forged API key",
+            Box::new(|| me_as(Some(&forged), &flooded)),
+        ),
+        (
+            "a malformed token",
+            Box::new(|| me_as(Some("not-a-jwt"), &flooded)),
+        ),
         (
             "the public model list",
-            request("GET", &worker_url("/v1/models")).set("cf-connecting-ip", &flooded),
+            Box::new(|| from_flooded("/v1/models")),
         ),
-        (
-            "/health",
-            request("GET", &worker_url("/health")).set("cf-connecting-ip", &flooded),
-        ),
-        (
-            "an unknown path",
-            request("GET", &worker_url("/v1/nothing-here")).set("cf-connecting-ip", &flooded),
-        ),
-    ] {
-        let answer = send(req, None);
+        ("/health", Box::new(|| from_flooded("/health"))),
+    ];
+    for (what, check) in checks {
+        let answer = while_over(&flood, check);
         assert_eq!(
             answer.refusal(),
             (429, "rate_limited".into()),
@@ -153,6 +159,15 @@ fn requests_without_valid_credentials_are_limited_per_client_address() {
             answer.body
         );
     }
+    // What the pipeline refuses before any handler (here an unknown path)
+    // is counted after its answer, which stays what it was.
+    let answer = send(from_flooded("/v1/nothing-here"), None);
+    assert_eq!(
+        answer.refusal(),
+        (404, "not_found".into()),
+        "{}",
+        answer.body
+    );
 
     // A verified caller from that address is charged to their own limit,
     // and another address is not affected.
