@@ -4,8 +4,9 @@
 
 use crate::incoming::{header, Request};
 use crate::respond::Response;
-use crate::{env_config, handlers, respond, telemetry};
+use crate::{env_config, handlers, rate_limit, respond, telemetry};
 use futures_util::StreamExt;
+use shared::rate_limit::{public_route, refusal_charge, Charge, RefusalCharge};
 use shared::routes::{Endpoint, Router};
 use shared::{cors, http, ApiError, Config};
 use std::cell::OnceCell;
@@ -26,15 +27,49 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let started = js_sys::Date::now();
     let request_id = request_id(&req);
     let origin = header(&req, "origin");
+    let client_ip = header(&req, "cf-connecting-ip");
+    rate_limit::bind(&env);
     let response = match env_config::load(&env) {
         Ok(config) => {
             let cors_headers = cors::response_headers(&config.allowed_origins, origin.as_deref());
             let mut endpoint = None;
-            let response = match answer(req, &env, &config, origin.as_deref(), &mut endpoint).await
-            {
+            let mut reached_handler = false;
+            let answered = answer(
+                req,
+                &env,
+                &config,
+                origin.as_deref(),
+                client_ip.as_deref(),
+                &mut endpoint,
+                &mut reached_handler,
+            )
+            .await;
+            let response = match answered {
                 Ok(Answered::Preflight(response)) => response,
                 Ok(Answered::Normal(response)) => respond::add_headers(response, cors_headers),
-                Err(err) => respond::add_headers(respond::error(&err), cors_headers),
+                Err(err) => {
+                    // Refused before its caller was known: charged to the
+                    // client address (shared::rate_limit::RefusalCharge).
+                    let charge = Charge::client(client_ip.as_deref());
+                    let err = match refusal_charge(&err, reached_handler) {
+                        RefusalCharge::None => err,
+                        RefusalCharge::AfterAnswer => {
+                            ctx.wait_until(async move {
+                                if let Err(e) = rate_limit::charge(&charge).await {
+                                    if let Some(detail) = e.log_detail() {
+                                        worker::console_error!("{detail}");
+                                    }
+                                }
+                            });
+                            err
+                        }
+                        RefusalCharge::BeforeAnswer => match rate_limit::charge(&charge).await {
+                            Ok(()) => err,
+                            Err(limited) => limited,
+                        },
+                    };
+                    respond::add_headers(respond::error(&err), cors_headers)
+                }
             };
             if let Some(endpoint) = endpoint.filter(|e| e.records_telemetry()) {
                 let elapsed = (js_sys::Date::now() - started).max(0.0);
@@ -61,13 +96,16 @@ enum Answered {
 }
 
 /// Answers one request; `endpoint` is set once the route is known, so the
-/// call is recorded in telemetry even when its handler fails.
+/// call is recorded in telemetry even when its handler fails, and
+/// `reached_handler` once the pipeline's own checks passed.
 async fn answer(
     req: Request,
     env: &Env,
     config: &Config,
     origin: Option<&str>,
+    client_ip: Option<&str>,
     endpoint: &mut Option<Endpoint>,
+    reached_handler: &mut bool,
 ) -> Result<Answered, ApiError> {
     let method = req.method().to_string();
     let requested_method = header(&req, "access-control-request-method");
@@ -90,10 +128,13 @@ async fn answer(
     let body = read_body(&req, &method, config.max_body_bytes).await?;
     let id = matched.param("id").unwrap_or_default();
     let name = matched.param("name").unwrap_or_default();
+    let deep_health = matched.endpoint == Endpoint::Health && wants_deep_check(&req);
+    *reached_handler = true;
+    if public_route(matched.endpoint, deep_health) {
+        rate_limit::charge(&Charge::client(client_ip)).await?;
+    }
     let response = match matched.endpoint {
-        Endpoint::Health if wants_deep_check(&req) => {
-            handlers::deep_health::get(&req, env, config).await?
-        }
+        Endpoint::Health if deep_health => handlers::deep_health::get(&req, env, config).await?,
         Endpoint::Health => handlers::health::get(config).await,
         Endpoint::OpenApi => respond::json_text(200, shared::openapi::DOCUMENT.to_string()),
         Endpoint::Metrics => handlers::metrics::get(&req, config).await?,

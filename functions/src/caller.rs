@@ -11,6 +11,7 @@ use shared::auth::{
 };
 use shared::hooks::MirrorUser;
 use shared::postgrest::Auth;
+use shared::rate_limit::Charge;
 use shared::rpc::ActingFor;
 use shared::{ApiError, Config};
 use std::cell::RefCell;
@@ -168,6 +169,8 @@ async fn authenticate_with(
         return resolve_api_key(token, config).await;
     }
     let claims = require_user(verify_jwt(token, config).await?)?;
+    // Charged before anything below may call the database.
+    crate::rate_limit::charge(&Charge::user(&claims.sub)).await?;
     if claims.is_anonymous {
         // ANONYMOUS_USERS decides per endpoint (shared::auth::anonymous).
         let endpoint = crate::app::router()
@@ -271,6 +274,9 @@ async fn refresh_jwks(config: &Config, now: i64) {
 /// expired and unknown keys come back as 401 refusals from the RPC.
 async fn resolve_api_key(token: &str, config: &Config) -> Result<Caller, ApiError> {
     let parsed = ApiKey::parse(token)?;
+    // Charged by the key's public id before the database is asked: a
+    // flood with one key is braked here, whether or not its secret is right.
+    crate::rate_limit::charge(&Charge::api_key(&parsed.prefix)).await?;
     let resolved = rpc::call(config, &parsed.rpc(), Auth::ServiceRole).await?;
     Ok(Caller::ApiKey {
         key_id: resolved.key_id,

@@ -10,6 +10,7 @@ mod env_config;
 mod handlers;
 mod incoming;
 mod jit_mirror;
+mod rate_limit;
 mod respond;
 mod rest;
 mod rpc;

@@ -459,6 +459,27 @@ pub fn check_queue_binding(bound: bool) -> Check {
     }
 }
 
+/// The Worker's rate limiting bindings (`crate::rate_limit`): `missing`
+/// names those not bound, in which case every request charged to one answers
+/// 500 `misconfigured`.
+pub fn check_rate_limit_bindings(missing: &[&str]) -> Check {
+    if missing.is_empty() {
+        Check::pass(
+            "rate_limit_bindings",
+            "API_KEY_LIMITER, USER_LIMITER and CLIENT_IP_LIMITER are bound",
+        )
+    } else {
+        Check::fail(
+            "rate_limit_bindings",
+            format!(
+                "{} not bound: requests charged to them answer 500 misconfigured",
+                missing.join(", ")
+            ),
+            "`npx wrangler deploy` with the `[[ratelimits]]` bindings of wrangler.toml",
+        )
+    }
+}
+
 /// The body of the Worker's `GET /health?deep=1`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeepHealth {
@@ -742,5 +763,18 @@ mod tests {
         assert_eq!(check_rest_root(None).outcome, Outcome::Fail);
         assert_eq!(check_queue_binding(false).outcome, Outcome::Fail);
         assert_eq!(check_queue_binding(true).outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn unbound_rate_limiters_fail_the_deep_check_by_name() {
+        let ok = check_rate_limit_bindings(&[]);
+        assert_eq!(ok.outcome, Outcome::Pass);
+        let missing = check_rate_limit_bindings(&["USER_LIMITER"]);
+        assert_eq!(missing.outcome, Outcome::Fail);
+        assert!(
+            missing.detail.contains("USER_LIMITER"),
+            "{}",
+            missing.detail
+        );
     }
 }

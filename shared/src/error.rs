@@ -6,6 +6,7 @@
 //! code, the edge's and the database's, is listed in [`CATALOGUE`].
 
 use crate::auth::AuthError;
+use crate::rate_limit::Limiter;
 use serde::Serialize;
 
 pub mod catalogue;
@@ -65,6 +66,13 @@ pub enum ApiError {
         message: String,
     },
 
+    /// The caller went over one of the rate limits (`crate::rate_limit`).
+    #[error("too many requests: {} was reached; retry after {retry_after_secs} s", .limiter.describe())]
+    RateLimited {
+        limiter: Limiter,
+        retry_after_secs: u32,
+    },
+
     /// The REST layer or the database is down, overloaded or too slow.
     #[error("the database is temporarily unavailable")]
     Unavailable { retry_after_secs: u32 },
@@ -117,6 +125,7 @@ impl ApiError {
             | ApiError::Forbidden { code, .. }
             | ApiError::Unprocessable { code, .. } => code,
             ApiError::Rejected { code, .. } => code,
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "database_unavailable",
             ApiError::JwksUnavailable { .. } => "jwks_unavailable",
             ApiError::Upstream { .. } => "upstream_error",
@@ -141,6 +150,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => 403,
             ApiError::Unprocessable { .. } => 422,
             ApiError::Rejected { status, .. } => *status,
+            ApiError::RateLimited { .. } => 429,
             ApiError::Unavailable { .. } | ApiError::JwksUnavailable { .. } => 503,
             // The REST layer answered, but the project behind it is not set
             // up for this edge: a fault upstream of the Worker, as for
@@ -153,13 +163,16 @@ impl ApiError {
     }
 
     /// Extra headers the status calls for (`Allow` on 405, `Retry-After` on
-    /// 503, `WWW-Authenticate` on 401 as RFC 9110 requires).
+    /// 429 and 503, `WWW-Authenticate` on 401 as RFC 9110 requires).
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             ApiError::MethodNotAllowed { allowed } => vec![("allow", allowed.join(", "))],
             ApiError::Unauthorized { .. } => vec![("www-authenticate", "Bearer".to_string())],
             ApiError::Unavailable { retry_after_secs }
-            | ApiError::JwksUnavailable { retry_after_secs } => {
+            | ApiError::JwksUnavailable { retry_after_secs }
+            | ApiError::RateLimited {
+                retry_after_secs, ..
+            } => {
                 vec![("retry-after", retry_after_secs.to_string())]
             }
             _ => Vec::new(),

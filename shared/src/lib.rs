@@ -23,6 +23,7 @@ pub mod models;
 pub mod openapi;
 pub mod postgrest;
 pub mod queue;
+pub mod rate_limit;
 pub mod retry;
 pub mod routes;
 pub mod rpc;

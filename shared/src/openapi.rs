@@ -70,4 +70,19 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn every_operation_may_answer_the_rate_limit() {
+        let doc: serde_json::Value = serde_json::from_str(DOCUMENT).unwrap();
+        let limited = &doc["components"]["responses"]["RateLimited"];
+        assert!(limited["headers"]["Retry-After"].is_object());
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                assert_eq!(
+                    op["responses"]["429"]["$ref"], "#/components/responses/RateLimited",
+                    "{method} {path}"
+                );
+            }
+        }
+    }
 }

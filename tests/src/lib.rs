@@ -71,6 +71,49 @@ pub fn random_uuid() -> String {
     )
 }
 
+/// What each rate limiting binding allows per minute on the stack under
+/// test: `CDS_RATE_LIMIT`, which `cargo xtask` sets for its profile, else
+/// the largest limit of `wrangler.toml` (a deployed Worker).
+pub fn rate_limit() -> usize {
+    std::env::var("CDS_RATE_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1200)
+}
+
+/// Sends `make()`'s request from several threads at once until one is
+/// answered 429, and returns that answer. The limiters count in fixed
+/// windows, so the limit may reset once on the way: after three times the
+/// limit without a 429, the limit is not enforced, and this panics.
+pub fn flood_until_limited(make: impl Fn() -> ureq::Request + Sync) -> Answer {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let cap = 3 * rate_limit() + 10;
+    let sent = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    let limited = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                while !done.load(Ordering::SeqCst) && sent.fetch_add(1, Ordering::SeqCst) < cap {
+                    let answer = send(make(), None);
+                    if answer.status == 429 {
+                        done.store(true, Ordering::SeqCst);
+                        limited
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(answer);
+                    }
+                }
+            });
+        }
+    });
+    limited
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(|| panic!("no 429 after {cap} requests"))
+}
+
 /// An answer, whatever its status.
 pub struct Answer {
     pub status: u16,

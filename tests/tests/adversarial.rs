@@ -120,6 +120,9 @@ struct Case {
     name: String,
     req: Req,
     expect: Expect,
+    /// Sent until it is answered 429 just before the case: the case's key,
+    /// user or address is over its rate limit when the case arrives.
+    flood: Option<Req>,
 }
 
 #[derive(Default)]
@@ -131,6 +134,17 @@ impl Table {
             name: name.into(),
             req,
             expect,
+            flood: None,
+        });
+    }
+
+    /// A case sent right after `flood` was answered 429.
+    fn add_over_limit(&mut self, name: impl Into<String>, flood: Req, req: Req) {
+        self.0.push(Case {
+            name: name.into(),
+            req,
+            expect: Refused(429, "rate_limited"),
+            flood: Some(flood),
         });
     }
 }
@@ -170,6 +184,15 @@ fn send_case(req: &Req) -> Result<Reply, String> {
                 .cloned()
                 .unwrap_or_else(|| "the request panicked".into())
         })
+}
+
+/// A case with plain headers and a whole body, as ureq sends it (floods).
+fn plain_request(req: &Req) -> ureq::Request {
+    let mut http = request(req.method, &worker_url(&req.path));
+    for (name, value) in &req.headers {
+        http = http.set(name, value);
+    }
+    http
 }
 
 /// HTTP/1.1 written by hand: any header bytes, and chunked bodies.
@@ -473,6 +496,9 @@ struct Fixtures {
     /// An anonymous sign-in's access token (`is_anonymous: true`), of a
     /// user mirrored with tokens to spend.
     anonymous_token: String,
+    /// A user and a key of theirs used only to go over the rate limits.
+    limited: User,
+    limited_key: String,
 }
 
 fn fixtures() -> Fixtures {
@@ -556,6 +582,9 @@ fn fixtures() -> Fixtures {
         json!({"is_anonymous": true, "email": null}),
     ));
 
+    let limited = User::with_tokens(1_000_000);
+    let (_, limited_key) = new_key(&limited, &["usage:write", "usage:read"]);
+
     let auth_user_id = random_uuid();
     let email = format!("adv-{auth_user_id}@example.com");
     let record =
@@ -578,6 +607,8 @@ fn fixtures() -> Fixtures {
         banned_key,
         deleted,
         anonymous_token,
+        limited,
+        limited_key,
     }
 }
 
@@ -1445,6 +1476,71 @@ fn db_hook_cases(t: &mut Table, f: &Fixtures) {
     );
 }
 
+/// Each case arrives when its key, user or client address has just gone
+/// over its rate limit: the 429 comes before anything is recorded, held,
+/// created or mirrored. (The flood is `GET /v1/me`, with the key or token
+/// or without credentials, which changes nothing either.)
+fn rate_limit_cases(t: &mut Table, f: &Fixtures) {
+    let address = format!("2001:db8:ad:{}::1", &random_uuid()[..4]);
+    let from = |r: Req| r.header("cf-connecting-ip", &address);
+    let key_flood = req("GET", "/v1/me").bearer(&f.limited_key);
+    let user_flood = req("GET", "/v1/me").bearer(&f.limited.token);
+    let address_flood = from(req("GET", "/v1/me"));
+    let event = || {
+        post("/v1/usage")
+            .header("idempotency-key", &random_uuid())
+            .json(&good_event())
+    };
+    t.add_over_limit(
+        "rate limit: usage with an API key over its limit",
+        key_flood.clone(),
+        event().bearer(&f.limited_key),
+    );
+    t.add_over_limit(
+        "rate limit: a hold with an API key over its limit",
+        key_flood,
+        post("/v1/usage/reservations")
+            .bearer(&f.limited_key)
+            .json(&json!({"tokens": 10})),
+    );
+    t.add_over_limit(
+        "rate limit: usage with a user token over its limit",
+        user_flood.clone(),
+        event().bearer(&f.limited.token),
+    );
+    t.add_over_limit(
+        "rate limit: a new API key for a user over the limit",
+        user_flood,
+        post("/v1/api-keys")
+            .bearer(&f.limited.token)
+            .json(&json!({"name": "over the limit"})),
+    );
+    t.add_over_limit(
+        "rate limit: no credentials from an address over its limit",
+        address_flood.clone(),
+        from(event()),
+    );
+    t.add_over_limit(
+        "rate limit: a forged API key from an address over its limit",
+        address_flood.clone(),
+        from(event().bearer(&format!("cds_{}_{}", "f".repeat(24), "A".repeat(43)))),
+    );
+    t.add_over_limit(
+        "rate limit: the model list from an address over its limit",
+        address_flood.clone(),
+        from(req("GET", "/v1/models")),
+    );
+    t.add_over_limit(
+        "rate limit: db hook, wrong secret, address over its limit",
+        address_flood,
+        from(
+            post(DB_USER_INSERT)
+                .header("x-webhook-secret", "not-the-secret")
+                .json(&db_insert_event(f.auth_record.clone())),
+        ),
+    );
+}
+
 fn signup_hook_cases(t: &mut Table) {
     let key = hmac_key(&auth_hook_secret());
     let body = before_user_created_payload(&random_uuid(), "new@example.com").to_string();
@@ -1563,7 +1659,11 @@ fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
     let jwks_file = env("CDS_JWKS_FILE");
     let published_before = std::fs::read_to_string(&jwks_file).ok();
     let f = fixtures();
-    let valid_keys = [f.read_key.clone(), f.write_key.clone()];
+    let valid_keys = [
+        f.read_key.clone(),
+        f.write_key.clone(),
+        f.limited_key.clone(),
+    ];
 
     let mut table = Table::default();
     usage_input_cases(&mut table, &f);
@@ -1575,6 +1675,7 @@ fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
     anonymous_user_cases(&mut table, &f);
     db_hook_cases(&mut table, &f);
     signup_hook_cases(&mut table);
+    rate_limit_cases(&mut table, &f);
     let cases = table.0;
 
     let mut db = db();
@@ -1584,6 +1685,9 @@ fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
     let mut failures = Vec::new();
     let mut report = Vec::new();
     for case in &cases {
+        if let Some(flood) = &case.flood {
+            e2e_tests::flood_until_limited(|| plain_request(flood));
+        }
         let verdict = send_case(&case.req).and_then(|reply| judge(&reply, case.expect));
         match verdict {
             Ok(got) => report.push(format!("  ok    {:<58} {got}", case.name)),

@@ -244,6 +244,12 @@ impl Stack {
             ("CDS_DEMO_API_KEY", self.demo.api_key.clone()),
             // Where each service's output is captured (`<service>.log`).
             ("CDS_LOG_DIR", self.profile.dir.display().to_string()),
+            // What the Worker's rate limiting bindings allow per minute here.
+            (
+                "CDS_RATE_LIMIT",
+                crate::worker::rate_limit_override(self.profile.name)
+                    .map_or_else(String::new, |limit| limit.to_string()),
+            ),
         ]
     }
 

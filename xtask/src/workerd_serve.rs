@@ -11,7 +11,11 @@
 //! that way). Bindings wrangler would add for `[[queues.producers]]` have
 //! no bare-workerd equivalent and are left out: our Worker answers
 //! `Prefer: respond-async` with its coded `500 misconfigured` then, as a
-//! deployment without the queue would.
+//! deployment without the queue would. The `[[ratelimits]]` bindings are
+//! served by a stand-in (`ratelimit_standin.js`, a fixed-window counter per
+//! key, as wrangler's local one), wrapped as wrangler wraps its own, with the
+//! profile's limits (`worker::rate_limit_override`), so a measured request
+//! pays for its limiter call.
 //!
 //! Outbound `fetch` goes through a `network` service allowing loopback
 //! addresses only: the REST layer is on 127.0.0.1 and nothing here may
@@ -53,7 +57,24 @@ pub struct WorkerConfig {
     pub modules: Vec<Module>,
     /// Vars and secrets, as `text` bindings (what wrangler makes of both).
     pub bindings: Vec<(String, String)>,
+    /// Rate limiting bindings, served by the stand-in module.
+    pub rate_limiters: Vec<RateLimiter>,
 }
+
+/// One `[[ratelimits]]` binding: its name, and `simple`'s limit and period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimiter {
+    pub name: String,
+    pub limit: u32,
+    pub period: u32,
+}
+
+/// The module name of the rate limiting stand-in: internal, so only a
+/// wrapped binding can load it, never the Worker's own code.
+const RATELIMIT_STANDIN_MODULE: &str = "cds-internal:ratelimit-standin";
+
+/// A stand-in for the rate limiting binding (bare workerd has none).
+const RATELIMIT_STANDIN_SOURCE: &str = include_str!("ratelimit_standin.js");
 
 /// The capnp text of the config: constant `config`, one socket on
 /// 127.0.0.1, the Worker, and its loopback-only outbound network.
@@ -71,10 +92,12 @@ pub fn render(config: &WorkerConfig) -> String {
            sockets = [\n    \
              (name = \"http\", address = \"127.0.0.1:{}\", http = (), service = \"worker\"),\n  \
            ],\n\
+           {}\
          );\n\n\
          const worker :Workerd.Worker = (\n  \
            compatibilityDate = {},",
         config.port,
+        extensions(config),
         quoted(&config.compatibility_date)
     );
     let flags: Vec<String> = config
@@ -105,8 +128,32 @@ pub fn render(config: &WorkerConfig) -> String {
             quoted(value)
         );
     }
+    for limiter in &config.rate_limiters {
+        let _ = writeln!(
+            out,
+            "    (name = {}, wrapped = (moduleName = {}, innerBindings = [\
+             (name = \"limit\", json = \"{}\"), (name = \"period\", json = \"{}\")])),",
+            quoted(&limiter.name),
+            quoted(RATELIMIT_STANDIN_MODULE),
+            limiter.limit,
+            limiter.period
+        );
+    }
     out.push_str("  ],\n  globalOutbound = \"loopback\",\n);\n");
     out
+}
+
+/// The config's `extensions` line: the rate limiting stand-in, when a
+/// binding needs it.
+fn extensions(config: &WorkerConfig) -> String {
+    if config.rate_limiters.is_empty() {
+        return String::new();
+    }
+    format!(
+        "extensions = [(modules = [(name = {}, esModule = {}, internal = true)])],\n",
+        quoted(RATELIMIT_STANDIN_MODULE),
+        quoted(RATELIMIT_STANDIN_SOURCE)
+    )
 }
 
 /// A capnp text literal.
@@ -135,6 +182,7 @@ pub struct WranglerSettings {
     pub compatibility_date: String,
     pub compatibility_flags: Vec<String>,
     pub vars: Vec<(String, String)>,
+    pub rate_limiters: Vec<RateLimiter>,
 }
 
 pub fn wrangler_settings(toml_text: &str) -> Result<WranglerSettings> {
@@ -164,10 +212,38 @@ pub fn wrangler_settings(toml_text: &str) -> Result<WranglerSettings> {
             vars.push((name.clone(), value.to_string()));
         }
     }
+    let mut rate_limiters = Vec::new();
+    if let Some(list) = table.get("ratelimits") {
+        let list = list
+            .as_array()
+            .context("wrangler.toml's ratelimits is not a list of tables")?;
+        for entry in list {
+            let number = |field: &str| {
+                entry
+                    .get("simple")
+                    .and_then(|s| s.get(field))
+                    .and_then(|v| v.as_integer())
+                    .and_then(|v| u32::try_from(v).ok())
+            };
+            let (Some(name), Some(limit), Some(period)) = (
+                entry.get("name").and_then(|n| n.as_str()),
+                number("limit"),
+                number("period"),
+            ) else {
+                bail!("a [[ratelimits]] binding lacks a name or simple = {{ limit, period }}");
+            };
+            rate_limiters.push(RateLimiter {
+                name: name.to_string(),
+                limit,
+                period,
+            });
+        }
+    }
     Ok(WranglerSettings {
         compatibility_date,
         compatibility_flags,
         vars,
+        rate_limiters,
     })
 }
 
@@ -275,12 +351,19 @@ pub fn start_edge(
         bindings.retain(|(n, _)| n != name);
         bindings.push((name.to_string(), value));
     }
+    let mut rate_limiters = settings.rate_limiters;
+    if let Some(limit) = worker::rate_limit_override(profile.name) {
+        for limiter in &mut rate_limiters {
+            limiter.limit = limit;
+        }
+    }
     let config = WorkerConfig {
         port: profile.worker_port,
         compatibility_date: settings.compatibility_date,
         compatibility_flags: settings.compatibility_flags,
         modules: modules_in(&root.join("functions/build"), "index.js", &profile.dir)?,
         bindings,
+        rate_limiters,
     };
     start(
         "workerd serve",
@@ -316,7 +399,57 @@ mod tests {
                 ("SUPABASE_URL".into(), "http://127.0.0.1:54341".into()),
                 ("ODD".into(), "a \"quoted\" back\\slash\nline\u{1}".into()),
             ],
+            rate_limiters: vec![RateLimiter {
+                name: "USER_LIMITER".into(),
+                limit: 1_000_000,
+                period: 60,
+            }],
         }
+    }
+
+    #[test]
+    fn rate_limiters_are_wrapped_around_the_internal_stand_in() {
+        let text = render(&config());
+        assert!(
+            text.contains(
+                "(name = \"USER_LIMITER\", wrapped = (moduleName = \"cds-internal:ratelimit-standin\", \
+                 innerBindings = [(name = \"limit\", json = \"1000000\"), (name = \"period\", json = \"60\")])),"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "extensions = [(modules = [(name = \"cds-internal:ratelimit-standin\", esModule = \""
+        ));
+        assert!(text.contains("internal = true)])],"));
+        // The module's source travels as one capnp text literal.
+        assert!(text.contains("class Ratelimit {\\n"), "{text}");
+        // Without limiters, no extension.
+        let mut bare = config();
+        bare.rate_limiters.clear();
+        let text = render(&bare);
+        assert!(!text.contains("extensions"));
+        assert!(!text.contains("wrapped"));
+    }
+
+    #[test]
+    fn wrangler_settings_take_the_rate_limiters() {
+        let s = wrangler_settings(
+            "compatibility_date = \"d\"\n[[ratelimits]]\nname = \"A\"\nnamespace_id = \"1\"\n\
+             simple = { limit = 5, period = 10 }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.rate_limiters,
+            vec![RateLimiter {
+                name: "A".into(),
+                limit: 5,
+                period: 10
+            }]
+        );
+        assert!(wrangler_settings(
+            "compatibility_date = \"d\"\n[[ratelimits]]\nname = \"A\"\nsimple = { limit = 5 }\n"
+        )
+        .is_err());
     }
 
     #[test]
@@ -362,6 +495,7 @@ mod tests {
             std::fs::read_to_string(crate::paths::repo_root().join("wrangler.toml")).unwrap();
         let s = wrangler_settings(&text).unwrap();
         assert!(s.vars.iter().any(|(k, _)| k == "ALLOWED_ORIGINS"));
+        assert_eq!(s.rate_limiters.len(), 3);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `GET /health?deep=1`: the deployment checklist as the Worker sees it (the
 //! same checks as `cargo xtask doctor`, plus what only the Worker knows: its
-//! queue binding). Only for the operator's `METRICS_TOKEN`: the report names
+//! queue and rate limiting bindings). Only for the operator's `METRICS_TOKEN`: the report names
 //! the project's configuration.
 
 use crate::incoming::Request;
@@ -9,6 +9,7 @@ use crate::rest;
 use shared::auth::shared_secret::check_shared_secret;
 use shared::doctor::{self, DeepHealth, ProjectAnswers};
 use shared::postgrest::{Auth, Client, HttpCall};
+use shared::rate_limit::Limiter;
 use shared::rpc::operations::DeploymentReport;
 use shared::{queue, ApiError, Config};
 use worker::Env;
@@ -54,5 +55,11 @@ pub async fn get(req: &Request, env: &Env, config: &Config) -> Result<Response, 
     checks.push(doctor::check_queue_binding(
         env.queue(queue::PRODUCER_BINDING).is_ok(),
     ));
+    let unbound: Vec<&str> = Limiter::ALL
+        .into_iter()
+        .filter(|l| !crate::rate_limit::is_bound(env, *l))
+        .map(Limiter::binding)
+        .collect();
+    checks.push(doctor::check_rate_limit_bindings(&unbound));
     Ok(crate::respond::json(200, &DeepHealth::new(checks)))
 }

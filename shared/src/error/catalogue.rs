@@ -97,6 +97,7 @@ pub const CATALOGUE: &[ErrorCode] = &[
     e("not_reservation_holder", &[403], "only the caller that took a hold may release it", "SQL: `release_token_reservation`"),
     e("origin_not_allowed", &[403], "the browser's origin is not in `ALLOWED_ORIGINS`", "edge: `cors`"),
     e("payload_too_large", &[413], "the body is larger than `MAX_BODY_BYTES`", "edge: `http`"),
+    e("rate_limited", &[429], "a rate limit (per API key, per user, or per client address) is used up for this window; retry after `Retry-After`", "edge: `rate_limit` (the Workers rate limiting bindings)"),
     e("rpc_missing", &[502], "a function the edge calls is missing (migrations not applied); the log names it", "edge: `postgrest::map_error` (PGRST202)"),
     e("schema_not_exposed", &[502], "the project does not serve the `platform` schema", "edge: `postgrest::map_error` (PGRST106)"),
     e("token_expired", &[401], "the token is past its `exp`", TOKEN),

@@ -172,6 +172,8 @@ fn start_harness(stack: &Stack, dir: &std::path::Path, port: u16) -> Result<Serv
         compatibility_flags: settings.compatibility_flags,
         modules: workerd_serve::modules_in(&dir.join("build"), "index.js", &config_dir)?,
         bindings: Vec::new(),
+        // The harness only verifies tokens; it has no limiter to charge.
+        rate_limiters: Vec::new(),
     };
     workerd_serve::start(
         "workerd (JWT harness)",
