@@ -189,7 +189,7 @@ pub async fn release(req: &Request, id: &str, config: &Config) -> Result<Respons
 pub async fn overview(req: &Request, config: &Config) -> Result<Response, ApiError> {
     let caller = authenticate(req, config).await?;
     caller.require_scope(&[Scope::UsageRead])?;
-    let pairs = shared::http::query_pairs(&req.url());
+    let pairs = shared::http::query_pairs(req.url());
     let query = OverviewQuery::parse(&pairs)?;
     let rpc = query.rpc(caller.api_key_owner())?;
     let result = rpc::call(config, &rpc, caller.rest_auth()).await?;
