@@ -25,6 +25,7 @@
 
 use crate::error::ApiError;
 use crate::routes::Endpoint;
+use std::net::IpAddr;
 
 /// The period of every limiter in `wrangler.toml`, which a refusal's
 /// `Retry-After` gives. (Cloudflare allows 10 or 60; xtask's tests check
@@ -36,6 +37,9 @@ pub const PERIOD_SECS: u32 = 60;
 /// front (bare `workerd`) lacks it, and then those requests share one
 /// budget rather than escape the limit.
 pub const UNKNOWN_CLIENT: &str = "unknown";
+
+/// How much of a `CF-Connecting-IP` that is not an address becomes its key.
+const MAX_UNPARSED_CLIENT_CHARS: usize = 64;
 
 /// One rate limiting binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,15 +96,32 @@ impl Charge {
     }
 
     /// A client by its `CF-Connecting-IP`; absent or blank is
-    /// [`UNKNOWN_CLIENT`].
+    /// [`UNKNOWN_CLIENT`]. An IPv6 client is charged by its /64: one
+    /// subscriber usually holds a whole /64 and could otherwise step to a
+    /// fresh address, and a fresh budget, per request. An IPv4 address
+    /// written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 client it names.
     pub fn client(connecting_ip: Option<&str>) -> Self {
-        let ip = connecting_ip
+        let raw = connecting_ip
             .map(str::trim)
             .filter(|ip| !ip.is_empty())
             .unwrap_or(UNKNOWN_CLIENT);
+        let key = match raw.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+            Ok(IpAddr::V4(v4)) => v4.to_string(),
+            // Cloudflare always sends an address; anything else only
+            // reaches a local stack, and is charged as the text it is,
+            // cut so that a key stays small.
+            Err(_) => raw.chars().take(MAX_UNPARSED_CLIENT_CHARS).collect(),
+        };
         Charge {
             limiter: Limiter::Client,
-            key: ip.to_string(),
+            key,
         }
     }
 
@@ -184,7 +205,12 @@ mod tests {
             (
                 Charge::client(Some("2001:db8::1")),
                 Limiter::Client,
-                "2001:db8::1",
+                "2001:db8:0:0::/64",
+            ),
+            (
+                Charge::client(Some("::ffff:203.0.113.7")),
+                Limiter::Client,
+                "203.0.113.7",
             ),
             (Charge::client(Some("")), Limiter::Client, UNKNOWN_CLIENT),
             (Charge::client(None), Limiter::Client, UNKNOWN_CLIENT),
@@ -192,6 +218,22 @@ mod tests {
         for (charge, limiter, key) in cases {
             assert_eq!((charge.limiter, charge.key.as_str()), (limiter, key));
         }
+    }
+
+    #[test]
+    fn an_ipv6_client_cannot_step_to_a_fresh_budget_within_its_64() {
+        let first = Charge::client(Some("2001:db8:aa:bb::1"));
+        let stepped = Charge::client(Some("2001:db8:aa:bb:ffff:ffff:ffff:fffe"));
+        let neighbour = Charge::client(Some("2001:db8:aa:bc::1"));
+        assert_eq!(first.key, stepped.key);
+        assert_ne!(first.key, neighbour.key);
+    }
+
+    #[test]
+    fn a_client_that_is_not_an_address_is_charged_by_a_bounded_key() {
+        let long = "x".repeat(10_000);
+        let charge = Charge::client(Some(&long));
+        assert_eq!(charge.key.len(), MAX_UNPARSED_CLIENT_CHARS);
     }
 
     #[test]
