@@ -124,7 +124,7 @@ pub fn path_of(url: &str) -> &str {
 
 /// Formats 16 random bytes as a request id.
 pub fn request_id_from_bytes(bytes: [u8; 16]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 #[cfg(test)]

@@ -56,19 +56,7 @@ pub fn now() -> i64 {
 
 /// A random UUID (version 4), so every test works on its own rows.
 pub fn random_uuid() -> String {
-    let mut b = [0u8; 16];
-    getrandom::getrandom(&mut b).expect("randomness");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// What each rate limiting binding allows per minute on the stack under

@@ -64,10 +64,7 @@ fn secret_of(key: &str) -> &str {
 }
 
 fn hex_sha256(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 fn assert_me_is_key(answer: &Answer, user: &TestUser, key_id: &str) {

@@ -89,7 +89,7 @@ impl ApiKey {
     /// for the secret); the Worker passes `crypto.getRandomValues` output.
     pub fn generate(random_bytes: [u8; RANDOM_BYTES]) -> GeneratedApiKey {
         let (id, secret) = random_bytes.split_at(ID_BYTES);
-        let prefix = format!("{KEY_MARKER}{}", hex(id));
+        let prefix = format!("{KEY_MARKER}{}", hex::encode(id));
         let secret = URL_SAFE_NO_PAD.encode(secret);
         GeneratedApiKey {
             full_key: format!("{prefix}_{secret}"),
@@ -254,11 +254,7 @@ pub fn looks_like_api_key(token: &str) -> bool {
 
 /// Hex SHA-256 of a secret, as stored.
 pub fn secret_hash(secret: &str) -> String {
-    hex(&Sha256::digest(secret.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 #[cfg(test)]
