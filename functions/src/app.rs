@@ -161,6 +161,7 @@ async fn answer(
         Endpoint::ReserveTokens => handlers::usage::reserve(&req, &body, config).await?,
         Endpoint::ReleaseReservation => handlers::usage::release(&req, id, config).await?,
         Endpoint::UsageOverview => handlers::usage::overview(&req, config).await?,
+        Endpoint::ListUsageEvents => handlers::usage::list_events(&req, config).await?,
     };
     Ok(Answered::Normal(response))
 }

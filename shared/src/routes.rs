@@ -22,6 +22,9 @@ pub enum Endpoint {
     ReserveTokens,
     ReleaseReservation,
     UsageOverview,
+    /// `GET /v1/usage/events?limit=&before=`: the caller's own recorded
+    /// events, newest first, a page at a time.
+    ListUsageEvents,
     /// `GET /v1/usage/events/{key}`: what became of an event sent with
     /// `Prefer: respond-async`.
     UsageEventStatus,
@@ -62,6 +65,7 @@ impl Endpoint {
             Endpoint::ReserveTokens => "usage_reserve",
             Endpoint::ReleaseReservation => "usage_release",
             Endpoint::UsageOverview => "usage_overview",
+            Endpoint::ListUsageEvents => "usage_events_list",
             Endpoint::UsageEventStatus => "usage_event_status",
             Endpoint::AdminGrant => "admin_grant",
             Endpoint::PutModel => "admin_model_put",
@@ -101,6 +105,7 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
         Endpoint::ReleaseReservation,
     ),
     ("GET", "/v1/usage/overview", Endpoint::UsageOverview),
+    ("GET", "/v1/usage/events", Endpoint::ListUsageEvents),
     ("GET", "/v1/usage/events/{id}", Endpoint::UsageEventStatus),
     ("POST", "/v1/admin/grants", Endpoint::AdminGrant),
     ("PUT", "/v1/admin/models/{name}", Endpoint::PutModel),
@@ -203,6 +208,20 @@ mod tests {
             router.resolve("GET", "/health").unwrap().endpoint,
             Endpoint::Health
         );
+    }
+
+    /// The list and one event's status share a prefix; each reaches its own.
+    #[test]
+    fn usage_events_list_and_status_are_apart() {
+        let router = Router::new();
+        let list = router.resolve("GET", "/v1/usage/events").unwrap();
+        assert_eq!(
+            (list.endpoint, list.params.len()),
+            (Endpoint::ListUsageEvents, 0)
+        );
+        let status = router.resolve("GET", "/v1/usage/events/key-1").unwrap();
+        assert_eq!(status.endpoint, Endpoint::UsageEventStatus);
+        assert_eq!(status.param("id"), Some("key-1"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::rpc::ActingFor;
 use serde_json::{Map, Value};
 
 pub mod batch;
+pub mod events;
 
 /// The most events one `POST /v1/usage/batch` carries (the database's
 /// `platform.max_batch_events()`).

@@ -56,15 +56,25 @@ create table if not exists platform.token_usage (
 );
 comment on table platform.token_usage is 'Append-only ledger of LLM token usage; written only by record_token_usage';
 -- Every index is paid by every recorded event, so each one here has a reader.
--- token_usage_idempotent is the only one that begins with user_id: every
--- writer probes it for a retry, once per event, and with a second index on
--- (user_id, ...) a plan made while the ledger was small or never analysed
--- could walk all of a user's rows for each probe instead (pgTAP 271). It
--- also serves a user's rows (their history, their deletion). The model
--- foreign key needs model_id indexed: deleting a model, refused while rows
--- name it, must not scan the ledger. The daily summary is kept by a
--- trigger, not read from the ledger by day, so no index on created_at.
+-- Every writer probes token_usage_idempotent for a retry, once per event. The
+-- model foreign key needs model_id indexed: deleting a model, refused while
+-- rows name it, must not scan the ledger. The daily summary is kept by a
+-- trigger, not read from the ledger by day.
+--
+-- token_usage_listing_idx serves list_usage_events (a user's events, newest
+-- first, a page at a time below a keyset cursor): without it each page sorts
+-- all of the user's rows. It begins with user_id too, and a second index on
+-- (user_id, ...) is a trap for the probe: on a ledger that is empty or never
+-- analysed both indexes cost the same, the planner keeps whichever it
+-- considered first (the newer one), and the probe then walks all of a
+-- user's rows for each event (pgTAP 271). So it is partial, on a predicate
+-- every row meets (ids start at 1) and only list_usage_events states: the
+-- planner uses a partial index only for a query whose clauses imply its
+-- predicate, and the probe (or a user's deletion) says nothing of id, so no
+-- other plan can pick it, whatever the statistics.
 create index if not exists token_usage_model_id_idx on platform.token_usage (model_id);
+create index if not exists token_usage_listing_idx
+  on platform.token_usage (user_id, created_at desc, id desc) where id > 0;
 
 create table if not exists platform.token_grants (
   id bigint generated always as identity primary key,

@@ -6,6 +6,8 @@
 //! - `DELETE /v1/usage/reservations/{id}`: give a hold back early; only the
 //!   caller that took it (the same API key, or the user's own token) may.
 //! - `GET /v1/usage/overview?from=&to=&user_id=`: balance and totals.
+//! - `GET /v1/usage/events?limit=&before=`: the caller's own recorded
+//!   events, newest first, a page at a time (a keyset cursor).
 //! - `GET /v1/usage/events/{key}`: queued, recorded or rejected.
 //!
 //! With `Prefer: respond-async`, the two recording endpoints authenticate and
@@ -24,6 +26,7 @@ use crate::{respond, rpc};
 use shared::auth::scopes::Scope;
 use shared::queue::{self, QueuedUsage};
 use shared::rpc::usage::{RecordTokenUsageBatch, ReleaseTokenReservation, UsageEventStatus};
+use shared::usage::events::EventsQuery;
 use shared::usage::{OverviewQuery, Reservation, UsageBatch, UsageEvent};
 use shared::{ApiError, Config};
 use worker::Env;
@@ -194,4 +197,14 @@ pub async fn overview(req: &Request, config: &Config) -> Result<Response, ApiErr
     let rpc = query.rpc(caller.api_key_owner())?;
     let result = rpc::call(config, &rpc, caller.rest_auth()).await?;
     Ok(respond::json(200, &result))
+}
+
+/// `GET /v1/usage/events`: a reader's own events only; an API key reads its
+/// owner's, and the function checks the key is still valid, as for status.
+pub async fn list_events(req: &Request, config: &Config) -> Result<Response, ApiError> {
+    let caller = authenticate(req, config).await?;
+    caller.require_scope(&[Scope::UsageRead])?;
+    let query = EventsQuery::parse(&shared::http::query_pairs(req.url()))?;
+    let page = rpc::call(config, &query.rpc(caller.acting()), caller.rest_auth()).await?;
+    Ok(respond::json(200, &page.body()))
 }

@@ -45,6 +45,7 @@ fn only_reads(endpoint: Endpoint) -> bool {
         | Endpoint::Me
         | Endpoint::ListApiKeys
         | Endpoint::UsageOverview
+        | Endpoint::ListUsageEvents
         | Endpoint::UsageEventStatus
         | Endpoint::ListModels
         | Endpoint::OpenApi

@@ -80,6 +80,7 @@ pub const ALL: &[Signature] = &[
     signature::<account::GrantUserTokens>(),
     signature::<account::ListApiKeys>(),
     signature::<catalogue::ListModels>(),
+    signature::<usage::ListUsageEvents>(),
     signature::<operations::MetricsSnapshot>(),
     signature::<account::MirrorAuthUser>(),
     signature::<operations::RecordExecutionMetrics>(),
@@ -220,6 +221,12 @@ mod tests {
             }),
             sample(account::ListApiKeys {}),
             sample(catalogue::ListModels {}),
+            sample(usage::ListUsageEvents {
+                limit: 50,
+                before_us: Some(1),
+                before_id: Some(1),
+                acting,
+            }),
             sample(operations::MetricsSnapshot {}),
             sample(account::MirrorAuthUser {
                 id: "u",

@@ -147,3 +147,30 @@ impl Rpc for GetUsageOverview<'_> {
     const ARGS: &'static [&'static str] = &["p_from", "p_to", "p_user_id"];
     type Output = Value;
 }
+
+/// `platform.list_usage_events`: a page of the caller's own ledger rows,
+/// newest first, below the keyset position a cursor names
+/// (`usage::events::Cursor`, both fields or neither).
+#[derive(Debug, Clone, Serialize)]
+pub struct ListUsageEvents<'a> {
+    #[serde(rename = "p_limit")]
+    pub limit: u32,
+    #[serde(rename = "p_before_us")]
+    pub before_us: Option<i64>,
+    #[serde(rename = "p_before_id")]
+    pub before_id: Option<i64>,
+    #[serde(flatten)]
+    pub acting: ActingFor<'a>,
+}
+
+impl Rpc for ListUsageEvents<'_> {
+    const NAME: &'static str = "list_usage_events";
+    const ARGS: &'static [&'static str] = &[
+        "p_limit",
+        "p_before_us",
+        "p_before_id",
+        "p_user_id",
+        "p_api_key_id",
+    ];
+    type Output = crate::usage::events::EventsPage;
+}
