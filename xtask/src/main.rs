@@ -3,6 +3,8 @@
 //! `cargo xtask dev` starts the whole stack locally; `cargo xtask test` runs
 //! every layer of tests against it. Both install what is missing first.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod devkeys;
 mod doctor;
