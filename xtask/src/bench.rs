@@ -238,25 +238,32 @@ fn number(x: f64) -> String {
     }
 }
 
-pub fn run_command(args: &[String]) -> Result<ExitCode> {
-    let plan = if args.iter().any(|a| a == "--quick") {
+/// How much to measure.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Shorter runs, and 100k/1M ledger rows instead of 1M/10M for the
+    /// refresh figure
+    #[arg(long)]
+    quick: bool,
+    /// Only these figures, e.g. `4,9` (the stack still starts)
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<String>>,
+}
+
+pub fn run_command(options: &Options) -> Result<ExitCode> {
+    let plan = if options.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
-    // `--only 4,9`: just those figures (the stack still starts).
-    let only: Option<Vec<String>> = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .map(|list| list.split(',').map(|f| f.trim().to_string()).collect());
+    let only = &options.only;
     let _stop = stack::stop_requested()?;
     let wrk = wrk::wrk()?;
     let prepared = stack::prepare(stack::RestBuild::Release)?;
     let stack = Stack::start(Profile::bench()?, prepared)?;
     let mut report = Report::default();
 
-    figure(&mut report, &only, "1", "Worker size", |report| {
+    figure(&mut report, only, "1", "Worker size", |report| {
         let (raw, gz) = worker::wasm_size(&worker::wasm_path())?;
         report.add("1", "Worker wasm, raw", "KiB", &[raw as f64 / 1024.0]);
         report.add_target(
@@ -279,21 +286,21 @@ pub fn run_command(args: &[String]) -> Result<ExitCode> {
 
     figure(
         &mut report,
-        &only,
+        only,
         "4",
         "edge overhead (POST /v1/usage on workerd serve vs the same RPC on REST)",
         |report| edge::edge_overhead(&stack, &edge_url, &wrk, &tokens, &plan, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "5",
         "throughput, full stack (workerd serve), and REST directly",
         |report| edge::throughput(&stack, &edge_url, &wrk, &tokens, &plan, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "9",
         "ingestion through the usage queue (Prefer: respond-async), on wrangler dev",
         |report| {
@@ -309,42 +316,42 @@ pub fn run_command(args: &[String]) -> Result<ExitCode> {
     );
     figure(
         &mut report,
-        &only,
+        only,
         "10",
         "the batch RPC alone in Postgres",
         |report| batch_rpc::measure(&stack, &plan, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "6",
         "record_token_usage with pgbench",
         |report| pgbench::pgbench(&stack, &plan, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "7",
         "the TypeScript peer, each on its own workerd serve",
         |report| peer::peer(&stack, &ours, &wrk, &tokens, &plan, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "3",
         "JWT verification inside workerd",
         |report| jwt::figure(&stack, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "2",
         "time to first response of a fresh Worker process",
         |report| cold_start::cold_start(&stack, &plan, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "8",
         "incremental refresh vs REFRESH MATERIALIZED VIEW CONCURRENTLY",
         |report| refresh::refresh(&stack, &plan, report),

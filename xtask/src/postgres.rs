@@ -130,7 +130,12 @@ pub fn start_cluster(profile: &Profile, tools: &PgTools) -> Result<Service> {
         .args(["-c", "cron.database_name=postgres"]);
     as_owner(&mut postgres, &owner);
     // SIGINT is PostgreSQL's "fast" shutdown: disconnect clients, checkpoint, exit.
-    let mut service = Service::spawn("postgres", postgres, &profile.log("postgres"), Signal::SIGINT)?;
+    let mut service = Service::spawn(
+        "postgres",
+        postgres,
+        &profile.log("postgres"),
+        Signal::SIGINT,
+    )?;
     let url = profile.superuser_db_url();
     wait_until(&mut service, Duration::from_secs(30), || {
         psql(tools, &url)
