@@ -31,6 +31,7 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     after_help = "\
 Ports: CDS_PG_PORT, CDS_REST_PORT, CDS_WORKER_PORT, CDS_INSPECTOR_PORT override them
 (dev: 54322, 54321, 8787, 9229; test: 54332, 54331, 8797, 9239;
