@@ -16,6 +16,7 @@ mod paths;
 mod postgres;
 mod proc;
 mod rehearsal;
+mod route_index;
 mod safeupdate;
 mod stack;
 mod testrun;
@@ -71,6 +72,8 @@ enum Command {
     InitSql,
     /// Rewrite README's error table from shared::error::CATALOGUE
     ErrorTable,
+    /// Rewrite ARCHITECTURE.md's route index from shared::routes::ROUTES
+    RouteIndex,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         Command::BuildWorker => worker::build_command(),
         Command::InitSql => init_sql::write_command(),
         Command::ErrorTable => error_table::write_command(),
+        Command::RouteIndex => route_index::write_command(),
     };
     match result {
         Ok(code) => code,
@@ -146,6 +150,7 @@ mod tests {
             &["build-worker"],
             &["init-sql"],
             &["error-table"],
+            &["route-index"],
             &[
                 "doctor",
                 "--supabase-url",
