@@ -6,7 +6,7 @@
 //! is stale, when a route has no row (or a row no route), or when a file,
 //! handler or RPC a row names does not exist, so the index cannot drift.
 
-use crate::paths::repo_root;
+use crate::paths::{repo_root, rewrite_generated};
 use anyhow::{anyhow, bail, Context, Result};
 use shared::routes::{Endpoint, ROUTES};
 use shared::rpc::{account, catalogue, operations, usage, Rpc};
@@ -175,18 +175,10 @@ const ROWS: &[Row] = &[
 ];
 
 pub fn write_command() -> Result<ExitCode> {
-    let root = repo_root();
-    let path = root.join("ARCHITECTURE.md");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let rendered = with_index(&text, &render(&root)?)?;
-    if rendered == text {
-        eprintln!("ARCHITECTURE.md's route index is up to date");
-    } else {
-        std::fs::write(&path, rendered).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("wrote ARCHITECTURE.md's route index");
-    }
-    Ok(ExitCode::SUCCESS)
+    let index = render(&repo_root())?;
+    rewrite_generated("ARCHITECTURE.md", "route index", |text| {
+        with_index(text, &index)
+    })
 }
 
 /// `text` with everything between the markers replaced by `index`.
