@@ -266,6 +266,11 @@ pub fn run_command(options: &Options) -> Result<ExitCode> {
     });
 
     let tokens = bench_users(&stack)?;
+    let wrk = wrk::Wrk {
+        bin: &wrk,
+        tokens: &tokens,
+        stack: &stack,
+    };
     let ours = edge::start_ours(&stack)?;
     let edge_url = ours.url.clone();
 
@@ -274,14 +279,14 @@ pub fn run_command(options: &Options) -> Result<ExitCode> {
         only,
         "4",
         "edge overhead (POST /v1/usage on workerd serve vs the same RPC on REST)",
-        |report| edge::edge_overhead(&stack, &edge_url, &wrk, &tokens, &plan, report),
+        |report| edge::edge_overhead(&wrk, &edge_url, &plan, report),
     );
     figure(
         &mut report,
         only,
         "5",
         "throughput, full stack (workerd serve), and REST directly",
-        |report| edge::throughput(&stack, &edge_url, &wrk, &tokens, &plan, report),
+        |report| edge::throughput(&wrk, &edge_url, &plan, report),
     );
     figure(
         &mut report,
@@ -292,7 +297,7 @@ pub fn run_command(options: &Options) -> Result<ExitCode> {
             // Bare workerd has no queues: this figure alone runs on the
             // stack's `wrangler dev`, and its rows say so.
             let first = report.rows.len();
-            let measured = queue::queue_ingestion(&stack, &wrk, &tokens, &plan, report);
+            let measured = queue::queue_ingestion(&wrk, &plan, report);
             for row in &mut report.rows[first..] {
                 row.what.push_str(" (wrangler dev)");
             }
@@ -318,7 +323,7 @@ pub fn run_command(options: &Options) -> Result<ExitCode> {
         only,
         "7",
         "the TypeScript peer, each on its own workerd serve",
-        |report| peer::peer(&stack, &ours, &wrk, &tokens, &plan, report),
+        |report| peer::peer(&wrk, &ours, &plan, report),
     );
     figure(
         &mut report,

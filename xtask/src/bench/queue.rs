@@ -2,12 +2,10 @@
 //! Bare workerd has no queues, so this figure alone runs on the stack's
 //! `wrangler dev`.
 
-use super::wrk::{check_ledger, ledger_rows, run_wrk};
+use super::wrk::{check_ledger, ledger_rows, Load, Wrk};
 use super::{Plan, Report};
 use crate::postgres;
-use crate::stack::Stack;
 use anyhow::Result;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Batches of 1000 events with `Prefer: respond-async` for a bounded time:
@@ -15,13 +13,8 @@ use std::time::{Duration, Instant};
 /// consumer has recorded them all (the drain rate, from the first request to
 /// the last row), and the lag the consumer reports per batch (its oldest
 /// event's wait from 202 to recording).
-pub(super) fn queue_ingestion(
-    stack: &Stack,
-    wrk: &Path,
-    tokens: &Path,
-    plan: &Plan,
-    report: &mut Report,
-) -> Result<()> {
+pub(super) fn queue_ingestion(wrk: &Wrk, plan: &Plan, report: &mut Report) -> Result<()> {
+    let stack = wrk.stack;
     let worker = stack.profile.worker_url();
     let url = stack.profile.admin_db_url();
     let (mut accepted, mut drained, mut lag50, mut lag99) = (vec![], vec![], vec![], vec![]);
@@ -29,18 +22,8 @@ pub(super) fn queue_ingestion(
         let run_id = format!("queue-{i}");
         let since = postgres::execute(&stack.pg, &url, "select clock_timestamp()")?;
         let started = Instant::now();
-        let r = run_wrk(
-            wrk,
-            &worker,
-            "batch-async",
-            tokens,
-            &run_id,
-            2,
-            4,
-            plan.queue_secs,
-            1000,
-            &stack.keys.anon_key,
-        )?;
+        let load = Load::batches("batch-async", 4, plan.queue_secs);
+        let r = wrk.run(&worker, &run_id, load)?;
         accepted.push(r.events / r.seconds);
         // Events still in flight when wrk stopped may be queued unanswered,
         // so the drain ends at the answered count and the ledger check below
@@ -51,7 +34,7 @@ pub(super) fn queue_ingestion(
         }
         drained.push(ledger_rows(stack, &run_id)? / started.elapsed().as_secs_f64());
         std::thread::sleep(Duration::from_secs(3));
-        check_ledger(stack, report, &run_id, &r, 4, 1000, true)?;
+        check_ledger(stack, report, &run_id, &r, load, true)?;
         let lags = postgres::execute(
             &stack.pg,
             &url,
