@@ -165,6 +165,19 @@ impl Answer {
     }
 }
 
+/// Checks that each case's answer is a 401 with its code, naming the case
+/// that was not.
+pub fn assert_unauthorized(cases: &[(&str, Answer, &str)]) {
+    for (case, answer, code) in cases {
+        assert_eq!(
+            answer.refusal(),
+            (401, code.to_string()),
+            "{case}: {}",
+            answer.body
+        );
+    }
+}
+
 pub fn request(method: &str, url: &str) -> ureq::Request {
     ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(15))

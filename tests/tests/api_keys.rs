@@ -4,7 +4,9 @@
 //! none depends on another's keys or on the per-user key limit.
 
 use e2e_tests::users::TestUser;
-use e2e_tests::{db, eventually, me, request, send, send_json_as, worker_url, Answer};
+use e2e_tests::{
+    assert_unauthorized, db, eventually, me, request, send, send_json_as, worker_url, Answer,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -234,15 +236,11 @@ fn malformed_and_unknown_api_keys_are_refused() {
             "invalid_api_key",
         ),
     ];
-    for (case, key, code) in cases {
-        let answer = me(&key);
-        assert_eq!(
-            answer.refusal(),
-            (401, code.to_string()),
-            "{case}: {}",
-            answer.body
-        );
-    }
+    let answers: Vec<_> = cases
+        .into_iter()
+        .map(|(case, key, code)| (case, me(&key), code))
+        .collect();
+    assert_unauthorized(&answers);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use e2e_tests::webhooks::{
     auth_hook_secret, before_user_created_payload, db_insert_event, db_webhook_secret,
     deliver_auth_hook, deliver_db_event, hmac_key, sign_v1,
 };
-use e2e_tests::{now, random_uuid, Answer};
+use e2e_tests::{assert_unauthorized, now, random_uuid, Answer};
 use serde_json::{json, Value};
 use std::sync::{Arc, Barrier};
 
@@ -452,14 +452,7 @@ fn badly_signed_or_stale_hook_calls_are_refused() {
             "missing_webhook_headers",
         ),
     ];
-    for (case, answer, code) in cases {
-        assert_eq!(
-            answer.refusal(),
-            (401, code.to_string()),
-            "{case}: {}",
-            answer.body
-        );
-    }
+    assert_unauthorized(&cases);
     let mut db = db::connect();
     assert_eq!(db::users_with_email(&mut db, &email), 0);
 }

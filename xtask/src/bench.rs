@@ -24,20 +24,18 @@ mod edge;
 mod jwt;
 mod peer;
 mod pgbench;
+mod queue;
 mod refresh;
+mod size;
 mod wrk;
 
 use crate::paths::{repo_root, Profile};
-use crate::postgres;
 use crate::stack::{self, Stack};
-use crate::worker;
 use anyhow::Result;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
-use wrk::{bench_users, check_ledger, ledger_rows, run_wrk};
+use wrk::bench_users;
 
 mod batch_rpc;
 
@@ -238,69 +236,68 @@ fn number(x: f64) -> String {
     }
 }
 
-pub fn run_command(args: &[String]) -> Result<ExitCode> {
-    let plan = if args.iter().any(|a| a == "--quick") {
+/// How much to measure.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Shorter runs, and 100k/1M ledger rows instead of 1M/10M for the
+    /// refresh figure
+    #[arg(long)]
+    quick: bool,
+    /// Only these figures, e.g. `4,9` (the stack still starts)
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<String>>,
+}
+
+pub fn run_command(options: &Options) -> Result<ExitCode> {
+    let plan = if options.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
-    // `--only 4,9`: just those figures (the stack still starts).
-    let only: Option<Vec<String>> = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .map(|list| list.split(',').map(|f| f.trim().to_string()).collect());
+    let only = &options.only;
     let _stop = stack::stop_requested()?;
     let wrk = wrk::wrk()?;
     let prepared = stack::prepare(stack::RestBuild::Release)?;
     let stack = Stack::start(Profile::bench()?, prepared)?;
     let mut report = Report::default();
 
-    figure(&mut report, &only, "1", "Worker size", |report| {
-        let (raw, gz) = worker::wasm_size(&worker::wasm_path())?;
-        report.add("1", "Worker wasm, raw", "KiB", &[raw as f64 / 1024.0]);
-        report.add_target(
-            "1",
-            "Worker wasm, gzipped",
-            "KiB",
-            &[gz as f64 / 1024.0],
-            180.0,
-            true,
-        );
-        for (item, bytes) in worker::top_contributors(&stack.worker_tools, 8)? {
-            report.add("1", format!("  {item}"), "KiB", &[bytes as f64 / 1024.0]);
-        }
-        Ok(())
+    figure(&mut report, only, "1", "Worker size", |report| {
+        size::worker_size(&stack, report)
     });
 
     let tokens = bench_users(&stack)?;
+    let wrk = wrk::Wrk {
+        bin: &wrk,
+        tokens: &tokens,
+        stack: &stack,
+    };
     let ours = edge::start_ours(&stack)?;
     let edge_url = ours.url.clone();
 
     figure(
         &mut report,
-        &only,
+        only,
         "4",
         "edge overhead (POST /v1/usage on workerd serve vs the same RPC on REST)",
-        |report| edge::edge_overhead(&stack, &edge_url, &wrk, &tokens, &plan, report),
+        |report| edge::edge_overhead(&wrk, &edge_url, &plan, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "5",
         "throughput, full stack (workerd serve), and REST directly",
-        |report| edge::throughput(&stack, &edge_url, &wrk, &tokens, &plan, report),
+        |report| edge::throughput(&wrk, &edge_url, &plan, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "9",
         "ingestion through the usage queue (Prefer: respond-async), on wrangler dev",
         |report| {
             // Bare workerd has no queues: this figure alone runs on the
             // stack's `wrangler dev`, and its rows say so.
             let first = report.rows.len();
-            let measured = queue_ingestion(&stack, &wrk, &tokens, &plan, report);
+            let measured = queue::queue_ingestion(&wrk, &plan, report);
             for row in &mut report.rows[first..] {
                 row.what.push_str(" (wrangler dev)");
             }
@@ -309,42 +306,42 @@ pub fn run_command(args: &[String]) -> Result<ExitCode> {
     );
     figure(
         &mut report,
-        &only,
+        only,
         "10",
         "the batch RPC alone in Postgres",
         |report| batch_rpc::measure(&stack, &plan, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "6",
         "record_token_usage with pgbench",
         |report| pgbench::pgbench(&stack, &plan, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "7",
         "the TypeScript peer, each on its own workerd serve",
-        |report| peer::peer(&stack, &ours, &wrk, &tokens, &plan, report),
+        |report| peer::peer(&wrk, &ours, &plan, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "3",
         "JWT verification inside workerd",
         |report| jwt::figure(&stack, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "2",
         "time to first response of a fresh Worker process",
         |report| cold_start::cold_start(&stack, &plan, report),
     );
     figure(
         &mut report,
-        &only,
+        only,
         "8",
         "incremental refresh vs REFRESH MATERIALIZED VIEW CONCURRENTLY",
         |report| refresh::refresh(&stack, &plan, report),
@@ -383,92 +380,6 @@ fn figure(
         eprintln!("    failed: {e:#}");
         report.problems.push(format!("{e:#}"));
     }
-}
-
-/// Batches of 1000 events with `Prefer: respond-async` for a bounded time:
-/// events accepted per second at the edge; then the time until the queue
-/// consumer has recorded them all (the drain rate, from the first request to
-/// the last row), and the lag the consumer reports per batch (its oldest
-/// event's wait from 202 to recording).
-fn queue_ingestion(
-    stack: &Stack,
-    wrk: &Path,
-    tokens: &Path,
-    plan: &Plan,
-    report: &mut Report,
-) -> Result<()> {
-    let worker = stack.profile.worker_url();
-    let url = stack.profile.admin_db_url();
-    let (mut accepted, mut drained, mut lag50, mut lag99) = (vec![], vec![], vec![], vec![]);
-    for i in 0..plan.repeats {
-        let run_id = format!("queue-{i}");
-        let since = postgres::execute(&stack.pg, &url, "select clock_timestamp()")?;
-        let started = Instant::now();
-        let r = run_wrk(
-            wrk,
-            &worker,
-            "batch-async",
-            tokens,
-            &run_id,
-            2,
-            4,
-            plan.queue_secs,
-            1000,
-            &stack.keys.anon_key,
-        )?;
-        accepted.push(r.events / r.seconds);
-        // Events still in flight when wrk stopped may be queued unanswered,
-        // so the drain ends at the answered count and the ledger check below
-        // allows for them.
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while ledger_rows(stack, &run_id)? < r.events && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        drained.push(ledger_rows(stack, &run_id)? / started.elapsed().as_secs_f64());
-        std::thread::sleep(Duration::from_secs(3));
-        check_ledger(stack, report, &run_id, &r, 4, 1000, true)?;
-        let lags = postgres::execute(
-            &stack.pg,
-            &url,
-            &format!(
-                "select percentile_cont(0.5) within group (order by lag_ms)                         || ' ' || percentile_cont(0.99) within group (order by lag_ms)                    from telemetry.queue_batches                   where recorded_at >= '{since}'"
-            ),
-        )?;
-        let mut parts = lags
-            .split_whitespace()
-            .map(|v| v.parse::<f64>().unwrap_or(f64::NAN));
-        lag50.push(parts.next().unwrap_or(f64::NAN));
-        lag99.push(parts.next().unwrap_or(f64::NAN));
-    }
-    report.add_target(
-        "9",
-        "events/s accepted at the edge, async batches of 1000 (4 conns)",
-        "events/s",
-        &accepted,
-        20_000.0,
-        false,
-    );
-    report.add_target(
-        "9",
-        "events/s drained into the ledger by the consumer",
-        "events/s",
-        &drained,
-        15_000.0,
-        false,
-    );
-    report.add(
-        "9",
-        "queue lag per consumed batch, p50 (202 → recorded)",
-        "ms",
-        &lag50,
-    );
-    report.add(
-        "9",
-        "queue lag per consumed batch, p99 (a 5 s burst)",
-        "ms",
-        &lag99,
-    );
-    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! The judging is `shared::doctor`; this module only makes the calls.
 
 use anyhow::Result;
-use clap::Parser;
 use shared::doctor::{self, Check, ProjectAnswers};
 use shared::rpc::catalogue::ListModels;
 use shared::rpc::operations::DeploymentReport;
@@ -14,11 +13,7 @@ use std::time::Duration;
 
 /// Runs against any project: the URL and keys come from flags or from the
 /// same variables the Worker reads.
-#[derive(Debug, Parser)]
-#[command(
-    name = "cargo xtask doctor",
-    about = "Check a Supabase project (and a Worker) for what the edge needs"
-)]
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// The project's URL, e.g. https://<ref>.supabase.co
     #[arg(long, env = "SUPABASE_URL")]
@@ -37,17 +32,8 @@ pub struct Args {
     pub metrics_token: Option<String>,
 }
 
-pub fn run_command(args: &[String]) -> Result<ExitCode> {
-    let args = match Args::try_parse_from(
-        std::iter::once("cargo xtask doctor".to_string()).chain(args.iter().cloned()),
-    ) {
-        Ok(args) => args,
-        Err(e) => {
-            e.print()?;
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let checks = run(&args);
+pub fn run_command(args: &Args) -> Result<ExitCode> {
+    let checks = run(args);
     print!("{}", doctor::render_text(&checks));
     let failed = checks
         .iter()

@@ -21,22 +21,19 @@ pub const TARGETS: [&str; 4] = [
 ];
 const CARGO_FUZZ_VERSION: &str = "0.13.1";
 
-pub fn run_command(args: &[String]) -> Result<ExitCode> {
-    let Some(target) = args.first() else {
-        bail!("usage: cargo xtask fuzz <{}> [seconds]", TARGETS.join("|"));
-    };
-    if !TARGETS.contains(&target.as_str()) {
-        bail!(
-            "unknown fuzz target {target:?}; targets: {}",
-            TARGETS.join(", ")
-        );
-    }
-    let seconds: u32 = match args.get(1) {
-        Some(s) => s
-            .parse()
-            .with_context(|| format!("{s} is not a number of seconds"))?,
-        None => 60,
-    };
+/// Which target, for how long.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// The cargo-fuzz target
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(TARGETS))]
+    target: String,
+    /// How long libFuzzer runs, in seconds
+    #[arg(default_value_t = 60)]
+    seconds: u32,
+}
+
+pub fn run_command(options: &Options) -> Result<ExitCode> {
+    let (target, seconds) = (&options.target, options.seconds);
     let nightly = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--version"])
         .output()

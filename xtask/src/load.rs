@@ -11,32 +11,34 @@ use crate::paths::{repo_root, Profile};
 use crate::proc::run_visible;
 use crate::stack::{self, RestBuild, Stack};
 use crate::tools::cargo;
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use std::process::{Command, ExitCode};
 
-pub fn run_command(args: &[String]) -> Result<ExitCode> {
-    let mut settings = [
-        ("--clients", "CDS_LOAD_CLIENTS", "50".to_string()),
-        ("--seconds", "CDS_LOAD_SECONDS", "30".to_string()),
-        ("--users", "CDS_LOAD_USERS", "100".to_string()),
+/// The size of the load run.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Clients sending at once
+    #[arg(long, default_value_t = 50)]
+    clients: u32,
+    /// How long the traffic runs
+    #[arg(long, default_value_t = 30)]
+    seconds: u32,
+    /// Users the traffic spreads over (each with a tight balance)
+    #[arg(long, default_value_t = 100)]
+    users: u32,
+}
+
+pub fn run_command(options: &Options) -> Result<ExitCode> {
+    let (clients, seconds, users) = (
+        options.clients.to_string(),
+        options.seconds.to_string(),
+        options.users.to_string(),
+    );
+    let envs = [
+        ("CDS_LOAD_CLIENTS", clients.as_str()),
+        ("CDS_LOAD_SECONDS", seconds.as_str()),
+        ("CDS_LOAD_USERS", users.as_str()),
     ];
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        let Some(setting) = settings.iter_mut().find(|(f, _, _)| f == flag) else {
-            bail!("unknown option {flag}; options: --clients N, --seconds S, --users U");
-        };
-        let value = rest
-            .next()
-            .with_context(|| format!("{flag} needs a number"))?;
-        value
-            .parse::<u32>()
-            .with_context(|| format!("{flag} {value} is not a whole number"))?;
-        setting.2 = value.clone();
-    }
-    let envs: Vec<(&str, &str)> = settings
-        .iter()
-        .map(|(_, name, value)| (*name, value.as_str()))
-        .collect();
     let test_args = ["--release", "--test", "load_invariant", "--", "--nocapture"];
     e2e_on_own_stack(Profile::load()?, RestBuild::Release, &test_args, &envs)
 }

@@ -12,6 +12,28 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// Tools built from crates.io, cached per version across clones of the repo.
+/// Rewrites the generated part of a file of the repository: `render` gets
+/// the file's text and returns it with that part regenerated; the file is
+/// written only when that changes it. `what` names the part in messages.
+pub fn rewrite_generated(
+    file: &str,
+    what: &str,
+    render: impl FnOnce(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context as _;
+    let path = repo_root().join(file);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let rendered = render(&text)?;
+    if rendered == text {
+        eprintln!("{file}'s {what} is up to date");
+    } else {
+        std::fs::write(&path, rendered).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {file}'s {what}");
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 pub fn tool_cache() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)

@@ -5,6 +5,8 @@ use crate::paths::{repo_root, Profile};
 use crate::proc::{run, wait_until, Service};
 use crate::tools::PgTools;
 use anyhow::{Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{Pid, Uid};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -29,8 +31,7 @@ struct Owner {
 }
 
 fn owner() -> Result<Option<Owner>> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !Uid::effective().is_root() {
         return Ok(None);
     }
     let id = |flag: &str| -> Result<u32> {
@@ -129,7 +130,12 @@ pub fn start_cluster(profile: &Profile, tools: &PgTools) -> Result<Service> {
         .args(["-c", "cron.database_name=postgres"]);
     as_owner(&mut postgres, &owner);
     // SIGINT is PostgreSQL's "fast" shutdown: disconnect clients, checkpoint, exit.
-    let mut service = Service::spawn("postgres", postgres, &profile.log("postgres"), libc::SIGINT)?;
+    let mut service = Service::spawn(
+        "postgres",
+        postgres,
+        &profile.log("postgres"),
+        Signal::SIGINT,
+    )?;
     let url = profile.superuser_db_url();
     wait_until(&mut service, Duration::from_secs(30), || {
         psql(tools, &url)
@@ -152,10 +158,12 @@ fn stop_stale(data: &Path) {
         .next()
         .and_then(|l| l.trim().parse::<i32>().ok())
     {
-        // SAFETY: signalling a pid read from the cluster's own pid file.
-        unsafe { libc::kill(pid, libc::SIGINT) };
+        let pid = Pid::from_raw(pid);
+        // Fails only when the postmaster is already gone.
+        let _ = kill(pid, Signal::SIGINT);
         for _ in 0..100 {
-            if unsafe { libc::kill(pid, 0) } != 0 {
+            // Signal 0 only asks whether the process still exists.
+            if kill(pid, None).is_err() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));

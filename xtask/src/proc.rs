@@ -2,6 +2,8 @@
 //! Ctrl-C reaches only xtask, which then stops them in order and waits.
 
 use anyhow::{bail, Context, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use std::fs::File;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -15,7 +17,7 @@ pub struct Service {
     pub log: PathBuf,
     child: Child,
     /// The signal that asks this service for a quick, clean shutdown.
-    stop_signal: i32,
+    stop_signal: Signal,
 }
 
 impl Service {
@@ -24,7 +26,7 @@ impl Service {
         name: &'static str,
         mut command: Command,
         log: &Path,
-        stop_signal: i32,
+        stop_signal: Signal,
     ) -> Result<Self> {
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
@@ -71,20 +73,21 @@ impl Service {
         if self.exited().is_some() {
             return;
         }
-        let group = -(self.child.id() as i32);
-        // SAFETY: kill(2) with a negative pid signals the process group we created.
-        unsafe { libc::kill(group, self.stop_signal) };
+        // The child leads the group `spawn` made; the pid fits in an i32.
+        let group = Pid::from_raw(self.child.id() as i32);
+        // An error means the group is already gone, which is what we want.
+        let _ = killpg(group, self.stop_signal);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if self.exited().is_some() {
                 // Children of the leader (workerd under wrangler) may linger.
-                unsafe { libc::kill(group, libc::SIGKILL) };
+                let _ = killpg(group, Signal::SIGKILL);
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         eprintln!("    {} did not stop in {grace:?}; killing it", self.name);
-        unsafe { libc::kill(group, libc::SIGKILL) };
+        let _ = killpg(group, Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }

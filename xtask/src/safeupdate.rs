@@ -35,8 +35,7 @@ pub fn ensure_installed(bin: &Path) -> Result<()> {
     if std::fs::read(&installed).ok() == Some(std::fs::read(&built)?) {
         return Ok(());
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::Uid::effective().is_root() {
         bail!(
             "the safeupdate module is not installed; install it with:\n    sudo install -m 755 {} {}",
             built.display(),

@@ -326,7 +326,12 @@ pub fn start_rest(
         .args(["--secret-key", &keys.secret_key])
         .arg("--jwks-file")
         .arg(profile.jwks_file());
-    let mut service = Service::spawn("rest-standin", command, &profile.log("rest"), libc::SIGTERM)?;
+    let mut service = Service::spawn(
+        "rest-standin",
+        command,
+        &profile.log("rest"),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
     let root = format!("{}/rest/v1/", profile.supabase_url());
     let anon = keys.anon_key.clone();
     wait_until(&mut service, Duration::from_secs(30), || {

@@ -105,8 +105,7 @@ pub fn pg_tools() -> Result<PgTools> {
 
 pub fn apt_install(packages: &[String]) -> Result<()> {
     let list = packages.join(" ");
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::Uid::effective().is_root() {
         bail!("missing Debian packages; install them with:\n    sudo apt-get install -y {list}");
     }
     eprintln!("==> installing Debian packages: {list}");

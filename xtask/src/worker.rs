@@ -222,7 +222,7 @@ pub fn start_wrangler(profile: &Profile, tools: &WorkerTools, vars: &Path) -> Re
         "wrangler dev",
         command,
         &profile.log("worker"),
-        libc::SIGTERM,
+        nix::sys::signal::Signal::SIGTERM,
     )
 }
 

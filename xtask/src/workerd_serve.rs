@@ -326,7 +326,7 @@ pub fn start(
         .with_context(|| format!("writing {}", config_path.display()))?;
     let mut command = Command::new(workerd);
     command.arg("serve").arg(config_path).arg("config");
-    Service::spawn(name, command, log, libc::SIGTERM)
+    Service::spawn(name, command, log, nix::sys::signal::Signal::SIGTERM)
 }
 
 /// Our Worker as `worker::build` left it in `functions/build`, on

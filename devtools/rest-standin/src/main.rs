@@ -207,6 +207,18 @@ fn parse(
 mod tests {
     use super::*;
 
+    /// Every required setting, as flags.
+    const REQUIRED: [&str; 8] = [
+        "--listen",
+        "127.0.0.1:1",
+        "--db-url",
+        "x",
+        "--schemas",
+        "a",
+        "--jwt-secret",
+        "s",
+    ];
+
     fn args(list: &[&str]) -> impl Iterator<Item = String> {
         list.iter()
             .map(|arg| arg.to_string())
@@ -236,16 +248,7 @@ mod tests {
 
     #[test]
     fn api_keys_come_from_flags_or_environment_and_are_checked() {
-        let base = [
-            "--listen",
-            "127.0.0.1:1",
-            "--db-url",
-            "x",
-            "--schemas",
-            "a",
-            "--jwt-secret",
-            "s",
-        ];
+        let base = REQUIRED;
         let env = |name: &str| match name {
             "REST_STANDIN_SERVICE_ROLE_KEY" => Some("h.service.s".to_owned()),
             "REST_STANDIN_SECRET_KEY" => Some("sb_secret_fromenv".to_owned()),
@@ -301,26 +304,13 @@ mod tests {
     #[test]
     fn missing_or_bad_values_are_reported() {
         let none = |_: &str| None;
+        let zero_pool = [&REQUIRED[..], &["--pool-size", "0"]].concat();
         let cases: &[(&[&str], &str)] = &[
             (&[], "missing --listen"),
             (&["--listen", "nope"], "is not an address"),
             (&["--listen"], "--listen needs a value"),
             (&["--bogus", "1"], "unknown argument"),
-            (
-                &[
-                    "--listen",
-                    "127.0.0.1:1",
-                    "--db-url",
-                    "x",
-                    "--schemas",
-                    "a",
-                    "--jwt-secret",
-                    "s",
-                    "--pool-size",
-                    "0",
-                ],
-                "is not a positive number",
-            ),
+            (&zero_pool, "is not a positive number"),
         ];
         for (list, expected) in cases {
             let error = parse(args(list), none).err().expect("an error");

@@ -31,7 +31,7 @@ pub(super) fn measure(stack: &Stack, plan: &Plan, report: &mut Report) -> Result
         // Every call answered 1000 recorded (the SQL raises otherwise);
         // the ledger must hold each event once, the warm-up's included.
         let expected = f64::from(EVENTS * (CALLS + 1));
-        let rows = super::ledger_rows(stack, &run_id)?;
+        let rows = super::wrk::ledger_rows(stack, &run_id)?;
         if rows != expected {
             report.problems.push(format!(
                 "{run_id}: {rows} ledger rows for {expected} recorded events"

@@ -2,14 +2,13 @@
 //! build, no Node in the path), against the same RPC sent straight to the
 //! REST layer, in the same run.
 
-use super::wrk::{check_ledger, run_wrk};
+use super::wrk::{check_ledger, Load, Wrk};
 use super::{Plan, Report};
 use crate::devkeys::KeyScheme;
 use crate::proc::{wait_until, Service};
 use crate::stack::Stack;
 use crate::workerd_serve;
 use anyhow::Result;
-use std::path::Path;
 use std::time::Duration;
 
 /// Where the extra Workers of the benchmark listen, above the stack's own
@@ -57,48 +56,30 @@ pub(super) fn start_ours(stack: &Stack) -> Result<Served> {
 }
 
 pub(super) fn edge_overhead(
-    stack: &Stack,
+    wrk: &Wrk,
     worker: &str,
-    wrk: &Path,
-    tokens: &Path,
     plan: &Plan,
     report: &mut Report,
 ) -> Result<()> {
-    let rest = stack.profile.supabase_url();
-    let anon = &stack.keys.anon_key;
+    let rest = wrk.stack.profile.supabase_url();
     // Warm both paths (isolate, JWKS-free HS256 path, connections).
-    run_wrk(wrk, worker, "edge", tokens, "warm-edge", 1, 1, 2, 1, anon)?;
-    run_wrk(wrk, &rest, "rest", tokens, "warm-rest", 1, 1, 2, 1, anon)?;
+    wrk.run(worker, "warm-edge", Load::single("edge", 1, 2))?;
+    wrk.run(&rest, "warm-rest", Load::single("rest", 1, 2))?;
     let (mut e50, mut e99, mut r50, mut r99, mut d50, mut d99) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     for i in 0..plan.repeats {
         // One connection, so latency is service time, not queueing.
-        let e = run_wrk(
-            wrk,
-            worker,
-            "edge",
-            tokens,
-            &format!("lat-edge-{i}"),
-            1,
-            1,
-            plan.latency_secs,
-            1,
-            anon,
-        )?;
-        let r = run_wrk(
-            wrk,
-            &rest,
-            "rest",
-            tokens,
-            &format!("lat-rest-{i}"),
-            1,
-            1,
-            plan.latency_secs,
-            1,
-            anon,
-        )?;
-        for (run_id, res) in [(format!("lat-edge-{i}"), &e), (format!("lat-rest-{i}"), &r)] {
-            check_ledger(stack, report, &run_id, res, 1, 1, false)?;
+        let (edge, rest_direct) = (
+            Load::single("edge", 1, plan.latency_secs),
+            Load::single("rest", 1, plan.latency_secs),
+        );
+        let e = wrk.run(worker, &format!("lat-edge-{i}"), edge)?;
+        let r = wrk.run(&rest, &format!("lat-rest-{i}"), rest_direct)?;
+        for (run_id, res, load) in [
+            (format!("lat-edge-{i}"), &e, edge),
+            (format!("lat-rest-{i}"), &r, rest_direct),
+        ] {
+            check_ledger(wrk.stack, report, &run_id, res, load, false)?;
         }
         e50.push(e.p50_ms);
         e99.push(e.p99_ms);
@@ -146,67 +127,22 @@ pub(super) fn edge_overhead(
 /// Events per second at 32 connections through the Worker and straight to
 /// the REST layer (alternating, so both see the same machine), and batches
 /// of 1000 through the Worker.
-pub(super) fn throughput(
-    stack: &Stack,
-    worker: &str,
-    wrk: &Path,
-    tokens: &Path,
-    plan: &Plan,
-    report: &mut Report,
-) -> Result<()> {
-    let rest = stack.profile.supabase_url();
-    let anon = &stack.keys.anon_key;
+pub(super) fn throughput(wrk: &Wrk, worker: &str, plan: &Plan, report: &mut Report) -> Result<()> {
+    let rest = wrk.stack.profile.supabase_url();
     let (mut single, mut direct, mut ratio, mut batched) = (vec![], vec![], vec![], vec![]);
     for i in 0..plan.repeats {
-        let id = format!("tput-single-{i}");
-        let r = run_wrk(
-            wrk,
-            worker,
-            "edge",
-            tokens,
-            &id,
-            2,
-            32,
-            plan.throughput_secs,
-            1,
-            anon,
-        )?;
-        check_ledger(stack, report, &id, &r, 32, 1, false)?;
+        let load = |mode| Load::single(mode, 32, plan.throughput_secs);
+        let r = wrk.run_checked(report, worker, &format!("tput-single-{i}"), load("edge"))?;
         let edge_rate = r.events / r.seconds;
         single.push(edge_rate);
 
-        let id = format!("tput-rest-{i}");
-        let r = run_wrk(
-            wrk,
-            &rest,
-            "rest",
-            tokens,
-            &id,
-            2,
-            32,
-            plan.throughput_secs,
-            1,
-            anon,
-        )?;
-        check_ledger(stack, report, &id, &r, 32, 1, false)?;
+        let r = wrk.run_checked(report, &rest, &format!("tput-rest-{i}"), load("rest"))?;
         let rest_rate = r.events / r.seconds;
         direct.push(rest_rate);
         ratio.push(edge_rate / rest_rate);
 
-        let id = format!("tput-batch-{i}");
-        let r = run_wrk(
-            wrk,
-            worker,
-            "batch",
-            tokens,
-            &id,
-            2,
-            4,
-            plan.throughput_secs,
-            1000,
-            anon,
-        )?;
-        check_ledger(stack, report, &id, &r, 4, 1000, false)?;
+        let batches = Load::batches("batch", 4, plan.throughput_secs);
+        let r = wrk.run_checked(report, worker, &format!("tput-batch-{i}"), batches)?;
         batched.push(r.events / r.seconds);
     }
     report.add_target(

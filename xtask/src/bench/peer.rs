@@ -4,14 +4,13 @@
 
 use super::cpu::workerd_cpu_ns;
 use super::edge::{Served, PEER_PORT_OFFSET};
-use super::wrk::{check_ledger, run_wrk, wrk_get};
+use super::wrk::{check_ledger, wrk_get, Load, Wrk};
 use super::{Plan, Report};
 use crate::paths::repo_root;
 use crate::proc::{run, wait_until};
 use crate::stack::Stack;
 use crate::workerd_serve::{self, Module, ModuleKind, WorkerConfig};
 use anyhow::{Context, Result};
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -86,41 +85,24 @@ fn start_peer(stack: &Stack) -> Result<Served> {
 
 /// Latency at one connection, rate at 32, and workerd CPU per request of
 /// ours and the peer under the same load, alternating.
-pub(super) fn peer(
-    stack: &Stack,
-    ours: &Served,
-    wrk: &Path,
-    tokens: &Path,
-    plan: &Plan,
-    report: &mut Report,
-) -> Result<()> {
-    let peer = start_peer(stack)?;
-    compare(stack, ours, &peer, wrk, tokens, plan, report)
+pub(super) fn peer(wrk: &Wrk, ours: &Served, plan: &Plan, report: &mut Report) -> Result<()> {
+    let peer = start_peer(wrk.stack)?;
+    compare(wrk, ours, &peer, plan, report)
 }
 
 fn compare(
-    stack: &Stack,
+    wrk: &Wrk,
     ours: &Served,
     peer: &Served,
-    wrk: &Path,
-    tokens: &Path,
     plan: &Plan,
     report: &mut Report,
 ) -> Result<()> {
-    let anon = &stack.keys.anon_key;
     let targets = [("ours", ours), ("peer", peer)];
     for (name, served) in &targets {
-        run_wrk(
-            wrk,
+        wrk.run(
             &served.url,
-            "edge",
-            tokens,
             &format!("warm-{name}"),
-            1,
-            1,
-            2,
-            1,
-            anon,
+            Load::single("edge", 1, 2),
         )?;
     }
     let (mut lat, mut cpu) = ([vec![], vec![]], [vec![], vec![]]);
@@ -134,20 +116,10 @@ fn compare(
             // One connection: latency is service time.
             let run_id = format!("peer-{name}-{i}");
             let before = workerd_cpu_ns(pid)?;
-            let r = run_wrk(
-                wrk,
-                &served.url,
-                "edge",
-                tokens,
-                &run_id,
-                1,
-                1,
-                plan.latency_secs,
-                1,
-                anon,
-            )?;
+            let load = Load::single("edge", 1, plan.latency_secs);
+            let r = wrk.run(&served.url, &run_id, load)?;
             let after = workerd_cpu_ns(pid)?;
-            check_ledger(stack, report, &run_id, &r, 1, 1, false)?;
+            check_ledger(wrk.stack, report, &run_id, &r, load, false)?;
             let cpu_us = micros(before, after) / r.events.max(1.0);
             let p50 = r.p50_ms;
             lat[k].push(p50);
@@ -155,20 +127,10 @@ fn compare(
             // 32 connections: what each costs when the machine is busy.
             let run_id = format!("peer32-{name}-{i}");
             let before = workerd_cpu_ns(pid)?;
-            let r = run_wrk(
-                wrk,
-                &served.url,
-                "edge",
-                tokens,
-                &run_id,
-                2,
-                32,
-                plan.throughput_secs,
-                1,
-                anon,
-            )?;
+            let load = Load::single("edge", 32, plan.throughput_secs);
+            let r = wrk.run(&served.url, &run_id, load)?;
             let after = workerd_cpu_ns(pid)?;
-            check_ledger(stack, report, &run_id, &r, 32, 1, false)?;
+            check_ledger(wrk.stack, report, &run_id, &r, load, false)?;
             let cpu32_us = micros(before, after) / r.events.max(1.0);
             rate32[k].push(r.events / r.seconds);
             cpu32[k].push(cpu32_us);
@@ -185,7 +147,7 @@ fn compare(
         ] {
             let before = workerd_cpu_ns(peer.service.pid())?;
             let (median, requests) =
-                wrk_get(wrk, &format!("{}{path}", peer.url), plan.latency_secs)?;
+                wrk_get(wrk.bin, &format!("{}{path}", peer.url), plan.latency_secs)?;
             let after = workerd_cpu_ns(peer.service.pid())?;
             p50.push(median);
             cpu_us.push(micros(before, after) / requests.max(1.0));

@@ -73,33 +73,96 @@ pub(super) struct WrkResult {
     pub(super) p99_ms: f64,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn run_wrk(
-    wrk: &Path,
-    base_url: &str,
-    mode: &str,
-    tokens: &Path,
-    run_id: &str,
+/// What every load run of the benchmark shares: the `wrk` binary, the bench
+/// users' tokens, and the stack it loads (its anon key, and the ledger each
+/// run is checked against).
+pub(super) struct Wrk<'a> {
+    pub(super) bin: &'a Path,
+    pub(super) tokens: &'a Path,
+    pub(super) stack: &'a Stack,
+}
+
+/// One load run: what `bench/wrk/usage.lua` sends (`edge`, `rest`, `batch`,
+/// `batch-async`) and how hard.
+#[derive(Clone, Copy)]
+pub(super) struct Load {
+    mode: &'static str,
     threads: u32,
     connections: u32,
     secs: u32,
     batch: u32,
-    anon_key: &str,
-) -> Result<WrkResult> {
-    let out = Command::new(wrk)
-        .args(["-t", &threads.to_string(), "-c", &connections.to_string()])
-        .args(["-d", &format!("{secs}s"), "--timeout", "10s"])
-        .arg("-s")
-        .arg(repo_root().join("bench/wrk/usage.lua"))
-        .arg(base_url)
-        .arg("--")
-        .arg(mode)
-        .arg(tokens)
-        .arg(run_id)
-        .arg(batch.to_string())
-        .arg(anon_key)
-        .output()
-        .context("running wrk")?;
+}
+
+impl Load {
+    /// Single events on `connections` (one wrk thread for one connection,
+    /// two otherwise: the machine has two cores).
+    pub(super) fn single(mode: &'static str, connections: u32, secs: u32) -> Self {
+        let threads = if connections == 1 { 1 } else { 2 };
+        Load {
+            mode,
+            threads,
+            connections,
+            secs,
+            batch: 1,
+        }
+    }
+
+    /// Batches of 1000 events on `connections`, two wrk threads.
+    pub(super) fn batches(mode: &'static str, connections: u32, secs: u32) -> Self {
+        Load {
+            mode,
+            threads: 2,
+            connections,
+            secs,
+            batch: 1000,
+        }
+    }
+}
+
+impl Wrk<'_> {
+    /// Runs `load` against `base_url`, every idempotency key starting with
+    /// `run_id`.
+    pub(super) fn run(&self, base_url: &str, run_id: &str, load: Load) -> Result<WrkResult> {
+        let Load {
+            mode,
+            threads,
+            connections,
+            secs,
+            batch,
+        } = load;
+        let out = Command::new(self.bin)
+            .args(["-t", &threads.to_string(), "-c", &connections.to_string()])
+            .args(["-d", &format!("{secs}s"), "--timeout", "10s"])
+            .arg("-s")
+            .arg(repo_root().join("bench/wrk/usage.lua"))
+            .arg(base_url)
+            .arg("--")
+            .arg(mode)
+            .arg(self.tokens)
+            .arg(run_id)
+            .arg(batch.to_string())
+            .arg(&self.stack.keys.anon_key)
+            .output()
+            .context("running wrk")?;
+        parse_result(mode, &out)
+    }
+
+    /// [`Wrk::run`], then [`check_ledger`] for it.
+    pub(super) fn run_checked(
+        &self,
+        report: &mut Report,
+        base_url: &str,
+        run_id: &str,
+        load: Load,
+    ) -> Result<WrkResult> {
+        let result = self.run(base_url, run_id, load)?;
+        check_ledger(self.stack, report, run_id, &result, load, false)?;
+        Ok(result)
+    }
+}
+
+/// The WRK_RESULT line `bench/wrk/usage.lua` prints.
+fn parse_result(mode: &str, out: &std::process::Output) -> Result<WrkResult> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
         .lines()
@@ -184,7 +247,7 @@ pub(super) fn ledger_rows(stack: &Stack, run_id: &str) -> Result<f64> {
 
 /// Checks a load run lost and doubled nothing: every answered event is in the
 /// ledger once; at most the requests still in flight when wrk stopped (one
-/// per connection, `batch` events each) may be there unanswered, and, when
+/// per connection, the load's batch of events each) may be there unanswered, and, when
 /// `partial_on_failure` (the queue path sends a request's events in several
 /// `sendBatch` calls), the events of requests answered with an error.
 pub(super) fn check_ledger(
@@ -192,14 +255,13 @@ pub(super) fn check_ledger(
     report: &mut Report,
     run_id: &str,
     r: &WrkResult,
-    connections: u32,
-    batch: u32,
+    load: Load,
     partial_on_failure: bool,
 ) -> Result<()> {
     let rows = ledger_rows(stack, run_id)?;
-    let mut in_flight = f64::from(connections * batch);
+    let mut in_flight = f64::from(load.connections * load.batch);
     if partial_on_failure {
-        in_flight += r.failed * f64::from(batch);
+        in_flight += r.failed * f64::from(load.batch);
     }
     if rows < r.events || rows > r.events + in_flight {
         report.problems.push(format!(
