@@ -15,6 +15,7 @@ mod postgres;
 mod proc;
 mod rehearsal;
 mod safeupdate;
+mod schemathesis;
 mod stack;
 mod testrun;
 mod tools;
@@ -42,6 +43,8 @@ commands:
                  with its fix; non-zero when anything fails
   fuzz T [SECS]  run cargo-fuzz target T (jwt, standard_webhook, usage_request,
                  webhook_payload) for SECS seconds (default 60); needs nightly
+  schemathesis   the test stack, then only the schemathesis run against the
+                 served OpenAPI document (also a layer of `test`)
   build-worker   build the Worker to wasm with worker-build --release
   init-sql       write database/init.sql from supabase/migrations and the seed
   error-table    rewrite README's error table from shared::error::CATALOGUE
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Some("e2e") => load::e2e_command(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("doctor") => doctor::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("fuzz") => fuzz::run_command(&std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("schemathesis") => schemathesis::run_command(),
         Some("build-worker") => worker::build_command(),
         Some("init-sql") => init_sql::write_command(),
         Some("error-table") => error_table::write_command(),
