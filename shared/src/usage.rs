@@ -381,7 +381,8 @@ impl OverviewQuery {
     }
 }
 
-/// A calendar date `YYYY-MM-DD` with a valid month and day.
+/// A calendar date `YYYY-MM-DD` from the year 1 (PostgreSQL has no year
+/// 0), judged by the `time` crate's calendar.
 pub(crate) fn is_date(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     let [y, m, d] = parts.as_slice() else {
@@ -391,20 +392,13 @@ pub(crate) fn is_date(s: &str) -> bool {
     if !(all_digits(y, 4) && all_digits(m, 2) && all_digits(d, 2)) {
         return false;
     }
-    let (y, m, d): (u32, u32, u32) = (
-        y.parse().unwrap_or(0),
-        m.parse().unwrap_or(0),
-        d.parse().unwrap_or(0),
-    );
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
+    let (Ok(year), Ok(month), Ok(day)) = (y.parse::<i32>(), m.parse::<u8>(), d.parse::<u8>())
+    else {
+        return false;
     };
-    (1..=days).contains(&d) && y >= 1
+    year >= 1
+        && time::Month::try_from(month)
+            .is_ok_and(|month| time::Date::from_calendar_date(year, month, day).is_ok())
 }
 
 /// `POST /v1/admin/grants`.

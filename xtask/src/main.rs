@@ -18,6 +18,7 @@ mod proc;
 mod rehearsal;
 mod route_index;
 mod safeupdate;
+mod schemathesis;
 mod stack;
 mod testrun;
 mod tools;
@@ -66,6 +67,9 @@ enum Command {
     Doctor(doctor::Args),
     /// Run a cargo-fuzz target for a bounded time (needs nightly)
     Fuzz(fuzz::Options),
+    /// The test stack, then only the schemathesis run against the served
+    /// OpenAPI document (also a layer of `test`)
+    Schemathesis,
     /// Build the Worker to wasm with worker-build --release
     BuildWorker,
     /// Write database/init.sql from supabase/migrations and the seed
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
         Command::E2e(_) => load::e2e_command(&e2e_passthrough(std::env::args())),
         Command::Doctor(args) => doctor::run_command(&args),
         Command::Fuzz(options) => fuzz::run_command(&options),
+        Command::Schemathesis => schemathesis::run_command(),
         Command::BuildWorker => worker::build_command(),
         Command::InitSql => init_sql::write_command(),
         Command::ErrorTable => error_table::write_command(),

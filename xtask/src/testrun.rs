@@ -88,6 +88,14 @@ pub fn run() -> Result<ExitCode> {
     }
     if !stop.load(Ordering::SeqCst) {
         layer(
+            "API contract (schemathesis against /v1/openapi.json)",
+            // After the end-to-end tests: its requests add rows to the demo
+            // user, which no test counts on.
+            &mut || crate::schemathesis::layer(&stack),
+        )?;
+    }
+    if !stop.load(Ordering::SeqCst) {
+        layer(
             "deploy rehearsal (bare hosted-like project, doctor)",
             // A step that cannot run fails this layer, not the whole run.
             &mut || {

@@ -168,15 +168,13 @@ impl AuthError {
     }
 }
 
-/// Whether `s` is a UUID in its canonical text form (8-4-4-4-12 hex digits),
-/// as Postgres prints `auth.users.id`.
+/// Whether `s` is a UUID in its canonical text form (8-4-4-4-12 hex digits,
+/// either case), as Postgres prints `auth.users.id`. The `uuid` crate also
+/// reads the simple, braced and URN forms; they are refused here so one id
+/// has one spelling in paths, logs and rate-limit keys.
 pub fn is_uuid(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    bytes.len() == 36
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => *b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
+    const HYPHENATED_LEN: usize = 36;
+    s.len() == HYPHENATED_LEN && uuid::Uuid::try_parse(s).is_ok()
 }
 
 #[cfg(test)]
@@ -192,6 +190,8 @@ mod tests {
             ("{0b6c1f0e-8e2a-4c57-9a3e-5d1c2b3a4f60}", false),
             ("0b6c1f0e-8e2a-4c57-9a3e-5d1c2b3a4f6g", false),
             ("0b6c1f0e-8e2a-4c57-9a3e_5d1c2b3a4f60", false),
+            ("urn:uuid:0b6c1f0e-8e2a-4c57-9a3e-5d1c2b3a", false),
+            ("0b6c1f0e-8e2a-4c57-9a3e-5d1c2b3a4f6\u{e9}", false),
             ("", false),
         ];
         for (input, want) in cases {
