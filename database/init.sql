@@ -1401,11 +1401,18 @@ begin
       when foreign_key_violation then
         perform platform.fail('PT422', 'unknown_auth_user', 'no Supabase Auth user has this id');
       when unique_violation then
-        -- Another platform user has this email (or, in a race, this
-        -- username): a coded refusal the webhook's log can explain, rather
-        -- than a bare constraint error that reads like an outage.
-        perform platform.fail('PT409', 'email_taken',
-          'another platform user already has this email address');
+        -- Two deliveries of the same new user at once: the loser's insert
+        -- can meet the winner's row on the email or username index before
+        -- the id arbiter sees it, and it waited for the winner to commit,
+        -- so the winner's row is visible now. That is this user, not a
+        -- clash.
+        if not exists (select 1 from platform.users u where u.id = p_id) then
+          -- Another platform user has this email (or, in a race, this
+          -- username): a coded refusal the webhook's log can explain, rather
+          -- than a bare constraint error that reads like an outage.
+          perform platform.fail('PT409', 'email_taken',
+            'another platform user already has this email address');
+        end if;
     end;
     v_created := v_user.id is not null;
     if not v_created then
