@@ -10,6 +10,7 @@ mod error_table;
 mod fuzz;
 mod init_sql;
 mod load;
+mod openapi;
 mod paths;
 mod postgres;
 mod proc;
@@ -45,6 +46,7 @@ commands:
   build-worker   build the Worker to wasm with worker-build --release
   init-sql       write database/init.sql from supabase/migrations and the seed
   error-table    rewrite README's error table from shared::error::CATALOGUE
+  openapi        write shared/src/openapi.json from shared::openapi::generate
 
 environment:
   CDS_PG_PORT, CDS_REST_PORT, CDS_WORKER_PORT, CDS_INSPECTOR_PORT
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Some("build-worker") => worker::build_command(),
         Some("init-sql") => init_sql::write_command(),
         Some("error-table") => error_table::write_command(),
+        Some("openapi") => openapi::write_command(),
         Some("help" | "-h" | "--help") => {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)
