@@ -15,6 +15,7 @@ use serde_json::Value;
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub enum Outcome {
     Pass,
     Fail,
@@ -22,6 +23,7 @@ pub enum Outcome {
 
 /// One line of the checklist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Check {
     /// A stable identifier (`platform_exposed`, `rpcs`, ...).
     pub id: String,
@@ -482,6 +484,7 @@ pub fn check_rate_limit_bindings(missing: &[&str]) -> Check {
 
 /// The body of the Worker's `GET /health?deep=1`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct DeepHealth {
     /// `ok` when every check passes, `failing` otherwise.
     pub status: String,

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 /// What the REST probe found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct RestStatus {
     /// The REST layer answered with a status below 500.
     pub reachable: bool,
@@ -30,6 +31,7 @@ impl RestStatus {
 /// functions are not migrated; every API call would then fail, so this is
 /// checked apart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct PlatformStatus {
     /// The check's function answered with a result.
     pub reachable: bool,
@@ -59,6 +61,7 @@ impl PlatformStatus {
 /// `platform` check fails, so a monitor can alert on it without the edge
 /// looking down to a load balancer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct HealthReport {
     pub status: &'static str,
     pub version: &'static str,

@@ -36,6 +36,7 @@ pub enum KeyKind {
 /// Which key format the edge runs with, as `GET /health` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub enum KeyScheme {
     /// Both keys are legacy JWTs.
     LegacyJwt,

@@ -3,6 +3,7 @@
 //! `CDS_*` variables; pointing them at a real Supabase project and a deployed
 //! Worker runs the same tests there.
 
+pub mod contract;
 pub mod db;
 pub mod load;
 pub mod reference;
@@ -186,7 +187,10 @@ pub fn request(method: &str, url: &str) -> ureq::Request {
 }
 
 /// Sends `req` with an optional body; 4xx and 5xx are answers, not errors.
+/// An answer of the Worker that the OpenAPI document does not allow fails
+/// the test here (`contract`).
 pub fn send(req: ureq::Request, body: Option<&[u8]>) -> Answer {
+    let (method, url) = (req.method().to_string(), req.url().to_string());
     let result = match body {
         Some(bytes) => req.send_bytes(bytes),
         None => req.call(),
@@ -202,7 +206,9 @@ pub fn send(req: ureq::Request, body: Option<&[u8]>) -> Answer {
         .into_iter()
         .filter_map(|n| response.header(&n).map(|v| (n.clone(), v.to_string())))
         .collect();
+    let content_type = response.header("content-type").map(String::from);
     let body = response.into_string().unwrap_or_default();
+    contract::assert_documented(&method, &url, status, content_type.as_deref(), &body);
     Answer {
         status,
         headers,

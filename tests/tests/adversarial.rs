@@ -240,7 +240,27 @@ fn send_over_socket(req: &Req) -> Result<Reply, String> {
             Err(e) => return Err(format!("no answer: {e}")),
         }
     }
-    parse_http_response(&raw)
+    let reply = parse_http_response(&raw)?;
+    // Held to the OpenAPI document as `send` holds ureq's answers.
+    let head = String::from_utf8_lossy(&raw[..raw.len().min(8192)]).to_string();
+    let content_type = head
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-type")
+                .then(|| value.trim().to_string())
+        });
+    e2e_tests::contract::check_url(
+        req.method,
+        &worker_url(&req.path),
+        reply.status,
+        content_type.as_deref(),
+        &reply.body,
+    )?;
+    Ok(reply)
 }
 
 fn parse_http_response(raw: &[u8]) -> Result<Reply, String> {

@@ -12,6 +12,7 @@ mod error_table;
 mod fuzz;
 mod init_sql;
 mod load;
+mod openapi;
 mod paths;
 mod postgres;
 mod proc;
@@ -78,6 +79,8 @@ enum Command {
     ErrorTable,
     /// Rewrite ARCHITECTURE.md's route index from shared::routes::ROUTES
     RouteIndex,
+    /// Write shared/src/openapi.json from shared::openapi::generate
+    Openapi,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::InitSql => init_sql::write_command(),
         Command::ErrorTable => error_table::write_command(),
         Command::RouteIndex => route_index::write_command(),
+        Command::Openapi => openapi::write_command(),
     };
     match result {
         Ok(code) => code,

@@ -155,6 +155,55 @@ impl EventsPage {
     }
 }
 
+/// One row of a page as the edge answers it (`list_usage_events` writes
+/// it; the edge passes it on). Described here for the OpenAPI document; the
+/// end-to-end tests hold every answer to it.
+#[cfg(feature = "openapi")]
+#[derive(schemars::JsonSchema)]
+#[schemars(
+    deny_unknown_fields,
+    description = "A recorded usage event of the caller's, as the ledger keeps it."
+)]
+pub struct UsageEvent {
+    /// the ledger row's id (a 64-bit integer, as a string)
+    #[schemars(regex(pattern = r"^[1-9][0-9]*$"))]
+    pub id: String,
+    #[schemars(extend("format" = "date-time"))]
+    pub created_at: String,
+    pub model: String,
+    #[schemars(range(min = 0))]
+    pub prompt_tokens: i64,
+    #[schemars(range(min = 0))]
+    pub completion_tokens: i64,
+    #[schemars(range(min = 0))]
+    pub total_tokens: i64,
+    /// exact decimal, at the model's prices when recorded
+    #[schemars(regex(pattern = r"^[0-9]+\.[0-9]{6}$"))]
+    pub cost: String,
+    pub idempotency_key: String,
+    #[schemars(required, extend("type" = ["string", "null"], "format" = "uuid"))]
+    pub api_key_id: Option<String>,
+    #[schemars(required, extend("type" = ["string", "null"], "format" = "uuid"))]
+    pub project_id: Option<String>,
+    #[schemars(required, extend("type" = ["string", "null"], "format" = "uuid"))]
+    pub session_id: Option<String>,
+}
+
+/// A page of [`UsageEvent`]s, as [`EventsPage::body`] writes it.
+#[cfg(feature = "openapi")]
+#[derive(schemars::JsonSchema)]
+#[schemars(
+    deny_unknown_fields,
+    description = "A page of the caller's usage events, newest first."
+)]
+pub struct UsageEventsPage {
+    #[schemars(length(max = 100))]
+    pub events: Vec<UsageEvent>,
+    /// the cursor of the next page; null on the last
+    #[schemars(required, extend("type" = ["string", "null"]))]
+    pub next_before: Option<String>,
+}
+
 impl Answer for EventsPage {
     fn from_answer(mut value: Value) -> Result<Self, String> {
         let events = match value.get_mut("events").map(Value::take) {

@@ -146,9 +146,14 @@ impl Http {
         let status = response.status();
         let replayed = response.header("idempotent-replayed") == Some("true");
         let retry_after = response.header("retry-after").map(String::from);
+        let content_type = response.header("content-type").map(String::from);
+        let url = response.get_url().to_string();
         let text = response
             .into_string()
             .map_err(|e| format!("{method} {path}: reading the body: {e}"))?;
+        // An answer the OpenAPI document does not allow is a failure of the
+        // run, as a lost connection is.
+        crate::contract::check_url(method, &url, status, content_type.as_deref(), &text)?;
         Ok(Reply {
             status,
             replayed,

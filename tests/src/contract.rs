@@ -1,0 +1,330 @@
+//! Every answer the Worker gives the end-to-end tests is held to the OpenAPI
+//! document (`shared/src/openapi.json`, what `GET /v1/openapi.json` serves):
+//! its status must be one the operation documents, and its body must match
+//! the schema documented for that status. [`crate::send`] and the load
+//! run's client check each answer here, so a handler that answers something
+//! the document does not say fails the test that met it.
+
+use serde_json::Value;
+use std::sync::OnceLock;
+
+/// The document as checked in: the tests run against the same commit's
+/// Worker, and a deployed Worker serves this file too.
+const DOCUMENT: &str = include_str!("../../shared/src/openapi.json");
+
+/// Paths that are not the edge's API but reach the Worker's address.
+/// `wrangler dev --test-scheduled` answers `/__scheduled` itself (it runs
+/// the cron handler); the Worker never sees it as a request.
+const NOT_THE_API: &[&str] = &["/__scheduled"];
+
+/// The parsed document, once per test binary.
+pub fn document() -> &'static Contract {
+    static DOC: OnceLock<Contract> = OnceLock::new();
+    DOC.get_or_init(|| Contract::new(serde_json::from_str(DOCUMENT).expect("openapi.json parses")))
+}
+
+/// An OpenAPI document, asked about answers.
+pub struct Contract {
+    doc: Value,
+}
+
+/// One answer, as the validator sees it.
+pub struct Exchange<'a> {
+    pub method: &'a str,
+    /// The request's path, without the query; percent-encoding kept, so an
+    /// encoded `/` stays inside its segment.
+    pub path: &'a str,
+    pub status: u16,
+    pub content_type: Option<&'a str>,
+    pub body: &'a str,
+}
+
+impl Contract {
+    pub fn new(doc: Value) -> Contract {
+        Contract { doc }
+    }
+
+    /// `Ok` when the document allows this answer; else what it breaks.
+    pub fn check(&self, answer: &Exchange) -> Result<(), String> {
+        let Exchange {
+            method,
+            path,
+            status,
+            ..
+        } = *answer;
+        let what = format!("{method} {path} answered {status}");
+        if NOT_THE_API.contains(&path) {
+            return Ok(());
+        }
+        let method = method.to_ascii_lowercase();
+        let Some((template, operations)) = self.path_item(path) else {
+            // No path of the document matches: the router answers 404
+            // `not_found` (or 413 when the body is refused before routing,
+            // 429 once the client address is over its limit). The document
+            // cannot name paths it does not have, so this rule is here.
+            return self.unlisted(answer, &[404, 413, 429], &what);
+        };
+        let Some(operation) = operations.get(&method) else {
+            if method == "options" {
+                // A CORS preflight is answered before routing, for any path.
+                return self.unlisted(answer, &[204, 403, 429], &what);
+            }
+            // A method the path does not have: 405 `method_not_allowed`.
+            return self.unlisted(answer, &[405, 413, 429], &what);
+        };
+        let responses = &operation["responses"];
+        let Some(response) = responses
+            .get(status.to_string())
+            .or_else(|| responses.get("default"))
+        else {
+            let documented: Vec<&String> = responses
+                .as_object()
+                .map(|r| r.keys().collect())
+                .unwrap_or_default();
+            return Err(format!(
+                "{what}, which {} {template} does not document (it documents {documented:?}); body: {}",
+                method.to_ascii_uppercase(),
+                answer.body
+            ));
+        };
+        let response = self.resolve(response);
+        self.check_body(response, answer, &what)
+    }
+
+    /// An answer to a request the document has no operation for, allowed
+    /// only with one of `statuses` and, unless it is empty, the Error body.
+    fn unlisted(&self, answer: &Exchange, statuses: &[u16], what: &str) -> Result<(), String> {
+        if !statuses.contains(&answer.status) {
+            return Err(format!(
+                "{what}: a request the document has no operation for may only answer {statuses:?}"
+            ));
+        }
+        if answer.body.is_empty() {
+            return Ok(());
+        }
+        let error = self.resolve(&self.doc["components"]["responses"]["Error"]);
+        self.check_body(error, answer, what)
+    }
+
+    /// The path item whose template matches `path`, the most literal first
+    /// (so `/v1/usage/batch` wins over a `/v1/usage/{id}`).
+    fn path_item(&self, path: &str) -> Option<(&str, &serde_json::Map<String, Value>)> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.doc["paths"]
+            .as_object()?
+            .iter()
+            .filter_map(|(template, item)| {
+                let parts: Vec<&str> = template.split('/').collect();
+                if parts.len() != segments.len() {
+                    return None;
+                }
+                let mut literal = 0;
+                for (part, segment) in parts.iter().zip(&segments) {
+                    if part.starts_with('{') && part.ends_with('}') {
+                        if segment.is_empty() {
+                            return None;
+                        }
+                    } else if part == segment {
+                        literal += 1;
+                    } else {
+                        return None;
+                    }
+                }
+                Some((literal, template.as_str(), item.as_object()?))
+            })
+            .max_by_key(|(literal, _, _)| *literal)
+            .map(|(_, template, item)| (template, item))
+    }
+
+    /// A response object, following its `$ref` within the document.
+    fn resolve<'a>(&'a self, mut value: &'a Value) -> &'a Value {
+        while let Some(pointer) = value["$ref"].as_str() {
+            match pointer.strip_prefix('#').and_then(|p| self.doc.pointer(p)) {
+                Some(target) => value = target,
+                None => break,
+            }
+        }
+        value
+    }
+
+    fn check_body(&self, response: &Value, answer: &Exchange, what: &str) -> Result<(), String> {
+        let Some(content) = response["content"].as_object() else {
+            return if answer.body.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{what} with a body, which the document says has none: {}",
+                    answer.body
+                ))
+            };
+        };
+        if answer.method.eq_ignore_ascii_case("HEAD") {
+            return Ok(());
+        }
+        let media = answer
+            .content_type
+            .and_then(|c| c.split(';').next())
+            .map(|c| c.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let Some(media_type) = content.get(&media) else {
+            return Err(format!(
+                "{what} as {media:?}, which the document does not list ({:?})",
+                content.keys().collect::<Vec<_>>()
+            ));
+        };
+        if media != "application/json" {
+            return Ok(());
+        }
+        let body: Value = serde_json::from_str(answer.body)
+            .map_err(|e| format!("{what} with a body that is not JSON ({e}): {}", answer.body))?;
+        let Some(schema) = media_type.get("schema") else {
+            return Ok(());
+        };
+        self.validate(schema, &body).map_err(|errors| {
+            format!("{what} with a body against its schema: {errors}; body: {body}")
+        })
+    }
+
+    /// Validates `instance` against `schema`, a part of the document: the
+    /// schema is compiled with the document's components beside it, so its
+    /// `#/components/schemas/...` references resolve as in the document.
+    pub fn validate(&self, schema: &Value, instance: &Value) -> Result<(), String> {
+        let mut root = match schema {
+            Value::Object(map) => map.clone(),
+            Value::Bool(_) => return Ok(()),
+            other => return Err(format!("not a schema: {other}")),
+        };
+        root.insert("components".into(), self.doc["components"].clone());
+        let validator = jsonschema::draft202012::new(&Value::Object(root))
+            .map_err(|e| format!("the document's schema does not compile: {e}"))?;
+        let errors: Vec<String> = validator
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+}
+
+/// Panics with the broken rule unless the document allows this answer to a
+/// request to the Worker at `url`; answers of other hosts (the REST layer)
+/// pass.
+pub fn assert_documented(
+    method: &str,
+    url: &str,
+    status: u16,
+    content_type: Option<&str>,
+    body: &str,
+) {
+    if let Err(broken) = check_url(method, url, status, content_type, body) {
+        panic!("the answer breaks the OpenAPI document: {broken}");
+    }
+}
+
+/// [`Contract::check`] for a full URL, when it is the Worker's.
+pub fn check_url(
+    method: &str,
+    url: &str,
+    status: u16,
+    content_type: Option<&str>,
+    body: &str,
+) -> Result<(), String> {
+    let base = crate::env("CDS_WORKER_URL");
+    let Some(rest) = url.strip_prefix(base.trim_end_matches('/')) else {
+        return Ok(());
+    };
+    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    let path = if path.is_empty() { "/" } else { path };
+    document().check(&Exchange {
+        method,
+        path,
+        status,
+        content_type,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn answer<'a>(method: &'a str, path: &'a str, status: u16, body: &'a str) -> Exchange<'a> {
+        Exchange {
+            method,
+            path,
+            status,
+            content_type: Some("application/json; charset=utf-8"),
+            body,
+        }
+    }
+
+    #[test]
+    fn an_error_body_of_the_documented_shape_passes() {
+        let body = json!({"error": {"code": "not_authenticated", "message": "sign in"}});
+        document()
+            .check(&answer("GET", "/v1/me", 401, &body.to_string()))
+            .expect("a documented 401");
+    }
+
+    #[test]
+    fn a_wrong_body_fails() {
+        for body in [
+            json!({"error": {"code": "not_authenticated"}}),
+            json!({"error": {"code": "no_such_code", "message": "m"}}),
+            json!({"error": "not_authenticated"}),
+            json!([]),
+        ] {
+            let failed = document().check(&answer("GET", "/v1/me", 401, &body.to_string()));
+            assert!(failed.is_err(), "{body} passed");
+        }
+        let not_json = document().check(&answer("GET", "/v1/me", 401, "<html>"));
+        assert!(not_json.is_err());
+    }
+
+    #[test]
+    fn a_success_body_without_a_required_field_fails() {
+        let models = json!({"models": [{"name": "m", "provider": "p"}]});
+        let failed = document().check(&answer("GET", "/v1/models", 200, &models.to_string()));
+        assert!(failed.is_err(), "a model without its prices passed");
+    }
+
+    #[test]
+    fn an_undocumented_status_fails() {
+        let body = json!({"error": {"code": "internal_error", "message": "m"}});
+        let failed = document().check(&answer("GET", "/v1/models", 418, &body.to_string()));
+        assert!(failed.unwrap_err().contains("does not document"));
+    }
+
+    #[test]
+    fn templated_paths_match_one_segment_each() {
+        let body = json!({"error": {"code": "unknown_reservation", "message": "m"}});
+        let path = "/v1/usage/reservations/0b0e7a52-0a8c-4b8e-9e55-f6a1e1b1b1b1";
+        document()
+            .check(&answer("DELETE", path, 404, &body.to_string()))
+            .expect("the templated path");
+        let encoded = "/v1/admin/models/org%2Fmodel";
+        let deactivated = document().check(&answer("DELETE", encoded, 404, &body.to_string()));
+        assert!(deactivated.is_ok(), "{deactivated:?}");
+    }
+
+    #[test]
+    fn unknown_paths_and_methods_answer_404_and_405_only() {
+        let not_found = json!({"error": {"code": "not_found", "message": "m"}}).to_string();
+        let contract = document();
+        assert!(contract
+            .check(&answer("GET", "/nope", 404, &not_found))
+            .is_ok());
+        assert!(contract.check(&answer("GET", "/nope", 200, "{}")).is_err());
+        let not_allowed =
+            json!({"error": {"code": "method_not_allowed", "message": "m"}}).to_string();
+        let put_models = answer("PUT", "/v1/models", 405, &not_allowed);
+        assert!(contract.check(&put_models).is_ok());
+        assert!(contract
+            .check(&answer("PUT", "/v1/models", 200, "{}"))
+            .is_err());
+    }
+}
