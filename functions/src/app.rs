@@ -123,6 +123,13 @@ async fn answer(
         header(&req, "content-length").as_deref(),
         config.max_body_bytes,
     )?;
+    if let Some(page) = shared::page::route(&method, req.path()) {
+        // The page is public: charged to the client address, as the other
+        // public routes are.
+        *reached_handler = true;
+        rate_limit::charge(&Charge::client(client_ip)).await?;
+        return Ok(Answered::Normal(handlers::page::get(page, config)));
+    }
     let matched = router().resolve(&method, req.path())?;
     *endpoint = Some(matched.endpoint);
     let body = read_body(&req, &method, config.max_body_bytes).await?;

@@ -18,6 +18,7 @@ mod safeupdate;
 mod stack;
 mod testrun;
 mod tools;
+mod web;
 mod worker;
 mod workerd_serve;
 
@@ -42,7 +43,8 @@ commands:
                  with its fix; non-zero when anything fails
   fuzz T [SECS]  run cargo-fuzz target T (jwt, standard_webhook, usage_request,
                  webhook_payload) for SECS seconds (default 60); needs nightly
-  build-worker   build the Worker to wasm with worker-build --release
+  build-worker   build the usage page (web/ -> web/dist) and the Worker to wasm
+                 with worker-build --release
   init-sql       write database/init.sql from supabase/migrations and the seed
   error-table    rewrite README's error table from shared::error::CATALOGUE
 
