@@ -124,10 +124,9 @@ async fn answer(
         config.max_body_bytes,
     )?;
     if let Some(page) = shared::page::route(&method, req.path()) {
-        // The page is public: charged to the client address, as the other
-        // public routes are.
-        *reached_handler = true;
-        rate_limit::charge(&Charge::client(client_ip)).await?;
+        // Like the page's static assets, its HTML and config are constants
+        // that reach no database, so they are not charged to a rate limiter:
+        // a page that cannot load its config could not even show a 429.
         return Ok(Answered::Normal(handlers::page::get(page, config)));
     }
     let matched = router().resolve(&method, req.path())?;

@@ -32,6 +32,20 @@ const browser = await chromium.launch({
     '--disable-sync',
   ],
 });
+// Waits until the page has shown everything; when it never does, says what
+// it shows instead.
+async function ready(page) {
+  try {
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  } catch (e) {
+    await page.screenshot({ path: `${shots}/usage-not-ready.png`, fullPage: true }).catch(() => {});
+    const shown = await page
+      .evaluate(() => [...document.querySelectorAll('#status, .error:not([hidden])')].map((el) => el.textContent))
+      .catch((err) => [String(err)]);
+    throw new Error(`the page never got ready: ${JSON.stringify({ shown, ...seen })}: ${e}`);
+  }
+}
+
 const seen = { console_errors: [], failed_responses: [], requests_elsewhere: [] };
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -55,7 +69,7 @@ try {
   watch(page);
 
   await page.goto(`${worker}/#local_session=${need('USER_TOKEN')}`);
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });
+  await ready(page);
   seen.first_render_ms = await page.evaluate(
     () => performance.getEntriesByName('cds-ready')[0]?.startTime ?? null,
   );
@@ -111,7 +125,7 @@ try {
   watch(narrow);
   await narrow.setViewportSize({ width: 375, height: 812 });
   await narrow.goto(`${worker}/`);
-  await narrow.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });
+  await ready(narrow);
   seen.warm_render_ms = await narrow.evaluate(
     () => performance.getEntriesByName('cds-ready')[0]?.startTime ?? null,
   );

@@ -113,6 +113,10 @@ fn a_signed_in_user_sees_their_usage_and_manages_a_key_in_chromium() {
         .expect("failed responses")
         .iter()
         .filter(|r| r.as_str() != Some("404 /v1/usage/events"))
+        // The rate limit tests spend 127.0.0.1's budget for public routes
+        // (the model list is one) shortly before; the page then shows the
+        // 429's message in the model section and still shows the rest.
+        .filter(|r| r.as_str() != Some("429 /v1/models"))
         .collect();
     assert!(failed.is_empty(), "{seen}");
     // The first load also pays for the browser's own start; the budget is
