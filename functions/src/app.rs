@@ -123,6 +123,12 @@ async fn answer(
         header(&req, "content-length").as_deref(),
         config.max_body_bytes,
     )?;
+    if let Some(page) = shared::page::route(&method, req.path()) {
+        // Like the page's static assets, its HTML and config are constants
+        // that reach no database, so they are not charged to a rate limiter:
+        // a page that cannot load its config could not even show a 429.
+        return Ok(Answered::Normal(handlers::page::get(page, config)));
+    }
     let matched = router().resolve(&method, req.path())?;
     *endpoint = Some(matched.endpoint);
     let body = read_body(&req, &method, config.max_body_bytes).await?;

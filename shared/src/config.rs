@@ -46,6 +46,11 @@ pub mod names {
     pub const METRICS_TOKEN: &str = "METRICS_TOKEN";
     /// How often, at most, an isolate sends the calls it counted.
     pub const TELEMETRY_FLUSH_MS: &str = "TELEMETRY_FLUSH_MS";
+    /// `true` lets the usage page take a session from its URL
+    /// (`#local_session=<access token>`), as the link `cargo xtask dev`
+    /// prints does: the local stack has no Supabase Auth to sign in with.
+    /// Refused unless `SUPABASE_URL` is on this machine.
+    pub const LOCAL_SIGN_IN: &str = "LOCAL_SIGN_IN";
 }
 
 /// Shared secrets shorter than this are refused: Supabase's own JWT secret
@@ -128,6 +133,9 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// The least time between two telemetry flushes of an isolate.
     pub telemetry_flush_ms: u32,
+    /// The usage page accepts a session from its URL; only ever with a
+    /// loopback `supabase_url`, so never in a deployed Worker.
+    pub local_sign_in: bool,
 }
 
 // Hand-written so a stray `{:?}` in a log line can never print a key.
@@ -154,6 +162,7 @@ impl fmt::Debug for Config {
                 &self.metrics_token.as_ref().map(|_| "<redacted>"),
             )
             .field("telemetry_flush_ms", &self.telemetry_flush_ms)
+            .field("local_sign_in", &self.local_sign_in)
             .finish()
     }
 }
@@ -322,6 +331,24 @@ impl Config {
             DEFAULT_TELEMETRY_FLUSH_MS,
             100..=20_000,
         )?;
+        let local_sign_in = match optional(&lookup, names::LOCAL_SIGN_IN).as_deref() {
+            None | Some("false") => false,
+            Some("true") if is_loopback_url(&supabase_url) => true,
+            Some("true") => {
+                return Err(ConfigError::Invalid {
+                    name: names::LOCAL_SIGN_IN,
+                    reason: "is for the local stack only: SUPABASE_URL must be http://127.0.0.1, \
+                             localhost or [::1]"
+                        .into(),
+                })
+            }
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: names::LOCAL_SIGN_IN,
+                    reason: "must be true or false".into(),
+                })
+            }
+        };
         Ok(Config {
             supabase_url,
             anon_key,
@@ -340,6 +367,7 @@ impl Config {
             jwks_max_stale_secs,
             metrics_token,
             telemetry_flush_ms,
+            local_sign_in,
         })
     }
 
@@ -377,6 +405,21 @@ pub fn parse_issuers(raw: &str) -> Result<Vec<String>, String> {
         return Err("lists no issuer".into());
     }
     Ok(issuers)
+}
+
+/// Whether `url` is `http://` to this machine: the local stack, never a
+/// hosted project.
+fn is_loopback_url(url: &str) -> bool {
+    let lowercase = url.to_ascii_lowercase();
+    let Some(rest) = lowercase.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    !authority.contains('@') && matches!(host, "localhost" | "127.0.0.1" | "::1")
 }
 
 /// Refuses a URL the edge would send keys and tokens to in clear text.
@@ -497,6 +540,37 @@ mod tests {
         assert_eq!(config.telemetry_flush_ms, DEFAULT_TELEMETRY_FLUSH_MS);
         assert!(config.allowed_origins.allows("https://app.example.com"));
         assert!(!config.allowed_origins.allows("https://evil.example.com"));
+    }
+
+    #[test]
+    fn local_sign_in_is_only_for_a_supabase_url_on_this_machine() {
+        let with = |url: &'static str, value: &'static str| {
+            let mut pairs = COMPLETE.to_vec();
+            pairs[0] = ("SUPABASE_URL", url);
+            pairs.push(("LOCAL_SIGN_IN", value));
+            Config::from_lookup(lookup(&pairs)).map(|c| c.local_sign_in)
+        };
+        assert!(!Config::from_lookup(lookup(COMPLETE)).unwrap().local_sign_in);
+        assert_eq!(with("http://127.0.0.1:54321", "true"), Ok(true));
+        assert_eq!(with("http://localhost:54321", "true"), Ok(true));
+        assert_eq!(with("http://[::1]:54321", "true"), Ok(true));
+        assert_eq!(with("https://abc.supabase.co", "false"), Ok(false));
+        for (url, value) in [
+            ("https://abc.supabase.co", "true"),
+            ("https://127.0.0.1", "true"),
+            ("http://127.0.0.1:54321", "yes"),
+        ] {
+            assert!(
+                matches!(
+                    with(url, value),
+                    Err(ConfigError::Invalid {
+                        name: "LOCAL_SIGN_IN",
+                        ..
+                    })
+                ),
+                "{url} {value}"
+            );
+        }
     }
 
     #[test]

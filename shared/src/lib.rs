@@ -21,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod models;
 pub mod openapi;
+pub mod page;
 pub mod postgrest;
 pub mod queue;
 pub mod rate_limit;

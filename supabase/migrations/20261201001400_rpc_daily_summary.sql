@@ -144,7 +144,9 @@ begin
         'total_tokens', coalesce(sum(total_tokens), 0), 'cost', coalesce(sum(cost), 0))
       from by_day),
     'by_day', coalesce((select jsonb_agg(to_jsonb(d) order by d.day) from by_day d), '[]'),
-    'by_model', coalesce((select jsonb_agg(to_jsonb(m) order by m.model) from by_model m), '[]')
+    'by_model', coalesce((select jsonb_agg(to_jsonb(m) order by m.model) from by_model m), '[]'),
+    -- One row per day and model: what a chart stacking each day's models needs.
+    'by_day_model', coalesce((select jsonb_agg(to_jsonb(r) order by r.day, r.model) from rows r), '[]')
   ) into v_result;
   return v_result;
 end

@@ -23,6 +23,11 @@ language sql as $$
     select model, count(*) as requests, sum(prompt_tokens) as prompt_tokens, sum(completion_tokens) as completion_tokens,
            sum(total_tokens) as total_tokens, sum(cost) as cost
       from rows group by model
+  ),
+  by_day_model as (
+    select day, model, count(*) as requests, sum(prompt_tokens) as prompt_tokens, sum(completion_tokens) as completion_tokens,
+           sum(total_tokens) as total_tokens, sum(cost) as cost
+      from rows group by day, model
   )
   select jsonb_build_object(
     'totals', jsonb_build_object('requests', (select count(*) from rows),
@@ -31,7 +36,8 @@ language sql as $$
       'total_tokens', (select coalesce(sum(total_tokens), 0) from rows),
       'cost', (select coalesce(sum(cost), 0) from rows)),
     'by_day', coalesce((select jsonb_agg(to_jsonb(d) order by d.day) from by_day d), '[]'),
-    'by_model', coalesce((select jsonb_agg(to_jsonb(m) order by m.model) from by_model m), '[]'))
+    'by_model', coalesce((select jsonb_agg(to_jsonb(m) order by m.model) from by_model m), '[]'),
+    'by_day_model', coalesce((select jsonb_agg(to_jsonb(r) order by r.day, r.model) from by_day_model r), '[]'))
 $$;
 
 select (now() at time zone 'UTC')::date as today \gset
@@ -109,7 +115,7 @@ select is(:'overview'::jsonb -> 'by_model',
   '[{"model": "claude-3-5-haiku", "requests": 3, "prompt_tokens": 227, "completion_tokens": 3, "total_tokens": 230, "cost": 0.00092},
     {"model": "gpt-4o-mini", "requests": 4, "prompt_tokens": 1311, "completion_tokens": 506, "total_tokens": 1817, "cost": 0.00109}]'::jsonb,
   'by_model lists each model of the range, by name');
-select is(:'overview'::jsonb - 'totals' - 'by_day' - 'by_model',
+select is(:'overview'::jsonb - 'totals' - 'by_day' - 'by_model' - 'by_day_model',
   jsonb_build_object('user_id', :'alice', 'from', :'today'::date - 29, 'to', :'today'::date,
     'balance', jsonb_build_object('granted', 10000, 'used', 2147, 'reserved', 1000, 'balance', 7853, 'available', 6853)),
   'the overview names the user, the range (default: the last 30 days) and the balance with what is available');

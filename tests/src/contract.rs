@@ -14,8 +14,16 @@ const DOCUMENT: &str = include_str!("../../shared/src/openapi.json");
 
 /// Paths that are not the edge's API but reach the Worker's address.
 /// `wrangler dev --test-scheduled` answers `/__scheduled` itself (it runs
-/// the cron handler); the Worker never sees it as a request.
-const NOT_THE_API: &[&str] = &["/__scheduled"];
+/// the cron handler); the Worker never sees it as a request. The usage
+/// page's own paths (`/`, `/config.json`) and its static assets (under
+/// `/assets/`, served by the assets binding before the Worker runs) are a
+/// web page, not the API; `usage_page.rs` checks what they answer.
+const NOT_THE_API: &[&str] = &["/__scheduled", "/", "/config.json"];
+const NOT_THE_API_PREFIXES: &[&str] = &["/assets/"];
+
+fn is_not_the_api(path: &str) -> bool {
+    NOT_THE_API.contains(&path) || NOT_THE_API_PREFIXES.iter().any(|p| path.starts_with(p))
+}
 
 /// The parsed document, once per test binary.
 pub fn document() -> &'static Contract {
@@ -53,7 +61,7 @@ impl Contract {
             ..
         } = *answer;
         let what = format!("{method} {path} answered {status}");
-        if NOT_THE_API.contains(&path) {
+        if is_not_the_api(path) {
             return Ok(());
         }
         let method = method.to_ascii_lowercase();

@@ -23,6 +23,7 @@ mod schemathesis;
 mod stack;
 mod testrun;
 mod tools;
+mod web;
 mod worker;
 mod workerd_serve;
 
@@ -71,7 +72,8 @@ enum Command {
     /// The test stack, then only the schemathesis run against the served
     /// OpenAPI document (also a layer of `test`)
     Schemathesis,
-    /// Build the Worker to wasm with worker-build --release
+    /// Build the usage page (web/ -> web/dist) and the Worker to wasm with
+    /// worker-build --release
     BuildWorker,
     /// Write database/init.sql from supabase/migrations and the seed
     InitSql,

@@ -257,6 +257,8 @@ impl Stack {
         let p = &self.profile;
         println!(
             "\nCyberDevStudio local stack is up.\n\n\
+             \x20 Usage page         {worker}/#local_session={token}\n\
+             \x20                    (signs the demo user in; local only)\n\n\
              \x20 Worker (workerd)   {worker}\n\
              \x20 REST (stand-in)    {rest}/rest/v1\n\
              \x20 PostgreSQL         {db}\n\

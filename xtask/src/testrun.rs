@@ -60,6 +60,11 @@ pub fn run() -> Result<ExitCode> {
     })?;
 
     let prepared = stack::prepare(stack::RestBuild::Debug)?;
+    layer("usage page types (tsc --noEmit)", &mut || {
+        crate::web::typecheck(&prepared.worker_tools)
+    })?;
+    // The browser test (tests/tests/usage_page.rs) drives Debian's Chromium.
+    crate::web::ensure_chromium()?;
     let mut stack = Stack::start(Profile::test()?, prepared)?;
 
     layer("database (pgTAP via pg_prove)", &mut || pg_prove(&stack))?;

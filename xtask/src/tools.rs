@@ -26,6 +26,9 @@ pub struct WorkerTools {
     /// The runtime itself, from wrangler's `workerd` dependency; its
     /// platform package ships the binary, so no install script is needed.
     pub workerd: PathBuf,
+    /// The usage page's type generator and checker (`web/`).
+    pub openapi_typescript: PathBuf,
+    pub tsc: PathBuf,
 }
 
 pub struct PgTools {
@@ -50,12 +53,16 @@ pub fn worker_tools() -> Result<WorkerTools> {
         wasm_opt: modules.join(".bin/wasm-opt"),
         wrangler: modules.join(".bin/wrangler"),
         workerd: modules.join("@cloudflare/workerd-linux-64/bin/workerd"),
+        openapi_typescript: modules.join(".bin/openapi-typescript"),
+        tsc: modules.join(".bin/tsc"),
     };
     for path in [
         &tools.esbuild,
         &tools.wasm_opt,
         &tools.wrangler,
         &tools.workerd,
+        &tools.openapi_typescript,
+        &tools.tsc,
     ] {
         if !path.exists() {
             bail!(
@@ -184,7 +191,7 @@ fn ensure_npm_packages() -> Result<()> {
     if which("npm").is_none() {
         bail!("npm is missing: install Node.js 20+ with npm (Debian: apt-get install nodejs npm)");
     }
-    eprintln!("==> npm ci (wrangler, esbuild, binaryen from package-lock.json)");
+    eprintln!("==> npm ci (wrangler, esbuild, binaryen and the usage page's packages from package-lock.json)");
     run(Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(&root))

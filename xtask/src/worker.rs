@@ -29,9 +29,10 @@ pub fn wasm_path() -> PathBuf {
     repo_root().join("functions/build/index_bg.wasm")
 }
 
-/// `worker-build --release`, pointed at registry copies of the tools it would
-/// otherwise download.
+/// The usage page's assets, then `worker-build --release`, pointed at
+/// registry copies of the tools it would otherwise download.
 pub fn build(tools: &WorkerTools) -> Result<()> {
+    crate::web::build(tools)?;
     eprintln!("==> building the Worker (worker-build --release)");
     let ok = crate::proc::run_visible(
         Command::new(&tools.worker_build)
@@ -94,6 +95,12 @@ pub fn local_vars(
             .to_string(),
         ),
         ("METRICS_TOKEN", keys.metrics_token.clone()),
+        // The usage page's sign-in link (`cargo xtask dev` prints it; the
+        // browser test follows one). The rehearsal runs as a deployment does.
+        (
+            "LOCAL_SIGN_IN",
+            matches!(profile.name, "dev" | "test").to_string(),
+        ),
     ]
 }
 
@@ -140,13 +147,26 @@ pub fn rate_limit_override(profile: &str) -> Option<u32> {
 }
 
 /// `wrangler.toml` with every rate limiting binding's limit set to `limit`
-/// and `main` made absolute (`main_path`), for a copy written elsewhere.
-pub fn with_rate_limit(toml_text: &str, limit: u32, main_path: &Path) -> Result<String> {
+/// and its paths (`main`, `[assets] directory`) made absolute under `root`,
+/// for a copy written elsewhere.
+pub fn with_rate_limit(toml_text: &str, limit: u32, root: &Path) -> Result<String> {
     let mut table: toml::Table = toml_text.parse().context("parsing wrangler.toml")?;
-    let main = main_path
-        .to_str()
-        .context("the Worker's main module path is not UTF-8")?;
-    table.insert("main".into(), toml::Value::String(main.to_string()));
+    let absolute = |relative: Option<&toml::Value>, what: &str| -> Result<toml::Value> {
+        let relative = relative
+            .and_then(|v| v.as_str())
+            .with_context(|| format!("wrangler.toml names no {what}"))?;
+        let path = root.join(relative);
+        let path = path
+            .to_str()
+            .with_context(|| format!("the path of {what} is not UTF-8"))?;
+        Ok(toml::Value::String(path.to_string()))
+    };
+    let main = absolute(table.get("main"), "main")?;
+    table.insert("main".into(), main);
+    if let Some(assets) = table.get_mut("assets").and_then(|a| a.as_table_mut()) {
+        let directory = absolute(assets.get("directory"), "[assets] directory")?;
+        assets.insert("directory".into(), directory);
+    }
     let limiters = table
         .get_mut("ratelimits")
         .and_then(|r| r.as_array_mut())
@@ -177,11 +197,8 @@ fn wrangler_config(profile: &Profile) -> Result<PathBuf> {
         .with_context(|| format!("reading {}", original.display()))?;
     let generated = profile.dir.join("wrangler.toml");
     std::fs::create_dir_all(&profile.dir)?;
-    std::fs::write(
-        &generated,
-        with_rate_limit(&text, limit, &root.join("functions/build/index.js"))?,
-    )
-    .with_context(|| format!("writing {}", generated.display()))?;
+    std::fs::write(&generated, with_rate_limit(&text, limit, &root)?)
+        .with_context(|| format!("writing {}", generated.display()))?;
     Ok(generated)
 }
 
@@ -361,14 +378,17 @@ mod tests {
     fn the_generated_config_changes_only_the_limits_and_main() {
         let text = std::fs::read_to_string(repo_root().join("wrangler.toml")).unwrap();
         let original: toml::Table = text.parse().unwrap();
-        let generated: toml::Table =
-            with_rate_limit(&text, 7, Path::new("/abs/functions/build/index.js"))
-                .unwrap()
-                .parse()
-                .unwrap();
+        let generated: toml::Table = with_rate_limit(&text, 7, Path::new("/abs"))
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(
             generated["main"].as_str(),
             Some("/abs/functions/build/index.js")
+        );
+        assert_eq!(
+            generated["assets"]["directory"].as_str(),
+            Some("/abs/web/dist")
         );
         let limiters = generated["ratelimits"].as_array().unwrap();
         assert_eq!(limiters.len(), 3);

@@ -8,4 +8,5 @@ pub mod hooks;
 pub mod me;
 pub mod metrics;
 pub mod models;
+pub mod page;
 pub mod usage;

@@ -1,0 +1,126 @@
+// The typed client of the edge's HTTP API: paths, methods, parameters and
+// request bodies are checked by `tsc` against the OpenAPI document
+// (`openapi.d.ts` is generated from shared/src/openapi.json by
+// `cargo xtask build-worker`). What a frontend imports to call the edge.
+import createClient, { type Middleware } from 'openapi-fetch';
+import type { paths } from './generated/openapi';
+
+export type { paths };
+
+/// The edge's error body: `{"error": {"code", "message"}}`.
+export interface ApiErrorBody {
+  error?: { code?: string; message?: string };
+}
+
+/// A refused or failed call, with the API's own words for it.
+export class ApiFailure extends Error {
+  constructor(
+    message: string,
+    readonly status: number | null,
+    readonly code: string | null,
+  ) {
+    super(message);
+  }
+}
+
+/// A client for the edge at `baseUrl` that sends the bearer token
+/// `token()` gives (none when it gives null).
+export function edgeClient(baseUrl: string, token: () => Promise<string | null>) {
+  const client = createClient<paths>({ baseUrl });
+  const auth: Middleware = {
+    async onRequest({ request }) {
+      const bearer = await token();
+      if (bearer) request.headers.set('authorization', `Bearer ${bearer}`);
+      return request;
+    },
+  };
+  client.use(auth);
+  return client;
+}
+
+export type EdgeClient = ReturnType<typeof edgeClient>;
+
+/// The answer of a call, or an `ApiFailure` carrying the API's `message`.
+/// Response bodies are typed by the caller (`T`) until the OpenAPI document
+/// describes them.
+export async function answer<T>(
+  call: Promise<{ data?: unknown; error?: unknown; response: Response }>,
+): Promise<T> {
+  let result;
+  try {
+    result = await call;
+  } catch (e) {
+    throw new ApiFailure(`The API could not be reached (${String(e)}).`, null, null);
+  }
+  if (result.response.ok) return result.data as T;
+  throw failure(result.response.status, result.error);
+}
+
+export function failure(status: number, body: unknown): ApiFailure {
+  const error = (body as ApiErrorBody | undefined)?.error;
+  const message = error?.message ?? `The API answered ${status}.`;
+  return new ApiFailure(message, status, error?.code ?? null);
+}
+
+// The shapes the page reads.
+
+export interface Balance {
+  granted: number;
+  used: number;
+  reserved: number;
+  balance: number;
+  available: number;
+}
+
+export interface UsageTotals {
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  cost: number;
+}
+
+export interface Overview {
+  user_id: string;
+  from: string;
+  to: string;
+  balance: Balance;
+  totals: UsageTotals;
+  by_model: (UsageTotals & { model: string })[];
+  by_day_model: (UsageTotals & { day: string; model: string })[];
+}
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  prefix: string;
+  scopes: string[];
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface CreatedApiKey extends ApiKey {
+  key: string;
+}
+
+export interface Model {
+  name: string;
+  provider: string;
+}
+
+export interface UsageEvent {
+  id: string;
+  created_at: string;
+  model: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  cost: string;
+}
+
+export interface UsageEventPage {
+  events: UsageEvent[];
+  next_before: string | null;
+}

@@ -1,0 +1,328 @@
+// The usage page: balance, tokens per day and model, recent events, API
+// keys, the default model and (for admins) grants, all through the edge's
+// API on this origin, signed in with Supabase Auth's client.
+import type { GoTrueClient } from '@supabase/auth-js';
+import {
+  answer,
+  ApiFailure,
+  edgeClient,
+  failure,
+  type ApiKey,
+  type CreatedApiKey,
+  type EdgeClient,
+  type Model,
+  type Overview,
+  type UsageEventPage,
+} from './api';
+import { connect, forgetLocalSession, type PageConfig } from './auth';
+import { drawUsage } from './chart';
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`#${id} is missing from the page`);
+  return el as T;
+};
+
+const number = new Intl.NumberFormat('en');
+const money = new Intl.NumberFormat('en', { style: 'currency', currency: 'USD', maximumFractionDigits: 6 });
+const when = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'short' });
+
+function show(id: string, visible: boolean): void {
+  $(id).hidden = !visible;
+}
+
+/// Shows `error`'s message in the element `id`, or hides it when null.
+function report(id: string, error: unknown): void {
+  const el = $(id);
+  if (error === null) {
+    el.hidden = true;
+    el.textContent = '';
+    return;
+  }
+  el.textContent = error instanceof ApiFailure ? error.message : `Something went wrong: ${String(error)}`;
+  el.hidden = false;
+}
+
+function cell(row: HTMLTableRowElement, text: string): HTMLTableCellElement {
+  const td = row.insertCell();
+  td.textContent = text;
+  return td;
+}
+
+function isoDay(date: Date): string {
+  return date.toISOString().slice(0, 10);
+}
+
+let api: EdgeClient;
+let auth: GoTrueClient;
+let eventsBefore: string | null = null;
+
+async function main(): Promise<void> {
+  let config: PageConfig;
+  try {
+    const response = await fetch('/config.json');
+    if (!response.ok) throw failure(response.status, await response.json().catch(() => null));
+    config = (await response.json()) as PageConfig;
+  } catch (e) {
+    report('sign-in-error', e);
+    $('status').textContent = 'The page could not load its configuration.';
+    return;
+  }
+  auth = connect(config);
+  api = edgeClient(location.origin, async () => {
+    const { data } = await auth.getSession();
+    return data.session?.access_token ?? null;
+  });
+  wireForms(config);
+  const { data } = await auth.getSession();
+  if (data.session) {
+    await signedIn(data.session.user.email ?? data.session.user.id);
+  } else {
+    signedOut(config);
+  }
+  auth.onAuthStateChange((event, session) => {
+    if (event === 'SIGNED_OUT') signedOut(config);
+    else if (event === 'SIGNED_IN' && session && $('app').hidden) {
+      void signedIn(session.user.email ?? session.user.id);
+    }
+  });
+}
+
+function signedOut(config: PageConfig): void {
+  $('status').textContent = 'Signed out.';
+  show('app', false);
+  show('who', false);
+  show('sign-in', true);
+  show('sign-in-local', config.local_sign_in);
+}
+
+async function signedIn(who: string): Promise<void> {
+  show('sign-in', false);
+  $('who-email').textContent = who;
+  show('who', true);
+  show('app', true);
+  $('status').textContent = 'Loading your usage…';
+  const to = new Date();
+  const from = new Date(to.getTime() - 13 * 86_400_000);
+  $<HTMLInputElement>('range-from').value = isoDay(from);
+  $<HTMLInputElement>('range-to').value = isoDay(to);
+  await Promise.all([loadOverview(), loadEvents(false), loadKeys(), loadModels()]);
+  $('status').textContent = `Signed in as ${who}.`;
+  performance.mark('cds-ready');
+  document.body.dataset.ready = 'true';
+}
+
+async function loadOverview(): Promise<void> {
+  const from = $<HTMLInputElement>('range-from').value;
+  const to = $<HTMLInputElement>('range-to').value;
+  try {
+    const overview = await answer<Overview>(
+      api.GET('/v1/usage/overview', { params: { query: { from, to } } }),
+    );
+    report('usage-error', null);
+    report('balance-error', null);
+    const b = overview.balance;
+    $('balance-granted').textContent = number.format(b.granted);
+    $('balance-used').textContent = number.format(b.used);
+    $('balance-reserved').textContent = number.format(b.reserved);
+    $('balance-available').textContent = number.format(b.available);
+    const body = $<HTMLTableElement>('usage-models').tBodies[0];
+    body.replaceChildren();
+    for (const m of overview.by_model) {
+      const row = body.insertRow();
+      cell(row, m.model);
+      cell(row, number.format(m.requests));
+      cell(row, number.format(m.total_tokens));
+      cell(row, money.format(Number(m.cost)));
+    }
+    $('usage-total-requests').textContent = number.format(overview.totals.requests);
+    $('usage-total-tokens').textContent = number.format(overview.totals.total_tokens);
+    $('usage-total-cost').textContent = money.format(Number(overview.totals.cost));
+    show('usage-empty', overview.by_model.length === 0);
+    drawUsage($<HTMLCanvasElement>('usage-chart'), overview);
+  } catch (e) {
+    report('usage-error', e);
+    report('balance-error', e);
+  }
+}
+
+// `GET /v1/usage/events` joins the OpenAPI document with its endpoint; until
+// then it is called by hand, and a refusal shows in the section.
+async function loadEvents(older: boolean): Promise<void> {
+  const query = new URLSearchParams({ limit: '20' });
+  if (older && eventsBefore) query.set('before', eventsBefore);
+  try {
+    const { data } = await auth.getSession();
+    const response = await fetch(`/v1/usage/events?${query}`, {
+      headers: { authorization: `Bearer ${data.session?.access_token ?? ''}` },
+    });
+    const body: unknown = await response.json().catch(() => null);
+    if (!response.ok) throw failure(response.status, body);
+    const page = body as UsageEventPage;
+    const rows = $<HTMLTableElement>('events').tBodies[0];
+    if (!older) rows.replaceChildren();
+    for (const e of page.events) {
+      const row = rows.insertRow();
+      cell(row, when.format(new Date(e.created_at)));
+      cell(row, e.model);
+      cell(row, `${number.format(e.total_tokens)} (${number.format(e.prompt_tokens)} + ${number.format(e.completion_tokens)})`);
+      cell(row, money.format(Number(e.cost)));
+    }
+    eventsBefore = page.next_before;
+    show('events-more', eventsBefore !== null);
+    show('events-empty', rows.rows.length === 0);
+    report('events-error', null);
+  } catch (e) {
+    report('events-error', e);
+  }
+}
+
+async function loadKeys(): Promise<void> {
+  try {
+    const { api_keys: keys } = await answer<{ api_keys: ApiKey[] }>(api.GET('/v1/api-keys'));
+    const body = $<HTMLTableElement>('keys').tBodies[0];
+    body.replaceChildren();
+    for (const key of keys) {
+      const row = body.insertRow();
+      row.dataset.keyId = key.id;
+      cell(row, key.name);
+      cell(row, key.prefix);
+      cell(row, key.scopes.join(', '));
+      cell(row, when.format(new Date(key.created_at)));
+      cell(row, key.last_used_at ? when.format(new Date(key.last_used_at)) : 'never');
+      const actions = row.insertCell();
+      if (key.revoked_at) {
+        actions.textContent = 'revoked';
+      } else {
+        const revoke = document.createElement('button');
+        revoke.type = 'button';
+        revoke.textContent = 'Revoke';
+        revoke.setAttribute('aria-label', `Revoke key ${key.name}`);
+        revoke.addEventListener('click', () => void revokeKey(key.id, revoke));
+        actions.append(revoke);
+      }
+    }
+    show('keys-empty', keys.length === 0);
+    report('keys-error', null);
+  } catch (e) {
+    report('keys-error', e);
+  }
+}
+
+async function revokeKey(id: string, button: HTMLButtonElement): Promise<void> {
+  button.disabled = true;
+  try {
+    await answer(api.DELETE('/v1/api-keys/{id}', { params: { path: { id } } }));
+    report('keys-error', null);
+    await loadKeys();
+  } catch (e) {
+    button.disabled = false;
+    report('keys-error', e);
+  }
+}
+
+async function loadModels(): Promise<void> {
+  try {
+    const { models } = await answer<{ models: Model[] }>(api.GET('/v1/models'));
+    const select = $<HTMLSelectElement>('model-select');
+    select.replaceChildren(
+      ...models.map((m) => new Option(`${m.name} (${m.provider})`, m.name)),
+    );
+    report('model-error', null);
+  } catch (e) {
+    report('model-error', e);
+  }
+}
+
+function wireForms(config: PageConfig): void {
+  $('sign-in-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const form = new FormData(ev.target as HTMLFormElement);
+    void (async () => {
+      const { error } = await auth.signInWithPassword({
+        email: String(form.get('email')),
+        password: String(form.get('password')),
+      });
+      report('sign-in-error', error ? new ApiFailure(error.message, error.status ?? null, null) : null);
+    })();
+  });
+  $('sign-out').addEventListener('click', () => {
+    if (config.local_sign_in) forgetLocalSession();
+    else void auth.signOut();
+  });
+  $('range-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    void loadOverview();
+  });
+  $('events-more').addEventListener('click', () => void loadEvents(true));
+  $('key-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const formEl = ev.target as HTMLFormElement;
+    const form = new FormData(formEl);
+    const scopes = form.getAll('scope').map(String) as ('usage:write' | 'usage:read')[];
+    void (async () => {
+      try {
+        const created = await answer<CreatedApiKey>(
+          api.POST('/v1/api-keys', { body: { name: String(form.get('name')), scopes } }),
+        );
+        $('key-secret-value').textContent = created.key;
+        $('key-copied').textContent = '';
+        show('key-secret', true);
+        formEl.reset();
+        report('keys-error', null);
+        await loadKeys();
+      } catch (e) {
+        report('keys-error', e);
+      }
+    })();
+  });
+  $('key-copy').addEventListener('click', () => {
+    const secret = $('key-secret-value').textContent ?? '';
+    navigator.clipboard.writeText(secret).then(
+      () => ($('key-copied').textContent = 'Copied.'),
+      () => ($('key-copied').textContent = 'Copying was refused: select the key and copy it by hand.'),
+    );
+  });
+  $('model-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const model = $<HTMLSelectElement>('model-select').value;
+    void (async () => {
+      try {
+        await answer(api.PUT('/v1/me/default-model', { body: { model } }));
+        $('model-saved').textContent = `Default model set to ${model}.`;
+        report('model-error', null);
+      } catch (e) {
+        $('model-saved').textContent = '';
+        report('model-error', e);
+      }
+    })();
+  });
+  $('grant-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const formEl = ev.target as HTMLFormElement;
+    const form = new FormData(formEl);
+    const body = {
+      user_id: String(form.get('user_id')).trim(),
+      amount: Number(form.get('amount')),
+      reason: String(form.get('reason')),
+    };
+    void (async () => {
+      try {
+        const granted = await answer<{ balance: number }>(
+          api.POST('/v1/admin/grants', {
+            body,
+            params: { header: { 'Idempotency-Key': crypto.randomUUID() } },
+          }),
+        );
+        $('grant-done').textContent = `Granted ${number.format(body.amount)} tokens; their balance is now ${number.format(granted.balance)}.`;
+        formEl.reset();
+        report('grant-error', null);
+      } catch (e) {
+        $('grant-done').textContent = '';
+        report('grant-error', e);
+      }
+    })();
+  });
+}
+
+void main();
