@@ -8,7 +8,7 @@ use crate::postgres::{self, LOCAL_PASSWORD};
 use crate::proc::{ensure_port_free, run, wait_until, Service};
 use crate::tools::{self, cargo, PgTools, WorkerTools};
 use crate::worker;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -184,6 +184,46 @@ impl Stack {
             ),
         )?;
         Ok(key.full_key.clone())
+    }
+
+    /// A few usage events for the demo user, recorded through the Worker
+    /// with the demo API key as an LLM server would: the usage page the
+    /// banner links to then has a balance, a chart, totals and events to
+    /// show on a brand-new stack. Only for `dev`: the tests make their own.
+    fn record_demo_usage(&self) -> Result<()> {
+        let models = postgres::execute(
+            &self.pg,
+            &self.profile.admin_db_url(),
+            "select string_agg(name, ' ' order by name) from \
+             (select name from platform.models where is_active order by name limit 3) m",
+        )?;
+        let models: Vec<&str> = models.split_whitespace().collect();
+        if models.is_empty() {
+            bail!("the seeded catalogue has no active model for the demo usage");
+        }
+        let events: Vec<serde_json::Value> = (0..12u64)
+            .map(|i| {
+                serde_json::json!({
+                    "model": models[i as usize % models.len()],
+                    "prompt_tokens": 400 + 75 * i,
+                    "completion_tokens": 120 + 40 * (i % 5),
+                    "idempotency_key": format!("demo-usage-{i}"),
+                })
+            })
+            .collect();
+        let answer = ureq::post(&format!("{}/v1/usage/batch", self.profile.worker_url()))
+            .set("authorization", &format!("Bearer {}", self.demo.api_key))
+            .timeout(Duration::from_secs(30))
+            .send_json(serde_json::json!({ "events": events }));
+        match answer {
+            Ok(r) if r.status() == 200 => Ok(()),
+            Ok(r) => bail!("recording the demo usage answered {}", r.status()),
+            Err(ureq::Error::Status(s, r)) => bail!(
+                "recording the demo usage answered {s}: {}",
+                r.into_string().unwrap_or_default()
+            ),
+            Err(e) => bail!("recording the demo usage: the Worker did not answer: {e}"),
+        }
     }
 
     /// The README's deploy steps after `db push` that can be done locally:
@@ -363,6 +403,7 @@ pub fn dev() -> Result<ExitCode> {
     let prepared = prepare(RestBuild::Debug)?;
     let mut stack = Stack::start(profile, prepared)?;
     stack.complete_deploy_steps()?;
+    stack.record_demo_usage()?;
     stack.print_banner();
     let outcome = loop {
         if stop.load(Ordering::SeqCst) {
