@@ -8,9 +8,19 @@
 use serde_json::Value;
 use std::sync::OnceLock;
 
-/// The document as checked in: the tests run against the same commit's
-/// Worker, and a deployed Worker serves this file too.
-const DOCUMENT: &str = include_str!("../../shared/src/openapi.json");
+/// The document as checked in, under the repository root (found the way
+/// the other tests find repository files): the tests run against the same
+/// commit's Worker, and a deployed Worker serves this file too.
+fn checked_in_document() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("shared")
+        .join("src")
+        .join("openapi.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("openapi.json parses")
+}
 
 /// Paths that are not the edge's API but reach the Worker's address.
 /// `wrangler dev --test-scheduled` answers `/__scheduled` itself (it runs
@@ -28,7 +38,7 @@ fn is_not_the_api(path: &str) -> bool {
 /// The parsed document, once per test binary.
 pub fn document() -> &'static Contract {
     static DOC: OnceLock<Contract> = OnceLock::new();
-    DOC.get_or_init(|| Contract::new(serde_json::from_str(DOCUMENT).expect("openapi.json parses")))
+    DOC.get_or_init(|| Contract::new(checked_in_document()))
 }
 
 /// An OpenAPI document, asked about answers.
