@@ -244,7 +244,7 @@ pub fn start_wrangler(profile: &Profile, tools: &WorkerTools, vars: &Path) -> Re
 }
 
 /// The arguments worker-build 0.8.7 passes to wasm-opt after the profile's
-/// `-Oz` (its `step_run_wasm_opt`).
+/// flags (its `step_run_wasm_opt`).
 const WASM_OPT_FEATURES: [&str; 7] = [
     "--enable-mutable-globals",
     "--enable-sign-ext",
@@ -285,7 +285,8 @@ pub fn top_contributors(tools: &WorkerTools, n: usize) -> Result<Vec<(String, u6
             .arg(bindgen.join("edge_bg.wasm"))
             .arg("-o")
             .arg(&named)
-            .arg("-Oz")
+            // The profile's flags (`functions/Cargo.toml`).
+            .args(["-Oz", "--converge"])
             .args(WASM_OPT_FEATURES)
             // Keeps the name section, and nothing else wasm-opt drops.
             .arg("--debuginfo"),
