@@ -5,9 +5,9 @@
 // It replaces worker-build's shim, which wraps the entrypoint class in a
 // Proxy whose `get` trap makes a fresh Proxy around every method on every
 // request, so that class instances (Durable Objects, RPC targets) made
-// before a trap can be rebuilt after it. This Worker exports no class: a
-// plain handler object does the same work for what it does export, at a
-// tenth of the JavaScript per request.
+// before a trap can be rebuilt after it (11-14 % of a request's CPU in a
+// V8 profile of this Worker in workerd). This Worker exports no class, so a
+// plain handler object, calling the wasm exports directly, is all it needs.
 //
 // Recovery, as worker-build's: the Rust is built with `panic = "abort"`, so
 // a panic is a wasm trap (`WebAssembly.RuntimeError`), after which the
