@@ -72,8 +72,8 @@ enum Command {
     /// The test stack, then only the schemathesis run against the served
     /// OpenAPI document (also a layer of `test`)
     Schemathesis,
-    /// Build the usage page (web/ -> web/dist) and the Worker to wasm with
-    /// worker-build --release
+    /// Build the usage page (web/ -> web/dist) and the Worker to wasm
+    /// (cargo, wasm-bindgen, wasm-opt, esbuild) into functions/build
     BuildWorker,
     /// Write database/init.sql from supabase/migrations and the seed
     InitSql,

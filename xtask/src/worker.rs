@@ -29,22 +29,91 @@ pub fn wasm_path() -> PathBuf {
     repo_root().join("functions/build/index_bg.wasm")
 }
 
-/// The usage page's assets, then `worker-build --release`, pointed at
-/// registry copies of the tools it would otherwise download.
+/// The usage page's assets, then the Worker: the crate built to wasm,
+/// wasm-bindgen's glue, `wasm-opt`, and our entry module bundled with the
+/// glue by esbuild, into `functions/build` (`index.js`, `index_bg.wasm`).
+///
+/// These are worker-build 0.8.7's steps with one change: its entry shim
+/// (a Proxy around the entrypoint and every method on every request) is
+/// replaced by `functions/js/entry.js`, which recovers from a wasm trap the
+/// same way for the handlers this Worker has. The wasm-bindgen flags are
+/// the ones worker-build passes for that recovery.
 pub fn build(tools: &WorkerTools) -> Result<()> {
     crate::web::build(tools)?;
-    eprintln!("==> building the Worker (worker-build --release)");
+    eprintln!("==> building the Worker (cargo, wasm-bindgen, wasm-opt, esbuild)");
+    let root = repo_root();
     let ok = crate::proc::run_visible(
-        Command::new(&tools.worker_build)
-            .arg("--release")
-            .current_dir(repo_root().join("functions"))
-            .env("WASM_BINDGEN_BIN", &tools.wasm_bindgen)
-            .env("ESBUILD_BIN", &tools.esbuild)
-            .env("WASM_OPT_BIN", &tools.wasm_opt),
+        Command::new(tools::cargo())
+            .args([
+                "build",
+                "--lib",
+                "--release",
+                "--target",
+                "wasm32-unknown-unknown",
+            ])
+            .args(["--package", "edge"])
+            .current_dir(&root),
     )?;
     if !ok {
-        bail!("worker-build failed");
+        bail!("building the Worker's wasm failed");
     }
+    let staging = root.join("target/worker-build");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("removing {}", staging.display()))?;
+    }
+    crate::proc::run(
+        Command::new(&tools.wasm_bindgen)
+            .arg(root.join("target/wasm32-unknown-unknown/release/edge.wasm"))
+            .args(["--out-dir"])
+            .arg(&staging)
+            .args([
+                "--no-typescript",
+                "--target",
+                "module",
+                "--out-name",
+                "index",
+            ])
+            // What the entry module's trap recovery needs:
+            // `__wbg_reset_state`, and glue that notes an abort.
+            .args([
+                "--experimental-reset-state-function",
+                "--force-enable-abort-handler",
+            ]),
+    )?;
+    let wasm = staging.join("index_bg.wasm");
+    crate::proc::run(
+        Command::new(&tools.wasm_opt)
+            .arg(&wasm)
+            .arg("-o")
+            .arg(&wasm)
+            .args(wasm_opt_profile()?)
+            .args(WASM_OPT_FEATURES)
+            .arg("--debuginfo"),
+    )?;
+    std::fs::copy(root.join("functions/js/entry.js"), staging.join("entry.js"))
+        .context("copying functions/js/entry.js")?;
+    crate::proc::run(
+        Command::new(&tools.esbuild)
+            .args([
+                "./entry.js",
+                "--bundle",
+                "--format=esm",
+                "--minify",
+                "--external:./index_bg.wasm",
+                "--external:cloudflare:*",
+                "--outfile=bundle.js",
+            ])
+            .current_dir(&staging),
+    )?;
+    // wasm-bindgen's module target imports the wasm as `import source`
+    // (the source-phase proposal); workerd imports a wasm module plainly.
+    let bundle =
+        std::fs::read_to_string(staging.join("bundle.js"))?.replace("import source ", "import ");
+    let out = root.join("functions/build");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(out.join("index.js"), bundle)?;
+    std::fs::copy(&wasm, out.join("index_bg.wasm"))?;
     let (raw, gzipped) = wasm_size(&wasm_path())?;
     eprintln!(
         "    wasm: {:.1} KiB raw, {:.1} KiB gzipped",
@@ -52,6 +121,44 @@ pub fn build(tools: &WorkerTools) -> Result<()> {
         gzipped as f64 / 1024.0
     );
     Ok(())
+}
+
+/// The `wasm-opt` arguments of `functions/Cargo.toml`'s
+/// `[package.metadata.wasm-pack.profile.release]` (where worker-build reads
+/// them), `-O` when it names none.
+fn wasm_opt_profile() -> Result<Vec<String>> {
+    let path = repo_root().join("functions/Cargo.toml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    wasm_opt_args(&text)
+        .with_context(|| format!("reading wasm-opt's arguments from {}", path.display()))
+}
+
+fn wasm_opt_args(manifest: &str) -> Result<Vec<String>> {
+    let manifest: toml::Table = toml::from_str(manifest)?;
+    let args = [
+        "package",
+        "metadata",
+        "wasm-pack",
+        "profile",
+        "release",
+        "wasm-opt",
+    ]
+    .iter()
+    .try_fold(&toml::Value::Table(manifest.clone()), |v, key| v.get(key))
+    .cloned();
+    match args {
+        None => Ok(vec!["-O".into()]),
+        Some(toml::Value::Array(args)) => args
+            .iter()
+            .map(|a| {
+                a.as_str()
+                    .map(str::to_string)
+                    .context("wasm-opt's arguments must be strings")
+            })
+            .collect(),
+        Some(_) => bail!("wasm-opt must be a list of arguments"),
+    }
 }
 
 /// Raw and gzip (level 9) sizes of the Worker's wasm, as Cloudflare counts
@@ -365,6 +472,24 @@ fn parse_twiggy_top(csv: &str) -> Vec<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wasm_opt_runs_with_the_crate_profile_or_worker_builds_default() {
+        let with = "[package]\nname = \"edge\"\n\
+                    [package.metadata.wasm-pack.profile.release]\nwasm-opt = [\"-Oz\", \"--x\"]\n";
+        assert_eq!(wasm_opt_args(with).unwrap(), ["-Oz", "--x"]);
+        assert_eq!(
+            wasm_opt_args("[package]\nname = \"edge\"\n").unwrap(),
+            ["-O"]
+        );
+        let odd = "[package.metadata.wasm-pack.profile.release]\nwasm-opt = [1]\n";
+        assert!(wasm_opt_args(odd).is_err());
+        let ours = std::fs::read_to_string(repo_root().join("functions/Cargo.toml")).unwrap();
+        assert!(wasm_opt_args(&ours)
+            .unwrap()
+            .iter()
+            .any(|a| a.starts_with("-O")));
+    }
 
     #[test]
     fn profiles_that_test_or_measure_get_their_own_rate_limits() {

@@ -1,5 +1,6 @@
 //! Figure 7: our Worker against `bench/peers/usage-ts`, a minimal
-//! TypeScript Worker doing what `POST /v1/usage` does (telemetry included),
+//! TypeScript Worker doing what `POST /v1/usage` does (the per-user rate
+//! limit and telemetry included),
 //! each in its own `workerd serve` process against the same REST layer.
 
 use super::cpu::workerd_cpu_ns;
@@ -9,8 +10,8 @@ use super::{Plan, Report};
 use crate::paths::repo_root;
 use crate::proc::{run, wait_until};
 use crate::stack::Stack;
-use crate::workerd_serve::{self, Module, ModuleKind, WorkerConfig};
-use anyhow::{Context, Result};
+use crate::workerd_serve::{self, Module, ModuleKind, RateLimiter, WorkerConfig};
+use anyhow::{bail, Context, Result};
 use std::process::Command;
 use std::time::Duration;
 
@@ -61,9 +62,10 @@ fn start_peer(stack: &Stack) -> Result<Served> {
             path: "index.js".into(),
         }],
         bindings,
-        // The peer has no rate limits: what ours pays for its limiter call
-        // is part of the difference measured.
-        rate_limiters: Vec::new(),
+        // Ours charges a signed-in user's call to USER_LIMITER before the
+        // RPC; the peer charges the same binding (same stand-in, same
+        // limit), so neither side is measured doing less product work.
+        rate_limiters: user_limiter(stack)?,
     };
     let mut service = workerd_serve::start(
         "peer workerd serve",
@@ -81,6 +83,30 @@ fn start_peer(stack: &Stack) -> Result<Served> {
             .is_ok()
     })?;
     Ok(Served { service, url })
+}
+
+/// Our `USER_LIMITER` binding as `workerd_serve::start_edge` binds it for
+/// this profile.
+fn user_limiter(stack: &Stack) -> Result<Vec<RateLimiter>> {
+    let toml_path = repo_root().join("wrangler.toml");
+    let ours = workerd_serve::wrangler_settings(
+        &std::fs::read_to_string(&toml_path)
+            .with_context(|| format!("reading {}", toml_path.display()))?,
+    )?;
+    let mut limiters: Vec<RateLimiter> = ours
+        .rate_limiters
+        .into_iter()
+        .filter(|l| l.name == "USER_LIMITER")
+        .collect();
+    if limiters.is_empty() {
+        bail!("wrangler.toml declares no USER_LIMITER for the peer to charge");
+    }
+    if let Some(limit) = crate::worker::rate_limit_override(stack.profile.name) {
+        for limiter in &mut limiters {
+            limiter.limit = limit;
+        }
+    }
+    Ok(limiters)
 }
 
 /// Latency at one connection, rate at 32, and workerd CPU per request of

@@ -22,6 +22,12 @@ interface Env {
   /** "on": write one telemetry row per routed call, as the Rust Worker does. */
   TELEMETRY?: string;
   SUPABASE_SERVICE_ROLE_KEY?: string;
+  /** The per-user rate limiting binding, as the Rust Worker's; charged when bound. */
+  USER_LIMITER?: RateLimit;
+}
+
+interface RateLimit {
+  limit(options: { key: string }): Promise<{ success: boolean }>;
 }
 
 interface Ctx {
@@ -44,6 +50,8 @@ class ApiError extends Error {
 
 const INVALID_CREDENTIALS_MESSAGE = "invalid access token";
 const RETRY_AFTER_SECS = 2;
+/** shared::rate_limit::PERIOD_SECS. */
+const RATE_LIMIT_PERIOD_SECS = 60;
 
 const unauthorized = (code: string) =>
   new ApiError(401, code, INVALID_CREDENTIALS_MESSAGE, { "www-authenticate": "Bearer" });
@@ -459,8 +467,9 @@ function requestId(supplied: string | null): string {
 // ---------------------------------------------------------------- handler ---
 
 /** handlers::usage::record for a signed-in user. */
-async function recordUsage(request: Request, body: Uint8Array, cfg: Config): Promise<Response> {
+async function recordUsage(request: Request, body: Uint8Array, cfg: Config, env: Env): Promise<Response> {
   const user = await verifyUser(bearerToken(request.headers.get("authorization")), cfg);
+  await chargeUser(env, user.sub);
   const contentType = request.headers.get("content-type");
   const media = contentType?.split(";")[0].trim().toLowerCase();
   if (media !== "application/json") {
@@ -480,6 +489,28 @@ async function recordUsage(request: Request, body: Uint8Array, cfg: Config): Pro
     cfg.restTimeoutMs,
   );
   return created(await interpretRpc(answer));
+}
+
+/**
+ * functions/src/rate_limit.rs: the verified user charged to their limiter
+ * before any database call; 429 over the limit, let through (logged) when
+ * the limiter itself fails. Without the binding (the self-check) nothing is
+ * charged.
+ */
+async function chargeUser(env: Env, sub: string): Promise<void> {
+  if (!env.USER_LIMITER) return;
+  let outcome: { success: boolean };
+  try {
+    outcome = await env.USER_LIMITER.limit({ key: sub });
+  } catch (e) {
+    console.error(`rate limiter USER_LIMITER failed, request let through: ${e}`);
+    return;
+  }
+  if (outcome.success !== true) {
+    throw new ApiError(429, "rate_limited", `too many requests: the per-user rate limit was reached; retry after ${RATE_LIMIT_PERIOD_SECS} s`, {
+      "retry-after": String(RATE_LIMIT_PERIOD_SECS),
+    });
+  }
 }
 
 /** functions/src/telemetry.rs: one metric row, after the response. */
@@ -502,7 +533,7 @@ async function recordMetric(cfg: Config, status: number, durationMs: number, id:
   }
 }
 
-async function answer(request: Request, cfg: Config, routed: { yes: boolean }): Promise<Response> {
+async function answer(request: Request, cfg: Config, env: Env, routed: { yes: boolean }): Promise<Response> {
   const declared = request.headers.get("content-length");
   if (declared !== null && /^\s*\d+\s*$/.test(declared) && Number(declared) > cfg.maxBodyBytes) {
     throw new ApiError(413, "payload_too_large", `request body is larger than ${cfg.maxBodyBytes} bytes`);
@@ -517,7 +548,7 @@ async function answer(request: Request, cfg: Config, routed: { yes: boolean }): 
   if (body.length > cfg.maxBodyBytes) {
     throw new ApiError(413, "payload_too_large", `request body is larger than ${cfg.maxBodyBytes} bytes`);
   }
-  return recordUsage(request, body, cfg);
+  return recordUsage(request, body, cfg, env);
 }
 
 // Calibration for the benchmark table: what the runtime itself costs under
@@ -545,7 +576,7 @@ export default {
       const cfg = config(env);
       const routed = { yes: false };
       try {
-        response = await answer(request, cfg, routed);
+        response = await answer(request, cfg, env, routed);
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
         response = errorResponse(e);
