@@ -55,7 +55,7 @@ revoke execute on function platform.queued_usage_refusal(text, text)
 -- "usage_id"} or {"status": "rejected", "error": {"code", "message"}}. The
 -- consumer reads the counts; the ledger row of an event is usage_event_status's.
 create or replace function platform.record_queued_usage(p_messages jsonb)
-returns jsonb
+returns json
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -74,8 +74,12 @@ declare
   v_users uuid[];
   v_keys uuid[];
   v_events jsonb[];
-  v_answers jsonb[];
-  v_results jsonb[];
+  v_event_statuses text[];
+  v_answers json[];
+  -- Per message, in order: its status and its answer (json, as
+  -- record_usage_events answers).
+  v_statuses text[];
+  v_results json[];
   v_recorded integer := 0;
   v_replayed integer := 0;
   v_rejected integer := 0;
@@ -114,18 +118,21 @@ begin
          with ordinality t(user_id, api_key_id, event, refusal, i)
    where t.refusal is null;
   if v_positions is not null then
-    v_answers := platform.record_usage_events(v_users, v_keys, v_events, true);
+    select r.statuses, r.answers into v_event_statuses, v_answers
+      from platform.record_usage_events(v_users, v_keys, v_events, true) r;
   end if;
-  -- The answers' index is their place among the events recorded; the
-  -- queue's results are in message order already.
-  select coalesce(array_agg(coalesce(a.answer - 'index', jsonb_build_object('status', 'rejected', 'error', t.refusal))
+  -- The compact answers carry no index: the queue's results are in message
+  -- order, each message's answer at its position.
+  select coalesce(array_agg(coalesce(a.status, 'rejected') order by t.i), '{}'),
+         coalesce(array_agg(coalesce(a.answer, json_build_object('status', 'rejected', 'error', t.refusal))
                             order by t.i), '{}'),
-         count(*) filter (where a.answer ->> 'status' = 'recorded'),
-         count(*) filter (where a.answer ->> 'status' = 'replayed'),
-         count(*) filter (where a.answer is null or a.answer ->> 'status' = 'rejected')
-    into v_results, v_recorded, v_replayed, v_rejected
+         count(*) filter (where a.status = 'recorded'),
+         count(*) filter (where a.status = 'replayed'),
+         count(*) filter (where a.status is null or a.status = 'rejected')
+    into v_statuses, v_results, v_recorded, v_replayed, v_rejected
     from unnest(v_refusals) with ordinality t(refusal, i)
-    left join unnest(v_positions, v_answers) a(i, answer) on a.i = t.i;
+    left join unnest(v_positions, v_event_statuses, v_answers) a(i, status, answer)
+      on a.i = t.i;
 
   -- Keep every refusal with its reason; a redelivered refusal is kept once.
   -- A malformed user id cannot be kept against a user and is only answered.
@@ -134,8 +141,9 @@ begin
     select t.user_id::uuid, coalesce(t.event ->> 'idempotency_key', ''),
            case when platform.is_uuid(t.api_key_id) then t.api_key_id::uuid end,
            'queue', t.r -> 'error' ->> 'code', t.r -> 'error' ->> 'message', coalesce(t.event, 'null')
-      from unnest(v_user_ids, v_key_ids, v_all_events, v_results) t(user_id, api_key_id, event, r)
-     where t.r ->> 'status' = 'rejected'
+      from unnest(v_user_ids, v_key_ids, v_all_events, v_statuses, v_results)
+           t(user_id, api_key_id, event, status, r)
+     where t.status = 'rejected'
        and platform.is_uuid(t.user_id)
        and coalesce(t.event ->> 'idempotency_key', '') <> ''
     on conflict (user_id, idempotency_key) do nothing;
@@ -148,7 +156,9 @@ begin
     'lag_ms', case when v_oldest_ms is not null
       then greatest(0, round(extract(epoch from clock_timestamp()) * 1000 - v_oldest_ms)) end);
   perform telemetry.record_queue_batch(extract(epoch from clock_timestamp() - v_started) * 1000, v_summary);
-  return v_summary || jsonb_build_object('results', to_jsonb(v_results));
+  return json_build_object('messages', v_summary -> 'messages', 'recorded', v_recorded,
+    'replayed', v_replayed, 'rejected', v_rejected, 'lag_ms', v_summary -> 'lag_ms',
+    'results', array_to_json(v_results));
 end
 $$;
 revoke execute on function platform.record_queued_usage(jsonb) from public, anon, authenticated, service_role;

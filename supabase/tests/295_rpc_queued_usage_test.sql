@@ -72,7 +72,7 @@ select results_eq(
 select tests.authenticate_as_service_role();
 select is(platform.record_queued_usage(jsonb_build_array(
   pg_temp.msg(:'alice', 'a-1'), pg_temp.msg(:'alice', 'a-bad-model', 'no-such-model'),
-  pg_temp.msg(:'bob', 'b-1', 'claude-3-5-haiku', 100, 0))) - 'results' - 'lag_ms',
+  pg_temp.msg(:'bob', 'b-1', 'claude-3-5-haiku', 100, 0)))::jsonb - 'results' - 'lag_ms',
   '{"messages": 3, "recorded": 0, "replayed": 2, "rejected": 1}'::jsonb,
   'a redelivered batch replays what was recorded and rejects again what was rejected');
 select tests.clear_authentication();
@@ -83,7 +83,7 @@ select is((select count(*) from platform.usage_rejections), 3::bigint, 'nor a se
 -- A delivery with more events for one user than one batch RPC call takes.
 select tests.authenticate_as_service_role();
 select is(platform.record_queued_usage(
-  (select jsonb_agg(pg_temp.msg(:'bob', 'bulk-' || n, 'gpt-4o-mini', 1, 0)) from generate_series(1, 1001) n))
+  (select jsonb_agg(pg_temp.msg(:'bob', 'bulk-' || n, 'gpt-4o-mini', 1, 0)) from generate_series(1, 1001) n))::jsonb
   - 'results' - 'lag_ms',
   '{"messages": 1001, "recorded": 1001, "replayed": 0, "rejected": 0}'::jsonb,
   'more events for one user than the batch RPC takes at once are recorded in chunks');
