@@ -2023,13 +2023,13 @@ $$;
 
 -- Records many events as one set: the k-th event p_events[k] for the user
 -- p_users[k] with the API key p_api_keys[k], callers having checked both
--- (caller_user_id, check_api_key_owner). Returns one answer per event, in
--- order: {"index": k - 1, "status": "recorded" | "replayed",
--- ...usage_result...} or {"index", "status": "rejected", "error": {"code",
--- "message"}}; with p_compact, a recorded or replayed event answers only
--- {"index", "status", "usage_id"} (the queue's consumer reads no more, and
--- building, sending and parsing the rest is most of an answer's cost). Every
--- event is judged
+-- (caller_user_id, check_api_key_owner). Returns, per event in order, its
+-- status ("recorded" | "replayed" | "rejected") and its answer as json:
+-- {"index": k - 1, "status", ...usage_result...} or {"index", "status":
+-- "rejected", "error": {"code", "message"}}; with p_compact, without
+-- "index", and a recorded or replayed event answers only {"status",
+-- "usage_id"} (the queue's consumer reads no more, and building, sending and
+-- parsing the rest is most of an answer's cost). Every event is judged
 -- as usage_event_plan judges it, in input order per user, as if the earlier
 -- ones had been recorded: a key seen earlier in the set is a retry of that
 -- event, a hold already settled by an earlier event is no longer active,
@@ -2045,8 +2045,10 @@ create or replace function platform.record_usage_events(
   p_users uuid[],
   p_api_keys uuid[],
   p_events jsonb[],
-  p_compact boolean
-) returns jsonb[]
+  p_compact boolean,
+  out statuses text[],
+  out answers json[]
+)
 language plpgsql security definer
 set search_path = ''
 -- Planned once per session: PL/pgSQL would otherwise plan this statement
@@ -2056,7 +2058,6 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_max_metadata integer := platform.max_metadata_bytes();
-  v_answers jsonb[];
   v_settling bigint;
   v_settled bigint;
 begin
@@ -2267,35 +2268,45 @@ begin
     returning b.user_id
   )
   -- The answers are usage_result's, built here from the written or ledger
-  -- row (a function call per event costs more than the rest of its answer).
-  select array_agg(
+  -- row (a function call per event costs more than the rest of its answer),
+  -- as json: text written once, where jsonb would be built as a tree, its
+  -- keys sorted, and turned back into the same text for the client. Each is
+  -- row_to_json of a row (the lateral subqueries, whose column names become
+  -- the keys): json_build_object looks up how to print each of its arguments
+  -- anew for every event, which made it twice as slow.
+  select array_agg(d.status order by d.i),
+         array_agg(
            case when d.status = 'rejected' then
-             jsonb_build_object('index', d.i - 1, 'status', 'rejected', 'error', d.refusal)
-           when p_compact then
-             jsonb_build_object('index', d.i - 1, 'status', d.status, 'usage_id', coalesce(w.id, (d.ledger).id))
-           else jsonb_build_object(
-             'index', d.i - 1,
-             'status', d.status,
-             'usage_id', coalesce(w.id, (d.ledger).id),
-             'model', m.name,
-             'prompt_tokens', coalesce(w.prompt_tokens, (d.ledger).prompt_tokens),
-             'completion_tokens', coalesce(w.completion_tokens, (d.ledger).completion_tokens),
-             'total_tokens', coalesce(w.total_tokens, (d.ledger).total_tokens),
-             'cost', coalesce(w.cost, (d.ledger).cost),
-             'balance', coalesce(w.balance_after, (d.ledger).balance_after),
-             'exhausted', coalesce(w.balance_after, (d.ledger).balance_after) <= 0,
-             'replayed', d.status = 'replayed',
-             'reservation', case when coalesce(w.reservation_id, (d.ledger).reservation_id) is null then null
-               else jsonb_build_object('id', coalesce(w.reservation_id, (d.ledger).reservation_id),
-                                       'outcome', coalesce(w.reservation_outcome, (d.ledger).reservation_outcome)) end,
-             'created_at', coalesce(w.created_at, (d.ledger).created_at))
+             case when p_compact then json_build_object('status', 'rejected', 'error', d.refusal)
+             else json_build_object('index', d.i - 1, 'status', 'rejected', 'error', d.refusal) end
+           when p_compact then row_to_json(compact)
+           else row_to_json(answer)
            end order by d.i),
          (select count(*) from planned p where p.reservation_outcome = 'settled'),
          (select count(*) from settled)
-    into v_answers, v_settling, v_settled
+    into statuses, answers, v_settling, v_settled
     from decided d
     left join written w on w.user_id = d.user_id and w.idempotency_key = d.key and d.status <> 'rejected'
-    left join platform.models m on m.id = coalesce(w.model_id, (d.ledger).model_id);
+    left join platform.models m on m.id = coalesce(w.model_id, (d.ledger).model_id)
+    cross join lateral (select d.status, coalesce(w.id, (d.ledger).id) as usage_id) compact
+    cross join lateral (
+      select d.i - 1 as "index",
+             d.status,
+             coalesce(w.id, (d.ledger).id) as usage_id,
+             m.name as model,
+             coalesce(w.prompt_tokens, (d.ledger).prompt_tokens) as prompt_tokens,
+             coalesce(w.completion_tokens, (d.ledger).completion_tokens) as completion_tokens,
+             coalesce(w.total_tokens, (d.ledger).total_tokens) as total_tokens,
+             coalesce(w.cost, (d.ledger).cost) as cost,
+             coalesce(w.balance_after, (d.ledger).balance_after) as balance,
+             coalesce(w.balance_after, (d.ledger).balance_after) <= 0 as exhausted,
+             d.status = 'replayed' as replayed,
+             case when coalesce(w.reservation_id, (d.ledger).reservation_id) is null then null
+               else json_build_object('id', coalesce(w.reservation_id, (d.ledger).reservation_id),
+                                      'outcome', coalesce(w.reservation_outcome, (d.ledger).reservation_outcome))
+             end as reservation,
+             coalesce(w.created_at, (d.ledger).created_at) as created_at
+    ) answer;
 
   -- Every writer of a user's holds takes the balance lock first, so a hold
   -- judged active is still active; if not, retry rather than count wrong.
@@ -2303,7 +2314,6 @@ begin
     raise exception using errcode = '40001',
       message = 'a reservation changed while its usage was being recorded';
   end if;
-  return v_answers;
 end
 $$;
 revoke execute on function
@@ -2324,14 +2334,14 @@ create or replace function platform.record_token_usage_batch(
   p_events jsonb,
   p_user_id uuid default null,
   p_api_key_id uuid default null
-) returns jsonb
+) returns json
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
   v_uid uuid := platform.caller_user_id(p_user_id, true);
   v_count integer;
-  v_answers jsonb[];
+  v_recorded record;
 begin
   perform platform.check_api_key_owner(p_api_key_id, v_uid);
   if p_events is null or jsonb_typeof(p_events) <> 'array' or jsonb_array_length(p_events) = 0 then
@@ -2342,17 +2352,17 @@ begin
     perform platform.fail('PT413', 'batch_too_large',
       format('a batch carries at most %s events', platform.max_batch_events()));
   end if;
-  v_answers := platform.record_usage_events(
+  v_recorded := platform.record_usage_events(
     array_fill(v_uid, array[v_count]),
     array_fill(p_api_key_id, array[v_count]),
     array(select t.e from jsonb_array_elements(p_events) with ordinality t(e, i) order by t.i),
     false);
-  return (select jsonb_build_object(
-      'recorded', count(*) filter (where a ->> 'status' = 'recorded'),
-      'replayed', count(*) filter (where a ->> 'status' = 'replayed'),
-      'rejected', count(*) filter (where a ->> 'status' = 'rejected'),
-      'results', to_jsonb(v_answers))
-    from unnest(v_answers) a);
+  -- json, as the answers: PostgREST sends the text as it is.
+  return json_build_object(
+      'recorded', (select count(*) from unnest(v_recorded.statuses) s where s = 'recorded'),
+      'replayed', (select count(*) from unnest(v_recorded.statuses) s where s = 'replayed'),
+      'rejected', (select count(*) from unnest(v_recorded.statuses) s where s = 'rejected'),
+      'results', array_to_json(v_recorded.answers));
 end
 $$;
 revoke execute on function platform.record_token_usage_batch(jsonb, uuid, uuid)
@@ -2796,8 +2806,34 @@ $$;
 revoke execute on function platform.queued_usage_refusal(text, text)
   from public, anon, authenticated, service_role;
 
+-- The events of a delivered batch, in order, as the consumer sends them:
+-- each element of p_messages either one queue message, {"user_id",
+-- "api_key_id"?, "events": [{batch item}, ...], "accepted_at_ms"?}, or one
+-- event, {"user_id", "api_key_id"?, "event": {batch item},
+-- "accepted_at_ms"?}. The consumer sends messages: naming the user, key and
+-- time once per message rather than once per event halves the body of a
+-- delivery (a 10,000-event delivery of single events passed the REST
+-- layer's 2 MB body limit).
+create or replace function platform.queued_events(p_messages jsonb)
+returns table (user_id text, api_key_id text, event jsonb, accepted_at_ms jsonb, i bigint)
+language sql immutable
+set search_path = ''
+as $$
+  select m.m ->> 'user_id', m.m ->> 'api_key_id', e.event, m.m -> 'accepted_at_ms',
+         row_number() over (order by m.i, e.j)
+    from jsonb_array_elements(p_messages) with ordinality m(m, i)
+    cross join lateral (
+      select x.event, x.j
+        from jsonb_array_elements(case when jsonb_typeof(m.m -> 'events') = 'array' then m.m -> 'events' end)
+             with ordinality x(event, j)
+      union all
+      select m.m -> 'event', 1 where jsonb_typeof(m.m -> 'events') is distinct from 'array'
+    ) e
+$$;
+revoke execute on function platform.queued_events(jsonb) from public, anon, authenticated, service_role;
+
 -- POST /rpc/record_queued_usage (service role): one delivered queue batch.
--- p_messages: [{"user_id", "api_key_id"?, "event": {batch item}, "accepted_at_ms"?}].
+-- p_messages: its messages or events (queued_events).
 -- Each (user, key) pair is judged once (queued_usage_refusal); the events of
 -- the pairs that may record are recorded together, as one set, by
 -- record_usage_events (each user's events in message order). A refusal (our
@@ -2806,11 +2842,12 @@ revoke execute on function platform.queued_usage_refusal(text, text)
 -- failing) fails the whole call, so the consumer retries the batch; what was
 -- already recorded then replays.
 -- Returns {"messages", "recorded", "replayed", "rejected", "lag_ms",
--- "results"}: per message, in order, {"status": "recorded" | "replayed",
+-- "results"}: "messages" counts the events, and "results" answers each
+-- event, in order, {"status": "recorded" | "replayed",
 -- "usage_id"} or {"status": "rejected", "error": {"code", "message"}}. The
 -- consumer reads the counts; the ledger row of an event is usage_event_status's.
 create or replace function platform.record_queued_usage(p_messages jsonb)
-returns jsonb
+returns json
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -2829,8 +2866,12 @@ declare
   v_users uuid[];
   v_keys uuid[];
   v_events jsonb[];
-  v_answers jsonb[];
-  v_results jsonb[];
+  v_event_statuses text[];
+  v_answers json[];
+  -- Per message, in order: its status and its answer (json, as
+  -- record_usage_events answers).
+  v_statuses text[];
+  v_results json[];
   v_recorded integer := 0;
   v_replayed integer := 0;
   v_rejected integer := 0;
@@ -2844,11 +2885,11 @@ begin
     perform platform.fail('PT422', 'invalid_batch', 'p_messages must be a JSON array');
   end if;
 
-  select array_agg(t.m ->> 'user_id' order by t.i), array_agg(t.m ->> 'api_key_id' order by t.i),
-         array_agg(t.m -> 'event' order by t.i),
-         min((t.m ->> 'accepted_at_ms')::numeric) filter (where jsonb_typeof(t.m -> 'accepted_at_ms') = 'number')
+  select array_agg(t.user_id order by t.i), array_agg(t.api_key_id order by t.i),
+         array_agg(t.event order by t.i),
+         min((t.accepted_at_ms)::numeric) filter (where jsonb_typeof(t.accepted_at_ms) = 'number')
     into v_user_ids, v_key_ids, v_all_events, v_oldest_ms
-    from jsonb_array_elements(p_messages) with ordinality t(m, i);
+    from platform.queued_events(p_messages) t;
 
   with message as (
     select t.i, t.user_id, t.api_key_id
@@ -2869,18 +2910,21 @@ begin
          with ordinality t(user_id, api_key_id, event, refusal, i)
    where t.refusal is null;
   if v_positions is not null then
-    v_answers := platform.record_usage_events(v_users, v_keys, v_events, true);
+    select r.statuses, r.answers into v_event_statuses, v_answers
+      from platform.record_usage_events(v_users, v_keys, v_events, true) r;
   end if;
-  -- The answers' index is their place among the events recorded; the
-  -- queue's results are in message order already.
-  select coalesce(array_agg(coalesce(a.answer - 'index', jsonb_build_object('status', 'rejected', 'error', t.refusal))
+  -- The compact answers carry no index: the queue's results are in message
+  -- order, each message's answer at its position.
+  select coalesce(array_agg(coalesce(a.status, 'rejected') order by t.i), '{}'),
+         coalesce(array_agg(coalesce(a.answer, json_build_object('status', 'rejected', 'error', t.refusal))
                             order by t.i), '{}'),
-         count(*) filter (where a.answer ->> 'status' = 'recorded'),
-         count(*) filter (where a.answer ->> 'status' = 'replayed'),
-         count(*) filter (where a.answer is null or a.answer ->> 'status' = 'rejected')
-    into v_results, v_recorded, v_replayed, v_rejected
+         count(*) filter (where a.status = 'recorded'),
+         count(*) filter (where a.status = 'replayed'),
+         count(*) filter (where a.status is null or a.status = 'rejected')
+    into v_statuses, v_results, v_recorded, v_replayed, v_rejected
     from unnest(v_refusals) with ordinality t(refusal, i)
-    left join unnest(v_positions, v_answers) a(i, answer) on a.i = t.i;
+    left join unnest(v_positions, v_event_statuses, v_answers) a(i, status, answer)
+      on a.i = t.i;
 
   -- Keep every refusal with its reason; a redelivered refusal is kept once.
   -- A malformed user id cannot be kept against a user and is only answered.
@@ -2889,21 +2933,24 @@ begin
     select t.user_id::uuid, coalesce(t.event ->> 'idempotency_key', ''),
            case when platform.is_uuid(t.api_key_id) then t.api_key_id::uuid end,
            'queue', t.r -> 'error' ->> 'code', t.r -> 'error' ->> 'message', coalesce(t.event, 'null')
-      from unnest(v_user_ids, v_key_ids, v_all_events, v_results) t(user_id, api_key_id, event, r)
-     where t.r ->> 'status' = 'rejected'
+      from unnest(v_user_ids, v_key_ids, v_all_events, v_statuses, v_results)
+           t(user_id, api_key_id, event, status, r)
+     where t.status = 'rejected'
        and platform.is_uuid(t.user_id)
        and coalesce(t.event ->> 'idempotency_key', '') <> ''
     on conflict (user_id, idempotency_key) do nothing;
   end if;
 
-  v_summary := jsonb_build_object('messages', jsonb_array_length(p_messages), 'recorded', v_recorded,
+  v_summary := jsonb_build_object('messages', coalesce(cardinality(v_user_ids), 0), 'recorded', v_recorded,
     'replayed', v_replayed, 'rejected', v_rejected,
     -- How long the oldest event of the batch waited between the edge
     -- accepting it and its recording: the queue's lag.
     'lag_ms', case when v_oldest_ms is not null
       then greatest(0, round(extract(epoch from clock_timestamp()) * 1000 - v_oldest_ms)) end);
   perform telemetry.record_queue_batch(extract(epoch from clock_timestamp() - v_started) * 1000, v_summary);
-  return v_summary || jsonb_build_object('results', to_jsonb(v_results));
+  return json_build_object('messages', v_summary -> 'messages', 'recorded', v_recorded,
+    'replayed', v_replayed, 'rejected', v_rejected, 'lag_ms', v_summary -> 'lag_ms',
+    'results', array_to_json(v_results));
 end
 $$;
 revoke execute on function platform.record_queued_usage(jsonb) from public, anon, authenticated, service_role;
@@ -2927,19 +2974,20 @@ begin
     perform platform.fail('PT422', 'invalid_batch', 'p_messages must be a JSON array');
   end if;
   insert into platform.usage_rejections (user_id, idempotency_key, api_key_id, source, code, message, event)
-  select (m ->> 'user_id')::uuid, m -> 'event' ->> 'idempotency_key',
-         case when platform.is_uuid(m ->> 'api_key_id') then (m ->> 'api_key_id')::uuid end,
+  select m.user_id::uuid, m.event ->> 'idempotency_key',
+         case when platform.is_uuid(m.api_key_id) then m.api_key_id::uuid end,
          'dead_letter', 'dead_lettered', left(coalesce(p_reason, 'the queue gave up after its retries'), 500),
-         coalesce(m -> 'event', 'null')
-    from jsonb_array_elements(p_messages) m
-   where platform.is_uuid(m ->> 'user_id')
-     and coalesce(m -> 'event' ->> 'idempotency_key', '') <> ''
+         coalesce(m.event, 'null')
+    from platform.queued_events(p_messages) m
+   where platform.is_uuid(m.user_id)
+     and coalesce(m.event ->> 'idempotency_key', '') <> ''
      and not exists (select 1 from platform.token_usage u
-                      where u.user_id = (m ->> 'user_id')::uuid
-                        and u.idempotency_key = m -> 'event' ->> 'idempotency_key')
+                      where u.user_id = m.user_id::uuid
+                        and u.idempotency_key = m.event ->> 'idempotency_key')
   on conflict (user_id, idempotency_key) do nothing;
   get diagnostics v_kept = row_count;
-  return jsonb_build_object('messages', jsonb_array_length(p_messages), 'dead_lettered', v_kept);
+  return jsonb_build_object('messages', (select count(*) from platform.queued_events(p_messages)),
+                            'dead_lettered', v_kept);
 end
 $$;
 revoke execute on function platform.record_usage_dead_letters(jsonb, text)

@@ -101,7 +101,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
         }
     }
     let entries = QueuedUsage::rpc_entries(&queued);
-    let events = entries.as_array().map_or(0, Vec::len);
+    let events = QueuedUsage::event_count(&queued);
     let result = match consumer.recording_call(&Client::new(&config), &entries) {
         Ok(call) => rest::rpc(&call, &config).await,
         Err(e) => Err(e),

@@ -89,27 +89,33 @@ impl QueuedUsage {
             .collect()
     }
 
-    /// The RPC's form of delivered messages: one entry per event, each naming
-    /// its user, key and acceptance time (`record_queued_usage`'s `p_messages`).
+    /// The RPC's form of delivered messages (`record_queued_usage`'s
+    /// `p_messages`): one entry per message, naming its user, key and
+    /// acceptance time once for all its events. One entry per event named
+    /// them a hundred times, and doubled the body: a delivery of 100 messages
+    /// then passed the REST layer's 2 MB body limit.
     pub fn rpc_entries(messages: &[QueuedUsage]) -> Value {
         Value::Array(
             messages
                 .iter()
-                .flat_map(|m| {
-                    m.events.iter().map(move |event| {
-                        let mut entry = json!({
-                            "user_id": m.user_id,
-                            "event": event,
-                            "accepted_at_ms": m.accepted_at_ms,
-                        });
-                        if let Some(key) = &m.api_key_id {
-                            entry["api_key_id"] = json!(key);
-                        }
-                        entry
-                    })
+                .map(|m| {
+                    let mut entry = json!({
+                        "user_id": m.user_id,
+                        "events": m.events,
+                        "accepted_at_ms": m.accepted_at_ms,
+                    });
+                    if let Some(key) = &m.api_key_id {
+                        entry["api_key_id"] = json!(key);
+                    }
+                    entry
                 })
                 .collect(),
         )
+    }
+
+    /// The events `messages` carry.
+    pub fn event_count(messages: &[QueuedUsage]) -> usize {
+        messages.iter().map(|m| m.events.len()).sum()
     }
 
     /// The message body as sent: JSON text. A structured value would pass
@@ -355,7 +361,7 @@ mod tests {
                 .unwrap()
                 .keys()
                 .collect::<Vec<_>>(),
-            vec!["accepted_at_ms", "event", "user_id"],
+            vec!["accepted_at_ms", "events", "user_id"],
             "the recording RPC is not sent the row"
         );
     }
@@ -390,17 +396,20 @@ mod tests {
     }
 
     #[test]
-    fn the_rpc_gets_one_entry_per_event_naming_its_user_and_key() {
+    fn the_rpc_gets_one_entry_per_message_naming_its_user_and_key_once() {
         let mut m = message("a", 0);
         m.events.push(event("b", 0));
         m.api_key_id = Some("key-1".into());
-        let entries = QueuedUsage::rpc_entries(&[m, message("c", 0)]);
+        let messages = [m, message("c", 0)];
+        let entries = QueuedUsage::rpc_entries(&messages);
         let entries = entries.as_array().unwrap();
-        assert_eq!(entries.len(), 3);
-        assert_eq!(entries[1]["event"]["idempotency_key"], "b");
-        assert_eq!(entries[1]["api_key_id"], "key-1");
-        assert_eq!(entries[2].get("api_key_id"), None);
-        assert_eq!(entries[2]["user_id"], USER);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(QueuedUsage::event_count(&messages), 3);
+        assert_eq!(entries[0]["events"][1]["idempotency_key"], "b");
+        assert_eq!(entries[0]["api_key_id"], "key-1");
+        assert_eq!(entries[1].get("api_key_id"), None);
+        assert_eq!(entries[1]["user_id"], USER);
+        assert_eq!(entries[1]["events"][0]["idempotency_key"], "c");
         assert_eq!(entries[0]["accepted_at_ms"], 1.0);
     }
 

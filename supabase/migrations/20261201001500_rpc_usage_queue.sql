@@ -41,8 +41,34 @@ $$;
 revoke execute on function platform.queued_usage_refusal(text, text)
   from public, anon, authenticated, service_role;
 
+-- The events of a delivered batch, in order, as the consumer sends them:
+-- each element of p_messages either one queue message, {"user_id",
+-- "api_key_id"?, "events": [{batch item}, ...], "accepted_at_ms"?}, or one
+-- event, {"user_id", "api_key_id"?, "event": {batch item},
+-- "accepted_at_ms"?}. The consumer sends messages: naming the user, key and
+-- time once per message rather than once per event halves the body of a
+-- delivery (a 10,000-event delivery of single events passed the REST
+-- layer's 2 MB body limit).
+create or replace function platform.queued_events(p_messages jsonb)
+returns table (user_id text, api_key_id text, event jsonb, accepted_at_ms jsonb, i bigint)
+language sql immutable
+set search_path = ''
+as $$
+  select m.m ->> 'user_id', m.m ->> 'api_key_id', e.event, m.m -> 'accepted_at_ms',
+         row_number() over (order by m.i, e.j)
+    from jsonb_array_elements(p_messages) with ordinality m(m, i)
+    cross join lateral (
+      select x.event, x.j
+        from jsonb_array_elements(case when jsonb_typeof(m.m -> 'events') = 'array' then m.m -> 'events' end)
+             with ordinality x(event, j)
+      union all
+      select m.m -> 'event', 1 where jsonb_typeof(m.m -> 'events') is distinct from 'array'
+    ) e
+$$;
+revoke execute on function platform.queued_events(jsonb) from public, anon, authenticated, service_role;
+
 -- POST /rpc/record_queued_usage (service role): one delivered queue batch.
--- p_messages: [{"user_id", "api_key_id"?, "event": {batch item}, "accepted_at_ms"?}].
+-- p_messages: its messages or events (queued_events).
 -- Each (user, key) pair is judged once (queued_usage_refusal); the events of
 -- the pairs that may record are recorded together, as one set, by
 -- record_usage_events (each user's events in message order). A refusal (our
@@ -51,11 +77,12 @@ revoke execute on function platform.queued_usage_refusal(text, text)
 -- failing) fails the whole call, so the consumer retries the batch; what was
 -- already recorded then replays.
 -- Returns {"messages", "recorded", "replayed", "rejected", "lag_ms",
--- "results"}: per message, in order, {"status": "recorded" | "replayed",
+-- "results"}: "messages" counts the events, and "results" answers each
+-- event, in order, {"status": "recorded" | "replayed",
 -- "usage_id"} or {"status": "rejected", "error": {"code", "message"}}. The
 -- consumer reads the counts; the ledger row of an event is usage_event_status's.
 create or replace function platform.record_queued_usage(p_messages jsonb)
-returns jsonb
+returns json
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -74,8 +101,12 @@ declare
   v_users uuid[];
   v_keys uuid[];
   v_events jsonb[];
-  v_answers jsonb[];
-  v_results jsonb[];
+  v_event_statuses text[];
+  v_answers json[];
+  -- Per message, in order: its status and its answer (json, as
+  -- record_usage_events answers).
+  v_statuses text[];
+  v_results json[];
   v_recorded integer := 0;
   v_replayed integer := 0;
   v_rejected integer := 0;
@@ -89,11 +120,11 @@ begin
     perform platform.fail('PT422', 'invalid_batch', 'p_messages must be a JSON array');
   end if;
 
-  select array_agg(t.m ->> 'user_id' order by t.i), array_agg(t.m ->> 'api_key_id' order by t.i),
-         array_agg(t.m -> 'event' order by t.i),
-         min((t.m ->> 'accepted_at_ms')::numeric) filter (where jsonb_typeof(t.m -> 'accepted_at_ms') = 'number')
+  select array_agg(t.user_id order by t.i), array_agg(t.api_key_id order by t.i),
+         array_agg(t.event order by t.i),
+         min((t.accepted_at_ms)::numeric) filter (where jsonb_typeof(t.accepted_at_ms) = 'number')
     into v_user_ids, v_key_ids, v_all_events, v_oldest_ms
-    from jsonb_array_elements(p_messages) with ordinality t(m, i);
+    from platform.queued_events(p_messages) t;
 
   with message as (
     select t.i, t.user_id, t.api_key_id
@@ -114,18 +145,21 @@ begin
          with ordinality t(user_id, api_key_id, event, refusal, i)
    where t.refusal is null;
   if v_positions is not null then
-    v_answers := platform.record_usage_events(v_users, v_keys, v_events, true);
+    select r.statuses, r.answers into v_event_statuses, v_answers
+      from platform.record_usage_events(v_users, v_keys, v_events, true) r;
   end if;
-  -- The answers' index is their place among the events recorded; the
-  -- queue's results are in message order already.
-  select coalesce(array_agg(coalesce(a.answer - 'index', jsonb_build_object('status', 'rejected', 'error', t.refusal))
+  -- The compact answers carry no index: the queue's results are in message
+  -- order, each message's answer at its position.
+  select coalesce(array_agg(coalesce(a.status, 'rejected') order by t.i), '{}'),
+         coalesce(array_agg(coalesce(a.answer, json_build_object('status', 'rejected', 'error', t.refusal))
                             order by t.i), '{}'),
-         count(*) filter (where a.answer ->> 'status' = 'recorded'),
-         count(*) filter (where a.answer ->> 'status' = 'replayed'),
-         count(*) filter (where a.answer is null or a.answer ->> 'status' = 'rejected')
-    into v_results, v_recorded, v_replayed, v_rejected
+         count(*) filter (where a.status = 'recorded'),
+         count(*) filter (where a.status = 'replayed'),
+         count(*) filter (where a.status is null or a.status = 'rejected')
+    into v_statuses, v_results, v_recorded, v_replayed, v_rejected
     from unnest(v_refusals) with ordinality t(refusal, i)
-    left join unnest(v_positions, v_answers) a(i, answer) on a.i = t.i;
+    left join unnest(v_positions, v_event_statuses, v_answers) a(i, status, answer)
+      on a.i = t.i;
 
   -- Keep every refusal with its reason; a redelivered refusal is kept once.
   -- A malformed user id cannot be kept against a user and is only answered.
@@ -134,21 +168,24 @@ begin
     select t.user_id::uuid, coalesce(t.event ->> 'idempotency_key', ''),
            case when platform.is_uuid(t.api_key_id) then t.api_key_id::uuid end,
            'queue', t.r -> 'error' ->> 'code', t.r -> 'error' ->> 'message', coalesce(t.event, 'null')
-      from unnest(v_user_ids, v_key_ids, v_all_events, v_results) t(user_id, api_key_id, event, r)
-     where t.r ->> 'status' = 'rejected'
+      from unnest(v_user_ids, v_key_ids, v_all_events, v_statuses, v_results)
+           t(user_id, api_key_id, event, status, r)
+     where t.status = 'rejected'
        and platform.is_uuid(t.user_id)
        and coalesce(t.event ->> 'idempotency_key', '') <> ''
     on conflict (user_id, idempotency_key) do nothing;
   end if;
 
-  v_summary := jsonb_build_object('messages', jsonb_array_length(p_messages), 'recorded', v_recorded,
+  v_summary := jsonb_build_object('messages', coalesce(cardinality(v_user_ids), 0), 'recorded', v_recorded,
     'replayed', v_replayed, 'rejected', v_rejected,
     -- How long the oldest event of the batch waited between the edge
     -- accepting it and its recording: the queue's lag.
     'lag_ms', case when v_oldest_ms is not null
       then greatest(0, round(extract(epoch from clock_timestamp()) * 1000 - v_oldest_ms)) end);
   perform telemetry.record_queue_batch(extract(epoch from clock_timestamp() - v_started) * 1000, v_summary);
-  return v_summary || jsonb_build_object('results', to_jsonb(v_results));
+  return json_build_object('messages', v_summary -> 'messages', 'recorded', v_recorded,
+    'replayed', v_replayed, 'rejected', v_rejected, 'lag_ms', v_summary -> 'lag_ms',
+    'results', array_to_json(v_results));
 end
 $$;
 revoke execute on function platform.record_queued_usage(jsonb) from public, anon, authenticated, service_role;
@@ -172,19 +209,20 @@ begin
     perform platform.fail('PT422', 'invalid_batch', 'p_messages must be a JSON array');
   end if;
   insert into platform.usage_rejections (user_id, idempotency_key, api_key_id, source, code, message, event)
-  select (m ->> 'user_id')::uuid, m -> 'event' ->> 'idempotency_key',
-         case when platform.is_uuid(m ->> 'api_key_id') then (m ->> 'api_key_id')::uuid end,
+  select m.user_id::uuid, m.event ->> 'idempotency_key',
+         case when platform.is_uuid(m.api_key_id) then m.api_key_id::uuid end,
          'dead_letter', 'dead_lettered', left(coalesce(p_reason, 'the queue gave up after its retries'), 500),
-         coalesce(m -> 'event', 'null')
-    from jsonb_array_elements(p_messages) m
-   where platform.is_uuid(m ->> 'user_id')
-     and coalesce(m -> 'event' ->> 'idempotency_key', '') <> ''
+         coalesce(m.event, 'null')
+    from platform.queued_events(p_messages) m
+   where platform.is_uuid(m.user_id)
+     and coalesce(m.event ->> 'idempotency_key', '') <> ''
      and not exists (select 1 from platform.token_usage u
-                      where u.user_id = (m ->> 'user_id')::uuid
-                        and u.idempotency_key = m -> 'event' ->> 'idempotency_key')
+                      where u.user_id = m.user_id::uuid
+                        and u.idempotency_key = m.event ->> 'idempotency_key')
   on conflict (user_id, idempotency_key) do nothing;
   get diagnostics v_kept = row_count;
-  return jsonb_build_object('messages', jsonb_array_length(p_messages), 'dead_lettered', v_kept);
+  return jsonb_build_object('messages', (select count(*) from platform.queued_events(p_messages)),
+                            'dead_lettered', v_kept);
 end
 $$;
 revoke execute on function platform.record_usage_dead_letters(jsonb, text)

@@ -26,7 +26,7 @@ select is(
      from jsonb_array_elements(platform.record_token_usage_batch(jsonb_build_array(
        jsonb_build_object('model', 'split-price', 'prompt_tokens', 2000, 'completion_tokens', 0, 'idempotency_key', 'b-1'),
        jsonb_build_object('model', 'split-price', 'prompt_tokens', 0, 'completion_tokens', 2000, 'idempotency_key', 'b-2')
-     )) -> 'results') r),
+     ))::jsonb -> 'results') r),
   '[1.0, 3.0]'::jsonb,
   'a batch prices each event by its own prompt and completion tokens');
 

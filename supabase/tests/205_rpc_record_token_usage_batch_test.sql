@@ -120,7 +120,7 @@ select is(platform.record_token_usage('gpt-4o-mini', 100, 50, 'b-1', p_metadata 
 
 -- Usage past the balance is recorded inside a batch too.
 select is(
-  platform.record_token_usage_batch('[{"model": "gpt-4o-mini", "prompt_tokens": 700, "completion_tokens": 0, "idempotency_key": "b-over"}]')
+  platform.record_token_usage_batch('[{"model": "gpt-4o-mini", "prompt_tokens": 700, "completion_tokens": 0, "idempotency_key": "b-over"}]')::jsonb
     -> 'results' -> 0 -> 'exhausted',
   'true'::jsonb, 'an event that exhausts the balance is recorded and says so');
 
@@ -131,7 +131,7 @@ select tests.authenticate_as(:'alice');
 select platform.reserve_tokens(10, 60) ->> 'reservation_id' as hold \gset
 select is(
   platform.record_token_usage_batch(jsonb_build_array(jsonb_build_object('model', 'gpt-4o-mini', 'prompt_tokens', 5,
-    'completion_tokens', 0, 'idempotency_key', 'b-hold', 'reservation_id', :'hold'))) -> 'results' -> 0 -> 'reservation',
+    'completion_tokens', 0, 'idempotency_key', 'b-hold', 'reservation_id', :'hold')))::jsonb -> 'results' -> 0 -> 'reservation',
   jsonb_build_object('id', :'hold', 'outcome', 'settled'),
   'a batch event settles the reservation it names');
 select tests.clear_authentication();
@@ -168,7 +168,7 @@ select is(
   platform.record_token_usage_batch(
     (select jsonb_agg(jsonb_build_object('model', 'gpt-4o-mini', 'prompt_tokens', 1, 'completion_tokens', 0,
                                          'idempotency_key', 'max-' || i))
-       from generate_series(1, 1000) i)) - 'results',
+       from generate_series(1, 1000) i))::jsonb - 'results',
   '{"recorded": 1000, "replayed": 0, "rejected": 0}'::jsonb,
   'a batch of exactly 1000 events is accepted');
 
@@ -199,7 +199,7 @@ select throws_ok(
   'PT422', 'no such API key for this user', 'the service role naming another user''s key is refused');
 select is(
   platform.record_token_usage_batch('[{"model": "gpt-4o-mini", "prompt_tokens": 1, "completion_tokens": 0, "idempotency_key": "svc-1"}]',
-    :'alice', '30000000-0000-4000-8000-00000000a001') - 'results',
+    :'alice', '30000000-0000-4000-8000-00000000a001')::jsonb - 'results',
   '{"recorded": 1, "replayed": 0, "rejected": 0}'::jsonb,
   'the service role records a batch for the named user');
 select tests.clear_authentication();

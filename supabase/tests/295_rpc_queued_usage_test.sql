@@ -2,7 +2,7 @@
 -- users), record_usage_dead_letters, usage_event_status, and the
 -- usage_rejections table they keep.
 begin;
-select plan(28);
+select plan(33);
 
 delete from telemetry.queue_batches;
 select tests.create_user('q-alice@example.test') as alice \gset
@@ -72,7 +72,7 @@ select results_eq(
 select tests.authenticate_as_service_role();
 select is(platform.record_queued_usage(jsonb_build_array(
   pg_temp.msg(:'alice', 'a-1'), pg_temp.msg(:'alice', 'a-bad-model', 'no-such-model'),
-  pg_temp.msg(:'bob', 'b-1', 'claude-3-5-haiku', 100, 0))) - 'results' - 'lag_ms',
+  pg_temp.msg(:'bob', 'b-1', 'claude-3-5-haiku', 100, 0)))::jsonb - 'results' - 'lag_ms',
   '{"messages": 3, "recorded": 0, "replayed": 2, "rejected": 1}'::jsonb,
   'a redelivered batch replays what was recorded and rejects again what was rejected');
 select tests.clear_authentication();
@@ -83,7 +83,7 @@ select is((select count(*) from platform.usage_rejections), 3::bigint, 'nor a se
 -- A delivery with more events for one user than one batch RPC call takes.
 select tests.authenticate_as_service_role();
 select is(platform.record_queued_usage(
-  (select jsonb_agg(pg_temp.msg(:'bob', 'bulk-' || n, 'gpt-4o-mini', 1, 0)) from generate_series(1, 1001) n))
+  (select jsonb_agg(pg_temp.msg(:'bob', 'bulk-' || n, 'gpt-4o-mini', 1, 0)) from generate_series(1, 1001) n))::jsonb
   - 'results' - 'lag_ms',
   '{"messages": 1001, "recorded": 1001, "replayed": 0, "rejected": 0}'::jsonb,
   'more events for one user than the batch RPC takes at once are recorded in chunks');
@@ -103,6 +103,40 @@ select tests.clear_authentication();
 select results_eq($$select source, code, message from platform.usage_rejections where idempotency_key = 'a-dead'$$,
   $$values ('dead_letter'::text, 'dead_lettered'::text, 'retries exhausted'::text)$$,
   'the dead letter is kept with its reason');
+
+-- A delivery as the consumer sends it: each message names its user, key and
+-- acceptance time once for all its events; single events and messages mix.
+select tests.authenticate_as_service_role();
+select platform.record_queued_usage(jsonb_build_array(
+  jsonb_build_object('user_id', :'alice', 'accepted_at_ms', extract(epoch from now()) * 1000 - 1000,
+    'events', jsonb_build_array(
+      jsonb_build_object('idempotency_key', 'm-1', 'model', 'gpt-4o-mini', 'prompt_tokens', 3, 'completion_tokens', 1),
+      jsonb_build_object('idempotency_key', 'm-2', 'model', 'no-such-model', 'prompt_tokens', 3, 'completion_tokens', 1))),
+  pg_temp.msg(:'bob', 'm-3'),
+  jsonb_build_object('user_id', :'bob', 'events', jsonb_build_array(
+    jsonb_build_object('idempotency_key', 'm-4', 'model', 'gpt-4o-mini', 'prompt_tokens', 2, 'completion_tokens', 2),
+    jsonb_build_object('idempotency_key', 'm-1', 'model', 'gpt-4o-mini', 'prompt_tokens', 3, 'completion_tokens', 1)))
+))::jsonb as grouped \gset
+select is(:'grouped'::jsonb - 'results' - 'lag_ms', '{"messages": 5, "recorded": 4, "replayed": 0, "rejected": 1}'::jsonb,
+  'the events of a message are recorded as single events are, and counted as events');
+select is((select jsonb_agg(r ->> 'status') from jsonb_array_elements(:'grouped'::jsonb -> 'results') r),
+  '["recorded", "rejected", "recorded", "recorded", "recorded"]'::jsonb, 'one result per event, in order');
+select is(platform.record_usage_dead_letters(jsonb_build_array(jsonb_build_object('user_id', :'alice',
+    'events', jsonb_build_array(jsonb_build_object('idempotency_key', 'm-dead'),
+                                jsonb_build_object('idempotency_key', 'm-1')))), 'gave up'),
+  '{"messages": 2, "dead_lettered": 1}'::jsonb, 'a dead-lettered message keeps each of its events not recorded');
+select tests.clear_authentication();
+select results_eq(
+  $$select u.user_id, u.idempotency_key, u.total_tokens from platform.token_usage u
+     where u.idempotency_key like 'm-%' order by 2, 1$$,
+  format($$values (%L::uuid, 'm-1'::text, 4::bigint), (%L::uuid, 'm-1'::text, 4::bigint),
+                  (%L::uuid, 'm-3'::text, 15::bigint), (%L::uuid, 'm-4'::text, 4::bigint)$$,
+         least(:'alice'::uuid, :'bob'::uuid), greatest(:'alice'::uuid, :'bob'::uuid), :'bob', :'bob'),
+  'each event of a message is written for the message''s user, once');
+select results_eq(
+  $$select idempotency_key, source, code from platform.usage_rejections where idempotency_key like 'm-%' order by 1$$,
+  $$values ('m-2'::text, 'queue'::text, 'unknown_model'::text), ('m-dead', 'dead_letter', 'dead_lettered')$$,
+  'and each refusal is kept for its event');
 
 -- Status, for the caller's own events.
 select tests.authenticate_as(:'alice');
@@ -124,11 +158,11 @@ select is(platform.usage_event_status('a-1') ->> 'status', 'queued', 'another us
 
 -- usage_rejections under RLS.
 select tests.authenticate_as(:'alice');
-select is((select count(*) from platform.usage_rejections), 2::bigint, 'a user reads their own rejections only');
+select is((select count(*) from platform.usage_rejections), 4::bigint, 'a user reads their own rejections only');
 select throws_ok($$delete from platform.usage_rejections$$, '42501',
   'permission denied for table usage_rejections', 'and cannot remove them');
 select tests.authenticate_as(:'admin');
-select is((select count(*) from platform.usage_rejections), 4::bigint, 'an admin reads every rejection');
+select is((select count(*) from platform.usage_rejections), 6::bigint, 'an admin reads every rejection');
 
 -- Only the consumer (service role) records.
 select tests.authenticate_as(:'alice');
