@@ -7,7 +7,11 @@
 pub const DOCUMENT: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json"));
 
 #[cfg(feature = "openapi")]
+pub mod answers;
+#[cfg(feature = "openapi")]
 pub mod generate;
+#[cfg(feature = "openapi")]
+pub mod requests;
 
 #[cfg(test)]
 mod tests {
