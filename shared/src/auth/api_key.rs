@@ -151,10 +151,12 @@ pub struct NewApiKey {
         feature = "openapi",
         schemars(length(min = 1), extend("items" = {"enum": ["usage:write", "usage:read"]}))
     )]
+    #[cfg_attr(feature = "openapi", schemars(transform = crate::openapi::optional))]
     pub scopes: Option<Vec<String>>,
     /// in the future; default never
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "openapi", schemars(transform = crate::openapi::optional))]
     pub expires_at: Option<String>,
 }
 

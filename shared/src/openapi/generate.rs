@@ -8,8 +8,10 @@
 //! `code` enum is [`crate::error::CATALOGUE`]; 429 is added to every
 //! operation, since every request is charged to a rate limiter), and its
 //! summary, parameters, request body and success answers in `describe`.
-//! Answers with a Rust type take its derived JSON Schema
-//! ([`Schemas::of`]), so the document follows the type.
+//! Every request body and JSON answer is a Rust type's derived JSON Schema
+//! ([`Schemas::of`]; the types the edge does not otherwise have are in
+//! [`super::answers`] and [`super::requests`]), so the document follows the
+//! types.
 
 use super::answers::*;
 use super::requests::*;
