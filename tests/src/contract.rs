@@ -315,7 +315,7 @@ mod tests {
         json!({
             "usage_id": 7, "model": "m", "prompt_tokens": 10, "completion_tokens": 5,
             "total_tokens": 15, "cost": 0.000045, "balance": 985, "exhausted": false,
-            "replayed": false, "reservation": null, "created_at": "2026-12-01T10:00:00.123456+00:00"
+            "reservation": null, "created_at": "2026-12-01T10:00:00.123456+00:00"
         })
     }
 
@@ -333,7 +333,7 @@ mod tests {
         let mut more = recorded();
         more["surprise"] = json!(1);
         assert!(check(&more).is_err(), "an extra field passed");
-        for field in ["usage_id", "balance", "reservation", "replayed"] {
+        for field in ["usage_id", "balance", "reservation"] {
             let mut less = recorded();
             less.as_object_mut().unwrap().remove(field);
             assert!(check(&less).is_err(), "{field} missing passed");
@@ -343,7 +343,6 @@ mod tests {
     #[test]
     fn each_batch_result_is_recorded_or_rejected_at_its_index() {
         let mut row = recorded();
-        row.as_object_mut().unwrap().remove("replayed");
         row["index"] = json!(0);
         row["status"] = json!("replayed");
         let rejected = json!({"index": 1, "status": "rejected",
@@ -362,7 +361,7 @@ mod tests {
         let queued = json!({"queued": 1, "rejected": 0, "results": [{"index": 0,
             "status": "queued", "idempotency_key": "k", "status_url": "/v1/usage/events/k"}]});
         check(202, &queued).expect("a queued batch");
-        // The single event's `replayed` flag is not part of a batch result.
+        // The database's `replayed` flag is not part of an answer.
         let mut flagged = batch.clone();
         flagged["results"][0]["replayed"] = json!(true);
         assert!(check(200, &flagged).is_err());

@@ -63,15 +63,14 @@ pub enum ReservationOutcome {
     NotFound,
 }
 
-/// `POST /v1/usage` (201): the event recorded, or the first answer again
-/// for a retry (`replayed`, and the `Idempotent-Replayed` header).
+/// `POST /v1/usage` (201): the event recorded, or exactly the first answer
+/// again for a retry (the edge moves the function's `replayed` flag into
+/// the `Idempotent-Replayed` header).
 #[derive(JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct UsageRecorded {
     #[serde(flatten)]
     pub row: LedgerRow,
-    /// true when this answers a retry of an event already recorded
-    pub replayed: bool,
 }
 
 /// `POST /v1/usage/batch` (200): each event's result at its position.
@@ -345,7 +344,7 @@ pub struct DayModelUsage {
 }
 
 /// `POST /v1/admin/grants` (201): the grant, or the first answer again for
-/// a retry with the same idempotency key (`replayed`).
+/// a retry with the same idempotency key (`Idempotent-Replayed: true`).
 #[derive(JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Granted {
@@ -358,7 +357,6 @@ pub struct Granted {
     pub amount: i64,
     /// the user's balance right after the grant
     pub balance: i64,
-    pub replayed: bool,
 }
 
 /// `PUT /v1/me/default-model`.
