@@ -7,7 +7,19 @@
 pub const DOCUMENT: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json"));
 
 #[cfg(feature = "openapi")]
+pub mod answers;
+
+/// For a `#[serde(default)]` field of an optional value: left out, not
+/// `null` by default (a `default` makes openapi-typescript type the field as
+/// always present).
+#[cfg(feature = "openapi")]
+pub fn optional(schema: &mut schemars::Schema) {
+    schema.remove("default");
+}
+#[cfg(feature = "openapi")]
 pub mod generate;
+#[cfg(feature = "openapi")]
+pub mod requests;
 
 #[cfg(test)]
 mod tests {

@@ -310,6 +310,90 @@ mod tests {
         assert!(failed.is_err(), "a model without its prices passed");
     }
 
+    /// A recorded event as `platform.usage_result` writes it.
+    fn recorded() -> Value {
+        json!({
+            "usage_id": 7, "model": "m", "prompt_tokens": 10, "completion_tokens": 5,
+            "total_tokens": 15, "cost": 0.000045, "balance": 985, "exhausted": false,
+            "reservation": null, "created_at": "2026-12-01T10:00:00.123456+00:00"
+        })
+    }
+
+    /// The answers are closed: a field more, or one less, is drift the
+    /// validator reports, whichever side it came from.
+    #[test]
+    fn a_success_body_with_a_field_more_or_one_less_fails() {
+        let check =
+            |body: &Value| document().check(&answer("POST", "/v1/usage", 201, &body.to_string()));
+        check(&recorded()).expect("a recorded event");
+        let mut held = recorded();
+        held["reservation"] =
+            json!({"id": "0b0e7a52-0a8c-4b8e-9e55-f6a1e1b1b1b1", "outcome": "settled"});
+        check(&held).expect("an event that settled a hold");
+        let mut more = recorded();
+        more["surprise"] = json!(1);
+        assert!(check(&more).is_err(), "an extra field passed");
+        for field in ["usage_id", "balance", "reservation"] {
+            let mut less = recorded();
+            less.as_object_mut().unwrap().remove(field);
+            assert!(check(&less).is_err(), "{field} missing passed");
+        }
+    }
+
+    #[test]
+    fn each_batch_result_is_recorded_or_rejected_at_its_index() {
+        let mut row = recorded();
+        row["index"] = json!(0);
+        row["status"] = json!("replayed");
+        let rejected = json!({"index": 1, "status": "rejected",
+                              "error": {"code": "unknown_model", "message": "m"}});
+        let batch = json!({"recorded": 0, "replayed": 1, "rejected": 1,
+                           "results": [row, rejected]});
+        let check = |status, body: &Value| {
+            document().check(&answer(
+                "POST",
+                "/v1/usage/batch",
+                status,
+                &body.to_string(),
+            ))
+        };
+        check(200, &batch).expect("a recorded batch");
+        let queued = json!({"queued": 1, "rejected": 0, "results": [{"index": 0,
+            "status": "queued", "idempotency_key": "k", "status_url": "/v1/usage/events/k"}]});
+        check(202, &queued).expect("a queued batch");
+        // The database's `replayed` flag is not part of an answer.
+        let mut flagged = batch.clone();
+        flagged["results"][0]["replayed"] = json!(true);
+        assert!(check(200, &flagged).is_err());
+        assert!(
+            check(202, &batch).is_err(),
+            "a recorded batch as 202 passed"
+        );
+    }
+
+    #[test]
+    fn me_answers_for_a_token_or_for_an_api_key() {
+        let check =
+            |body: Value| document().check(&answer("GET", "/v1/me", 200, &body.to_string()));
+        let user = "0b0e7a52-0a8c-4b8e-9e55-f6a1e1b1b1b1";
+        check(
+            json!({"user_id": user, "via": "access_token", "role": "authenticated",
+                     "email": null, "is_anonymous": false}),
+        )
+        .expect("a token");
+        check(
+            json!({"user_id": user, "via": "api_key", "api_key_id": user,
+                     "scopes": ["usage:read"]}),
+        )
+        .expect("an API key");
+        assert!(check(
+            json!({"user_id": user, "via": "api_key", "api_key_id": user,
+                             "scopes": ["usage:admin"]})
+        )
+        .is_err());
+        assert!(check(json!({"user_id": user, "via": "access_token"})).is_err());
+    }
+
     #[test]
     fn an_undocumented_status_fails() {
         let body = json!({"error": {"code": "internal_error", "message": "m"}});

@@ -3,7 +3,7 @@
 // (`openapi.d.ts` is generated from shared/src/openapi.json by
 // `cargo xtask build-worker`). What a frontend imports to call the edge.
 import createClient, { type Middleware } from 'openapi-fetch';
-import type { paths } from './generated/openapi';
+import type { components, paths } from './generated/openapi';
 
 export type { paths };
 
@@ -62,65 +62,15 @@ export function failure(status: number, body: unknown): ApiFailure {
   return new ApiFailure(message, status, error?.code ?? null);
 }
 
-// The shapes the page reads.
+// The shapes the page reads: the answers' schemas in the OpenAPI document
+// (derived from the edge's Rust types), as openapi-typescript writes them.
+type Schemas = components['schemas'];
 
-export interface Balance {
-  granted: number;
-  used: number;
-  reserved: number;
-  balance: number;
-  available: number;
-}
-
-export interface UsageTotals {
-  requests: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  cost: number;
-}
-
-export interface Overview {
-  user_id: string;
-  from: string;
-  to: string;
-  balance: Balance;
-  totals: UsageTotals;
-  by_model: (UsageTotals & { model: string })[];
-  by_day_model: (UsageTotals & { day: string; model: string })[];
-}
-
-export interface ApiKey {
-  id: string;
-  name: string;
-  prefix: string;
-  scopes: string[];
-  created_at: string;
-  last_used_at: string | null;
-  expires_at: string | null;
-  revoked_at: string | null;
-}
-
-export interface CreatedApiKey extends ApiKey {
-  key: string;
-}
-
-export interface Model {
-  name: string;
-  provider: string;
-}
-
-export interface UsageEvent {
-  id: string;
-  created_at: string;
-  model: string;
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  cost: string;
-}
-
-export interface UsageEventPage {
-  events: UsageEvent[];
-  next_before: string | null;
-}
+export type Balance = Schemas['Balance'];
+export type UsageTotals = Schemas['UsageTotals'];
+export type Overview = Schemas['Overview'];
+export type ApiKey = Schemas['ApiKey'];
+export type CreatedApiKey = Schemas['CreatedApiKey'];
+export type Model = Schemas['Model'];
+export type UsageEvent = Schemas['UsageEvent'];
+export type UsageEventPage = Schemas['UsageEventsPage'];

@@ -135,12 +135,28 @@ impl ApiKey {
 /// character (PostgreSQL text cannot hold one) in the name or a scope, and an
 /// `expires_at` that is not an RFC 3339 date-time (OpenAPI `date-time`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schemars(description = "`POST /v1/api-keys`: a key for an LLM server, shown once.")
+)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
+    /// 1 to 100 characters, surrounding spaces trimmed
+    #[cfg_attr(feature = "openapi", schemars(length(min = 1, max = 100)))]
     pub name: String,
+    /// default `["usage:write"]`
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schemars(length(min = 1), extend("items" = {"enum": ["usage:write", "usage:read"]}))
+    )]
+    #[cfg_attr(feature = "openapi", schemars(transform = crate::openapi::optional))]
     pub scopes: Option<Vec<String>>,
+    /// in the future; default never
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "openapi", schemars(transform = crate::openapi::optional))]
     pub expires_at: Option<String>,
 }
 

@@ -27,6 +27,7 @@ pub const REFUSAL_HTTP_CODE: u16 = 403;
 
 /// The hook's payload.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct BeforeUserCreated {
     #[serde(default)]
     pub metadata: HookMetadata,
@@ -34,6 +35,7 @@ pub struct BeforeUserCreated {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct HookMetadata {
     #[serde(default)]
     pub uuid: Option<String>,
@@ -48,6 +50,7 @@ pub struct HookMetadata {
 /// The fields of the would-be `auth.users` row the policy reads; the rest is
 /// kept in `metadata` maps as sent.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct HookUser {
     #[serde(default)]
     pub id: Option<String>,

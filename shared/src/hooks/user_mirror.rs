@@ -52,12 +52,19 @@ impl MirrorSource {
     }
 }
 
+/// The Database Webhook's body (Supabase's `pg_net` trigger): only an
+/// INSERT into `auth.users` is handled; its `record` is the new row.
 #[derive(Deserialize)]
-struct Event {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct DatabaseWebhook {
+    /// `INSERT`
     #[serde(rename = "type")]
     kind: String,
+    /// `users`
     table: String,
+    /// `auth`
     schema: String,
+    /// the new row: `id`, `email`, `raw_user_meta_data`
     #[serde(default)]
     record: Option<serde_json::Value>,
 }
@@ -72,9 +79,10 @@ fn unprocessable(code: &'static str, message: &str) -> ApiError {
 impl MirrorUser {
     /// Reads an `auth.users` INSERT webhook body; new users get `role`.
     pub fn from_webhook(body: &[u8], role: UserRole) -> Result<Self, ApiError> {
-        let event: Event = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson {
-            reason: e.to_string(),
-        })?;
+        let event: DatabaseWebhook =
+            serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson {
+                reason: e.to_string(),
+            })?;
         if (
             event.kind.as_str(),
             event.schema.as_str(),

@@ -8,15 +8,21 @@
 //! `code` enum is [`crate::error::CATALOGUE`]; 429 is added to every
 //! operation, since every request is charged to a rate limiter), and its
 //! summary, parameters, request body and success answers in `describe`.
-//! Answers with a Rust type take its derived JSON Schema
-//! ([`Schemas::of`]), so the document follows the type.
+//! Every request body and JSON answer is a Rust type's derived JSON Schema
+//! ([`Schemas::of`]; the types the edge does not otherwise have are in
+//! [`super::answers`] and [`super::requests`]), so the document follows the
+//! types.
 
+use super::answers::*;
+use super::requests::*;
+use crate::auth::api_key::NewApiKey;
 use crate::doctor::DeepHealth;
 use crate::error::CATALOGUE;
 use crate::health::HealthReport;
-use crate::rpc::catalogue::CatalogueModel;
-use crate::usage::events::UsageEventsPage;
-use crate::usage::MAX_TOKENS;
+use crate::hooks::signup::BeforeUserCreated;
+use crate::hooks::user_mirror::DatabaseWebhook;
+use crate::usage::events::{UsageEventsPage, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::usage::MAX_KEY_CHARS;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
@@ -179,6 +185,81 @@ fn error_schema() -> Value {
     })
 }
 
+/// A response with a JSON body of `schema`.
+fn json_answer(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+/// A required JSON request body of `schema`.
+fn json_body(schema: Value) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+}
+
+/// A parameter `name` in `place` (`path`, `query`, `header`); only a path's
+/// are required.
+fn parameter(place: &str, name: &str, description: &str, schema: Value) -> Value {
+    let mut parameter = json!({"name": name, "in": place, "schema": schema});
+    if place == "path" {
+        parameter["required"] = json!(true);
+    }
+    if !description.is_empty() {
+        parameter["description"] = json!(description);
+    }
+    parameter
+}
+
+/// The `security` of an operation for access tokens and API keys.
+fn bearer() -> Value {
+    json!([{"bearerAuth": []}])
+}
+
+fn uuid_in_path() -> Value {
+    parameter(
+        "path",
+        "id",
+        "",
+        json!({"type": "string", "format": "uuid"}),
+    )
+}
+
+fn idempotency_key_header() -> Value {
+    parameter(
+        "header",
+        "Idempotency-Key",
+        "Required unless the body carries idempotency_key; a retry with the same key answers the first answer.",
+        json!({"type": "string", "maxLength": MAX_KEY_CHARS}),
+    )
+}
+
+fn prefer_header() -> Value {
+    parameter(
+        "header",
+        "Prefer",
+        "respond-async: validate now, record through the usage queue, answer 202 with a status URL per event (RFC 7240)",
+        json!({"type": "string"}),
+    )
+}
+
+fn model_name_in_path() -> Value {
+    parameter(
+        "path",
+        "name",
+        "The model's name; a / in it is sent percent-encoded (%2F).",
+        json!({"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"}),
+    )
+}
+
+fn date_in_query(name: &str) -> Value {
+    parameter(
+        "query",
+        name,
+        "",
+        json!({"type": "string", "format": "date"}),
+    )
+}
+
+const QUEUED: &str = "Accepted for recording (Prefer: respond-async); Preference-Applied: respond-async; each event's status URL";
+
 /// Every operation, in the order of the document.
 pub const OPERATIONS: &[Operation] = &[
     Operation {
@@ -188,46 +269,24 @@ pub const OPERATIONS: &[Operation] = &[
         describe: |schemas| {
             json!({
                 "summary": "Version, API key kind, and whether the REST layer and the platform schema answer; with deep=1 and the METRICS_TOKEN, the deployment checklist",
-                "tags": [
-                    "ops"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK: the health report, or with deep=1 the deployment checklist",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "oneOf": [schemas.of::<HealthReport>(), schemas.of::<DeepHealth>()]
-                                }
-                            }
-                        }
-                    },
-                    "401": {
-                        "description": "deep=1 without the METRICS_TOKEN",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "$ref": "#/components/schemas/Error"
-                                }
-                            }
-                        }
-                    }
-                },
+                "tags": ["ops"],
                 "security": [],
-                "parameters": [
-                    {
-                        "name": "deep",
-                        "in": "query",
-                        "required": false,
-                        "description": "1: the deployment doctor's checklist (needs the METRICS_TOKEN as a bearer token)",
-                        "schema": {
-                            "type": "string",
-                            "enum": [
-                                "1"
-                            ]
-                        }
-                    }
-                ]
+                "parameters": [parameter(
+                    "query",
+                    "deep",
+                    "1: the deployment doctor's checklist (needs the METRICS_TOKEN as a bearer token)",
+                    json!({"type": "string", "enum": ["1"]}),
+                )],
+                "responses": {
+                    "200": json_answer(
+                        "OK: the health report, or with deep=1 the deployment checklist",
+                        json!({"oneOf": [schemas.of::<HealthReport>(), schemas.of::<DeepHealth>()]}),
+                    ),
+                    "401": json_answer(
+                        "deep=1 without the METRICS_TOKEN",
+                        json!({"$ref": "#/components/schemas/Error"}),
+                    )
+                }
             })
         },
     },
@@ -238,20 +297,9 @@ pub const OPERATIONS: &[Operation] = &[
         describe: |schemas| {
             json!({
                 "summary": "Health, headers only",
-                "tags": [
-                    "ops"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": schemas.of::<HealthReport>()
-                            }
-                        }
-                    }
-                },
-                "security": []
+                "tags": ["ops"],
+                "security": [],
+                "responses": {"200": json_answer("OK", schemas.of::<HealthReport>())}
             })
         },
     },
@@ -259,25 +307,12 @@ pub const OPERATIONS: &[Operation] = &[
         method: "GET",
         path: "/v1/openapi.json",
         errors: &[],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "This document",
-                "tags": [
-                    "ops"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": []
+                "tags": ["ops"],
+                "security": [],
+                "responses": {"200": json_answer("OK", schemas.of::<OpenApiDocument>())}
             })
         },
     },
@@ -285,35 +320,13 @@ pub const OPERATIONS: &[Operation] = &[
         method: "POST",
         path: "/auth/hooks/db-user-insert",
         errors: &[400, 401, 422, 502, 503],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "Supabase Database Webhook after an insert into auth.users: mirror the user",
-                "tags": [
-                    "auth"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
+                "tags": ["auth"],
                 "security": [],
-                "requestBody": {
-                    "required": true,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object"
-                            }
-                        }
-                    }
-                }
+                "requestBody": json_body(schemas.of::<DatabaseWebhook>()),
+                "responses": {"200": json_answer("OK: the user as mirrored", schemas.of::<MirroredUser>())}
             })
         },
     },
@@ -321,34 +334,17 @@ pub const OPERATIONS: &[Operation] = &[
         method: "POST",
         path: "/auth/hooks/before-user-created",
         errors: &[400, 401, 422],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "Supabase Auth before-user-created hook (Standard Webhooks): apply the signup policy",
-                "tags": [
-                    "auth"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
+                "tags": ["auth"],
                 "security": [],
-                "requestBody": {
-                    "required": true,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object"
-                            }
-                        }
-                    }
+                "requestBody": json_body(schemas.of::<BeforeUserCreated>()),
+                "responses": {
+                    "200": json_answer(
+                        "The decision: {} lets the sign-up through, an error refuses it (Supabase Auth reads a hook's body only on 200)",
+                        schemas.of::<HookAnswer>(),
+                    )
                 }
             })
         },
@@ -357,29 +353,12 @@ pub const OPERATIONS: &[Operation] = &[
         method: "GET",
         path: "/v1/me",
         errors: &[401],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "Who the edge takes the caller for",
-                "tags": [
-                    "auth"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ]
+                "tags": ["auth"],
+                "security": bearer(),
+                "responses": {"200": json_answer("OK", schemas.of::<Me>())}
             })
         },
     },
@@ -387,47 +366,13 @@ pub const OPERATIONS: &[Operation] = &[
         method: "PUT",
         path: "/v1/me/default-model",
         errors: &[400, 401, 403, 415, 422],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "Set the caller's default model",
-                "tags": [
-                    "account"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
-                "requestBody": {
-                    "required": true,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": [
-                                    "model"
-                                ],
-                                "properties": {
-                                    "model": {
-                                        "type": "string"
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                "tags": ["account"],
+                "security": bearer(),
+                "requestBody": json_body(schemas.of::<DefaultModelChoice>()),
+                "responses": {"200": json_answer("OK", schemas.of::<DefaultModel>())}
             })
         },
     },
@@ -438,31 +383,9 @@ pub const OPERATIONS: &[Operation] = &[
         describe: |schemas| {
             json!({
                 "summary": "The model catalogue",
-                "tags": [
-                    "account"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": [
-                                        "models"
-                                    ],
-                                    "properties": {
-                                        "models": {
-                                            "type": "array",
-                                            "items": schemas.of::<CatalogueModel>()
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": []
+                "tags": ["account"],
+                "security": [],
+                "responses": {"200": json_answer("OK", schemas.of::<ModelList>())}
             })
         },
     },
@@ -470,61 +393,13 @@ pub const OPERATIONS: &[Operation] = &[
         method: "POST",
         path: "/v1/api-keys",
         errors: &[400, 401, 403, 409, 415, 422],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "Create an API key (the key is shown once)",
-                "tags": [
-                    "auth"
-                ],
-                "responses": {
-                    "201": {
-                        "description": "Created",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
-                "requestBody": {
-                    "required": true,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": [
-                                    "name"
-                                ],
-                                "additionalProperties": false,
-                                "properties": {
-                                    "name": {
-                                        "type": "string"
-                                    },
-                                    "scopes": {
-                                        "type": "array",
-                                        "items": {
-                                            "enum": [
-                                                "usage:write",
-                                                "usage:read"
-                                            ]
-                                        }
-                                    },
-                                    "expires_at": {
-                                        "type": "string",
-                                        "format": "date-time"
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                "tags": ["auth"],
+                "security": bearer(),
+                "requestBody": json_body(schemas.of::<NewApiKey>()),
+                "responses": {"201": json_answer("Created", schemas.of::<CreatedApiKey>())}
             })
         },
     },
@@ -532,29 +407,12 @@ pub const OPERATIONS: &[Operation] = &[
         method: "GET",
         path: "/v1/api-keys",
         errors: &[401, 403],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "List the caller's API keys (no secrets)",
-                "tags": [
-                    "auth"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ]
+                "tags": ["auth"],
+                "security": bearer(),
+                "responses": {"200": json_answer("OK", schemas.of::<ApiKeyList>())}
             })
         },
     },
@@ -562,40 +420,13 @@ pub const OPERATIONS: &[Operation] = &[
         method: "DELETE",
         path: "/v1/api-keys/{id}",
         errors: &[401, 403, 404],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "Revoke an API key",
-                "tags": [
-                    "auth"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
-                "parameters": [
-                    {
-                        "name": "id",
-                        "in": "path",
-                        "required": true,
-                        "schema": {
-                            "type": "string",
-                            "format": "uuid"
-                        }
-                    }
-                ]
+                "tags": ["auth"],
+                "security": bearer(),
+                "parameters": [uuid_in_path()],
+                "responses": {"200": json_answer("OK", schemas.of::<RevokedApiKey>())}
             })
         },
     },
@@ -603,111 +434,20 @@ pub const OPERATIONS: &[Operation] = &[
         method: "POST",
         path: "/v1/usage",
         errors: &[400, 401, 403, 409, 413, 415, 422, 503],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "Record one usage event",
-                "tags": [
-                    "usage"
-                ],
+                "tags": ["usage"],
+                "security": bearer(),
+                "parameters": [idempotency_key_header(), prefer_header()],
+                "requestBody": json_body(schemas.of::<NewUsageEvent>()),
                 "responses": {
-                    "201": {
-                        "description": "Recorded (or replayed: Idempotent-Replayed header)",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    },
-                    "202": {
-                        "description": "Accepted for recording (Prefer: respond-async); Preference-Applied: respond-async; each event's status URL",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
-                "requestBody": {
-                    "required": true,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "additionalProperties": false,
-                                "required": [
-                                    "model",
-                                    "prompt_tokens",
-                                    "completion_tokens"
-                                ],
-                                "properties": {
-                                    "model": {
-                                        "type": "string",
-                                        "maxLength": 128
-                                    },
-                                    "prompt_tokens": {
-                                        "type": "integer",
-                                        "minimum": 0,
-                                        "maximum": MAX_TOKENS
-                                    },
-                                    "completion_tokens": {
-                                        "type": "integer",
-                                        "minimum": 0,
-                                        "maximum": MAX_TOKENS
-                                    },
-                                    "idempotency_key": {
-                                        "type": "string",
-                                        "maxLength": 255
-                                    },
-                                    "project_id": {
-                                        "type": "string",
-                                        "format": "uuid"
-                                    },
-                                    "session_id": {
-                                        "type": "string",
-                                        "format": "uuid"
-                                    },
-                                    "reservation_id": {
-                                        "type": "string",
-                                        "format": "uuid"
-                                    },
-                                    "metadata": {
-                                        "type": "object"
-                                    }
-                                }
-                            }
-                        }
-                    }
-                },
-                "parameters": [
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": false,
-                        "schema": {
-                            "type": "string",
-                            "maxLength": 255
-                        },
-                        "description": "Required unless the body carries idempotency_key; a retry with the same key answers the first answer."
-                    },
-                    {
-                        "name": "Prefer",
-                        "in": "header",
-                        "required": false,
-                        "schema": {
-                            "type": "string"
-                        },
-                        "description": "respond-async: validate now, record through the usage queue, answer 202 with a status URL per event (RFC 7240)"
-                    }
-                ]
+                    "201": json_answer(
+                        "Recorded (or replayed: Idempotent-Replayed header)",
+                        schemas.of::<UsageRecorded>(),
+                    ),
+                    "202": json_answer(QUEUED, schemas.of::<UsageQueued>())
+                }
             })
         },
     },
@@ -715,113 +455,20 @@ pub const OPERATIONS: &[Operation] = &[
         method: "POST",
         path: "/v1/usage/batch",
         errors: &[400, 401, 403, 413, 415, 422, 503],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "Record up to 1000 events, one result each",
-                "tags": [
-                    "usage"
-                ],
+                "tags": ["usage"],
+                "security": bearer(),
+                "parameters": [prefer_header()],
+                "requestBody": json_body(schemas.of::<NewUsageBatch>()),
                 "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    },
-                    "202": {
-                        "description": "Accepted for recording (Prefer: respond-async); Preference-Applied: respond-async; each event's status URL",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
-                "requestBody": {
-                    "required": true,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": [
-                                    "events"
-                                ],
-                                "properties": {
-                                    "events": {
-                                        "type": "array",
-                                        "maxItems": 1000,
-                                        "items": {
-                                            "type": "object",
-                                            "additionalProperties": false,
-                                            "required": [
-                                                "model",
-                                                "prompt_tokens",
-                                                "completion_tokens"
-                                            ],
-                                            "properties": {
-                                                "model": {
-                                                    "type": "string",
-                                                    "maxLength": 128
-                                                },
-                                                "prompt_tokens": {
-                                                    "type": "integer",
-                                                    "minimum": 0,
-                                                    "maximum": MAX_TOKENS
-                                                },
-                                                "completion_tokens": {
-                                                    "type": "integer",
-                                                    "minimum": 0,
-                                                    "maximum": MAX_TOKENS
-                                                },
-                                                "idempotency_key": {
-                                                    "type": "string",
-                                                    "maxLength": 255
-                                                },
-                                                "project_id": {
-                                                    "type": "string",
-                                                    "format": "uuid"
-                                                },
-                                                "session_id": {
-                                                    "type": "string",
-                                                    "format": "uuid"
-                                                },
-                                                "reservation_id": {
-                                                    "type": "string",
-                                                    "format": "uuid"
-                                                },
-                                                "metadata": {
-                                                    "type": "object"
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                },
-                "parameters": [
-                    {
-                        "name": "Prefer",
-                        "in": "header",
-                        "required": false,
-                        "schema": {
-                            "type": "string"
-                        },
-                        "description": "respond-async: validate now, record through the usage queue, answer 202 with a status URL per event (RFC 7240)"
-                    }
-                ]
+                    "200": json_answer(
+                        "Each event's result; with Prefer: respond-async when no event could be queued, each event's refusal",
+                        json!({"oneOf": [schemas.of::<BatchResult>(), schemas.of::<BatchQueued>()]}),
+                    ),
+                    "202": json_answer(QUEUED, schemas.of::<BatchQueued>())
+                }
             })
         },
     },
@@ -829,54 +476,13 @@ pub const OPERATIONS: &[Operation] = &[
         method: "POST",
         path: "/v1/usage/reservations",
         errors: &[400, 401, 402, 403, 415, 422, 503],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "Reserve tokens before an LLM call",
-                "tags": [
-                    "usage"
-                ],
-                "responses": {
-                    "201": {
-                        "description": "Reserved",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
-                "requestBody": {
-                    "required": true,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": [
-                                    "tokens"
-                                ],
-                                "additionalProperties": false,
-                                "properties": {
-                                    "tokens": {
-                                        "type": "integer",
-                                        "minimum": 1
-                                    },
-                                    "ttl_seconds": {
-                                        "type": "integer",
-                                        "minimum": 10,
-                                        "maximum": 3600
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                "tags": ["usage"],
+                "security": bearer(),
+                "requestBody": json_body(schemas.of::<NewReservation>()),
+                "responses": {"201": json_answer("Reserved", schemas.of::<Reservation>())}
             })
         },
     },
@@ -884,40 +490,13 @@ pub const OPERATIONS: &[Operation] = &[
         method: "DELETE",
         path: "/v1/usage/reservations/{id}",
         errors: &[401, 403, 404],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "Release a reservation early",
-                "tags": [
-                    "usage"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
-                "parameters": [
-                    {
-                        "name": "id",
-                        "in": "path",
-                        "required": true,
-                        "schema": {
-                            "type": "string",
-                            "format": "uuid"
-                        }
-                    }
-                ]
+                "tags": ["usage"],
+                "security": bearer(),
+                "parameters": [uuid_in_path()],
+                "responses": {"200": json_answer("OK", schemas.of::<ReservationReleased>())}
             })
         },
     },
@@ -925,56 +504,17 @@ pub const OPERATIONS: &[Operation] = &[
         method: "GET",
         path: "/v1/usage/overview",
         errors: &[401, 403, 404, 422],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "Balance and usage per day and per model",
-                "tags": [
-                    "usage"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
+                "tags": ["usage"],
+                "security": bearer(),
                 "parameters": [
-                    {
-                        "name": "from",
-                        "in": "query",
-                        "schema": {
-                            "type": "string",
-                            "format": "date"
-                        }
-                    },
-                    {
-                        "name": "to",
-                        "in": "query",
-                        "schema": {
-                            "type": "string",
-                            "format": "date"
-                        }
-                    },
-                    {
-                        "name": "user_id",
-                        "in": "query",
-                        "description": "admins only",
-                        "schema": {
-                            "type": "string",
-                            "format": "uuid"
-                        }
-                    }
-                ]
+                    date_in_query("from"),
+                    date_in_query("to"),
+                    parameter("query", "user_id", "admins only", json!({"type": "string", "format": "uuid"}))
+                ],
+                "responses": {"200": json_answer("OK", schemas.of::<Overview>())}
             })
         },
     },
@@ -986,29 +526,22 @@ pub const OPERATIONS: &[Operation] = &[
             json!({
                 "summary": "The caller's own recorded usage events, newest first (created_at, then id, descending), a page at a time; pass a page's next_before as before for the next one",
                 "tags": ["usage"],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {"schema": schemas.of::<UsageEventsPage>()}
-                        }
-                    }
-                },
-                "security": [{"bearerAuth": []}],
+                "security": bearer(),
                 "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "description": "rows per page (default 50)",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}
-                    },
-                    {
-                        "name": "before",
-                        "in": "query",
-                        "description": "the opaque cursor a previous page gave as next_before; absent for the newest page",
-                        "schema": {"type": "string", "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}
-                    }
-                ]
+                    parameter(
+                        "query",
+                        "limit",
+                        "rows per page (default 50)",
+                        json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
+                    ),
+                    parameter(
+                        "query",
+                        "before",
+                        "the opaque cursor a previous page gave as next_before; absent for the newest page",
+                        json!({"type": "string", "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}),
+                    )
+                ],
+                "responses": {"200": json_answer("OK", schemas.of::<UsageEventsPage>())}
             })
         },
     },
@@ -1016,40 +549,18 @@ pub const OPERATIONS: &[Operation] = &[
         method: "GET",
         path: "/v1/usage/events/{id}",
         errors: &[400, 401, 403, 503],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "What became of an event sent with Prefer: respond-async: queued, recorded (with the ledger id) or rejected (with the reason)",
-                "tags": [
-                    "usage"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
-                "parameters": [
-                    {
-                        "name": "id",
-                        "in": "path",
-                        "required": true,
-                        "schema": {
-                            "type": "string"
-                        },
-                        "description": "the event's idempotency key, percent-encoded"
-                    }
-                ]
+                "tags": ["usage"],
+                "security": bearer(),
+                "parameters": [parameter(
+                    "path",
+                    "id",
+                    "the event's idempotency key, percent-encoded",
+                    json!({"type": "string"}),
+                )],
+                "responses": {"200": json_answer("OK", schemas.of::<EventStatus>())}
             })
         },
     },
@@ -1057,74 +568,14 @@ pub const OPERATIONS: &[Operation] = &[
         method: "POST",
         path: "/v1/admin/grants",
         errors: &[400, 401, 403, 404, 409, 415, 422],
-        describe: |_schemas| {
+        describe: |schemas| {
             json!({
                 "summary": "Grant tokens to a user (admins)",
-                "tags": [
-                    "admin"
-                ],
-                "responses": {
-                    "201": {
-                        "description": "Granted",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object"
-                                }
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
-                "requestBody": {
-                    "required": true,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": [
-                                    "user_id",
-                                    "amount",
-                                    "reason"
-                                ],
-                                "additionalProperties": false,
-                                "properties": {
-                                    "user_id": {
-                                        "type": "string",
-                                        "format": "uuid"
-                                    },
-                                    "amount": {
-                                        "type": "integer",
-                                        "minimum": 1
-                                    },
-                                    "reason": {
-                                        "type": "string",
-                                        "maxLength": 500
-                                    },
-                                    "idempotency_key": {
-                                        "type": "string"
-                                    }
-                                }
-                            }
-                        }
-                    }
-                },
-                "parameters": [
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": false,
-                        "schema": {
-                            "type": "string",
-                            "maxLength": 255
-                        },
-                        "description": "Required unless the body carries idempotency_key; a retry with the same key answers the first answer."
-                    }
-                ]
+                "tags": ["admin"],
+                "security": bearer(),
+                "parameters": [idempotency_key_header()],
+                "requestBody": json_body(schemas.of::<NewGrant>()),
+                "responses": {"201": json_answer("Granted", schemas.of::<Granted>())}
             })
         },
     },
@@ -1136,101 +587,13 @@ pub const OPERATIONS: &[Operation] = &[
             json!({
                 "summary": "Create or change a model (admins)",
                 "description": "Replaces the model's description; fields left out take their defaults (repo_url null, metadata {}, is_active true). A price change applies to usage recorded from then on; recorded usage keeps its cost.",
-                "tags": [
-                    "admin"
-                ],
+                "tags": ["admin"],
+                "security": bearer(),
+                "parameters": [model_name_in_path()],
+                "requestBody": json_body(schemas.of::<ModelDescription>()),
                 "responses": {
-                    "200": {
-                        "description": "Updated",
-                        "content": {
-                            "application/json": {
-                                "schema": schemas.of::<CatalogueModel>()
-                            }
-                        }
-                    },
-                    "201": {
-                        "description": "Created",
-                        "content": {
-                            "application/json": {
-                                "schema": schemas.of::<CatalogueModel>()
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
-                "parameters": [
-                    {
-                        "name": "name",
-                        "in": "path",
-                        "required": true,
-                        "schema": {
-                            "type": "string",
-                            "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
-                        },
-                        "description": "The model's name; a / in it is sent percent-encoded (%2F)."
-                    }
-                ],
-                "requestBody": {
-                    "required": true,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "additionalProperties": false,
-                                "required": [
-                                    "provider",
-                                    "context_size",
-                                    "input_cost_per_1k_tokens",
-                                    "output_cost_per_1k_tokens"
-                                ],
-                                "properties": {
-                                    "provider": {
-                                        "type": "string",
-                                        "minLength": 1,
-                                        "maxLength": 64
-                                    },
-                                    "context_size": {
-                                        "type": "integer",
-                                        "minimum": 1,
-                                        "maximum": 2147483647
-                                    },
-                                    "input_cost_per_1k_tokens": {
-                                        "type": "number",
-                                        "minimum": 0,
-                                        "maximum": 99999999.999999,
-                                        "multipleOf": 1e-06,
-                                        "description": "Price of 1,000 prompt tokens"
-                                    },
-                                    "output_cost_per_1k_tokens": {
-                                        "type": "number",
-                                        "minimum": 0,
-                                        "maximum": 99999999.999999,
-                                        "multipleOf": 1e-06,
-                                        "description": "Price of 1,000 completion tokens"
-                                    },
-                                    "repo_url": {
-                                        "type": [
-                                            "string",
-                                            "null"
-                                        ],
-                                        "pattern": "^https://\\S+$"
-                                    },
-                                    "metadata": {
-                                        "type": "object",
-                                        "description": "At most 8 KiB"
-                                    },
-                                    "is_active": {
-                                        "type": "boolean",
-                                        "default": true
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    "200": json_answer("Updated", schemas.of::<AdminModel>()),
+                    "201": json_answer("Created", schemas.of::<AdminModel>())
                 }
             })
         },
@@ -1243,36 +606,10 @@ pub const OPERATIONS: &[Operation] = &[
             json!({
                 "summary": "Deactivate a model (admins)",
                 "description": "Sets is_active to false: new usage against the model is refused with unknown_model; the model stays for the usage already recorded. Deactivating an inactive model changes nothing. An unknown name is 404 unknown_model.",
-                "tags": [
-                    "admin"
-                ],
-                "responses": {
-                    "200": {
-                        "description": "Deactivated",
-                        "content": {
-                            "application/json": {
-                                "schema": schemas.of::<CatalogueModel>()
-                            }
-                        }
-                    }
-                },
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
-                "parameters": [
-                    {
-                        "name": "name",
-                        "in": "path",
-                        "required": true,
-                        "schema": {
-                            "type": "string",
-                            "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
-                        },
-                        "description": "The model's name; a / in it is sent percent-encoded (%2F)."
-                    }
-                ]
+                "tags": ["admin"],
+                "security": bearer(),
+                "parameters": [model_name_in_path()],
+                "responses": {"200": json_answer("Deactivated", schemas.of::<AdminModel>())}
             })
         },
     },
@@ -1283,24 +620,12 @@ pub const OPERATIONS: &[Operation] = &[
         describe: |_schemas| {
             json!({
                 "summary": "Prometheus metrics: calls, durations, summary freshness (admin JWT or METRICS_TOKEN)",
-                "tags": [
-                    "ops"
-                ],
-                "security": [
-                    {
-                        "bearerAuth": []
-                    }
-                ],
+                "tags": ["ops"],
+                "security": bearer(),
                 "responses": {
                     "200": {
                         "description": "Prometheus text format 0.0.4",
-                        "content": {
-                            "text/plain": {
-                                "schema": {
-                                    "type": "string"
-                                }
-                            }
-                        }
+                        "content": {"text/plain": {"schema": {"type": "string"}}}
                     }
                 }
             })

@@ -62,15 +62,16 @@ impl Rpc for DeactivateModel<'_> {
     type Output = Value;
 }
 
-/// A model of the catalogue as the SQL functions answer it (`list_models`,
-/// `upsert_model`, `deactivate_model`), which the edge passes on as it
-/// comes. Described here for the OpenAPI document; the end-to-end tests
-/// hold every answer to it.
+/// A model of the catalogue as `list_models` answers it, which the edge
+/// passes on as it comes (the admin routes add its state:
+/// `openapi::answers::AdminModel`). Described here for the OpenAPI
+/// document; the end-to-end tests hold every answer to it.
 #[cfg(feature = "openapi")]
 #[derive(schemars::JsonSchema)]
 #[schemars(
     rename = "Model",
-    description = "A model of the catalogue. Prices are per 1,000 tokens: prompt tokens at the input price, completion tokens at the output price. The admin routes also answer is_active, created_at and updated_at."
+    deny_unknown_fields,
+    description = "A model of the catalogue. Prices are per 1,000 tokens: prompt tokens at the input price, completion tokens at the output price."
 )]
 pub struct CatalogueModel {
     pub name: String,
@@ -85,13 +86,4 @@ pub struct CatalogueModel {
     #[schemars(range(min = 0))]
     pub output_cost_per_1k_tokens: f64,
     pub metadata: serde_json::Map<String, Value>,
-    // The admin routes' extra fields: not required.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub is_active: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("format" = "date-time"))]
-    pub created_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("format" = "date-time"))]
-    pub updated_at: Option<String>,
 }
