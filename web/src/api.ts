@@ -124,3 +124,11 @@ export interface UsageEventPage {
   events: UsageEvent[];
   next_before: string | null;
 }
+
+/// What `GET /v1/usage/overview` adds about the account: the user's role
+/// (the page shows the admin section only to `admin`) and default model
+/// (null when none is set).
+export interface AccountOverview extends Overview {
+  role: string;
+  default_model: string | null;
+}

@@ -1086,8 +1086,8 @@ pub const OPERATIONS: &[Operation] = &[
                         "application/json": {
                             "schema": {
                                 "type": "object",
+                                "description": "Names the user by exactly one of user_id and email (422 invalid_grantee otherwise).",
                                 "required": [
-                                    "user_id",
                                     "amount",
                                     "reason"
                                 ],
@@ -1096,6 +1096,12 @@ pub const OPERATIONS: &[Operation] = &[
                                     "user_id": {
                                         "type": "string",
                                         "format": "uuid"
+                                    },
+                                    "email": {
+                                        "type": "string",
+                                        "format": "email",
+                                        "maxLength": 320,
+                                        "description": "matched without regard to case"
                                     },
                                     "amount": {
                                         "type": "integer",
