@@ -134,6 +134,18 @@ try {
   await page.keyboard.press('Enter');
   await page.locator('#model-saved', { hasText: 'Default model set to' }).waitFor();
   seen.default_model_after = await page.textContent('#model-current');
+  // Pixels of the key's last cell (its Revoke button, or "revoked") past
+  // the right edge of the table's box: a row the reader would have to
+  // scroll sideways to act on.
+  const revokeHidden = (p) =>
+    p.evaluate((name) => {
+      const row = [...document.querySelectorAll('#keys tbody tr')].find((r) => r.cells[0].textContent === name);
+      if (!row) return null;
+      const box = row.closest('.scroll').getBoundingClientRect();
+      const last = row.cells[row.cells.length - 1].getBoundingClientRect();
+      return Math.max(0, Math.round(last.right - box.right));
+    }, keyName);
+  seen.revoke_hidden_px = { desktop: await revokeHidden(page) };
   await page.screenshot({ path: `${shots}/usage-desktop.png`, fullPage: true });
 
   await page.getByRole('button', { name: `Revoke key ${keyName}` }).click();
@@ -150,6 +162,7 @@ try {
   seen.warm_render_ms = warm['cds-first-render'];
   seen.warm_ready_ms = warm['cds-ready'];
   seen.default_model_reopened = await narrow.textContent('#model-current');
+  seen.revoke_hidden_px.narrow = await revokeHidden(narrow);
   seen.narrow_overflow_px = await narrow.evaluate(
     () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
   );

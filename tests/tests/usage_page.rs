@@ -202,6 +202,11 @@ fn a_signed_in_user_sees_their_usage_and_manages_a_key_in_chromium() {
         seen["narrow_overflow_px"], 0,
         "no sideways scrolling at 375 px"
     );
+    assert_eq!(
+        seen["revoke_hidden_px"],
+        serde_json::json!({"desktop": 0, "narrow": 0}),
+        "the key's Revoke button (or its state) is in view without scrolling its table: {seen}"
+    );
     assert_eq!(seen["signed_out_shows_sign_in"], true);
 
     // The default model: none at first, the chosen one after saving, and
