@@ -2536,11 +2536,17 @@ grant execute on function platform.release_expired_reservations() to service_rol
 -- what the first call answered (the balance right after the grant is kept
 -- with it, as a retried usage event does), and a key reused for a grant with
 -- another amount or reason is refused, not replayed.
+--
+-- The user is named by exactly one of p_user_id or p_email (an admin knows a
+-- customer by their email). Emails are citext in platform.users, so the
+-- lookup ignores case as Supabase Auth does (it stores them lower-cased);
+-- the answer's user_id says whom the email named.
 create or replace function platform.grant_user_tokens(
   p_user_id uuid,
   p_amount bigint,
   p_reason text,
-  p_idempotency_key text default null
+  p_idempotency_key text default null,
+  p_email text default null
 ) returns jsonb
 language plpgsql security definer
 set search_path = ''
@@ -2568,7 +2574,21 @@ begin
   if p_idempotency_key is not null and length(p_idempotency_key) not between 1 and 255 then
     perform platform.fail('PT422', 'invalid_idempotency_key', 'the idempotency key must be 1 to 255 characters');
   end if;
-  if not exists (select 1 from platform.users u where u.id = p_user_id) then
+  if (p_user_id is null) = (p_email is null) then
+    perform platform.fail('PT422', 'invalid_grantee', 'name the user by exactly one of user_id or email');
+  end if;
+  if p_email is not null then
+    -- Longer than any stored email (the mirror's limit): no user. The
+    -- operator is named: with an empty search_path a bare `=` would find
+    -- only text's, which is case-sensitive; citext's uses the unique index.
+    if length(p_email) <= 320 then
+      select u.id into p_user_id from platform.users u
+       where u.email operator(extensions.=) p_email::extensions.citext;
+    end if;
+    if p_user_id is null then
+      perform platform.fail('PT404', 'unknown_user', 'no platform user has this email address');
+    end if;
+  elsif not exists (select 1 from platform.users u where u.id = p_user_id) then
     perform platform.fail('PT404', 'unknown_user', 'the user is not registered on the platform');
   end if;
 
@@ -2598,9 +2618,9 @@ begin
     'balance', v_balance.balance, 'replayed', false);
 end
 $$;
-revoke execute on function platform.grant_user_tokens(uuid, bigint, text, text)
+revoke execute on function platform.grant_user_tokens(uuid, bigint, text, text, text)
   from public, anon, authenticated, service_role;
-grant execute on function platform.grant_user_tokens(uuid, bigint, text, text) to authenticated, service_role;
+grant execute on function platform.grant_user_tokens(uuid, bigint, text, text, text) to authenticated, service_role;
 
 -- ==== supabase/migrations/20261201001400_rpc_daily_summary.sql ====
 
@@ -2683,7 +2703,10 @@ grant execute on function platform.refresh_daily_token_summary() to service_role
 -- POST /rpc/get_usage_overview: the caller's balance and usage per day and per
 -- model over [p_from, p_to] (UTC days; default the last 30 days). Admins may
 -- name another user. Reads the summary view, which already includes usage
--- not yet folded, so totals are never stale.
+-- not yet folded, so totals are never stale. Also answers the user's role and
+-- default model (null when none is set or it was removed from the catalogue):
+-- what the usage page shows beside the usage, read from the row this call
+-- already checks, where a separate call would cost a round trip.
 create or replace function platform.get_usage_overview(
   p_from date default null,
   p_to date default null,
@@ -2697,6 +2720,8 @@ declare
   v_to date := coalesce(p_to, (now() at time zone 'UTC')::date);
   v_from date := coalesce(p_from, coalesce(p_to, (now() at time zone 'UTC')::date) - 29);
   v_balance platform.token_balances;
+  v_user platform.users;
+  v_default_model text;
   v_result jsonb;
 begin
   if p_user_id is not null and (platform.is_admin() or platform.is_service_role()) then
@@ -2715,6 +2740,8 @@ begin
   end if;
 
   select * into v_balance from platform.token_balances b where b.user_id = v_uid;
+  select * into v_user from platform.users u where u.id = v_uid;
+  select m.name into v_default_model from platform.models m where m.id = v_user.default_model_id;
 
   with rows as (
     select s.day, s.model, s.requests, s.prompt_tokens, s.completion_tokens, s.total_tokens, s.cost
@@ -2735,6 +2762,8 @@ begin
   )
   select jsonb_build_object(
     'user_id', v_uid,
+    'role', v_user.role,
+    'default_model', v_default_model,
     'from', v_from,
     'to', v_to,
     'balance', jsonb_build_object(

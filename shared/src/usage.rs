@@ -401,10 +401,51 @@ pub(crate) fn is_date(s: &str) -> bool {
             .is_ok_and(|month| time::Date::from_calendar_date(year, month, day).is_ok())
 }
 
+/// Whom a grant credits: the admin names the user by id or by email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grantee {
+    Id(String),
+    /// Matched without regard to case by the database, as Supabase Auth's
+    /// emails are.
+    Email(String),
+}
+
+/// The longest email the platform stores (`mirror_auth_user`'s limit).
+const MAX_EMAIL_CHARS: usize = 320;
+
+impl Grantee {
+    /// Exactly one of `user_id` and `email`.
+    fn parse(map: &Map<String, Value>) -> Result<Self, ApiError> {
+        let present = |field: &str| map.get(field).is_some_and(|v| !v.is_null());
+        match (present("user_id"), present("email")) {
+            (true, false) => Ok(Grantee::Id(required_uuid(map, "user_id")?)),
+            (false, true) => {
+                let email = text(map, "email", MAX_EMAIL_CHARS)?.unwrap_or_default();
+                let looks_like_one = email
+                    .split_once('@')
+                    .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+                    && !email.chars().any(char::is_whitespace);
+                if !looks_like_one {
+                    return Err(invalid("email", "must be an email address"));
+                }
+                Ok(Grantee::Email(email))
+            }
+            (both, _) => Err(ApiError::Unprocessable {
+                code: "invalid_grantee",
+                message: if both {
+                    "name the user by user_id or by email, not both".into()
+                } else {
+                    "name the user by user_id or by email".into()
+                },
+            }),
+        }
+    }
+}
+
 /// `POST /v1/admin/grants`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
-    pub user_id: String,
+    pub grantee: Grantee,
     pub amount: u64,
     pub reason: String,
     pub idempotency_key: Option<String>,
@@ -414,7 +455,7 @@ impl Grant {
     pub fn parse(body: &Value, idempotency_header: Option<&str>) -> Result<Self, ApiError> {
         let map = object(
             body,
-            &["user_id", "amount", "reason", "idempotency_key"],
+            &["user_id", "email", "amount", "reason", "idempotency_key"],
             "a grant",
         )?;
         let amount = token_count(map, "amount")?;
@@ -429,7 +470,7 @@ impl Grant {
             (header, body) => Some(idempotency_key(header, body)?),
         };
         Ok(Grant {
-            user_id: required_uuid(map, "user_id")?,
+            grantee: Grantee::parse(map)?,
             amount,
             reason: text(map, "reason", 500)?.ok_or_else(|| invalid("reason", "is required"))?,
             idempotency_key: key,
@@ -441,8 +482,13 @@ impl Grant {
     /// The `grant_user_tokens` call; the function checks that the caller is
     /// an admin.
     pub fn rpc(&self) -> GrantUserTokens<'_> {
+        let (user_id, email) = match &self.grantee {
+            Grantee::Id(id) => (Some(id.as_str()), None),
+            Grantee::Email(email) => (None, Some(email.as_str())),
+        };
         GrantUserTokens {
-            user_id: &self.user_id,
+            user_id,
+            email,
             amount: self.amount,
             reason: &self.reason,
             idempotency_key: self.idempotency_key.as_deref(),
@@ -700,6 +746,59 @@ mod tests {
         assert_eq!(q("limit", "1").unwrap_err().code(), "unknown_field");
     }
 
+    /// One row per way of naming the user: what is sent, or the refusal.
+    #[test]
+    fn a_grant_names_its_user_by_exactly_one_of_id_or_email() {
+        const ID: &str = "0b6f1c4e-1111-4111-8111-111111111111";
+        type Case<'a> = (Value, Result<(Option<&'a str>, Option<&'a str>), &'a str>);
+        let cases: Vec<Case> = vec![
+            (json!({"user_id": ID}), Ok((Some(ID), None))),
+            (
+                json!({"email": "Ann@Example.com"}),
+                Ok((None, Some("Ann@Example.com"))),
+            ),
+            (json!({"user_id": ID, "email": null}), Ok((Some(ID), None))),
+            (
+                json!({"user_id": ID, "email": "a@b.c"}),
+                Err("invalid_grantee"),
+            ),
+            (json!({}), Err("invalid_grantee")),
+            (
+                json!({"user_id": null, "email": null}),
+                Err("invalid_grantee"),
+            ),
+            (json!({"email": "not-an-email"}), Err("invalid_field")),
+            (json!({"email": "a b@c.d"}), Err("invalid_field")),
+            (json!({"email": "@c.d"}), Err("invalid_field")),
+            (json!({"email": ""}), Err("invalid_field")),
+            (json!({"email": 7}), Err("invalid_field")),
+            (
+                json!({"email": format!("{}@c.d", "a".repeat(320))}),
+                Err("invalid_field"),
+            ),
+            (json!({"user_id": "nope"}), Err("invalid_field")),
+        ];
+        for (who, expected) in cases {
+            let mut body = json!({"amount": 10, "reason": "r"});
+            for (k, v) in who.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let got = Grant::parse(&body, None).map(|g| {
+                let args = serde_json::to_value(g.rpc()).unwrap();
+                (args["p_user_id"].clone(), args["p_email"].clone())
+            });
+            match (got, expected) {
+                (Ok(args), Ok((id, email))) => {
+                    assert_eq!(args, (json!(id), json!(email)), "{body}")
+                }
+                (Err(e), Err(code)) => {
+                    assert_eq!((e.status(), e.code()), (422, code), "{body}: {e}")
+                }
+                (got, expected) => panic!("{body}: {got:?}, expected {expected:?}"),
+            }
+        }
+    }
+
     #[test]
     fn grants_need_user_amount_and_reason() {
         let ok = Grant::parse(
@@ -709,7 +808,6 @@ mod tests {
         .unwrap();
         assert_eq!(ok.idempotency_key, None);
         for bad in [
-            json!({"amount": 10, "reason": "r"}),
             json!({"user_id": "0b6f1c4e-1111-4111-8111-111111111111", "amount": 0, "reason": "r"}),
             json!({"user_id": "0b6f1c4e-1111-4111-8111-111111111111", "amount": 1}),
         ] {

@@ -4,11 +4,17 @@
 -- what the first call answered (the balance right after the grant is kept
 -- with it, as a retried usage event does), and a key reused for a grant with
 -- another amount or reason is refused, not replayed.
+--
+-- The user is named by exactly one of p_user_id or p_email (an admin knows a
+-- customer by their email). Emails are citext in platform.users, so the
+-- lookup ignores case as Supabase Auth does (it stores them lower-cased);
+-- the answer's user_id says whom the email named.
 create or replace function platform.grant_user_tokens(
   p_user_id uuid,
   p_amount bigint,
   p_reason text,
-  p_idempotency_key text default null
+  p_idempotency_key text default null,
+  p_email text default null
 ) returns jsonb
 language plpgsql security definer
 set search_path = ''
@@ -36,7 +42,21 @@ begin
   if p_idempotency_key is not null and length(p_idempotency_key) not between 1 and 255 then
     perform platform.fail('PT422', 'invalid_idempotency_key', 'the idempotency key must be 1 to 255 characters');
   end if;
-  if not exists (select 1 from platform.users u where u.id = p_user_id) then
+  if (p_user_id is null) = (p_email is null) then
+    perform platform.fail('PT422', 'invalid_grantee', 'name the user by exactly one of user_id or email');
+  end if;
+  if p_email is not null then
+    -- Longer than any stored email (the mirror's limit): no user. The
+    -- operator is named: with an empty search_path a bare `=` would find
+    -- only text's, which is case-sensitive; citext's uses the unique index.
+    if length(p_email) <= 320 then
+      select u.id into p_user_id from platform.users u
+       where u.email operator(extensions.=) p_email::extensions.citext;
+    end if;
+    if p_user_id is null then
+      perform platform.fail('PT404', 'unknown_user', 'no platform user has this email address');
+    end if;
+  elsif not exists (select 1 from platform.users u where u.id = p_user_id) then
     perform platform.fail('PT404', 'unknown_user', 'the user is not registered on the platform');
   end if;
 
@@ -66,6 +86,6 @@ begin
     'balance', v_balance.balance, 'replayed', false);
 end
 $$;
-revoke execute on function platform.grant_user_tokens(uuid, bigint, text, text)
+revoke execute on function platform.grant_user_tokens(uuid, bigint, text, text, text)
   from public, anon, authenticated, service_role;
-grant execute on function platform.grant_user_tokens(uuid, bigint, text, text) to authenticated, service_role;
+grant execute on function platform.grant_user_tokens(uuid, bigint, text, text, text) to authenticated, service_role;

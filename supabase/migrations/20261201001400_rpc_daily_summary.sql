@@ -77,7 +77,10 @@ grant execute on function platform.refresh_daily_token_summary() to service_role
 -- POST /rpc/get_usage_overview: the caller's balance and usage per day and per
 -- model over [p_from, p_to] (UTC days; default the last 30 days). Admins may
 -- name another user. Reads the summary view, which already includes usage
--- not yet folded, so totals are never stale.
+-- not yet folded, so totals are never stale. Also answers the user's role and
+-- default model (null when none is set or it was removed from the catalogue):
+-- what the usage page shows beside the usage, read from the row this call
+-- already checks, where a separate call would cost a round trip.
 create or replace function platform.get_usage_overview(
   p_from date default null,
   p_to date default null,
@@ -91,6 +94,8 @@ declare
   v_to date := coalesce(p_to, (now() at time zone 'UTC')::date);
   v_from date := coalesce(p_from, coalesce(p_to, (now() at time zone 'UTC')::date) - 29);
   v_balance platform.token_balances;
+  v_user platform.users;
+  v_default_model text;
   v_result jsonb;
 begin
   if p_user_id is not null and (platform.is_admin() or platform.is_service_role()) then
@@ -109,6 +114,8 @@ begin
   end if;
 
   select * into v_balance from platform.token_balances b where b.user_id = v_uid;
+  select * into v_user from platform.users u where u.id = v_uid;
+  select m.name into v_default_model from platform.models m where m.id = v_user.default_model_id;
 
   with rows as (
     select s.day, s.model, s.requests, s.prompt_tokens, s.completion_tokens, s.total_tokens, s.cost
@@ -129,6 +136,8 @@ begin
   )
   select jsonb_build_object(
     'user_id', v_uid,
+    'role', v_user.role,
+    'default_model', v_default_model,
     'from', v_from,
     'to', v_to,
     'balance', jsonb_build_object(

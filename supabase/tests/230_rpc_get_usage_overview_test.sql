@@ -3,7 +3,7 @@
 -- (the refreshed rollup plus the deltas not yet folded), so the overview
 -- always equals a from-scratch aggregate of the ledger.
 begin;
-select plan(30);
+select plan(33);
 
 -- The usage part of an overview, aggregated from scratch from the ledger.
 create function pg_temp.ledger_overview(p_user uuid, p_from date, p_to date) returns jsonb
@@ -79,7 +79,7 @@ select platform.record_token_usage('gpt-4o-mini', 4000, 0, 'bob-today') \g /dev/
 select tests.authenticate_as(:'alice');
 select platform.get_usage_overview() as before_refresh \gset
 select tests.clear_authentication();
-select is(:'before_refresh'::jsonb - 'user_id' - 'from' - 'to' - 'balance',
+select is(:'before_refresh'::jsonb - 'user_id' - 'role' - 'default_model' - 'from' - 'to' - 'balance',
   pg_temp.ledger_overview(:'alice', :'today'::date - 29, :'today'),
   'before any refresh the overview equals a from-scratch aggregate of the ledger');
 
@@ -96,7 +96,7 @@ select is((select count(*) from analytics.daily_token_rollup where user_id = :'a
   'the refresh folded the caller''s usage so far into the rollup, one row per day and model');
 select is((select count(*) from analytics.daily_token_deltas where user_id = :'alice'), 2::bigint,
   'usage recorded after the refresh waits as deltas');
-select is(:'overview'::jsonb - 'user_id' - 'from' - 'to' - 'balance',
+select is(:'overview'::jsonb - 'user_id' - 'role' - 'default_model' - 'from' - 'to' - 'balance',
   pg_temp.ledger_overview(:'alice', :'today'::date - 29, :'today'),
   'summary plus not-yet-summarised usage equals a from-scratch aggregate of the ledger');
 select is(:'overview'::jsonb -> 'totals',
@@ -116,22 +116,23 @@ select is(:'overview'::jsonb -> 'by_model',
     {"model": "gpt-4o-mini", "requests": 4, "prompt_tokens": 1311, "completion_tokens": 506, "total_tokens": 1817, "cost": 0.00109}]'::jsonb,
   'by_model lists each model of the range, by name');
 select is(:'overview'::jsonb - 'totals' - 'by_day' - 'by_model' - 'by_day_model',
-  jsonb_build_object('user_id', :'alice', 'from', :'today'::date - 29, 'to', :'today'::date,
+  jsonb_build_object('user_id', :'alice', 'role', 'developer', 'default_model', null,
+    'from', :'today'::date - 29, 'to', :'today'::date,
     'balance', jsonb_build_object('granted', 10000, 'used', 2147, 'reserved', 1000, 'balance', 7853, 'available', 6853)),
-  'the overview names the user, the range (default: the last 30 days) and the balance with what is available');
+  'the overview names the user, their role, their default model (none yet), the range (default: the last 30 days) and the balance with what is available');
 
 -- Ranges.
 select tests.authenticate_as(:'alice');
-select is(platform.get_usage_overview(:'today'::date - 40, :'today'::date - 40) - 'balance' - 'user_id',
+select is(platform.get_usage_overview(:'today'::date - 40, :'today'::date - 40) - 'balance' - 'user_id' - 'role' - 'default_model',
   jsonb_build_object('from', :'today'::date - 40, 'to', :'today'::date - 40) ||
   pg_temp.ledger_overview(:'alice', :'today'::date - 40, :'today'::date - 40),
   'a range of one old day shows only that day');
 select is(platform.get_usage_overview(:'today'::date - 366, :'today') -> 'totals' -> 'requests', '8'::jsonb,
   'a range of 367 days (the most) includes everything in it');
-select is(platform.get_usage_overview(:'today'::date - 2, :'today'::date - 1) - 'user_id' - 'from' - 'to' - 'balance',
+select is(platform.get_usage_overview(:'today'::date - 2, :'today'::date - 1) - 'user_id' - 'role' - 'default_model' - 'from' - 'to' - 'balance',
   pg_temp.ledger_overview(:'alice', :'today'::date - 2, :'today'::date - 1),
   'a range of summarised days only equals the ledger''s aggregate');
-select is(platform.get_usage_overview(:'today'::date - 1, :'today') - 'user_id' - 'from' - 'to' - 'balance',
+select is(platform.get_usage_overview(:'today'::date - 1, :'today') - 'user_id' - 'role' - 'default_model' - 'from' - 'to' - 'balance',
   pg_temp.ledger_overview(:'alice', :'today'::date - 1, :'today'),
   'a range across the summary''s edge equals the ledger''s aggregate');
 select is(platform.get_usage_overview(null, :'today'::date - 1) -> 'from', to_jsonb(:'today'::date - 30),
@@ -178,6 +179,18 @@ select throws_ok($$select platform.get_usage_overview()$$,
 select tests.authenticate_as('40000000-0000-4000-8000-0000000000ee');
 select throws_ok($$select platform.get_usage_overview()$$,
   'PT404', 'the user is not registered on the platform', 'a signed-in user not on the platform is refused');
+-- The user's default model, as set_default_model stores it; gone when the
+-- model leaves the catalogue.
+select tests.authenticate_as(:'bob');
+select platform.set_default_model('claude-3-5-haiku') \g /dev/null
+select is(platform.get_usage_overview() ->> 'default_model', 'claude-3-5-haiku',
+  'the overview names the default model the user chose');
+select tests.authenticate_as(:'adam');
+select is(platform.get_usage_overview(p_user_id => :'bob') - 'balance' - 'totals' - 'by_day' - 'by_model' - 'by_day_model' - 'from' - 'to',
+  jsonb_build_object('user_id', :'bob', 'role', 'developer', 'default_model', 'claude-3-5-haiku'),
+  'an admin reading another user''s overview sees that user''s role and default model');
+select is(platform.get_usage_overview() ->> 'role', 'admin', 'an admin''s own overview says so');
+
 select tests.authenticate_as(:'alice');
 select throws_ok($$select count(*) from analytics.daily_token_summary$$,
   '42501', 'permission denied for view daily_token_summary',

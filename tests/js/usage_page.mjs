@@ -4,8 +4,9 @@
 // saves screenshots; prints what it saw as one JSON line for
 // tests/tests/usage_page.rs to judge.
 //
-// Environment: CDS_WORKER_URL, USER_TOKEN, KEY_NAME, SCREENSHOT_DIR, and
-// optionally CHROMIUM (default /usr/bin/chromium).
+// Environment: CDS_WORKER_URL, USER_TOKEN, ADMIN_TOKEN, GRANTEE_EMAIL (the
+// user's, as the admin types it), DEFAULT_MODEL (one to choose), KEY_NAME,
+// SCREENSHOT_DIR, and optionally CHROMIUM (default /usr/bin/chromium).
 import { chromium } from 'playwright-core';
 
 const need = (name) => {
@@ -70,9 +71,15 @@ try {
 
   await page.goto(`${worker}/#local_session=${need('USER_TOKEN')}`);
   await ready(page);
-  seen.first_render_ms = await page.evaluate(
-    () => performance.getEntriesByName('cds-ready')[0]?.startTime ?? null,
-  );
+  // Navigation start to the balance and the chart shown, and to everything.
+  const timings = () =>
+    Object.fromEntries(
+      ['cds-first-render', 'cds-ready'].map((m) => [m, performance.getEntriesByName(m)[0]?.startTime ?? null]),
+    );
+  const cold = await page.evaluate(timings);
+  seen.first_render_ms = cold['cds-first-render'];
+  seen.first_ready_ms = cold['cds-ready'];
+  seen.admin_section_shown = await page.isVisible('#grant');
   seen.url_after_sign_in = page.url();
   seen.status = await page.textContent('#status');
   seen.balance = await page.evaluate(() =>
@@ -88,6 +95,12 @@ try {
     rows.map((r) => [...r.cells].map((c) => c.textContent)),
   );
   seen.total_tokens = await page.textContent('#usage-total-tokens');
+  // Every cost on the page, wherever it is shown.
+  seen.costs = await page.evaluate(() => [
+    ...[...document.querySelectorAll('#usage-models tbody tr, #events tbody tr')].map((r) => r.cells[3].textContent),
+    document.getElementById('usage-total-cost').textContent,
+  ]);
+  seen.default_model_before = await page.textContent('#model-current');
   // EVENTS (GET /v1/usage/events, helper E): what the section shows.
   seen.events = {
     rows: await page.$$eval('#events tbody tr', (rows) => rows.length),
@@ -114,6 +127,25 @@ try {
     id: r.dataset.keyId,
     cells: [...r.cells].map((c) => c.textContent),
   }));
+  // The default model, chosen from the keyboard.
+  await page.focus('#model-select');
+  await page.selectOption('#model-select', need('DEFAULT_MODEL'));
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await page.locator('#model-saved', { hasText: 'Default model set to' }).waitFor();
+  seen.default_model_after = await page.textContent('#model-current');
+  // Pixels of the key's last cell (its Revoke button, or "revoked") past
+  // the right edge of the table's box: a row the reader would have to
+  // scroll sideways to act on.
+  const revokeHidden = (p) =>
+    p.evaluate((name) => {
+      const row = [...document.querySelectorAll('#keys tbody tr')].find((r) => r.cells[0].textContent === name);
+      if (!row) return null;
+      const box = row.closest('.scroll').getBoundingClientRect();
+      const last = row.cells[row.cells.length - 1].getBoundingClientRect();
+      return Math.max(0, Math.round(last.right - box.right));
+    }, keyName);
+  seen.revoke_hidden_px = { desktop: await revokeHidden(page) };
   await page.screenshot({ path: `${shots}/usage-desktop.png`, fullPage: true });
 
   await page.getByRole('button', { name: `Revoke key ${keyName}` }).click();
@@ -126,9 +158,11 @@ try {
   await narrow.setViewportSize({ width: 375, height: 812 });
   await narrow.goto(`${worker}/`);
   await ready(narrow);
-  seen.warm_render_ms = await narrow.evaluate(
-    () => performance.getEntriesByName('cds-ready')[0]?.startTime ?? null,
-  );
+  const warm = await narrow.evaluate(timings);
+  seen.warm_render_ms = warm['cds-first-render'];
+  seen.warm_ready_ms = warm['cds-ready'];
+  seen.default_model_reopened = await narrow.textContent('#model-current');
+  seen.revoke_hidden_px.narrow = await revokeHidden(narrow);
   seen.narrow_overflow_px = await narrow.evaluate(
     () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
   );
@@ -138,6 +172,27 @@ try {
   await narrow.click('#sign-out');
   await narrow.waitForSelector('#sign-in:not([hidden])');
   seen.signed_out_shows_sign_in = true;
+
+  // An admin sees the grant form and grants by email; a refusal shows the
+  // API's message.
+  const admin = await context.newPage();
+  watch(admin);
+  await admin.goto(`${worker}/#local_session=${need('ADMIN_TOKEN')}`);
+  await ready(admin);
+  seen.admin_sees_grant = await admin.isVisible('#grant');
+  const grant = async (who, amount) => {
+    await admin.fill('#grant-user', who);
+    await admin.fill('#grant-amount', String(amount));
+    await admin.fill('#grant-reason', 'browser test');
+    await admin.click('#grant-form button[type="submit"]');
+  };
+  await grant(`nobody-${Date.now()}@example.test`, 1);
+  await admin.waitForSelector('#grant-error:not([hidden])');
+  seen.grant_refusal_shown = await admin.textContent('#grant-error');
+  await grant(need('GRANTEE_EMAIL'), 7);
+  await admin.locator('#grant-done', { hasText: 'Granted' }).waitFor();
+  seen.grant_done = await admin.textContent('#grant-done');
+  seen.grant_error_hidden = !(await admin.isVisible('#grant-error'));
 } finally {
   await browser.close();
 }

@@ -6,6 +6,7 @@
 pub mod contract;
 pub mod db;
 pub mod load;
+pub mod node;
 pub mod reference;
 pub mod tokens;
 pub mod users;

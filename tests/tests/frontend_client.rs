@@ -5,9 +5,6 @@
 
 mod usage_common;
 
-use serde_json::Value;
-use std::path::Path;
-use std::process::Command;
 use usage_common::*;
 
 /// The headers supabase-js sends with a Functions call, plus the idempotency key.
@@ -33,26 +30,17 @@ fn preflight(origin: &str) -> Answer {
 fn supabase_js_records_usage_and_reads_the_overview_through_the_worker() {
     let user = User::with_tokens(5_000);
     let key = unique("js");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let output = Command::new("node")
+    let seen = e2e_tests::node::run_script(
         // Node 20 has WebSocket (which supabase-js asks for) behind this flag.
-        .args(["--experimental-websocket", "tests/js/frontend_usage.mjs"])
-        .current_dir(&repo)
-        .env("CDS_WORKER_URL", env("CDS_WORKER_URL"))
-        .env("CDS_SUPABASE_URL", env("CDS_SUPABASE_URL"))
-        .env("CDS_ANON_KEY", env("CDS_ANON_KEY"))
-        .env("USER_TOKEN", &user.token)
-        .env("IDEMPOTENCY_KEY", &key)
-        .output()
-        .expect("node runs (Node.js 20+ with `npm ci` done)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "node failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        &["--experimental-websocket", "tests/js/frontend_usage.mjs"],
+        &[
+            ("CDS_WORKER_URL", &env("CDS_WORKER_URL")),
+            ("CDS_SUPABASE_URL", &env("CDS_SUPABASE_URL")),
+            ("CDS_ANON_KEY", &env("CDS_ANON_KEY")),
+            ("USER_TOKEN", &user.token),
+            ("IDEMPOTENCY_KEY", &key),
+        ],
     );
-    let seen: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("the script prints one JSON line ({e}): {stdout}"));
 
     let recorded = &seen["recorded"];
     assert_eq!(recorded["status"], 201, "{seen}");

@@ -827,6 +827,62 @@ fn grants_by_non_admins_or_to_unknown_users_are_refused() {
 }
 
 #[test]
+fn an_admin_grants_by_email_whatever_its_case_and_names_the_user_exactly_once() {
+    let admin = User::admin();
+    let target = User::with_tokens(0);
+    let grant = |body: Value| {
+        call(
+            "POST",
+            "/v1/admin/grants",
+            Some(&admin.token),
+            &[],
+            Some(&body),
+        )
+    };
+
+    let by_email =
+        grant(json!({"email": target.email.to_uppercase(), "amount": 40, "reason": "by email"}));
+    assert_eq!(by_email.status, 201, "{}", by_email.body);
+    assert_eq!(
+        by_email.json()["user_id"],
+        json!(target.id),
+        "{}",
+        by_email.body
+    );
+    assert_eq!(by_email.json()["balance"], 40, "{}", by_email.body);
+
+    let cases = [
+        (
+            json!({"email": unique("nobody") + "@example.test", "amount": 1, "reason": "r"}),
+            404,
+            "unknown_user",
+        ),
+        (
+            json!({"user_id": target.id, "email": target.email, "amount": 1, "reason": "r"}),
+            422,
+            "invalid_grantee",
+        ),
+        (json!({"amount": 1, "reason": "r"}), 422, "invalid_grantee"),
+        (
+            json!({"email": "not an email", "amount": 1, "reason": "r"}),
+            422,
+            "invalid_field",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let answer = grant(body.clone());
+        assert_eq!(
+            (answer.status, answer.error_code().as_str()),
+            (status, code),
+            "{body} → {}",
+            answer.body
+        );
+    }
+    assert_eq!(target.grant_rows(), 1);
+    assert_eq!(target.balance().granted, 40);
+}
+
+#[test]
 fn the_default_model_is_set_to_known_models_only() {
     let user = User::with_tokens(0);
     let default_model = || {
@@ -846,9 +902,19 @@ fn the_default_model_is_set_to_known_models_only() {
         )
     };
 
+    // The overview, which the usage page loads anyway, says which it is.
+    let shown = || {
+        let answer = call("GET", "/v1/usage/overview", Some(&user.token), &[], None);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let body = answer.json();
+        (body["default_model"].clone(), body["role"].clone())
+    };
+    assert_eq!(shown(), (Value::Null, json!("developer")));
+
     let answer = set(OTHER_MODEL);
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(default_model().as_deref(), Some(OTHER_MODEL));
+    assert_eq!(shown().0, json!(OTHER_MODEL));
 
     assert_refused(&set("no-such-model"), 422, "unknown_model");
     assert_eq!(default_model().as_deref(), Some(OTHER_MODEL));

@@ -8,8 +8,6 @@
 mod usage_common;
 
 use serde_json::Value;
-use std::path::Path;
-use std::process::Command;
 use usage_common::*;
 
 /// The budget for the first render on the local stack.
@@ -82,26 +80,21 @@ fn a_signed_in_user_sees_their_usage_and_manages_a_key_in_chromium() {
         assert_eq!(answer.status, 201, "{}", answer.body);
     }
     let key_name = unique("browser key");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let shots = repo.join("target/screenshots");
+    let admin = User::admin();
+    let shots = e2e_tests::node::repo_root().join("target/screenshots");
     std::fs::create_dir_all(&shots).expect("create target/screenshots");
-    let output = Command::new("node")
-        .arg("tests/js/usage_page.mjs")
-        .current_dir(&repo)
-        .env("CDS_WORKER_URL", env("CDS_WORKER_URL"))
-        .env("USER_TOKEN", &user.token)
-        .env("KEY_NAME", &key_name)
-        .env("SCREENSHOT_DIR", &shots)
-        .output()
-        .expect("node runs (Node.js 20+ with `npm ci` done)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "node failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let seen = e2e_tests::node::run_script(
+        &["tests/js/usage_page.mjs"],
+        &[
+            ("CDS_WORKER_URL", &env("CDS_WORKER_URL")),
+            ("USER_TOKEN", &user.token),
+            ("ADMIN_TOKEN", &admin.token),
+            ("GRANTEE_EMAIL", &user.email.to_uppercase()),
+            ("DEFAULT_MODEL", OTHER_MODEL),
+            ("KEY_NAME", &key_name),
+            ("SCREENSHOT_DIR", &shots.to_string_lossy()),
+        ],
     );
-    let seen: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("the script prints one JSON line ({e}): {stdout}"));
     eprintln!("what the browser saw: {seen:#}");
 
     assert_eq!(seen["console_errors"], serde_json::json!([]), "{seen}");
@@ -114,15 +107,26 @@ fn a_signed_in_user_sees_their_usage_and_manages_a_key_in_chromium() {
         // (the model list is one) shortly before; the page then shows the
         // 429's message in the model section and still shows the rest.
         .filter(|r| r.as_str() != Some("429 /v1/models"))
+        // The admin's grant to an unknown email, refused on purpose.
+        .filter(|r| r.as_str() != Some("404 /v1/admin/grants"))
         .collect();
     assert!(failed.is_empty(), "{seen}");
-    // The first load also pays for the browser's own start; the budget is
-    // held by the page as a user opens it again (a second tab).
-    assert!(seen["first_render_ms"].as_f64().is_some(), "{seen}");
-    let warm_render = seen["warm_render_ms"].as_f64().expect("the page got ready");
+    // Navigation start to the balance and the chart shown, on the first
+    // tab (nothing cached) and on a second one.
+    let first_render = seen["first_render_ms"].as_f64().expect("the page rendered");
+    let warm_render = seen["warm_render_ms"]
+        .as_f64()
+        .expect("the page rendered again");
+    eprintln!(
+        "first render: {first_render:.0} ms (everything: {} ms); opened again: {warm_render:.0} ms (everything: {} ms)",
+        seen["first_ready_ms"], seen["warm_ready_ms"]
+    );
+    // The first tab also pays for a cold browser (nothing compiled or
+    // cached) on a machine running several stacks: printed, not held.
+    assert!(first_render > 0.0, "{seen}");
     assert!(
         warm_render <= FIRST_RENDER_BUDGET_MS,
-        "the page took {warm_render} ms to show everything"
+        "the page took {warm_render} ms to show the balance and the chart again"
     );
     assert!(
         !seen["url_after_sign_in"]
@@ -164,6 +168,20 @@ fn a_signed_in_user_sees_their_usage_and_manages_a_key_in_chromium() {
     assert_eq!(table[0][0], OTHER_MODEL);
     assert_eq!(table[1][0], MODEL);
     assert_eq!(table[1][1], "2", "requests of {MODEL}: {seen}");
+    // Costs read alike everywhere: dollars, cents at least, six digits at most.
+    let costs = seen["costs"].as_array().expect("costs");
+    assert_eq!(costs.len(), 2 + 3 + 1, "{seen}");
+    for cost in costs {
+        let cost = cost.as_str().unwrap_or_default();
+        let digits = cost.strip_prefix('$').and_then(|c| c.split_once('.'));
+        assert!(
+            digits.is_some_and(|(whole, cents)| !whole.is_empty()
+                && whole.chars().all(|c| c.is_ascii_digit() || c == ',')
+                && (2..=6).contains(&cents.len())
+                && cents.chars().all(|c| c.is_ascii_digit())),
+            "{cost:?} in {seen}"
+        );
+    }
 
     // The events section lists the three events recorded above, newest
     // first, from `GET /v1/usage/events`.
@@ -184,7 +202,39 @@ fn a_signed_in_user_sees_their_usage_and_manages_a_key_in_chromium() {
         seen["narrow_overflow_px"], 0,
         "no sideways scrolling at 375 px"
     );
+    assert_eq!(
+        seen["revoke_hidden_px"],
+        serde_json::json!({"desktop": 0, "narrow": 0}),
+        "the key's Revoke button (or its state) is in view without scrolling its table: {seen}"
+    );
     assert_eq!(seen["signed_out_shows_sign_in"], true);
+
+    // The default model: none at first, the chosen one after saving, and
+    // still that one when the page is opened again.
+    assert_eq!(
+        seen["default_model_before"], "No default model is set.",
+        "{seen}"
+    );
+    let chosen = format!("Your default model is {OTHER_MODEL}.");
+    assert_eq!(seen["default_model_after"], chosen.as_str(), "{seen}");
+    assert_eq!(seen["default_model_reopened"], chosen.as_str(), "{seen}");
+
+    // Only an admin sees the grant form; a grant by email (typed in upper
+    // case) reaches the user, and a refusal shows the API's message.
+    assert_eq!(seen["admin_section_shown"], false, "{seen}");
+    assert_eq!(seen["admin_sees_grant"], true, "{seen}");
+    assert_eq!(
+        seen["grant_refusal_shown"], "no platform user has this email address",
+        "{seen}"
+    );
+    assert!(
+        seen["grant_done"]
+            .as_str()
+            .is_some_and(|t| t.contains(&user.id) && t.contains("balance is now 4,797")),
+        "{seen}"
+    );
+    assert_eq!(seen["grant_error_hidden"], true, "{seen}");
+    assert_eq!(user.balance().granted, 5_007);
     for shot in ["usage-desktop.png", "usage-narrow.png"] {
         let size = std::fs::metadata(shots.join(shot)).map(|m| m.len());
         assert!(size.as_ref().is_ok_and(|s| *s > 10_000), "{shot}: {size:?}");

@@ -7,15 +7,15 @@ import {
   ApiFailure,
   edgeClient,
   failure,
+  type AccountOverview,
   type ApiKey,
   type CreatedApiKey,
   type EdgeClient,
   type Model,
-  type Overview,
   type UsageEventPage,
 } from './api';
 import { connect, forgetLocalSession, type PageConfig } from './auth';
-import { drawUsage } from './chart';
+import { formatCost, formatMoment, formatTokens } from './format';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -23,9 +23,6 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   return el as T;
 };
 
-const number = new Intl.NumberFormat('en');
-const money = new Intl.NumberFormat('en', { style: 'currency', currency: 'USD', maximumFractionDigits: 6 });
-const when = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'short' });
 
 function show(id: string, visible: boolean): void {
   $(id).hidden = !visible;
@@ -55,7 +52,21 @@ function isoDay(date: Date): string {
 
 let api: EdgeClient;
 let auth: GoTrueClient;
+// Chart.js is two thirds of the script. As a file of its own (index.html
+// preloads it beside this one) it is fetched and compiled while the page
+// waits for its configuration and the overview, instead of before them.
+const chart = import('./chart');
+
 let eventsBefore: string | null = null;
+let accessToken: string | null = null;
+// The default model as the overview last said, and whether the model list
+// has arrived: the two load in parallel, and the select shows the current
+// one once both are in.
+let defaultModel: string | null = null;
+let modelsLoaded = false;
+
+/// A user id is a UUID; anything else in the grant form is taken for an email.
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 async function main(): Promise<void> {
   let config: PageConfig;
@@ -69,18 +80,21 @@ async function main(): Promise<void> {
     return;
   }
   auth = connect(config);
-  api = edgeClient(location.origin, async () => {
-    const { data } = await auth.getSession();
-    return data.session?.access_token ?? null;
-  });
+  // The token every call sends, kept from the session and from each change
+  // the client announces (a refresh included): asking the client for it per
+  // call takes its session lock once per call, in turn, which held the
+  // page's first four calls back behind one another.
+  api = edgeClient(location.origin, async () => accessToken);
   wireForms(config);
   const { data } = await auth.getSession();
+  accessToken = data.session?.access_token ?? null;
   if (data.session) {
     await signedIn(data.session.user.email ?? data.session.user.id);
   } else {
     signedOut(config);
   }
   auth.onAuthStateChange((event, session) => {
+    accessToken = session?.access_token ?? null;
     if (event === 'SIGNED_OUT') signedOut(config);
     else if (event === 'SIGNED_IN' && session && $('app').hidden) {
       void signedIn(session.user.email ?? session.user.id);
@@ -102,44 +116,75 @@ async function signedIn(who: string): Promise<void> {
   show('who', true);
   show('app', true);
   $('status').textContent = 'Loading your usage…';
+  $('app').setAttribute('aria-busy', 'true');
   const to = new Date();
   const from = new Date(to.getTime() - 13 * 86_400_000);
   $<HTMLInputElement>('range-from').value = isoDay(from);
   $<HTMLInputElement>('range-to').value = isoDay(to);
-  await Promise.all([loadOverview(), loadEvents(false), loadKeys(), loadModels()]);
+  // The overview first, alone: the balance and the chart (the first render)
+  // wait for it, and on a busy machine four calls at once made each answer
+  // later. The other three start as soon as it is in, while the chart draws.
+  let rest: Promise<unknown> = Promise.resolve();
+  await loadOverview(() => {
+    rest = Promise.all([loadEvents(false), loadKeys(), loadModels()]);
+  });
+  performance.mark('cds-first-render');
+  await rest;
+  $('app').removeAttribute('aria-busy');
   $('status').textContent = `Signed in as ${who}.`;
   performance.mark('cds-ready');
   document.body.dataset.ready = 'true';
 }
 
-async function loadOverview(): Promise<void> {
+/// The select shows the current default model once the list is in.
+function showDefaultModel(): void {
+  $('model-current').textContent = defaultModel
+    ? `Your default model is ${defaultModel}.`
+    : 'No default model is set.';
+  const select = $<HTMLSelectElement>('model-select');
+  if (modelsLoaded && defaultModel && [...select.options].some((o) => o.value === defaultModel)) {
+    select.value = defaultModel;
+  }
+}
+
+/// Shows the overview of the chosen range; `answered` runs once the answer
+/// is in, before anything is drawn.
+async function loadOverview(answered: () => void = () => {}): Promise<void> {
   const from = $<HTMLInputElement>('range-from').value;
   const to = $<HTMLInputElement>('range-to').value;
   try {
-    const overview = await answer<Overview>(
-      api.GET('/v1/usage/overview', { params: { query: { from, to } } }),
-    );
+    let overview: AccountOverview;
+    try {
+      overview = await answer<AccountOverview>(
+        api.GET('/v1/usage/overview', { params: { query: { from, to } } }),
+      );
+    } finally {
+      answered();
+    }
     report('usage-error', null);
     report('balance-error', null);
     const b = overview.balance;
-    $('balance-granted').textContent = number.format(b.granted);
-    $('balance-used').textContent = number.format(b.used);
-    $('balance-reserved').textContent = number.format(b.reserved);
-    $('balance-available').textContent = number.format(b.available);
+    $('balance-granted').textContent = formatTokens(b.granted);
+    $('balance-used').textContent = formatTokens(b.used);
+    $('balance-reserved').textContent = formatTokens(b.reserved);
+    $('balance-available').textContent = formatTokens(b.available);
+    show('grant', overview.role === 'admin');
+    defaultModel = overview.default_model;
+    showDefaultModel();
     const body = $<HTMLTableElement>('usage-models').tBodies[0];
     body.replaceChildren();
     for (const m of overview.by_model) {
       const row = body.insertRow();
       cell(row, m.model);
-      cell(row, number.format(m.requests));
-      cell(row, number.format(m.total_tokens));
-      cell(row, money.format(Number(m.cost)));
+      cell(row, formatTokens(m.requests));
+      cell(row, formatTokens(m.total_tokens));
+      cell(row, formatCost(m.cost));
     }
-    $('usage-total-requests').textContent = number.format(overview.totals.requests);
-    $('usage-total-tokens').textContent = number.format(overview.totals.total_tokens);
-    $('usage-total-cost').textContent = money.format(Number(overview.totals.cost));
+    $('usage-total-requests').textContent = formatTokens(overview.totals.requests);
+    $('usage-total-tokens').textContent = formatTokens(overview.totals.total_tokens);
+    $('usage-total-cost').textContent = formatCost(overview.totals.cost);
     show('usage-empty', overview.by_model.length === 0);
-    drawUsage($<HTMLCanvasElement>('usage-chart'), overview);
+    (await chart).drawUsage($<HTMLCanvasElement>('usage-chart'), overview);
   } catch (e) {
     report('usage-error', e);
     report('balance-error', e);
@@ -152,9 +197,8 @@ async function loadEvents(older: boolean): Promise<void> {
   const query = new URLSearchParams({ limit: '20' });
   if (older && eventsBefore) query.set('before', eventsBefore);
   try {
-    const { data } = await auth.getSession();
     const response = await fetch(`/v1/usage/events?${query}`, {
-      headers: { authorization: `Bearer ${data.session?.access_token ?? ''}` },
+      headers: { authorization: `Bearer ${accessToken ?? ''}` },
     });
     const body: unknown = await response.json().catch(() => null);
     if (!response.ok) throw failure(response.status, body);
@@ -163,10 +207,10 @@ async function loadEvents(older: boolean): Promise<void> {
     if (!older) rows.replaceChildren();
     for (const e of page.events) {
       const row = rows.insertRow();
-      cell(row, when.format(new Date(e.created_at)));
+      cell(row, formatMoment(e.created_at));
       cell(row, e.model);
-      cell(row, `${number.format(e.total_tokens)} (${number.format(e.prompt_tokens)} + ${number.format(e.completion_tokens)})`);
-      cell(row, money.format(Number(e.cost)));
+      cell(row, `${formatTokens(e.total_tokens)} (${formatTokens(e.prompt_tokens)} + ${formatTokens(e.completion_tokens)})`);
+      cell(row, formatCost(e.cost));
     }
     eventsBefore = page.next_before;
     show('events-more', eventsBefore !== null);
@@ -188,8 +232,8 @@ async function loadKeys(): Promise<void> {
       cell(row, key.name);
       cell(row, key.prefix);
       cell(row, key.scopes.join(', '));
-      cell(row, when.format(new Date(key.created_at)));
-      cell(row, key.last_used_at ? when.format(new Date(key.last_used_at)) : 'never');
+      cell(row, formatMoment(key.created_at));
+      cell(row, key.last_used_at ? formatMoment(key.last_used_at) : 'never');
       const actions = row.insertCell();
       if (key.revoked_at) {
         actions.textContent = 'revoked';
@@ -228,6 +272,8 @@ async function loadModels(): Promise<void> {
     select.replaceChildren(
       ...models.map((m) => new Option(`${m.name} (${m.provider})`, m.name)),
     );
+    modelsLoaded = true;
+    showDefaultModel();
     report('model-error', null);
   } catch (e) {
     report('model-error', e);
@@ -289,6 +335,8 @@ function wireForms(config: PageConfig): void {
     void (async () => {
       try {
         await answer(api.PUT('/v1/me/default-model', { body: { model } }));
+        defaultModel = model;
+        showDefaultModel();
         $('model-saved').textContent = `Default model set to ${model}.`;
         report('model-error', null);
       } catch (e) {
@@ -301,20 +349,21 @@ function wireForms(config: PageConfig): void {
     ev.preventDefault();
     const formEl = ev.target as HTMLFormElement;
     const form = new FormData(formEl);
+    const grantee = String(form.get('grantee')).trim();
     const body = {
-      user_id: String(form.get('user_id')).trim(),
+      ...(UUID.test(grantee) ? { user_id: grantee } : { email: grantee }),
       amount: Number(form.get('amount')),
       reason: String(form.get('reason')),
     };
     void (async () => {
       try {
-        const granted = await answer<{ balance: number }>(
+        const granted = await answer<{ balance: number; user_id: string }>(
           api.POST('/v1/admin/grants', {
             body,
             params: { header: { 'Idempotency-Key': crypto.randomUUID() } },
           }),
         );
-        $('grant-done').textContent = `Granted ${number.format(body.amount)} tokens; their balance is now ${number.format(granted.balance)}.`;
+        $('grant-done').textContent = `Granted ${formatTokens(body.amount)} tokens to ${grantee} (user ${granted.user_id}); their balance is now ${formatTokens(granted.balance)}.`;
         formEl.reset();
         report('grant-error', null);
       } catch (e) {

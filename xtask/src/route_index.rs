@@ -136,7 +136,11 @@ const ROWS: &[Row] = &[
     Row { entry: Entry::Route(Endpoint::AdminGrant),
         handlers: &[("functions/src/handlers/account.rs", "grant")],
         rpcs: &[rpc!(account::GrantUserTokens)],
-        pgtap: &["225_rpc_grant_user_tokens_test.sql", "226_rpc_grant_replay_test.sql"],
+        pgtap: &[
+            "225_rpc_grant_user_tokens_test.sql",
+            "226_rpc_grant_replay_test.sql",
+            "227_rpc_grant_by_email_test.sql",
+        ],
         e2e: &["usage_api.rs"] },
     Row { entry: Entry::Route(Endpoint::PutModel),
         handlers: &[("functions/src/handlers/models.rs", "put")],

@@ -40,15 +40,36 @@ pub fn build(tools: &WorkerTools) -> Result<()> {
     if out.exists() {
         std::fs::remove_dir_all(&out).with_context(|| format!("emptying {}", out.display()))?;
     }
+    // `chart.js` is its own file (Chart.js, imported dynamically by the
+    // page and preloaded by index.html), so the browser compiles it while
+    // the page waits for the API; `--splitting` puts code both would share
+    // in a chunk rather than twice.
     run(Command::new(&tools.esbuild)
-        .args(["web/src/main.ts", "web/src/style.css"])
+        .args([
+            "app=web/src/main.ts",
+            "chart=web/src/chart.ts",
+            "app=web/src/style.css",
+        ])
         .args(["--bundle", "--minify", "--format=esm", "--target=es2022"])
-        .args(["--entry-names=app", "--log-level=warning"])
+        .args([
+            "--splitting",
+            "--entry-names=[name]",
+            "--chunk-names=chunk-[hash]",
+        ])
+        .arg("--log-level=warning")
         .arg(format!("--outdir={}", out.display()))
         .current_dir(&root))
     .context("bundling the usage page with esbuild")?;
-    let script = out.join("app.js");
-    let (raw, gzipped) = crate::worker::wasm_size(&script)?;
+    // The budget holds for all the script the page loads, every file.
+    let (mut raw, mut gzipped) = (0, 0);
+    for entry in std::fs::read_dir(&out).with_context(|| format!("reading {}", out.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "js") {
+            let (r, g) = crate::worker::wasm_size(&path)?;
+            raw += r;
+            gzipped += g;
+        }
+    }
     eprintln!(
         "    page script: {:.1} KiB raw, {:.1} KiB gzipped (budget {} KiB)",
         raw as f64 / 1024.0,

@@ -1,7 +1,7 @@
 //! The signed-in user's account and the admin's grants.
 //!
 //! - `PUT /v1/me/default-model` `{"model"}`: the caller's default model.
-//! - `POST /v1/admin/grants` `{"user_id", "amount", "reason", "idempotency_key"?}`:
+//! - `POST /v1/admin/grants` `{"user_id" or "email", "amount", "reason", "idempotency_key"?}`:
 //!   an admin credits a user; audited in the grants ledger.
 
 use crate::caller::authenticate_user;

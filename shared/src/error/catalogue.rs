@@ -62,6 +62,7 @@ pub const CATALOGUE: &[ErrorCode] = &[
     e("invalid_email", &[422], "the email is not one the platform stores", "SQL: `mirror_auth_user`"),
     e("invalid_expiry", &[422], "an API key's expiry is not a future RFC 3339 date-time", "edge: `auth::api_key`; SQL: `create_api_key`"),
     e("invalid_field", &[422], "a field is missing or invalid; the message names it", "edge: request parsers (`usage`, `models`)"),
+    e("invalid_grantee", &[422], "a grant names its user by neither or both of `user_id` and `email`", "edge: `usage::Grantee`; SQL: `grant_user_tokens`"),
     e("invalid_idempotency_key", &[400, 422], "the idempotency key is empty, too long or not text", "edge: event status path; SQL: `usage_event_plan`, `grant_user_tokens`"),
     e("invalid_json", &[400], "the body is not valid JSON", "edge: `http::parse_json`"),
     e("invalid_limit", &[400], "`limit` is not a whole number from 1 to 100", "edge: `usage::events`; SQL: `list_usage_events`"),

@@ -265,6 +265,15 @@ pub enum HoldStatus {
     Expired,
 }
 
+/// A platform user's role (`platform.users.role`).
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Developer,
+    Viewer,
+}
+
 /// `GET /v1/usage/overview`: the balance, and usage per day and per model
 /// over `[from, to]` (UTC days).
 #[derive(JsonSchema)]
@@ -272,6 +281,10 @@ pub enum HoldStatus {
 pub struct Overview {
     #[schemars(extend("format" = "uuid"))]
     pub user_id: String,
+    /// the user's role on the platform; the page shows admins the grant form
+    pub role: Role,
+    /// the user's default model, null when none is set
+    pub default_model: Option<String>,
     #[schemars(extend("format" = "date"))]
     pub from: String,
     #[schemars(extend("format" = "date"))]

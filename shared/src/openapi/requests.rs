@@ -63,12 +63,16 @@ pub struct NewReservation {
     pub ttl_seconds: Option<u32>,
 }
 
-/// `POST /v1/admin/grants`.
+/// `POST /v1/admin/grants`. Names the user by exactly one of `user_id` and
+/// `email` (422 `invalid_grantee` otherwise).
 #[derive(JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct NewGrant {
     #[schemars(extend("format" = "uuid"))]
-    pub user_id: String,
+    pub user_id: Option<String>,
+    /// matched without regard to case
+    #[schemars(email, length(max = 320))]
+    pub email: Option<String>,
     #[schemars(range(min = 1, max = MAX_TOKENS))]
     pub amount: u64,
     /// kept in the grants ledger

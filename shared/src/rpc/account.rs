@@ -143,11 +143,16 @@ impl Rpc for SetDefaultModel<'_> {
     type Output = Value;
 }
 
-/// `platform.grant_user_tokens`: an admin credits a balance, audited.
+/// `platform.grant_user_tokens`: an admin credits a balance, audited. The
+/// user is named by exactly one of `user_id` and `email`; both are always
+/// sent (`p_user_id` has no default, so PostgREST finds the function only
+/// when it is named, null or not).
 #[derive(Debug, Clone, Serialize)]
 pub struct GrantUserTokens<'a> {
     #[serde(rename = "p_user_id")]
-    pub user_id: &'a str,
+    pub user_id: Option<&'a str>,
+    #[serde(rename = "p_email")]
+    pub email: Option<&'a str>,
     #[serde(rename = "p_amount")]
     pub amount: u64,
     #[serde(rename = "p_reason")]
@@ -158,7 +163,12 @@ pub struct GrantUserTokens<'a> {
 
 impl Rpc for GrantUserTokens<'_> {
     const NAME: &'static str = "grant_user_tokens";
-    const ARGS: &'static [&'static str] =
-        &["p_user_id", "p_amount", "p_reason", "p_idempotency_key"];
+    const ARGS: &'static [&'static str] = &[
+        "p_user_id",
+        "p_email",
+        "p_amount",
+        "p_reason",
+        "p_idempotency_key",
+    ];
     type Output = Value;
 }

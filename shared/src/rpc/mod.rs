@@ -214,7 +214,8 @@ mod tests {
                 user_id: Some("u"),
             }),
             sample(account::GrantUserTokens {
-                user_id: "u",
+                user_id: Some("u"),
+                email: None,
                 amount: 1,
                 reason: "r",
                 idempotency_key: Some("k"),
