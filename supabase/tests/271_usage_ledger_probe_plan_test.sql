@@ -28,6 +28,8 @@ select is(
   'the other, the listing''s, is partial on id > 0, which only list_usage_events states');
 
 -- The plan of the probe as the writers run it: generic, parameters unknown.
+-- Prepared afresh for each look, as a new session would plan it: a plan
+-- kept from an earlier look would hide what the statistics now choose.
 create function pg_temp.probe_plan() returns text
 language plpgsql as $$
 declare
@@ -35,14 +37,15 @@ declare
   v_plan text := '';
 begin
   set local plan_cache_mode = force_generic_plan;
+  execute 'prepare ledger_probe(uuid, text) as select * from platform.token_usage u'
+       || ' where u.user_id = $1 and u.idempotency_key = $2';
   for v_line in execute 'explain execute ledger_probe(gen_random_uuid(), ''k'')' loop
     v_plan := v_plan || v_line || E'\n';
   end loop;
+  execute 'deallocate ledger_probe';
   return v_plan;
 end
 $$;
-prepare ledger_probe(uuid, text) as
-  select * from platform.token_usage u where u.user_id = $1 and u.idempotency_key = $2;
 
 -- list_usage_events's read, as it runs: generic, parameters unknown.
 create function pg_temp.listing_plan() returns text
@@ -69,8 +72,15 @@ prepare ledger_listing(uuid, timestamptz, bigint, int) as
 alter table platform.token_usage disable trigger token_usage_deltas_on_delete;
 delete from platform.token_usage;
 alter table platform.token_usage enable trigger token_usage_deltas_on_delete;
-select matches(pg_temp.probe_plan(), 'token_usage_idempotent',
-  'on an empty ledger the probe uses the unique index');
+-- Empty, the ledger is either never vacuumed (the planner sizes it at ten
+-- pages and the probe takes the unique index) or vacuumed and truncated by
+-- autovacuum after earlier rolled-back writes (no pages, where reading the
+-- table costs nothing). Which one this file meets depends on when
+-- autovacuum last ran, and neither is the danger: that is a probe through
+-- another index walking a user's rows. The analyze that follows the
+-- ledger's growth invalidates a session's cached plan.
+select matches(pg_temp.probe_plan(), 'token_usage_idempotent|Seq Scan on token_usage',
+  'on an empty ledger the probe uses the unique index, or reads the empty table');
 
 -- One user with many rows, never analysed since.
 select tests.create_user('probe-heavy@example.test') as heavy \gset
