@@ -284,6 +284,7 @@ pub struct Overview {
     /// the user's role on the platform; the page shows admins the grant form
     pub role: Role,
     /// the user's default model, null when none is set
+    #[schemars(required, extend("type" = ["string", "null"]))]
     pub default_model: Option<String>,
     #[schemars(extend("format" = "date"))]
     pub from: String,
