@@ -40,11 +40,10 @@ export function edgeClient(baseUrl: string, token: () => Promise<string | null>)
 
 export type EdgeClient = ReturnType<typeof edgeClient>;
 
-/// The answer of a call, or an `ApiFailure` carrying the API's `message`.
-/// Response bodies are typed by the caller (`T`) until the OpenAPI document
-/// describes them.
+/// The answer of a call, typed by the OpenAPI document's schema for it, or
+/// an `ApiFailure` carrying the API's `message`.
 export async function answer<T>(
-  call: Promise<{ data?: unknown; error?: unknown; response: Response }>,
+  call: Promise<{ data?: T; error?: unknown; response: Response }>,
 ): Promise<T> {
   let result;
   try {

@@ -12,7 +12,6 @@ import {
   type CreatedApiKey,
   type EdgeClient,
   type Model,
-  type UsageEventPage,
 } from './api';
 import { connect, forgetLocalSession, type PageConfig } from './auth';
 import { formatCost, formatMoment, formatTokens } from './format';
@@ -191,18 +190,12 @@ async function loadOverview(answered: () => void = () => {}): Promise<void> {
   }
 }
 
-// `GET /v1/usage/events` joins the OpenAPI document with its endpoint; until
-// then it is called by hand, and a refusal shows in the section.
+// The caller's own events, newest first, a page at a time; a refusal shows
+// in the section.
 async function loadEvents(older: boolean): Promise<void> {
-  const query = new URLSearchParams({ limit: '20' });
-  if (older && eventsBefore) query.set('before', eventsBefore);
+  const query = older && eventsBefore ? { limit: 20, before: eventsBefore } : { limit: 20 };
   try {
-    const response = await fetch(`/v1/usage/events?${query}`, {
-      headers: { authorization: `Bearer ${accessToken ?? ''}` },
-    });
-    const body: unknown = await response.json().catch(() => null);
-    if (!response.ok) throw failure(response.status, body);
-    const page = body as UsageEventPage;
+    const page = await answer(api.GET('/v1/usage/events', { params: { query } }));
     const rows = $<HTMLTableElement>('events').tBodies[0];
     if (!older) rows.replaceChildren();
     for (const e of page.events) {
