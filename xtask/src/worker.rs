@@ -145,7 +145,7 @@ fn wasm_opt_args(manifest: &str) -> Result<Vec<String>> {
         "wasm-opt",
     ]
     .iter()
-    .try_fold(&toml::Value::Table(manifest.clone()), |v, key| v.get(key))
+    .try_fold(&toml::Value::Table(manifest), |v, key| v.get(key))
     .cloned();
     match args {
         None => Ok(vec!["-O".into()]),
@@ -392,8 +392,7 @@ pub fn top_contributors(tools: &WorkerTools, n: usize) -> Result<Vec<(String, u6
             .arg(bindgen.join("edge_bg.wasm"))
             .arg("-o")
             .arg(&named)
-            // The profile's flags (`functions/Cargo.toml`).
-            .args(["-Oz", "--converge"])
+            .args(wasm_opt_profile()?)
             .args(WASM_OPT_FEATURES)
             // Keeps the name section, and nothing else wasm-opt drops.
             .arg("--debuginfo"),
