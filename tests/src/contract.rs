@@ -12,11 +12,7 @@ use std::sync::OnceLock;
 /// the other tests find repository files): the tests run against the same
 /// commit's Worker, and a deployed Worker serves this file too.
 fn checked_in_document() -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("shared")
-        .join("src")
-        .join("openapi.json");
+    let path = crate::node::repo_root().join("shared/src/openapi.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).expect("openapi.json parses")

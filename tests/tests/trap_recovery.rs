@@ -10,15 +10,12 @@
 //! asked to rebuild (`__wbg_reset_state`). The Worker's own build is checked
 //! to bundle this entry module.
 
+use e2e_tests::node::repo_root;
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// A wasm module exporting `trap`, whose body is `unreachable`.
 const TRAP_WASM: &[u8] = &[
