@@ -73,6 +73,3 @@ export type CreatedApiKey = Schemas['CreatedApiKey'];
 export type Model = Schemas['Model'];
 export type UsageEvent = Schemas['UsageEvent'];
 export type UsageEventPage = Schemas['UsageEventsPage'];
-// The overview answers the user's role (the page shows the admin section
-// only to `admin`) and default model (null when none is set).
-export type AccountOverview = Overview;

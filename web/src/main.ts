@@ -7,7 +7,7 @@ import {
   ApiFailure,
   edgeClient,
   failure,
-  type AccountOverview,
+  type Overview,
   type ApiKey,
   type CreatedApiKey,
   type EdgeClient,
@@ -152,9 +152,9 @@ async function loadOverview(answered: () => void = () => {}): Promise<void> {
   const from = $<HTMLInputElement>('range-from').value;
   const to = $<HTMLInputElement>('range-to').value;
   try {
-    let overview: AccountOverview;
+    let overview: Overview;
     try {
-      overview = await answer<AccountOverview>(
+      overview = await answer(
         api.GET('/v1/usage/overview', { params: { query: { from, to } } }),
       );
     } finally {
@@ -350,7 +350,7 @@ function wireForms(config: PageConfig): void {
     };
     void (async () => {
       try {
-        const granted = await answer<{ balance: number; user_id: string }>(
+        const granted = await answer(
           api.POST('/v1/admin/grants', {
             body,
             params: { header: { 'Idempotency-Key': crypto.randomUUID() } },
