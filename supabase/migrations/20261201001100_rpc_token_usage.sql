@@ -362,6 +362,127 @@ exception when invalid_text_representation then
 end
 $$;
 
+-- The first step of record_usage_events, shared by its two statements: each
+-- event's fields read and typed, the model it names, and its refusal as
+-- usage_event_plan would refuse it before looking for a retry (refusal) or,
+-- for an event that is not a retry, for its project or session
+-- (reference_refusal: the caller ignores it for a retry). Token counts are
+-- null for a refused event. A plain SQL function (not security definer, no
+-- settings of its own), so the planner inlines it into the caller's
+-- statement: no call per event, and no copy of its rows beyond the caller's.
+create or replace function platform.usage_events_shaped(
+  p_users uuid[],
+  p_api_keys uuid[],
+  p_events jsonb[],
+  p_max_metadata integer
+) returns table (
+  i bigint,
+  user_id uuid,
+  api_key_id uuid,
+  key text,
+  metadata jsonb,
+  model_id bigint,
+  model text,
+  input_cost_per_1k_tokens numeric,
+  output_cost_per_1k_tokens numeric,
+  project_id uuid,
+  session_id uuid,
+  reservation_id uuid,
+  prompt_tokens bigint,
+  completion_tokens bigint,
+  refusal jsonb,
+  reference_refusal jsonb
+)
+language sql stable
+as $$
+  -- Materialized steps: inlined, each use of a column repeats the expression
+  -- behind it (the refusal's CASE would run once per later mention).
+  with event as materialized (
+    -- The fields as the single-event path reads them; a malformed id makes
+    -- ids_ok false instead of failing a cast.
+    select t.i, t.user_id, t.api_key_id,
+           coalesce(jsonb_typeof(t.e) = 'object', false) as is_object,
+           t.e ->> 'idempotency_key' as key,
+           t.e ->> 'model' as model_name,
+           case when jsonb_typeof(t.e -> 'prompt_tokens') = 'number'
+                then (t.e -> 'prompt_tokens')::numeric end as prompt,
+           case when jsonb_typeof(t.e -> 'completion_tokens') = 'number'
+                then (t.e -> 'completion_tokens')::numeric end as completion,
+           coalesce(t.e -> 'metadata', '{}') as metadata,
+           t.e ->> 'project_id' as project_text,
+           t.e ->> 'session_id' as session_text,
+           t.e ->> 'reservation_id' as reservation_text,
+           (case when t.e ->> 'project_id' is null
+                   or t.e ->> 'project_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+                 then true else platform.uuid_parses(t.e ->> 'project_id') end)
+           and (case when t.e ->> 'session_id' is null
+                   or t.e ->> 'session_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+                 then true else platform.uuid_parses(t.e ->> 'session_id') end)
+           and (case when t.e ->> 'reservation_id' is null
+                   or t.e ->> 'reservation_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+                 then true else platform.uuid_parses(t.e ->> 'reservation_id') end) as ids_ok
+      from unnest(p_users, p_api_keys, p_events) with ordinality t(user_id, api_key_id, e, i)
+  ), shaped as materialized (
+    -- What usage_event_plan refuses before looking for a retry, in its order
+    -- (the ids first: the single-event path takes them as typed arguments).
+    select e.i, e.user_id, e.api_key_id, e.key, e.metadata, m.id as model_id, m.name as model,
+           m.input_cost_per_1k_tokens, m.output_cost_per_1k_tokens,
+           case when e.ids_ok then e.project_text::uuid end as project_id,
+           case when e.ids_ok then e.session_text::uuid end as session_id,
+           case when e.ids_ok then e.reservation_text::uuid end as reservation_id,
+           case
+             when not e.is_object then
+               jsonb_build_object('code', 'invalid_event', 'message', 'each event must be a JSON object')
+             when not e.ids_ok then
+               jsonb_build_object('code', 'invalid_event', 'message', 'an id in this event is not a valid UUID')
+             when e.prompt is null then
+               jsonb_build_object('code', 'invalid_token_count', 'message', 'prompt_tokens must be a whole number')
+             when e.prompt <> trunc(e.prompt) or e.prompt < 0 or e.prompt > 1000000000000 then
+               jsonb_build_object('code', 'invalid_token_count',
+                 'message', 'prompt_tokens must be a whole number from 0 to 1000000000000')
+             when e.completion is null then
+               jsonb_build_object('code', 'invalid_token_count', 'message', 'completion_tokens must be a whole number')
+             when e.completion <> trunc(e.completion) or e.completion < 0 or e.completion > 1000000000000 then
+               jsonb_build_object('code', 'invalid_token_count',
+                 'message', 'completion_tokens must be a whole number from 0 to 1000000000000')
+             when e.key is null or length(e.key) not between 1 and 255 then
+               jsonb_build_object('code', 'invalid_idempotency_key',
+                 'message', 'an idempotency key of 1 to 255 characters is required')
+             when jsonb_typeof(e.metadata) <> 'object' or octet_length(e.metadata::text) > p_max_metadata then
+               jsonb_build_object('code', 'invalid_metadata',
+                 'message', format('metadata must be a JSON object of at most %s bytes as JSON text', p_max_metadata))
+             when e.prompt + e.completion = 0 then
+               jsonb_build_object('code', 'invalid_token_count',
+                 'message', 'prompt_tokens + completion_tokens must be at least 1')
+             when m.id is null then
+               jsonb_build_object('code', 'unknown_model', 'message', format('unknown model %L', left(e.model_name, 128)))
+           end as refusal,
+           e.prompt, e.completion
+      from event e
+      left join platform.models m on m.name = e.model_name and m.is_active
+  )
+  select s.i, s.user_id, s.api_key_id, s.key, s.metadata, s.model_id, s.model,
+         s.input_cost_per_1k_tokens, s.output_cost_per_1k_tokens, s.project_id, s.session_id,
+         s.reservation_id,
+         case when s.refusal is null then s.prompt::bigint end,
+         case when s.refusal is null then s.completion::bigint end,
+         s.refusal,
+         case when s.refusal is null then
+           case
+             when s.project_id is not null and not exists (
+               select 1 from platform.projects p where p.id = s.project_id and p.owner_id = s.user_id)
+             then jsonb_build_object('code', 'unknown_project', 'message', 'no such project for this user')
+             when s.session_id is not null and not exists (
+               select 1 from platform.sessions ss
+                where ss.id = s.session_id and ss.user_id = s.user_id
+                  and (s.project_id is null or ss.project_id = s.project_id))
+             then jsonb_build_object('code', 'unknown_session',
+                                     'message', 'no such session for this user and project')
+           end
+         end
+    from shaped s
+$$;
+
 -- Records many events as one set: the k-th event p_events[k] for the user
 -- p_users[k] with the API key p_api_keys[k], callers having checked both
 -- (caller_user_id, check_api_key_owner). Returns, per event in order, its
@@ -401,101 +522,110 @@ declare
   v_max_metadata integer := platform.max_metadata_bytes();
   v_settling bigint;
   v_settled bigint;
+  v_general boolean;
+  v_constraint text;
 begin
   insert into platform.token_balances (user_id)
   select distinct u.id from unnest(p_users) u(id) order by u.id
   on conflict (user_id) do nothing;
   perform 1 from platform.token_balances b where b.user_id = any(p_users) order by b.user_id for update;
 
-  -- Materialized steps: inlined, each use of a column repeats the expression
-  -- behind it (the refusal's CASE would run once per later mention).
-  with event as materialized (
-    -- The fields as the single-event path reads them; a malformed id makes
-    -- ids_ok false instead of failing a cast.
-    select t.i, t.user_id, t.api_key_id,
-           coalesce(jsonb_typeof(t.e) = 'object', false) as is_object,
-           t.e ->> 'idempotency_key' as key,
-           t.e ->> 'model' as model_name,
-           case when jsonb_typeof(t.e -> 'prompt_tokens') = 'number'
-                then (t.e -> 'prompt_tokens')::numeric end as prompt,
-           case when jsonb_typeof(t.e -> 'completion_tokens') = 'number'
-                then (t.e -> 'completion_tokens')::numeric end as completion,
-           coalesce(t.e -> 'metadata', '{}') as metadata,
-           t.e ->> 'project_id' as project_text,
-           t.e ->> 'session_id' as session_text,
-           t.e ->> 'reservation_id' as reservation_text,
-           (case when t.e ->> 'project_id' is null
-                   or t.e ->> 'project_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
-                 then true else platform.uuid_parses(t.e ->> 'project_id') end)
-           and (case when t.e ->> 'session_id' is null
-                   or t.e ->> 'session_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
-                 then true else platform.uuid_parses(t.e ->> 'session_id') end)
-           and (case when t.e ->> 'reservation_id' is null
-                   or t.e ->> 'reservation_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
-                 then true else platform.uuid_parses(t.e ->> 'reservation_id') end) as ids_ok
-      from unnest(p_users, p_api_keys, p_events) with ordinality t(user_id, api_key_id, e, i)
-  ), shaped as materialized (
-    -- What usage_event_plan refuses before looking for a retry, in its order
-    -- (the ids first: the single-event path takes them as typed arguments).
-    select e.i, e.user_id, e.api_key_id, e.key, e.metadata, m.id as model_id,
-           m.input_cost_per_1k_tokens, m.output_cost_per_1k_tokens,
-           case when e.ids_ok then e.project_text::uuid end as project_id,
-           case when e.ids_ok then e.session_text::uuid end as session_id,
-           case when e.ids_ok then e.reservation_text::uuid end as reservation_id,
-           case
-             when not e.is_object then
-               jsonb_build_object('code', 'invalid_event', 'message', 'each event must be a JSON object')
-             when not e.ids_ok then
-               jsonb_build_object('code', 'invalid_event', 'message', 'an id in this event is not a valid UUID')
-             when e.prompt is null then
-               jsonb_build_object('code', 'invalid_token_count', 'message', 'prompt_tokens must be a whole number')
-             when e.prompt <> trunc(e.prompt) or e.prompt < 0 or e.prompt > 1000000000000 then
-               jsonb_build_object('code', 'invalid_token_count',
-                 'message', 'prompt_tokens must be a whole number from 0 to 1000000000000')
-             when e.completion is null then
-               jsonb_build_object('code', 'invalid_token_count', 'message', 'completion_tokens must be a whole number')
-             when e.completion <> trunc(e.completion) or e.completion < 0 or e.completion > 1000000000000 then
-               jsonb_build_object('code', 'invalid_token_count',
-                 'message', 'completion_tokens must be a whole number from 0 to 1000000000000')
-             when e.key is null or length(e.key) not between 1 and 255 then
-               jsonb_build_object('code', 'invalid_idempotency_key',
-                 'message', 'an idempotency key of 1 to 255 characters is required')
-             when jsonb_typeof(e.metadata) <> 'object' or octet_length(e.metadata::text) > v_max_metadata then
-               jsonb_build_object('code', 'invalid_metadata',
-                 'message', format('metadata must be a JSON object of at most %s bytes as JSON text', v_max_metadata))
-             when e.prompt + e.completion = 0 then
-               jsonb_build_object('code', 'invalid_token_count',
-                 'message', 'prompt_tokens + completion_tokens must be at least 1')
-             when m.id is null then
-               jsonb_build_object('code', 'unknown_model', 'message', format('unknown model %L', left(e.model_name, 128)))
-           end as refusal,
-           e.prompt, e.completion
-      from event e
-      left join platform.models m on m.name = e.model_name and m.is_active
-  ), judged as materialized (
+  -- The common case first: every event new to the ledger and to the batch,
+  -- none naming a hold. Then no event needs the ledger probe, the search for
+  -- an earlier event with its key, or the hold's bookkeeping, and the
+  -- answers are built from what is written instead of read back from it.
+  -- The ledger's unique key (user, idempotency key) is the judge: the one
+  -- INSERT raises unique_violation at the first event that is a retry or
+  -- repeats a key of the batch, this block's subtransaction undoes what it
+  -- wrote, and the general statement below judges the batch. A retried
+  -- batch pays for the rows written before its first known key; an event
+  -- refused for its project or session might be a retry (which would replay
+  -- instead), so a batch with one skips the write and goes the general way.
+  begin
+    with planned as materialized (
+      -- Ids taken from the ledger's own sequence in (user, event) order, as
+      -- the INSERT would number them, so each answer is known before the
+      -- row is written; created_at is now(), as the ledger's default.
+      select s.i, s.user_id, s.api_key_id, s.key, s.metadata, s.model_id, s.model, s.project_id,
+             s.session_id, s.reservation_id, s.prompt_tokens, s.completion_tokens, s.refusal, s.reference_refusal,
+             round((s.prompt_tokens * s.input_cost_per_1k_tokens
+                    + s.completion_tokens * s.output_cost_per_1k_tokens) / 1000, 6)::numeric(20, 6) as cost,
+             b.balance - sum(s.prompt_tokens + s.completion_tokens)
+                           over (partition by s.user_id order by s.i) as balance_after,
+             case when s.refusal is null then nextval('platform.token_usage_id_seq'::regclass) end as id
+        from platform.usage_events_shaped(p_users, p_api_keys, p_events, v_max_metadata) s
+        join platform.token_balances b on b.user_id = s.user_id
+       order by s.user_id, s.i
+    ), verdict as (
+      select coalesce(bool_or(p.reference_refusal is not null or p.reservation_id is not null), false) as general
+        from planned p
+    ), written as (
+      insert into platform.token_usage (
+        id, user_id, api_key_id, project_id, session_id, model_id, prompt_tokens, completion_tokens,
+        total_tokens, cost, idempotency_key, balance_after, metadata
+      ) overriding system value
+      select p.id, p.user_id, p.api_key_id, p.project_id, p.session_id, p.model_id, p.prompt_tokens,
+             p.completion_tokens, p.prompt_tokens + p.completion_tokens, p.cost, p.key, p.balance_after,
+             p.metadata
+        from planned p
+       where p.refusal is null and not (select v.general from verdict v)
+       order by p.id
+    ), debited as (
+      update platform.token_balances b
+         set used = b.used + t.debited, updated_at = now()
+        from (select p.user_id, sum(p.prompt_tokens + p.completion_tokens) as debited
+                from planned p where p.refusal is null group by p.user_id) t
+       where b.user_id = t.user_id and not (select v.general from verdict v)
+    )
+    -- As the general statement's answers (the same keys in the same order).
+    select array_agg(case when p.refusal is null then 'recorded' else 'rejected' end order by p.i),
+           array_agg(
+             case when p.refusal is not null then
+               case when p_compact then json_build_object('status', 'rejected', 'error', p.refusal)
+               else json_build_object('index', p.i - 1, 'status', 'rejected', 'error', p.refusal) end
+             when p_compact then row_to_json(compact)
+             else row_to_json(answer)
+             end order by p.i),
+           (select v.general from verdict v)
+      into statuses, answers, v_general
+      from planned p
+      cross join lateral (select 'recorded' as status, p.id as usage_id) compact
+      cross join lateral (
+        select p.i - 1 as "index",
+               'recorded' as status,
+               p.id as usage_id,
+               p.model,
+               p.prompt_tokens,
+               p.completion_tokens,
+               p.prompt_tokens + p.completion_tokens as total_tokens,
+               p.cost,
+               p.balance_after as balance,
+               p.balance_after <= 0 as exhausted,
+               false as replayed,
+               null::json as reservation,
+               now() as created_at
+      ) answer;
+    if not v_general then
+      return;
+    end if;
+  exception when unique_violation then
+    get stacked diagnostics v_constraint = constraint_name;
+    if v_constraint is distinct from 'token_usage_idempotent' then
+      raise;
+    end if;
+  end;
+
+  with judged as materialized (
     -- The ledger row of a retry (every writer of a user's usage holds the
-    -- balance lock, taken above, so a row committed meanwhile is seen), and,
-    -- for an event that is not one, the project and session checks. first_i
-    -- is the event that records a key new to the ledger: the first of its
-    -- events that passes every check.
-    select s.*, l.ledger,
-           case when s.refusal is null and (l.ledger).id is null then
-             case
-               when s.project_id is not null and not exists (
-                 select 1 from platform.projects p where p.id = s.project_id and p.owner_id = s.user_id)
-               then jsonb_build_object('code', 'unknown_project', 'message', 'no such project for this user')
-               when s.session_id is not null and not exists (
-                 select 1 from platform.sessions ss
-                  where ss.id = s.session_id and ss.user_id = s.user_id
-                    and (s.project_id is null or ss.project_id = s.project_id))
-               then jsonb_build_object('code', 'unknown_session',
-                                       'message', 'no such session for this user and project')
-             end
-           end as reference_refusal
-      from (select s.*,
-                   case when s.refusal is null then s.prompt::bigint end as prompt_tokens,
-                   case when s.refusal is null then s.completion::bigint end as completion_tokens
-              from shaped s) s
+    -- balance lock, taken above, so a row committed meanwhile is seen); the
+    -- project and session checks count only for an event that is not one.
+    -- first_i is the event that records a key new to the ledger: the first
+    -- of its events that passes every check.
+    select s.i, s.user_id, s.api_key_id, s.key, s.metadata, s.model_id, s.input_cost_per_1k_tokens,
+           s.output_cost_per_1k_tokens, s.project_id, s.session_id, s.reservation_id, s.prompt_tokens,
+           s.completion_tokens, s.refusal, l.ledger,
+           case when (l.ledger).id is null then s.reference_refusal end as reference_refusal
+      from platform.usage_events_shaped(p_users, p_api_keys, p_events, v_max_metadata) s
       -- One index probe per event, whatever the ledger's size. OFFSET 0
       -- keeps the subquery whole: pulled up, its scalar subplan ran once for
       -- each mention of ledger, twice per event.
@@ -659,6 +789,7 @@ end
 $$;
 revoke execute on function
   platform.uuid_parses(text),
+  platform.usage_events_shaped(uuid[], uuid[], jsonb[], integer),
   platform.record_usage_events(uuid[], uuid[], jsonb[], boolean)
   from public, anon, authenticated, service_role;
 
