@@ -2157,11 +2157,14 @@ $$;
 -- and each row's balance is the balance after the earlier ones. Raises only
 -- for what is not the caller's fault (the database failing).
 --
--- One statement judges and writes: the balance rows locked first, in user
--- id order (two calls sharing users queue instead of deadlocking); then one
--- INSERT of the new ledger rows (whose statement trigger appends the daily
--- summary's deltas once per day, user and model), one UPDATE settling holds,
--- one expiring holds, one UPDATE of each balance row touched.
+-- The balance rows are locked first, in user id order (two calls sharing
+-- users queue instead of deadlocking). Then one statement judges and writes:
+-- one INSERT of the new ledger rows (whose statement trigger appends the
+-- daily summary's deltas once per day, user and model), one UPDATE settling
+-- holds, one expiring holds, one UPDATE of each balance row touched. It is
+-- the common case's statement when every event is new and names no hold,
+-- else the general one, which also probes the ledger for retries and pairs
+-- events repeating a key in the set.
 create or replace function platform.record_usage_events(
   p_users uuid[],
   p_api_keys uuid[],
@@ -2189,24 +2192,26 @@ begin
   on conflict (user_id) do nothing;
   perform 1 from platform.token_balances b where b.user_id = any(p_users) order by b.user_id for update;
 
-  -- The common case first: every event new to the ledger and to the batch,
+  -- The common case first: every event new to the ledger and to the set,
   -- none naming a hold. Then no event needs the ledger probe, the search for
   -- an earlier event with its key, or the hold's bookkeeping, and the
   -- answers are built from what is written instead of read back from it.
   -- The ledger's unique key (user, idempotency key) is the judge: the one
   -- INSERT raises unique_violation at the first event that is a retry or
-  -- repeats a key of the batch, this block's subtransaction undoes what it
-  -- wrote, and the general statement below judges the batch. A retried
-  -- batch pays for the rows written before its first known key; an event
-  -- refused for its project or session might be a retry (which would replay
-  -- instead), so a batch with one skips the write and goes the general way.
+  -- repeats a key of the set, this block's subtransaction undoes what it
+  -- wrote, and the general statement below judges the set. A retried set
+  -- pays for the rows written before its first known key. A set naming a
+  -- hold, or with an event refused for its project or session (which might
+  -- be a retry, and then replays), writes nothing here (verdict) and goes
+  -- the general way.
   begin
     with planned as materialized (
       -- Ids taken from the ledger's own sequence in (user, event) order, as
       -- the INSERT would number them, so each answer is known before the
       -- row is written; created_at is now(), as the ledger's default.
       select s.i, s.user_id, s.api_key_id, s.key, s.metadata, s.model_id, s.model, s.project_id,
-             s.session_id, s.reservation_id, s.prompt_tokens, s.completion_tokens, s.refusal, s.reference_refusal,
+             s.session_id, s.reservation_id, s.prompt_tokens, s.completion_tokens, s.refusal,
+             s.reference_refusal,
              round((s.prompt_tokens * s.input_cost_per_1k_tokens
                     + s.completion_tokens * s.output_cost_per_1k_tokens) / 1000, 6)::numeric(20, 6) as cost,
              b.balance - sum(s.prompt_tokens + s.completion_tokens)
