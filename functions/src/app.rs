@@ -127,7 +127,9 @@ async fn answer(
         // Like the page's static assets, its HTML and config are constants
         // that reach no database, so they are not charged to a rate limiter:
         // a page that cannot load its config could not even show a 429.
-        return Ok(Answered::Normal(handlers::page::get(page, config)));
+        return Ok(Answered::Normal(
+            handlers::page::get(page, config, env).await?,
+        ));
     }
     let matched = router().resolve(&method, req.path())?;
     *endpoint = Some(matched.endpoint);
@@ -142,7 +144,7 @@ async fn answer(
     let response = match matched.endpoint {
         Endpoint::Health if deep_health => handlers::deep_health::get(&req, env, config).await?,
         Endpoint::Health => handlers::health::get(config).await,
-        Endpoint::OpenApi => respond::json_text(200, shared::openapi::DOCUMENT.to_string()),
+        Endpoint::OpenApi => handlers::openapi::get(env).await?,
         Endpoint::Metrics => handlers::metrics::get(&req, config).await?,
         Endpoint::DbUserInsertHook => handlers::hooks::db_user_insert(&req, &body, config).await?,
         Endpoint::BeforeUserCreatedHook => {

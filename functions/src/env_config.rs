@@ -25,10 +25,14 @@ pub fn load(env: &Env) -> Result<Rc<Config>, ConfigError> {
     Ok(config)
 }
 
-/// Secrets and plain vars are both string bindings; either may hold a value.
+/// Secrets and plain vars are both string bindings; either may hold a
+/// value. Read as a plain property (`worker`'s `Env::secret` and `Env::var`
+/// check the binding's type and format an error for each miss), and kept
+/// out of line: `Config::from_lookup` calls it for every variable, and each
+/// inlined copy cost the wasm a few hundred bytes.
+#[inline(never)]
 fn lookup(env: &Env, name: &str) -> Option<String> {
-    env.secret(name)
-        .map(|s| s.to_string())
-        .or_else(|_| env.var(name).map(|v| v.to_string()))
+    js_sys::Reflect::get(env.as_ref(), &wasm_bindgen::JsValue::from_str(name))
         .ok()
+        .and_then(|value| value.as_string())
 }

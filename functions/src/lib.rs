@@ -5,6 +5,7 @@
 //! writing responses.
 
 mod app;
+mod assets;
 mod caller;
 mod env_config;
 mod handlers;

@@ -86,12 +86,22 @@ pub fn json_text(status: u16, body: String) -> Response {
     with_json_body(status, body.into_bytes())
 }
 
+/// A response whose body is JSON bytes as they are, e.g. a static asset's.
+pub fn json_bytes(status: u16, body: Vec<u8>) -> Response {
+    with_json_body(status, body)
+}
+
 /// A response with a body of another type, e.g. Prometheus text.
 pub fn text(status: u16, content_type: &'static str, body: String) -> Response {
+    bytes(status, content_type, body.into_bytes())
+}
+
+/// A response with a body of another type, as bytes.
+pub fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Response {
     Response {
         status,
         headers: vec![("content-type", content_type.to_string())],
-        body: Some(body.into_bytes()),
+        body: Some(body),
     }
 }
 

@@ -432,7 +432,7 @@ pub fn check_jwks(answer: Option<(u16, &[u8])>) -> Check {
                 .unwrap_or_else(|| format!("{}?", k["kty"].as_str().unwrap_or("unknown")))
         })
         .collect();
-    algorithms.sort();
+    algorithms.sort_unstable();
     algorithms.dedup();
     if algorithms.is_empty() {
         Check::pass(

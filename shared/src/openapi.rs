@@ -3,8 +3,14 @@
 //! `cargo xtask openapi`); a test keeps it and [`crate::routes::ROUTES`] equal.
 
 /// The document, as served: `openapi.json` without its indentation
-/// (minified by `build.rs`).
+/// (minified by `build.rs`). Not compiled into the Worker: `cargo xtask
+/// build-worker` writes it into the static assets at [`ASSET`], where the
+/// Worker reads it.
 pub const DOCUMENT: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json"));
+
+/// Where the document sits in the static assets (`web/dist`): the path it
+/// is served at, on which `wrangler.toml` runs the Worker first.
+pub const ASSET: &str = "/v1/openapi.json";
 
 #[cfg(feature = "openapi")]
 pub mod answers;

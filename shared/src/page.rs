@@ -10,9 +10,15 @@
 
 use crate::config::Config;
 
-/// The page's HTML, compiled into the Worker: it holds no data, only the
-/// skeleton the script fills in.
+/// The page's HTML: it holds no data, only the skeleton the script fills
+/// in. Not compiled into the Worker: `cargo xtask build-worker` writes it
+/// into the static assets at [`INDEX_ASSET`], where the Worker reads it.
 pub const INDEX_HTML: &str = include_str!("../../web/index.html");
+
+/// Where the HTML sits in the static assets (`web/dist`). `wrangler.toml`
+/// runs the Worker first on this path, as on `/`, so the file is never
+/// served without the Worker's headers.
+pub const INDEX_ASSET: &str = "/index.html";
 
 /// A path the Worker answers for the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

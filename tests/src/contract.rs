@@ -21,10 +21,10 @@ fn checked_in_document() -> Value {
 /// Paths that are not the edge's API but reach the Worker's address.
 /// `wrangler dev --test-scheduled` answers `/__scheduled` itself (it runs
 /// the cron handler); the Worker never sees it as a request. The usage
-/// page's own paths (`/`, `/config.json`) and its static assets (under
+/// page's own paths (`/` or `/index.html`, `/config.json`) and its static assets (under
 /// `/assets/`, served by the assets binding before the Worker runs) are a
 /// web page, not the API; `usage_page.rs` checks what they answer.
-const NOT_THE_API: &[&str] = &["/__scheduled", "/", "/config.json"];
+const NOT_THE_API: &[&str] = &["/__scheduled", "/", "/index.html", "/config.json"];
 const NOT_THE_API_PREFIXES: &[&str] = &["/assets/"];
 
 fn is_not_the_api(path: &str) -> bool {

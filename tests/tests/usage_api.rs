@@ -950,6 +950,19 @@ fn the_openapi_document_describes_the_usage_api() {
     let document = answer.json();
     assert_eq!(document["openapi"], "3.1.0");
     assert!(document["paths"]["/v1/usage"].is_object(), "{document}");
+    // The Worker answers (its headers), with the checked-in document's
+    // bytes from its static assets.
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert!(answer.header("x-request-id").is_some());
+    let source =
+        std::fs::read_to_string(e2e_tests::node::repo_root().join("shared/src/openapi.json"))
+            .expect("reading shared/src/openapi.json");
+    let source: Value = serde_json::from_str(&source).expect("openapi.json parses");
+    assert_eq!(document, source);
+    assert!(
+        !answer.body.contains('\n'),
+        "served without its indentation"
+    );
 }
 
 // ------------------------------------------------------------------- telemetry

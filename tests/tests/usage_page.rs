@@ -31,6 +31,13 @@ fn the_page_is_served_with_a_policy_naming_only_its_origin_and_the_supabase_proj
         "{csp}"
     );
     assert!(answer.header("x-request-id").is_some());
+    // The HTML is a static asset at /index.html, which the Worker answers
+    // too (wrangler.toml runs it first there): never the bare file.
+    let direct = send(request("GET", &worker_url("/index.html")), None);
+    assert_eq!(direct.status, 200, "{}", direct.body);
+    assert_eq!(direct.body, answer.body);
+    assert!(direct.header("content-security-policy").is_some());
+    assert!(direct.header("x-request-id").is_some());
 }
 
 #[test]

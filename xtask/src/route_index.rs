@@ -163,7 +163,7 @@ const ROWS: &[Row] = &[
         pgtap: &["236_rpc_list_models_test.sql"],
         e2e: &["admin_models.rs", "usage_api.rs"] },
     Row { entry: Entry::Route(Endpoint::OpenApi),
-        handlers: &[("shared/src/openapi.rs", "DOCUMENT")],
+        handlers: &[("functions/src/handlers/openapi.rs", "get")],
         rpcs: &[], pgtap: &[],
         e2e: &["usage_api.rs"] },
     Row { entry: Entry::Route(Endpoint::Metrics),

@@ -12,10 +12,35 @@ use std::process::Command;
 /// The budget for the page's script, gzipped.
 pub const SCRIPT_BUDGET_BYTES: usize = 120 * 1024;
 
-/// Where the bundle goes: `web/dist` is the assets directory, and everything
-/// in it sits under `/assets/`, so no asset can ever shadow an API path.
+/// Where the bundle goes: `web/dist` is the assets directory, and the
+/// page's script and styles sit under `/assets/`, so none can ever shadow an
+/// API path.
 fn out_dir() -> PathBuf {
     repo_root().join("web/dist/assets")
+}
+
+/// The files the Worker answers with but does not carry in its wasm
+/// (`functions/src/assets.rs`), by their path in the assets: the page's
+/// HTML and the OpenAPI document as served. `wrangler.toml` runs the Worker
+/// first on these paths, so neither is ever served without it.
+pub fn worker_assets() -> [(&'static str, &'static str); 2] {
+    [
+        (shared::page::INDEX_ASSET, shared::page::INDEX_HTML),
+        (shared::openapi::ASSET, shared::openapi::DOCUMENT),
+    ]
+}
+
+/// Writes [`worker_assets`] into `web/dist`.
+fn write_worker_assets() -> Result<()> {
+    let dist = repo_root().join("web/dist");
+    for (path, text) in worker_assets() {
+        let file = dist.join(path.trim_start_matches('/'));
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(())
 }
 
 /// `web/src/generated/openapi.d.ts` from `shared/src/openapi.json`, the
@@ -60,6 +85,7 @@ pub fn build(tools: &WorkerTools) -> Result<()> {
         .arg(format!("--outdir={}", out.display()))
         .current_dir(&root))
     .context("bundling the usage page with esbuild")?;
+    write_worker_assets()?;
     // The budget holds for all the script the page loads, every file.
     let (mut raw, mut gzipped) = (0, 0);
     for entry in std::fs::read_dir(&out).with_context(|| format!("reading {}", out.display()))? {
@@ -109,4 +135,47 @@ pub fn ensure_chromium() -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether a `run_worker_first` pattern (an exact path, or a prefix
+    /// ending in `/*`) covers `path`.
+    fn covers(pattern: &str, path: &str) -> bool {
+        match pattern.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => pattern == path,
+        }
+    }
+
+    #[test]
+    fn the_worker_runs_first_on_every_asset_it_reads() {
+        let text = std::fs::read_to_string(repo_root().join("wrangler.toml")).unwrap();
+        let table: toml::Table = text.parse().unwrap();
+        let assets = table["assets"].as_table().expect("[assets]");
+        // The name `functions/src/assets.rs` reads.
+        assert_eq!(assets["binding"].as_str(), Some("ASSETS"));
+        // A path names a file exactly, as the local stand-in serves it (no
+        // `/index.html` redirected to `/`).
+        assert_eq!(assets["html_handling"].as_str(), Some("none"));
+        let first: Vec<&str> = assets["run_worker_first"]
+            .as_array()
+            .expect("run_worker_first lists paths")
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        for (path, text) in worker_assets() {
+            assert!(!text.is_empty());
+            assert!(
+                first.iter().any(|p| covers(p, path)),
+                "{path} would be served without the Worker: {first:?}"
+            );
+        }
+        // The page's own paths are the Worker's too.
+        assert!(first.contains(&"/"));
+        // The page's script and styles are served before the Worker.
+        assert!(!first.iter().any(|p| covers(p, "/assets/app.js")));
+    }
 }

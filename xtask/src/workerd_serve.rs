@@ -20,6 +20,15 @@
 //! Outbound `fetch` goes through a `network` service allowing loopback
 //! addresses only: the REST layer is on 127.0.0.1 and nothing here may
 //! reach another host.
+//!
+//! The `[assets]` binding (`env.ASSETS.fetch`) is a read-only `disk`
+//! service on the assets directory: like Cloudflare's binding with
+//! `html_handling = "none"`, it answers a path with the file of exactly that
+//! path (200 and its bytes) or 404. Cloudflare's adds caching headers and a
+//! content type by extension, which the Worker does not read; bare workerd
+//! serves no assets to clients, so every request reaches the Worker, as the
+//! paths the Worker reads from the binding do on Cloudflare
+//! (`run_worker_first`).
 
 use crate::devkeys::{DevKeys, KeyScheme};
 use crate::paths::{repo_root, Profile};
@@ -59,7 +68,20 @@ pub struct WorkerConfig {
     pub bindings: Vec<(String, String)>,
     /// Rate limiting bindings, served by the stand-in module.
     pub rate_limiters: Vec<RateLimiter>,
+    /// The `[assets]` binding, served from its directory.
+    pub assets: Option<Assets>,
 }
+
+/// An `[assets]` binding: its name, and the directory it reads (absolute,
+/// as text for the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assets {
+    pub binding: String,
+    pub directory: String,
+}
+
+/// The name of the service behind the `[assets]` binding.
+const ASSETS_SERVICE: &str = "assets";
 
 /// One `[[ratelimits]]` binding: its name, and `simple`'s limit and period.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +109,8 @@ pub fn render(config: &WorkerConfig) -> String {
          const config :Workerd.Config = (\n  \
            services = [\n    \
              (name = \"worker\", worker = .worker),\n    \
-             (name = \"loopback\", network = (allow = [\"local\"])),\n  \
+             (name = \"loopback\", network = (allow = [\"local\"])),\n\
+             {}  \
            ],\n  \
            sockets = [\n    \
              (name = \"http\", address = \"127.0.0.1:{}\", http = (), service = \"worker\"),\n  \
@@ -96,6 +119,7 @@ pub fn render(config: &WorkerConfig) -> String {
          );\n\n\
          const worker :Workerd.Worker = (\n  \
            compatibilityDate = {},",
+        assets_service(config),
         config.port,
         extensions(config),
         quoted(&config.compatibility_date)
@@ -128,6 +152,14 @@ pub fn render(config: &WorkerConfig) -> String {
             quoted(value)
         );
     }
+    if let Some(assets) = &config.assets {
+        let _ = writeln!(
+            out,
+            "    (name = {}, service = {}),",
+            quoted(&assets.binding),
+            quoted(ASSETS_SERVICE)
+        );
+    }
     for limiter in &config.rate_limiters {
         let _ = writeln!(
             out,
@@ -141,6 +173,19 @@ pub fn render(config: &WorkerConfig) -> String {
     }
     out.push_str("  ],\n  globalOutbound = \"loopback\",\n);\n");
     out
+}
+
+/// The `services` entry behind the `[assets]` binding, when there is one:
+/// the directory, read-only.
+fn assets_service(config: &WorkerConfig) -> String {
+    match &config.assets {
+        None => String::new(),
+        Some(assets) => format!(
+            "    (name = {}, disk = (path = {}, writable = false)),\n",
+            quoted(ASSETS_SERVICE),
+            quoted(&assets.directory)
+        ),
+    }
 }
 
 /// The config's `extensions` line: the rate limiting stand-in, when a
@@ -183,6 +228,8 @@ pub struct WranglerSettings {
     pub compatibility_flags: Vec<String>,
     pub vars: Vec<(String, String)>,
     pub rate_limiters: Vec<RateLimiter>,
+    /// `[assets]`: the binding's name and the directory as written.
+    pub assets: Option<(String, String)>,
 }
 
 pub fn wrangler_settings(toml_text: &str) -> Result<WranglerSettings> {
@@ -239,11 +286,26 @@ pub fn wrangler_settings(toml_text: &str) -> Result<WranglerSettings> {
             });
         }
     }
+    let assets = match table.get("assets") {
+        None => None,
+        Some(assets) => {
+            let text = |field: &str| assets.get(field).and_then(|v| v.as_str());
+            match (text("binding"), text("directory")) {
+                (Some(binding), Some(directory)) => {
+                    Some((binding.to_string(), directory.to_string()))
+                }
+                // Assets the Worker cannot read need no binding here.
+                (None, Some(_)) => None,
+                _ => bail!("wrangler.toml's [assets] names no directory"),
+            }
+        }
+    };
     Ok(WranglerSettings {
         compatibility_date,
         compatibility_flags,
         vars,
         rate_limiters,
+        assets,
     })
 }
 
@@ -357,6 +419,19 @@ pub fn start_edge(
             limiter.limit = limit;
         }
     }
+    let assets = match settings.assets {
+        None => None,
+        Some((binding, directory)) => {
+            let directory = root.join(directory);
+            Some(Assets {
+                binding,
+                directory: directory
+                    .to_str()
+                    .with_context(|| format!("{} is not UTF-8", directory.display()))?
+                    .to_string(),
+            })
+        }
+    };
     let config = WorkerConfig {
         port: profile.worker_port,
         compatibility_date: settings.compatibility_date,
@@ -364,6 +439,7 @@ pub fn start_edge(
         modules: modules_in(&root.join("functions/build"), "index.js", &profile.dir)?,
         bindings,
         rate_limiters,
+        assets,
     };
     start(
         "workerd serve",
@@ -404,7 +480,31 @@ mod tests {
                 limit: 1_000_000,
                 period: 60,
             }],
+            assets: Some(Assets {
+                binding: "ASSETS".into(),
+                directory: "/r/web/dist".into(),
+            }),
         }
+    }
+
+    #[test]
+    fn the_assets_binding_is_a_read_only_disk_service() {
+        let text = render(&config());
+        assert!(
+            text.contains(
+                "(name = \"assets\", disk = (path = \"/r/web/dist\", writable = false)),"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("(name = \"ASSETS\", service = \"assets\"),"),
+            "{text}"
+        );
+        let mut bare = config();
+        bare.assets = None;
+        let text = render(&bare);
+        assert!(!text.contains("disk ="), "{text}");
+        assert!(!text.contains("\"ASSETS\""), "{text}");
     }
 
     #[test]
@@ -496,6 +596,7 @@ mod tests {
         let s = wrangler_settings(&text).unwrap();
         assert!(s.vars.iter().any(|(k, _)| k == "ALLOWED_ORIGINS"));
         assert_eq!(s.rate_limiters.len(), 3);
+        assert_eq!(s.assets, Some(("ASSETS".into(), "web/dist".into())));
     }
 
     #[test]

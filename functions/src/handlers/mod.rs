@@ -8,5 +8,6 @@ pub mod hooks;
 pub mod me;
 pub mod metrics;
 pub mod models;
+pub mod openapi;
 pub mod page;
 pub mod usage;

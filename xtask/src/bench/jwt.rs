@@ -174,6 +174,7 @@ fn start_harness(stack: &Stack, dir: &std::path::Path, port: u16) -> Result<Serv
         bindings: Vec::new(),
         // The harness only verifies tokens; it has no limiter to charge.
         rate_limiters: Vec::new(),
+        assets: None,
     };
     workerd_serve::start(
         "workerd (JWT harness)",

@@ -66,6 +66,7 @@ fn start_peer(stack: &Stack) -> Result<Served> {
         // RPC; the peer charges the same binding (same stand-in, same
         // limit), so neither side is measured doing less product work.
         rate_limiters: user_limiter(stack)?,
+        assets: None,
     };
     let mut service = workerd_serve::start(
         "peer workerd serve",
