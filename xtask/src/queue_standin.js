@@ -145,7 +145,7 @@ function metrics(queue) {
   return {
     backlogCount: all.length,
     backlogBytes: all.reduce((sum, m) => sum + m.bytes.length, 0),
-    oldestMessageTimestamp: all.reduce((t, m) => Math.min(t, m.timestamp), Infinity) || 0,
+    oldestMessageTimestamp: all.reduce((t, m) => (t === 0 ? m.timestamp : Math.min(t, m.timestamp)), 0),
   };
 }
 
