@@ -1,9 +1,10 @@
 //! Figure 9: usage ingestion through the queue (`Prefer: respond-async`),
-//! on two runtimes in the same run, alternating: our release build on
+//! on several runtimes in the same run, alternating: our release build on
 //! `workerd serve` with the queue stand-in (`xtask/src/queue_standin.js`)
-//! delivering like Cloudflare's consumers, several batches at once; and the
-//! stack's `wrangler dev`, whose local broker delivers one batch at a time
-//! (kept, labelled, as the only local runtime with real queue plumbing).
+//! delivering like Cloudflare's consumers, several batches at once (the
+//! figure, judged against the targets) and one at a time; and the stack's
+//! `wrangler dev`, whose local broker delivers one batch at a time (kept,
+//! labelled, as the only local runtime with real queue plumbing).
 
 use super::cpu::workerd_cpu_ns;
 use super::edge::Served;
@@ -36,7 +37,7 @@ const QUEUE_PORT_OFFSET: u16 = 600;
 /// from 718 to 952 and 1,183 ms (the lock waits): three keeps one call
 /// committing, one being parsed and one in transit, and more would only add
 /// waits on the same locks and CPUs, and calls past the REST timeout.
-pub(super) const CONCURRENCY: [u32; 2] = [1, 3];
+const CONCURRENCY: [u32; 2] = [1, 3];
 
 /// One runtime's measurements over the repeats.
 #[derive(Default)]
@@ -67,6 +68,11 @@ pub(super) fn queue_ingestion(wrk: &Wrk, plan: &Plan, report: &mut Report) -> Re
         runtimes.push((Some(served), label, Runs::default()));
     }
     runtimes.push((None, "wrangler dev, 1 at once".to_string(), Runs::default()));
+    // The figure is the last stand-in's concurrency; the other rows say why.
+    let figure = format!(
+        "workerd + stand-in, {} at once",
+        CONCURRENCY[CONCURRENCY.len() - 1]
+    );
     // Alternating, so the machine's other load hits every runtime alike.
     for i in 0..plan.repeats {
         for (n, (served, _, runs)) in runtimes.iter_mut().enumerate() {
@@ -87,22 +93,15 @@ pub(super) fn queue_ingestion(wrk: &Wrk, plan: &Plan, report: &mut Report) -> Re
     }
     for (served, label, runs) in runtimes {
         drop(served);
-        report.add_target(
-            "9",
-            format!("accepted at the edge, 1000-event async batches ({label})"),
-            "events/s",
-            &runs.accepted,
-            20_000.0,
-            false,
-        );
-        report.add_target(
-            "9",
-            format!("drained into the ledger by the consumer ({label})"),
-            "events/s",
-            &runs.drained,
-            15_000.0,
-            false,
-        );
+        let accepted = format!("accepted at the edge, 1000-event async batches ({label})");
+        let drained = format!("drained into the ledger by the consumer ({label})");
+        if label == figure {
+            report.add_target("9", accepted, "events/s", &runs.accepted, 20_000.0, false);
+            report.add_target("9", drained, "events/s", &runs.drained, 15_000.0, false);
+        } else {
+            report.add("9", accepted, "events/s", &runs.accepted);
+            report.add("9", drained, "events/s", &runs.drained);
+        }
         report.add(
             "9",
             format!("lag per batch p50, 202 → recorded ({label})"),
