@@ -100,8 +100,9 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
             }
         }
     }
-    let entries = QueuedUsage::rpc_entries(&queued);
+    let message_count = queued.len();
     let events = QueuedUsage::event_count(&queued);
+    let entries = QueuedUsage::rpc_entries(queued);
     let result = match consumer.recording_call(&Client::new(&config), &entries) {
         Ok(call) => rest::rpc(&call, &config).await,
         Err(e) => Err(e),
@@ -134,7 +135,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
         json!({
             "event": "usage_queue",
             "queue": queue_name,
-            "messages": queued.len(),
+            "messages": message_count,
             "events": events,
             "oldest_age_secs": oldest_age_secs,
             "delivery": format!("{delivery:?}"),

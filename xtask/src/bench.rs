@@ -5,9 +5,10 @@
 //!
 //! The Worker is measured as Cloudflare runs it: the release build served by
 //! `workerd serve` alone (`crate::workerd_serve`), without wrangler's Node
-//! proxy in front of it and behind its subrequests. Only the queue figure
-//! runs on the stack's `wrangler dev` (bare workerd has no queues), and its
-//! rows say so.
+//! proxy in front of it and behind its subrequests. Bare workerd has no
+//! queue broker: the queue figure runs it with a stand-in broker
+//! (`xtask/src/queue_standin.js`) and, alternating, on the stack's `wrangler
+//! dev`; its rows say which.
 //!
 //! Load comes from `wrk` (Debian) with `bench/wrk/usage.lua`, database load
 //! from `pgbench` with `bench/pgbench/record_usage.sql`, the refresh figure
@@ -292,17 +293,8 @@ pub fn run_command(options: &Options) -> Result<ExitCode> {
         &mut report,
         only,
         "9",
-        "ingestion through the usage queue (Prefer: respond-async), on wrangler dev",
-        |report| {
-            // Bare workerd has no queues: this figure alone runs on the
-            // stack's `wrangler dev`, and its rows say so.
-            let first = report.rows.len();
-            let measured = queue::queue_ingestion(&wrk, &plan, report);
-            for row in &mut report.rows[first..] {
-                row.what.push_str(" (wrangler dev)");
-            }
-            measured
-        },
+        "ingestion through the usage queue (Prefer: respond-async), workerd + stand-in and wrangler dev",
+        |report| queue::queue_ingestion(&wrk, &plan, report),
     );
     figure(
         &mut report,
