@@ -14,13 +14,21 @@
 //!   hiccups) lets the request through, logged: the limiter is a brake,
 //!   and failing every request for it would be the outage it guards against.
 
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Promise, Reflect};
 use shared::rate_limit::{Charge, Limiter};
 use shared::ApiError;
 use std::cell::OnceCell;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use worker::Env;
+
+#[wasm_bindgen(module = "/js/limit.js")]
+extern "C" {
+    /// `binding.limit({key})`'s `success`: a promise of a boolean, rejected
+    /// when the call or its outcome is not what the binding promises.
+    #[wasm_bindgen(js_name = chargeLimiter)]
+    fn charge_limiter(binding: &JsValue, key: &str) -> Promise;
+}
 
 /// The bindings, in `Limiter::ALL`'s order; `None` when not bound.
 struct Bindings([Option<JsValue>; 3]);
@@ -46,17 +54,24 @@ pub fn bind(env: &Env) {
 /// Whether `limiter`'s binding exists (for the deep health check).
 pub fn is_bound(env: &Env, limiter: Limiter) -> bool {
     bind(env);
-    binding(limiter).is_some()
+    let Some(at) = Limiter::ALL.iter().position(|l| *l == limiter) else {
+        return false;
+    };
+    BINDINGS.with(|cell| cell.get().is_some_and(|b| b.0[at].is_some()))
 }
 
-fn binding(limiter: Limiter) -> Option<JsValue> {
+/// Starts the charge on `limiter`'s binding; `None` when it is not bound.
+fn start_charge(limiter: Limiter, key: &str) -> Option<Promise> {
     let at = Limiter::ALL.iter().position(|l| *l == limiter)?;
-    BINDINGS.with(|cell| cell.get().and_then(|b| b.0[at].clone()))
+    BINDINGS.with(|cell| {
+        let binding = cell.get()?.0[at].as_ref()?;
+        Some(charge_limiter(binding, key))
+    })
 }
 
 /// Charges one request: `Ok` when under the limit, the coded 429 when over.
 pub async fn charge(charge: &Charge) -> Result<(), ApiError> {
-    let Some(limiter) = binding(charge.limiter) else {
+    let Some(verdict) = start_charge(charge.limiter, &charge.key) else {
         return Err(ApiError::Misconfigured {
             detail: format!(
                 "the rate limiting binding {} is not bound: declare it under [[ratelimits]] \
@@ -65,9 +80,19 @@ pub async fn charge(charge: &Charge) -> Result<(), ApiError> {
             ),
         });
     };
-    match call_limit(&limiter, &charge.key).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(charge.refusal()),
+    // One call into JavaScript (`js/limit.js`) rather than `Reflect` steps,
+    // and not `worker::RateLimiter`, whose options and outcome go through
+    // serde-wasm-bindgen, kilobytes of wasm the Worker otherwise does without.
+    match JsFuture::from(verdict).await.map(|v| v.as_bool()) {
+        Ok(Some(true)) => Ok(()),
+        Ok(Some(false)) => Err(charge.refusal()),
+        Ok(None) => {
+            worker::console_error!(
+                "rate limiter {} answered no verdict, request let through",
+                charge.limiter.binding()
+            );
+            Ok(())
+        }
         Err(e) => {
             worker::console_error!(
                 "rate limiter {} failed, request let through: {e:?}",
@@ -76,18 +101,4 @@ pub async fn charge(charge: &Charge) -> Result<(), ApiError> {
             Ok(())
         }
     }
-}
-
-/// `binding.limit({key})` and its `success`. Through `Reflect` rather than
-/// `worker::RateLimiter`, whose options and outcome go through
-/// serde-wasm-bindgen, kilobytes of wasm the Worker otherwise does without.
-async fn call_limit(limiter: &JsValue, key: &str) -> Result<bool, JsValue> {
-    let limit: Function = Reflect::get(limiter, &JsValue::from_str("limit"))?.dyn_into()?;
-    let options = Object::new();
-    Reflect::set(&options, &JsValue::from_str("key"), &JsValue::from_str(key))?;
-    let promise: Promise = limit.call1(limiter, &options)?.dyn_into()?;
-    let outcome = JsFuture::from(promise).await?;
-    Reflect::get(&outcome, &JsValue::from_str("success"))?
-        .as_bool()
-        .ok_or_else(|| JsValue::from_str("the outcome has no boolean `success`"))
 }
