@@ -25,6 +25,21 @@ pub(super) struct Served {
     pub(super) url: String,
 }
 
+impl Served {
+    /// `service`, once a GET of `probe` (a path on `url`) answers, within a
+    /// minute; the service is stopped if it never does.
+    pub(super) fn once_answering(mut service: Service, url: String, probe: &str) -> Result<Self> {
+        let probe = format!("{url}{probe}");
+        wait_until(&mut service, Duration::from_secs(60), || {
+            ureq::get(&probe)
+                .timeout(Duration::from_secs(2))
+                .call()
+                .is_ok()
+        })?;
+        Ok(Served { service, url })
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         self.service.stop(Duration::from_secs(5));
@@ -38,21 +53,13 @@ pub(super) fn start_ours(stack: &Stack) -> Result<Served> {
     profile.worker_port += OURS_PORT_OFFSET;
     profile.dir = stack.profile.dir.join("workerd");
     std::fs::create_dir_all(&profile.dir)?;
-    let mut service = workerd_serve::start_edge(
+    let service = workerd_serve::start_edge(
         &profile,
         &stack.keys,
         KeyScheme::Opaque,
         &stack.worker_tools,
     )?;
-    let url = profile.worker_url();
-    let health = format!("{url}/health");
-    wait_until(&mut service, Duration::from_secs(60), || {
-        ureq::get(&health)
-            .timeout(Duration::from_secs(2))
-            .call()
-            .is_ok()
-    })?;
-    Ok(Served { service, url })
+    Served::once_answering(service, profile.worker_url(), "/health")
 }
 
 pub(super) fn edge_overhead(

@@ -8,12 +8,11 @@ use super::edge::{Served, PEER_PORT_OFFSET};
 use super::wrk::{check_ledger, wrk_get, Load, Wrk};
 use super::{Plan, Report};
 use crate::paths::repo_root;
-use crate::proc::{run, wait_until};
+use crate::proc::run;
 use crate::stack::Stack;
 use crate::workerd_serve::{self, Module, ModuleKind, RateLimiter, WorkerConfig};
 use anyhow::{bail, Context, Result};
 use std::process::Command;
-use std::time::Duration;
 
 /// Bundles the peer with the npm esbuild (what wrangler would do: strip the
 /// types; it has no dependencies) and serves it on `workerd serve`.
@@ -68,22 +67,14 @@ fn start_peer(stack: &Stack) -> Result<Served> {
         rate_limiters: user_limiter(stack)?,
         assets: None,
     };
-    let mut service = workerd_serve::start(
+    let service = workerd_serve::start(
         "peer workerd serve",
         &stack.worker_tools.workerd,
         &config,
         &profile.dir.join("workerd.capnp"),
         &profile.log("peer"),
     )?;
-    let url = profile.worker_url();
-    let probe = format!("{url}/__bench/noop");
-    wait_until(&mut service, Duration::from_secs(60), || {
-        ureq::get(&probe)
-            .timeout(Duration::from_secs(2))
-            .call()
-            .is_ok()
-    })?;
-    Ok(Served { service, url })
+    Served::once_answering(service, profile.worker_url(), "/__bench/noop")
 }
 
 /// Our `USER_LIMITER` binding as `workerd_serve::start_edge` binds it for

@@ -12,7 +12,6 @@ use super::wrk::{check_ledger, ledger_rows, Load, Wrk};
 use super::{Plan, Report};
 use crate::devkeys::KeyScheme;
 use crate::postgres;
-use crate::proc::wait_until;
 use crate::stack::Stack;
 use crate::workerd_serve;
 use anyhow::Result;
@@ -148,22 +147,14 @@ fn start_with_queues(stack: &Stack, port_offset: u16, concurrency: u32) -> Resul
         .dir
         .join(format!("workerd-queues-{concurrency}"));
     std::fs::create_dir_all(&profile.dir)?;
-    let mut service = workerd_serve::start_edge_with_queues(
+    let service = workerd_serve::start_edge_with_queues(
         &profile,
         &stack.keys,
         KeyScheme::Opaque,
         &stack.worker_tools,
         concurrency,
     )?;
-    let url = profile.worker_url();
-    let health = format!("{url}/health");
-    wait_until(&mut service, Duration::from_secs(60), || {
-        ureq::get(&health)
-            .timeout(Duration::from_secs(2))
-            .call()
-            .is_ok()
-    })?;
-    Ok(Served { service, url })
+    Served::once_answering(service, profile.worker_url(), "/health")
 }
 
 /// One 5 s burst against `worker`, then its drain.
