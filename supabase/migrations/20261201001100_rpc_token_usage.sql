@@ -67,6 +67,25 @@ begin
 end
 $$;
 
+-- An event's cost: prompt tokens at the input price, completion tokens at
+-- the output price, per 1000 tokens, to the ledger's six decimals. The
+-- ledger keeps it, so a later price change never rewrites it. One rule for
+-- the single event and both set statements; a plain SQL function, so the
+-- statements calling it inline it (no call per event).
+create or replace function platform.usage_cost(
+  p_prompt_tokens bigint,
+  p_completion_tokens bigint,
+  p_input_cost_per_1k_tokens numeric,
+  p_output_cost_per_1k_tokens numeric
+) returns numeric
+language sql immutable
+as $$
+  select round((p_prompt_tokens * p_input_cost_per_1k_tokens
+                + p_completion_tokens * p_output_cost_per_1k_tokens) / 1000, 6)
+$$;
+revoke execute on function platform.usage_cost(bigint, bigint, numeric, numeric)
+  from public, anon, authenticated, service_role;
+
 -- Judges one event for a known user, whose balance row the caller has locked
 -- and whose balance before this event is p_balance. Writes nothing. Raises a
 -- refusal for invalid input. Otherwise answers either the first answer of a
@@ -157,10 +176,8 @@ begin
   staged.prompt_tokens := v_prompt;
   staged.completion_tokens := v_completion;
   staged.total_tokens := v_total;
-  -- Prompt tokens at the input price, completion tokens at the output price;
-  -- the ledger keeps this cost, so a later price change never rewrites it.
-  staged.cost := round((v_prompt * v_model.input_cost_per_1k_tokens
-                        + v_completion * v_model.output_cost_per_1k_tokens) / 1000, 6);
+  staged.cost := platform.usage_cost(v_prompt, v_completion, v_model.input_cost_per_1k_tokens,
+                                     v_model.output_cost_per_1k_tokens);
   staged.idempotency_key := p_idempotency_key;
   staged.reservation_id := p_reservation_id;
   staged.balance_after := p_balance - v_total;
@@ -553,8 +570,8 @@ begin
       select s.i, s.user_id, s.api_key_id, s.key, s.metadata, s.model_id, s.model, s.project_id,
              s.session_id, s.reservation_id, s.prompt_tokens, s.completion_tokens, s.refusal,
              s.reference_refusal,
-             round((s.prompt_tokens * s.input_cost_per_1k_tokens
-                    + s.completion_tokens * s.output_cost_per_1k_tokens) / 1000, 6)::numeric(20, 6) as cost,
+             platform.usage_cost(s.prompt_tokens, s.completion_tokens, s.input_cost_per_1k_tokens,
+                                 s.output_cost_per_1k_tokens)::numeric(20, 6) as cost,
              b.balance - sum(s.prompt_tokens + s.completion_tokens)
                            over (partition by s.user_id order by s.i) as balance_after,
              case when s.refusal is null then nextval('platform.token_usage_id_seq'::regclass) end as id
@@ -710,13 +727,10 @@ begin
       user_id, api_key_id, project_id, session_id, model_id, prompt_tokens, completion_tokens,
       total_tokens, cost, idempotency_key, reservation_id, reservation_outcome, balance_after, metadata
     )
-    -- Prompt tokens at the input price, completion tokens at the output
-    -- price; the ledger keeps this cost, so a later price change never
-    -- rewrites it.
     select p.user_id, p.api_key_id, p.project_id, p.session_id, p.model_id, p.prompt_tokens,
            p.completion_tokens, p.prompt_tokens + p.completion_tokens,
-           round((p.prompt_tokens * p.input_cost_per_1k_tokens
-                  + p.completion_tokens * p.output_cost_per_1k_tokens) / 1000, 6),
+           platform.usage_cost(p.prompt_tokens, p.completion_tokens, p.input_cost_per_1k_tokens,
+                               p.output_cost_per_1k_tokens),
            p.key, p.reservation_id, p.reservation_outcome, p.balance_after, p.metadata
       from planned p
      order by p.user_id, p.i
