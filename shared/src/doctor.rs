@@ -461,6 +461,26 @@ pub fn check_queue_binding(bound: bool) -> Check {
     }
 }
 
+/// The static assets the Worker answers with (the usage page's HTML and the
+/// OpenAPI document, `functions/src/assets.rs`): `problem` is why one could
+/// not be read, in which case its route answers 500 `misconfigured`.
+pub fn check_static_assets(problem: Option<&str>) -> Check {
+    match problem {
+        None => Check::pass(
+            "static_assets",
+            "the ASSETS binding serves the usage page and the OpenAPI document",
+        ),
+        Some(problem) => Check::fail(
+            "static_assets",
+            format!(
+                "{problem}: `/`, `/index.html` and `/v1/openapi.json` answer 500 misconfigured"
+            ),
+            "deploy with `cargo xtask build-worker` as the build command and wrangler.toml's \
+             `[assets]` (directory `web/dist`, binding `ASSETS`)",
+        ),
+    }
+}
+
 /// The Worker's rate limiting bindings (`crate::rate_limit`): `missing`
 /// names those not bound, in which case every request charged to one answers
 /// 500 `misconfigured`.
@@ -766,6 +786,15 @@ mod tests {
         assert_eq!(check_rest_root(None).outcome, Outcome::Fail);
         assert_eq!(check_queue_binding(false).outcome, Outcome::Fail);
         assert_eq!(check_queue_binding(true).outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn unreadable_static_assets_fail_the_deep_check_with_the_reason() {
+        assert_eq!(check_static_assets(None).outcome, Outcome::Pass);
+        let missing = check_static_assets(Some("the ASSETS binding is not bound"));
+        assert_eq!(missing.outcome, Outcome::Fail);
+        assert!(missing.detail.contains("not bound"), "{}", missing.detail);
+        assert!(missing.fix.is_some());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `GET /health?deep=1`: the deployment checklist as the Worker sees it (the
 //! same checks as `cargo xtask doctor`, plus what only the Worker knows: its
-//! queue and rate limiting bindings). Only for the operator's `METRICS_TOKEN`: the report names
+//! queue, rate limiting and static assets bindings). Only for the operator's `METRICS_TOKEN`: the report names
 //! the project's configuration.
 
 use crate::incoming::Request;
@@ -61,5 +61,13 @@ pub async fn get(req: &Request, env: &Env, config: &Config) -> Result<Response, 
         .map(Limiter::binding)
         .collect();
     checks.push(doctor::check_rate_limit_bindings(&unbound));
+    let mut asset_problem = None;
+    for path in [shared::page::INDEX_ASSET, shared::openapi::ASSET] {
+        if let Err(e) = crate::assets::get(env, path).await {
+            asset_problem = Some(e.log_detail().unwrap_or(e.code()).to_string());
+            break;
+        }
+    }
+    checks.push(doctor::check_static_assets(asset_problem.as_deref()));
     Ok(crate::respond::json(200, &DeepHealth::new(checks)))
 }
