@@ -44,7 +44,7 @@ impl Response {
                 .sum(),
         );
         for (name, value) in &self.headers {
-            if name.contains(['\n', '\r']) || value.contains(['\n', '\r']) {
+            if shared::http::has_line_break(name) || shared::http::has_line_break(value) {
                 continue;
             }
             lines.push_str(name);
