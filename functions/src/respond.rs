@@ -44,7 +44,7 @@ impl Response {
                 .sum(),
         );
         for (name, value) in &self.headers {
-            if name.contains(['\n', '\r']) || value.contains(['\n', '\r']) {
+            if shared::http::has_line_break(name) || shared::http::has_line_break(value) {
                 continue;
             }
             lines.push_str(name);
@@ -69,15 +69,10 @@ pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
 /// `201 Created` for a recorded (or replayed) write. The RPC's `replayed`
 /// flag moves into the `Idempotent-Replayed` header, so a retry's body is
 /// exactly the first answer's.
-pub fn created(mut result: serde_json::Value) -> Response {
-    let replayed = result
-        .as_object_mut()
-        .and_then(|o| o.remove("replayed"))
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+pub fn created(answer: shared::postgrest::Replayable) -> Response {
     add_headers(
-        json(201, &result),
-        vec![("idempotent-replayed", replayed.to_string())],
+        with_json_body(201, answer.body),
+        vec![("idempotent-replayed", answer.replayed.to_string())],
     )
 }
 

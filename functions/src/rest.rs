@@ -88,7 +88,7 @@ pub async fn rpc(call: &HttpCall, config: &shared::Config) -> Result<serde_json:
 fn header_lines(headers: &[(&'static str, String)]) -> Result<String, String> {
     let mut lines = String::with_capacity(headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
     for (name, value) in headers {
-        if name.contains(['\n', '\r']) || value.contains(['\n', '\r']) {
+        if shared::http::has_line_break(name) || shared::http::has_line_break(value) {
             return Err(format!("the {name} header holds a line break"));
         }
         lines.push_str(name);
