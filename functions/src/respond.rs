@@ -69,10 +69,15 @@ pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
 /// `201 Created` for a recorded (or replayed) write. The RPC's `replayed`
 /// flag moves into the `Idempotent-Replayed` header, so a retry's body is
 /// exactly the first answer's.
-pub fn created(answer: shared::postgrest::Replayable) -> Response {
+pub fn created(mut result: serde_json::Value) -> Response {
+    let replayed = result
+        .as_object_mut()
+        .and_then(|o| o.remove("replayed"))
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
     add_headers(
-        with_json_body(201, answer.body),
-        vec![("idempotent-replayed", answer.replayed.to_string())],
+        json(201, &result),
+        vec![("idempotent-replayed", replayed.to_string())],
     )
 }
 

@@ -3,7 +3,7 @@
 
 use crate::rest;
 use serde_json::Value;
-use shared::postgrest::{Auth, Client, HttpCall, Replayable};
+use shared::postgrest::{Auth, Client, HttpCall};
 use shared::rpc::Rpc;
 use shared::{ApiError, Config};
 use std::future::Future;
@@ -24,16 +24,4 @@ pub fn call<'a, R: Rpc>(
 
 async fn send(config: &Config, call: Result<HttpCall, ApiError>) -> Result<Value, ApiError> {
     rest::rpc(&call?, config).await
-}
-
-/// Calls a write that may replay (`shared::postgrest::interpret_replayable`):
-/// its answer's text passed on without the `replayed` flag, and the flag.
-pub async fn call_replayable<R: Rpc>(
-    config: &Config,
-    rpc: &R,
-    auth: Auth<'_>,
-) -> Result<Replayable, ApiError> {
-    let call = Client::new(config).rpc(rpc, auth)?;
-    let answer = rest::send(&call, config.rest_timeout_ms).await?;
-    shared::postgrest::interpret_replayable(answer.status, &answer.body)
 }

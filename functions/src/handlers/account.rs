@@ -29,6 +29,6 @@ pub async fn grant(req: &Request, body: &[u8], config: &Config) -> Result<Respon
     let caller = authenticate_user(req, config).await?;
     let idempotency = header(req, "idempotency-key");
     let grant = Grant::parse(&json_body(req, body)?, idempotency.as_deref())?;
-    let result = rpc::call_replayable(config, &grant.rpc(), caller.rest_auth()).await?;
+    let result = rpc::call(config, &grant.rpc(), caller.rest_auth()).await?;
     Ok(respond::created(result))
 }

@@ -92,8 +92,7 @@ pub async fn record(
             Some(queue::status_path(&event.idempotency_key)),
         ));
     }
-    let result =
-        rpc::call_replayable(config, &event.rpc(caller.acting()), caller.rest_auth()).await?;
+    let result = rpc::call(config, &event.rpc(caller.acting()), caller.rest_auth()).await?;
     Ok(respond::created(result))
 }
 
