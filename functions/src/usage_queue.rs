@@ -1,9 +1,13 @@
 //! The usage queue's consumer (`[[queues.consumers]]` in wrangler.toml): one
 //! delivered batch, one RPC. `record_queued_usage` records every event it can
 //! and keeps the ones it never can in `platform.usage_rejections`, so a
-//! successful call acknowledges the whole batch. A failed call (REST or
-//! Postgres down, a timeout) retries the whole batch with a growing delay;
-//! events already recorded replay by their idempotency keys. After the
+//! successful call acknowledges the whole batch, and the call answers only
+//! counts and the rejected events. A failed call (REST or Postgres down, a
+//! timeout) retries the whole batch with a growing delay; events already
+//! recorded replay by their idempotency keys. The call waits
+//! `QUEUE_REST_TIMEOUT_MS`, longer than the edge's `REST_TIMEOUT_MS`: a
+//! large delivery may take seconds in Postgres, and giving up on a call
+//! that then commits only makes its retry replay. After the
 //! queue's `max_retries`, messages go to the dead-letter queue, whose batches
 //! this same consumer records as rejections. Before recording, it mirrors
 //! the users the messages carry (see `shared::hooks::jit_mirror`). Each
@@ -15,7 +19,7 @@
 use crate::{env_config, rest, telemetry};
 use serde_json::{json, Value};
 use shared::postgrest::Client;
-use shared::queue::{self, Consumer, Delivery, QueuedUsage};
+use shared::queue::{self, Consumer, DeliveredUsage, Delivery};
 use shared::Config;
 use std::rc::Rc;
 use worker::{Context, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
@@ -44,22 +48,23 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
             return;
         }
     };
-    // Raw bodies, read as the text our edge sends (`QueuedUsage::decode`):
+    // Raw bodies, read as the text our edge sends (`QueuedUsage::encode`):
     // `batch.messages()` would first convert each body into a
     // `serde_json::Value` through serde-wasm-bindgen, whose deserializer and
     // error messages (with `core`'s float formatting) were 20 KB of the wasm.
+    // A body that is not text reads as "", which is not one of ours.
     let messages: Vec<_> = batch.raw_iter().collect();
+    let bodies: Vec<String> = messages
+        .iter()
+        .map(|message| message.body().as_string().unwrap_or_default())
+        .collect();
     let now_ms = worker::Date::now().as_millis() as f64;
     let mut oldest_age_secs: f64 = 0.0;
     let mut queued = Vec::with_capacity(messages.len());
-    for message in &messages {
+    for (message, body) in messages.iter().zip(&bodies) {
         oldest_age_secs =
             oldest_age_secs.max((now_ms - message.timestamp().as_millis() as f64) / 1000.0);
-        let body = message
-            .body()
-            .as_string()
-            .map_or(Value::Null, Value::String);
-        match QueuedUsage::decode(&body) {
+        match DeliveredUsage::decode(body) {
             Some(usage) => queued.push(usage),
             // Not a message our edge wrote: nothing in it can be recorded
             // for anyone, and retrying cannot change that.
@@ -78,7 +83,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
         // Users the accepting isolate did not know as mirrored: mirror them
         // first (each at most once per isolate), or deliver the whole batch
         // again later, as after a failed recording call.
-        for user in QueuedUsage::mirrors(&queued) {
+        for user in DeliveredUsage::mirrors(&queued) {
             if let Err(e) = crate::jit_mirror::mirror_queued(&user, &config).await {
                 let delivery = queue::delivery_after(&Err(e.clone()), oldest_age_secs);
                 if let Delivery::RetryAll { delay_seconds } = delivery {
@@ -101,10 +106,11 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
         }
     }
     let message_count = queued.len();
-    let events = QueuedUsage::event_count(&queued);
-    let entries = QueuedUsage::rpc_entries(queued);
-    let result = match consumer.recording_call(&Client::new(&config), &entries) {
-        Ok(call) => rest::rpc(&call, &config).await,
+    let events = DeliveredUsage::event_count(&queued);
+    let result = match consumer.recording_call(&Client::new(&config), &queued) {
+        Ok(call) => rest::send(&call, config.queue_rest_timeout_ms)
+            .await
+            .and_then(|answer| shared::postgrest::interpret_rpc(answer.status, &answer.body)),
         Err(e) => Err(e),
     };
     let delivery = queue::delivery_after(&result, oldest_age_secs);
@@ -118,13 +124,14 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
         ),
     }
     let outcome = match &result {
-        // The counts only: the per-event results (up to 5000) are not logged.
+        // The counts only: the rejected events (up to 5000) are not logged;
+        // usage_rejections keeps each with its reason.
         Ok(answer) => Value::Object(
             answer
                 .as_object()
                 .into_iter()
                 .flatten()
-                .filter(|(field, _)| field.as_str() != "results")
+                .filter(|(field, _)| field.as_str() != "rejections")
                 .map(|(field, value)| (field.clone(), value.clone()))
                 .collect(),
         ),

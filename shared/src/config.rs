@@ -22,6 +22,8 @@ pub mod names {
     pub const ALLOWED_ORIGINS: &str = "ALLOWED_ORIGINS";
     pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
     pub const REST_TIMEOUT_MS: &str = "REST_TIMEOUT_MS";
+    /// How long the queue consumer waits for its recording call.
+    pub const QUEUE_REST_TIMEOUT_MS: &str = "QUEUE_REST_TIMEOUT_MS";
     /// The project's legacy JWT secret (HS256); unset refuses HS256 tokens.
     pub const SUPABASE_JWT_SECRET: &str = "SUPABASE_JWT_SECRET";
     /// Comma-separated `iss` values accepted in access tokens; unset accepts
@@ -94,6 +96,15 @@ pub const DEFAULT_JWKS_MIN_REFETCH_SECS: u32 = 30;
 pub const DEFAULT_JWKS_MAX_STALE_SECS: u32 = 3600;
 /// Default time the edge waits for the REST layer before answering 503.
 pub const DEFAULT_REST_TIMEOUT_MS: u32 = 5_000;
+/// Default time the queue consumer waits for its recording call: past the
+/// 8 s statement timeout a hosted project gives REST calls (the service
+/// role has none of its own and runs under `authenticator`'s), with room for
+/// sending a ~1 MB delivery. Postgres then decides every call: it commits
+/// (the batch is acknowledged) or cancels it (the batch is retried), and a
+/// call the consumer gave up on is never committed behind its back, which
+/// only made the retry replay every event. Nobody waits on a consumer, and a
+/// queue handler may run for minutes.
+pub const DEFAULT_QUEUE_REST_TIMEOUT_MS: u32 = 15_000;
 /// Default interval between an isolate's telemetry flushes: one database
 /// write per isolate per interval, whatever the traffic; an isolate evicted
 /// before its flush loses at most this much of its counts. It must stay well
@@ -113,6 +124,8 @@ pub struct Config {
     pub allowed_origins: AllowedOrigins,
     pub max_body_bytes: usize,
     pub rest_timeout_ms: u32,
+    /// The queue consumer's wait for its recording call.
+    pub queue_rest_timeout_ms: u32,
     /// The legacy HS256 JWT secret, when the project still signs with it.
     pub jwt_secret: Option<String>,
     /// The `iss` values an access token may carry, compared exactly.
@@ -148,6 +161,7 @@ impl fmt::Debug for Config {
             .field("allowed_origins", &self.allowed_origins)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("rest_timeout_ms", &self.rest_timeout_ms)
+            .field("queue_rest_timeout_ms", &self.queue_rest_timeout_ms)
             .field("jwt_secret", &redacted(&self.jwt_secret))
             .field("jwt_issuers", &self.jwt_issuers)
             .field("auth_hook_secret", &redacted(&self.auth_hook_secret))
@@ -269,6 +283,12 @@ impl Config {
             DEFAULT_REST_TIMEOUT_MS,
             50..=60_000,
         )?;
+        let queue_rest_timeout_ms = optional_number(
+            &lookup,
+            names::QUEUE_REST_TIMEOUT_MS,
+            DEFAULT_QUEUE_REST_TIMEOUT_MS,
+            50..=300_000,
+        )?;
         let jwt_secret = optional_secret(&lookup, names::SUPABASE_JWT_SECRET)?;
         let jwt_issuers = match optional(&lookup, names::SUPABASE_JWT_ISSUERS) {
             Some(raw) => parse_issuers(&raw).map_err(|reason| ConfigError::Invalid {
@@ -356,6 +376,7 @@ impl Config {
             allowed_origins,
             max_body_bytes,
             rest_timeout_ms,
+            queue_rest_timeout_ms,
             jwt_secret,
             jwt_issuers,
             auth_hook_secret,
@@ -537,6 +558,7 @@ mod tests {
         assert_eq!(config.supabase_url, "http://127.0.0.1:54321");
         assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(config.rest_timeout_ms, DEFAULT_REST_TIMEOUT_MS);
+        assert_eq!(config.queue_rest_timeout_ms, DEFAULT_QUEUE_REST_TIMEOUT_MS);
         assert_eq!(config.telemetry_flush_ms, DEFAULT_TELEMETRY_FLUSH_MS);
         assert!(config.allowed_origins.allows("https://app.example.com"));
         assert!(!config.allowed_origins.allows("https://evil.example.com"));
@@ -607,6 +629,32 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_queue_consumer_outwaits_the_statement_timeout_its_calls_run_under() {
+        // The service role has no timeout of its own: its calls run under
+        // `authenticator`'s, as the doctor expects a project to set them.
+        let statement_ms: u32 = crate::doctor::EXPECTED_ROLE_SETTINGS
+            .iter()
+            .find(|(role, name, _)| *role == "authenticator" && *name == "statement_timeout")
+            .and_then(|(_, _, value)| value.strip_suffix('s')?.parse::<u32>().ok())
+            .map(|secs| secs * 1000)
+            .expect("authenticator's statement timeout, in seconds");
+        assert!(DEFAULT_QUEUE_REST_TIMEOUT_MS >= statement_ms + 5_000);
+        const { assert!(DEFAULT_QUEUE_REST_TIMEOUT_MS > DEFAULT_REST_TIMEOUT_MS) };
+        let mut pairs = COMPLETE.to_vec();
+        pairs.push(("QUEUE_REST_TIMEOUT_MS", "30000"));
+        let config = Config::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.queue_rest_timeout_ms, 30_000);
+        pairs.push(("QUEUE_REST_TIMEOUT_MS", "0"));
+        assert!(matches!(
+            Config::from_lookup(lookup(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "QUEUE_REST_TIMEOUT_MS",
+                ..
+            })
+        ));
     }
 
     #[test]

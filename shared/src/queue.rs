@@ -15,6 +15,7 @@ use crate::rpc::operations::{RecordQueuedUsage, RecordUsageDeadLetters, DEAD_LET
 use crate::ApiError;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 /// The producer binding in wrangler.toml (`[[queues.producers]]`).
@@ -30,8 +31,9 @@ pub const MAX_BYTES_PER_SEND: usize = 256_000;
 pub const MAX_EVENTS_PER_MESSAGE: usize = 100;
 pub const MAX_MESSAGE_BYTES: usize = 120_000;
 
-/// One queue message: events of one caller, accepted together.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One queue message: events of one caller, accepted together. The
+/// consumer reads it back as a [`DeliveredUsage`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueuedUsage {
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,9 +79,49 @@ impl QueuedUsage {
         QueuedUsage { mirror, ..self }
     }
 
+    /// The message body as sent: JSON text. A structured value would pass
+    /// through serde-wasm-bindgen, which turns JSON objects into JS `Map`s
+    /// that do not come back as objects; text survives the queue unchanged.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A delivered message as the consumer reads it: a [`QueuedUsage`] whose
+/// events stay the JSON text the edge wrote, borrowed from the body. The
+/// consumer only passes events on to the RPC, which judges them; parsing
+/// each into a tree and printing it again was most of the consumer's CPU
+/// (a delivery holds up to 5,000 events). The body is still checked as
+/// strictly as before: valid JSON, a string `user_id`, an optional string
+/// `api_key_id`, an array `events`, a number `accepted_at_ms`, an optional
+/// well-formed `mirror`.
+///
+/// Serialized, it is one entry of `record_queued_usage`'s `p_messages`,
+/// naming its user, key and acceptance time once for all its events (one
+/// entry per event doubled the body: a delivery of 100 messages then passed
+/// the REST layer's 2 MB body limit). The mirror row is not sent.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeliveredUsage<'a> {
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
+    #[serde(borrow)]
+    pub events: Vec<&'a RawValue>,
+    pub accepted_at_ms: f64,
+    #[serde(default, skip_serializing)]
+    pub mirror: Option<MirrorUser>,
+}
+
+impl<'a> DeliveredUsage<'a> {
+    /// A delivered body (`QueuedUsage::encode`); `None` when it is not one
+    /// of ours.
+    pub fn decode(body: &'a str) -> Option<DeliveredUsage<'a>> {
+        serde_json::from_str(body).ok()
+    }
+
     /// The users the consumer must mirror before recording `messages`: each
     /// row carried, once per user, in order of appearance.
-    pub fn mirrors(messages: &[QueuedUsage]) -> Vec<MirrorUser> {
+    pub fn mirrors(messages: &[DeliveredUsage<'_>]) -> Vec<MirrorUser> {
         let mut seen = std::collections::HashSet::new();
         messages
             .iter()
@@ -89,47 +131,9 @@ impl QueuedUsage {
             .collect()
     }
 
-    /// The RPC's form of delivered messages (`record_queued_usage`'s
-    /// `p_messages`): one entry per message, naming its user, key and
-    /// acceptance time once for all its events. One entry per event named
-    /// them a hundred times, and doubled the body: a delivery of 100 messages
-    /// then passed the REST layer's 2 MB body limit. The events move into
-    /// the entries: a delivery holds up to 5,000, and copying each event's
-    /// tree was a share of the consumer's own CPU.
-    pub fn rpc_entries(messages: Vec<QueuedUsage>) -> Value {
-        Value::Array(
-            messages
-                .into_iter()
-                .map(|m| {
-                    let mut entry = serde_json::Map::new();
-                    entry.insert("user_id".into(), Value::String(m.user_id));
-                    entry.insert("events".into(), Value::Array(m.events));
-                    entry.insert("accepted_at_ms".into(), json!(m.accepted_at_ms));
-                    if let Some(key) = m.api_key_id {
-                        entry.insert("api_key_id".into(), Value::String(key));
-                    }
-                    Value::Object(entry)
-                })
-                .collect(),
-        )
-    }
-
     /// The events `messages` carry.
-    pub fn event_count(messages: &[QueuedUsage]) -> usize {
+    pub fn event_count(messages: &[DeliveredUsage<'_>]) -> usize {
         messages.iter().map(|m| m.events.len()).sum()
-    }
-
-    /// The message body as sent: JSON text. A structured value would pass
-    /// through serde-wasm-bindgen, which turns JSON objects into JS `Map`s
-    /// that do not come back as objects; text survives the queue unchanged.
-    pub fn encode(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    /// A delivered body back into a message; `None` when it is not one of ours.
-    pub fn decode(body: &Value) -> Option<QueuedUsage> {
-        body.as_str()
-            .and_then(|text| serde_json::from_str(text).ok())
     }
 }
 
@@ -283,12 +287,11 @@ impl Consumer {
         self == Consumer::Usage
     }
 
-    /// The one call that takes a delivered batch (`QueuedUsage::rpc_entries`),
-    /// as the service role.
+    /// The one call that takes a delivered batch, as the service role.
     pub fn recording_call(
         self,
         client: &Client<'_>,
-        entries: &Value,
+        entries: &[DeliveredUsage<'_>],
     ) -> Result<HttpCall, ApiError> {
         match self {
             Consumer::Usage => {
@@ -335,29 +338,44 @@ mod tests {
         }
     }
 
+    /// The RPC's `p_messages` for delivered bodies, as the consumer sends it.
+    fn rpc_entries(bodies: &[String]) -> Value {
+        let delivered: Vec<_> = bodies
+            .iter()
+            .map(|body| DeliveredUsage::decode(body).unwrap())
+            .collect();
+        serde_json::to_value(&delivered).unwrap()
+    }
+
     #[test]
     fn a_carried_mirror_row_survives_the_queue_and_is_made_once_per_user() {
         let other = "00000000-0000-4000-8000-000000000002";
         let carried = message("a", 0).with_mirror(Some(mirror_row(USER)));
-        let body = Value::String(carried.encode());
-        assert_eq!(QueuedUsage::decode(&body), Some(carried.clone()));
         assert!(
             !message("b", 0).encode().contains("mirror"),
             "absent unless carried"
         );
-        let batch = [
+        let bodies: Vec<String> = [
             carried.clone(),
             message("b", 0),
             carried,
             message("c", 0).with_mirror(Some(mirror_row(other))),
-        ];
-        let ids: Vec<String> = QueuedUsage::mirrors(&batch)
+        ]
+        .iter()
+        .map(QueuedUsage::encode)
+        .collect();
+        let delivered: Vec<_> = bodies
+            .iter()
+            .map(|body| DeliveredUsage::decode(body).unwrap())
+            .collect();
+        assert_eq!(delivered[0].mirror, Some(mirror_row(USER)));
+        let ids: Vec<String> = DeliveredUsage::mirrors(&delivered)
             .into_iter()
             .map(|u| u.id)
             .collect();
         assert_eq!(ids, vec![USER.to_string(), other.to_string()]);
         assert_eq!(
-            QueuedUsage::rpc_entries(batch[..1].to_vec())[0]
+            rpc_entries(&bodies[..1])[0]
                 .as_object()
                 .unwrap()
                 .keys()
@@ -402,8 +420,13 @@ mod tests {
         m.events.push(event("b", 0));
         m.api_key_id = Some("key-1".into());
         let messages = [m, message("c", 0)];
-        assert_eq!(QueuedUsage::event_count(&messages), 3);
-        let entries = QueuedUsage::rpc_entries(messages.to_vec());
+        let bodies: Vec<String> = messages.iter().map(QueuedUsage::encode).collect();
+        let delivered: Vec<_> = bodies
+            .iter()
+            .map(|body| DeliveredUsage::decode(body).unwrap())
+            .collect();
+        assert_eq!(DeliveredUsage::event_count(&delivered), 3);
+        let entries = rpc_entries(&bodies);
         let entries = entries.as_array().unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0]["events"][1]["idempotency_key"], "b");
@@ -415,12 +438,67 @@ mod tests {
     }
 
     #[test]
-    fn a_message_survives_encoding_as_text_and_foreign_bodies_are_refused() {
-        let original = message("k1", 3);
-        let delivered = Value::String(original.encode());
-        assert_eq!(QueuedUsage::decode(&delivered), Some(original));
-        assert_eq!(QueuedUsage::decode(&json!({"user_id": "x"})), None);
-        assert_eq!(QueuedUsage::decode(&json!("not json")), None);
+    fn each_event_reaches_the_rpc_as_the_edge_wrote_it() {
+        let mut original = message("k1", 3);
+        original
+            .events
+            .push(json!({"idempotency_key": "k\"2\u{e9}\n", "n": 1.5e300,
+                                    "metadata": {"nested": [1, {"a": null}]}}));
+        original.api_key_id = Some("key-1".into());
+        let body = original.encode();
+        let sent = rpc_entries(std::slice::from_ref(&body));
+        assert_eq!(sent[0]["events"], json!(original.events));
+        assert_eq!(sent[0]["user_id"], USER);
+        assert_eq!(sent[0]["api_key_id"], "key-1");
+        assert_eq!(sent[0]["accepted_at_ms"], 1.0);
+        // Each event's text is passed on as it was delivered, not re-printed.
+        let delivered = DeliveredUsage::decode(&body).unwrap();
+        for (raw, event) in delivered.events.iter().zip(&original.events) {
+            assert_eq!(raw.get(), serde_json::to_string(event).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_one_of_our_messages_is_refused() {
+        // (body, why it is not ours)
+        let cases = [
+            ("not json", "not JSON"),
+            (r#"{"user_id": "x"}"#, "no events or time"),
+            (
+                r#"{"user_id": "x", "events": {}, "accepted_at_ms": 1}"#,
+                "events not a list",
+            ),
+            (
+                r#"{"user_id": 7, "events": [], "accepted_at_ms": 1}"#,
+                "user id not text",
+            ),
+            (
+                r#"{"user_id": "x", "events": [], "accepted_at_ms": "1"}"#,
+                "time not a number",
+            ),
+            (
+                r#"{"user_id": "x", "api_key_id": 1, "events": [], "accepted_at_ms": 1}"#,
+                "key not text",
+            ),
+            (
+                r#"{"user_id": "x", "events": [{"a": ], "accepted_at_ms": 1}"#,
+                "an event not JSON",
+            ),
+            (
+                r#"{"user_id": "x", "events": [], "accepted_at_ms": 1, "mirror": {"id": 1}}"#,
+                "a bad mirror row",
+            ),
+            (
+                r#"{"user_id": "x", "events": [], "accepted_at_ms": 1} trailing"#,
+                "text after the message",
+            ),
+            ("", "empty (a body that was not text)"),
+        ];
+        for (body, why) in cases {
+            assert!(DeliveredUsage::decode(body).is_none(), "{why}: {body}");
+        }
+        let ours = r#"{"user_id": "x", "api_key_id": null, "events": [], "accepted_at_ms": 1}"#;
+        assert!(DeliveredUsage::decode(ours).is_some());
     }
 
     #[test]
@@ -559,7 +637,9 @@ mod tests {
         })
         .unwrap();
         let client = Client::new(&config);
-        let entries = json!([{"user_id": "u"}]);
+        let body = r#"{"user_id": "u", "events": [{"k": 1}], "accepted_at_ms": 2}"#;
+        let delivered = [DeliveredUsage::decode(body).unwrap()];
+        let entries = json!([{"user_id": "u", "events": [{"k": 1}], "accepted_at_ms": 2.0}]);
         // (queue name, consumer, telemetry function, mirrors, function called, body)
         let cases = [
             (
@@ -583,7 +663,7 @@ mod tests {
             assert_eq!(Consumer::of_queue(queue), consumer);
             assert_eq!(consumer.telemetry_function(), function);
             assert_eq!(consumer.mirrors_users(), mirrors);
-            let call = consumer.recording_call(&client, &entries).unwrap();
+            let call = consumer.recording_call(&client, &delivered).unwrap();
             assert!(call.url.ends_with(path), "{}", call.url);
             let sent: Value = serde_json::from_str(call.body.as_deref().unwrap()).unwrap();
             assert_eq!(sent, body);

@@ -33,8 +33,8 @@ select is(
 select tests.authenticate_as_service_role();
 select platform.record_queued_usage(jsonb_build_array(jsonb_build_object('user_id', :'alice', 'event',
   jsonb_build_object('model', 'split-price', 'prompt_tokens', 100, 'completion_tokens', 100,
-                     'idempotency_key', 'q-1')))) -> 'results' -> 0 ->> 'usage_id' as queued_id \gset
-select is((select cost from platform.token_usage where id = :'queued_id'), 0.2,
+                     'idempotency_key', 'q-1')))) \g /dev/null
+select is((select cost from platform.token_usage where user_id = :'alice' and idempotency_key = 'q-1'), 0.2,
   'queued usage is priced the same way');
 
 select tests.clear_authentication();

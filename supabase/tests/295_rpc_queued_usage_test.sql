@@ -37,16 +37,17 @@ select platform.record_queued_usage(jsonb_build_array(
   pg_temp.msg(:'alice', 'a-2', 'gpt-4o-mini', 1, 1)
 )) as answer \gset
 
-select is(:'answer'::jsonb - 'results' - 'lag_ms',
+select is(:'answer'::jsonb - 'rejections' - 'lag_ms',
   '{"messages": 7, "recorded": 3, "replayed": 1, "rejected": 3}'::jsonb,
   'one call records a batch of several users: 3 recorded, the duplicate replayed, 3 rejected');
-select is((select jsonb_agg(r ->> 'status') from jsonb_array_elements(:'answer'::jsonb -> 'results') r),
-  '["recorded", "recorded", "rejected", "rejected", "rejected", "replayed", "recorded"]'::jsonb,
-  'results keep the order of the messages');
-select is((select jsonb_agg(r -> 'error' ->> 'code') filter (where r ->> 'status' = 'rejected')
-             from jsonb_array_elements(:'answer'::jsonb -> 'results') r),
-  '["unknown_model", "unknown_user", "forbidden"]'::jsonb,
-  'each rejection names its reason: unknown model, unknown user, a viewer spending');
+select is((select array_agg(k order by k) from jsonb_object_keys(:'answer'::jsonb) k),
+  '{lag_ms,messages,recorded,rejected,rejections,replayed}'::text[],
+  'the answer is the counts and the rejections: no answer per event (the consumer reads none)');
+select is((select jsonb_agg(jsonb_build_array(r -> 'index', r -> 'idempotency_key', r -> 'error' -> 'code'))
+             from jsonb_array_elements(:'answer'::jsonb -> 'rejections') r),
+  '[[2, "a-bad-model", "unknown_model"], [3, "g-1", "unknown_user"], [4, "v-1", "forbidden"]]'::jsonb,
+  'only the rejected events are answered, in order, each with its position and reason: '
+  'unknown model, unknown user, a viewer spending');
 select ok((:'answer'::jsonb ->> 'lag_ms')::numeric >= 2000, 'the answer reports the oldest message''s lag');
 select tests.clear_authentication();
 select results_eq(
@@ -72,7 +73,7 @@ select results_eq(
 select tests.authenticate_as_service_role();
 select is(platform.record_queued_usage(jsonb_build_array(
   pg_temp.msg(:'alice', 'a-1'), pg_temp.msg(:'alice', 'a-bad-model', 'no-such-model'),
-  pg_temp.msg(:'bob', 'b-1', 'claude-3-5-haiku', 100, 0)))::jsonb - 'results' - 'lag_ms',
+  pg_temp.msg(:'bob', 'b-1', 'claude-3-5-haiku', 100, 0)))::jsonb - 'rejections' - 'lag_ms',
   '{"messages": 3, "recorded": 0, "replayed": 2, "rejected": 1}'::jsonb,
   'a redelivered batch replays what was recorded and rejects again what was rejected');
 select tests.clear_authentication();
@@ -84,7 +85,7 @@ select is((select count(*) from platform.usage_rejections), 3::bigint, 'nor a se
 select tests.authenticate_as_service_role();
 select is(platform.record_queued_usage(
   (select jsonb_agg(pg_temp.msg(:'bob', 'bulk-' || n, 'gpt-4o-mini', 1, 0)) from generate_series(1, 1001) n))::jsonb
-  - 'results' - 'lag_ms',
+  - 'rejections' - 'lag_ms',
   '{"messages": 1001, "recorded": 1001, "replayed": 0, "rejected": 0}'::jsonb,
   'more events for one user than the batch RPC takes at once are recorded in chunks');
 select tests.clear_authentication();
@@ -117,10 +118,12 @@ select platform.record_queued_usage(jsonb_build_array(
     jsonb_build_object('idempotency_key', 'm-4', 'model', 'gpt-4o-mini', 'prompt_tokens', 2, 'completion_tokens', 2),
     jsonb_build_object('idempotency_key', 'm-1', 'model', 'gpt-4o-mini', 'prompt_tokens', 3, 'completion_tokens', 1)))
 ))::jsonb as grouped \gset
-select is(:'grouped'::jsonb - 'results' - 'lag_ms', '{"messages": 5, "recorded": 4, "replayed": 0, "rejected": 1}'::jsonb,
+select is(:'grouped'::jsonb - 'rejections' - 'lag_ms', '{"messages": 5, "recorded": 4, "replayed": 0, "rejected": 1}'::jsonb,
   'the events of a message are recorded as single events are, and counted as events');
-select is((select jsonb_agg(r ->> 'status') from jsonb_array_elements(:'grouped'::jsonb -> 'results') r),
-  '["recorded", "rejected", "recorded", "recorded", "recorded"]'::jsonb, 'one result per event, in order');
+select is((select jsonb_agg(jsonb_build_array(r -> 'index', r -> 'idempotency_key', r -> 'error' -> 'code'))
+             from jsonb_array_elements(:'grouped'::jsonb -> 'rejections') r),
+  '[[1, "m-2", "unknown_model"]]'::jsonb,
+  'a rejection''s position counts events, not messages');
 select is(platform.record_usage_dead_letters(jsonb_build_array(jsonb_build_object('user_id', :'alice',
     'events', jsonb_build_array(jsonb_build_object('idempotency_key', 'm-dead'),
                                 jsonb_build_object('idempotency_key', 'm-1')))), 'gave up'),

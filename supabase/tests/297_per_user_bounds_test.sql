@@ -27,7 +27,7 @@ select is(platform.record_token_usage_batch(
 select tests.authenticate_as_service_role();
 select is(platform.record_queued_usage(jsonb_build_array(jsonb_build_object('user_id', :'alice',
     'event', '{"model": "gpt-4o-mini", "prompt_tokens": 0, "completion_tokens": 0, "idempotency_key": "b-zero-q"}'::jsonb)))
-    -> 'results' -> 0 -> 'error' ->> 'code',
+    -> 'rejections' -> 0 -> 'error' ->> 'code',
   'invalid_token_count', 'a queued event with zero tokens is rejected');
 select tests.clear_authentication();
 select is((select count(*) from platform.token_usage where user_id = :'alice' and total_tokens = 0), 0::bigint,

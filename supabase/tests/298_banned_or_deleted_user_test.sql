@@ -63,7 +63,7 @@ select is((select count(*) from platform.users where id = :'dora'), 0::bigint, '
 select tests.authenticate_as_service_role();
 select is(platform.record_queued_usage(jsonb_build_array(jsonb_build_object('user_id', :'bob', 'api_key_id', null,
     'event', jsonb_build_object('idempotency_key', 'b-q', 'model', 'gpt-4o-mini',
-                                'prompt_tokens', 10, 'completion_tokens', 5)))) -> 'results' -> 0 -> 'error' ->> 'code',
+                                'prompt_tokens', 10, 'completion_tokens', 5)))) -> 'rejections' -> 0 -> 'error' ->> 'code',
   'user_banned', 'queued usage of a banned user is rejected as user_banned');
 reset role;
 select is((select code from platform.usage_rejections where user_id = :'bob' and idempotency_key = 'b-q'),

@@ -367,8 +367,8 @@ fn a_batch_whose_first_delivery_times_out_is_delivered_again_and_counts_once() {
     let keys: Vec<String> = (0..3).map(|_| unique("slow")).collect();
     let mut holder = db();
     let mut blocking = holder.transaction().expect("begin");
-    // Every recording waits behind this lock past the Worker's REST timeout
-    // (REST_TIMEOUT_MS, 5 s), so the consumer sees its first delivery fail
+    // Every recording waits behind this lock past the consumer's timeout
+    // (QUEUE_REST_TIMEOUT_MS, 5 s in the test stack), so it sees its first delivery fail
     // and retries it while that call may still commit once the lock goes.
     blocking
         .batch_execute("lock table platform.token_usage in exclusive mode")

@@ -201,6 +201,19 @@ pub fn local_vars(
             }
             .to_string(),
         ),
+        // The consumer gives up on its recording call sooner in tests than
+        // in production, so a test can hold a lock past it (and under the
+        // statement timeout) and see the retried delivery replay what the
+        // abandoned call committed.
+        (
+            "QUEUE_REST_TIMEOUT_MS",
+            if profile.name == "test" {
+                5_000
+            } else {
+                shared::config::DEFAULT_QUEUE_REST_TIMEOUT_MS
+            }
+            .to_string(),
+        ),
         ("METRICS_TOKEN", keys.metrics_token.clone()),
         // The usage page's sign-in link (`cargo xtask dev` prints it; the
         // browser test follows one). The rehearsal runs as a deployment does.

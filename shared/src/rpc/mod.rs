@@ -238,9 +238,7 @@ mod tests {
             }),
             sample(operations::RecordExecutionMetrics { cells: vec![] }),
             sample(operations::PruneTelemetry {}),
-            sample(operations::RecordQueuedUsage {
-                messages: &json!([]),
-            }),
+            sample(operations::RecordQueuedUsage { messages: &[] }),
             sample(usage::RecordTokenUsage {
                 model: "m",
                 prompt_tokens: 1,
@@ -257,7 +255,7 @@ mod tests {
                 acting,
             }),
             sample(operations::RecordUsageDeadLetters {
-                messages: &json!([]),
+                messages: &[],
                 reason: operations::DEAD_LETTER_REASON,
             }),
             sample(operations::RefreshDailyTokenSummary {}),

@@ -3,6 +3,7 @@
 //! the deployment checks.
 
 use super::Rpc;
+use crate::queue::DeliveredUsage;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -42,12 +43,15 @@ rpc_without_arguments! {
     MetricsSnapshot = "metrics_snapshot"
 }
 
-/// `platform.record_queued_usage`: one delivered batch of the usage queue
-/// (`queue::QueuedUsage::rpc_entries`).
-#[derive(Debug, Clone, Serialize)]
+/// `platform.record_queued_usage`: one delivered batch of the usage queue.
+/// It answers the counts and only the rejected events (`{"messages",
+/// "recorded", "replayed", "rejected", "lag_ms", "rejections"}`): the
+/// consumer acknowledges or retries the whole batch, so an answer per event
+/// would be built, sent and parsed for nothing.
+#[derive(Debug, Serialize)]
 pub struct RecordQueuedUsage<'a> {
     #[serde(rename = "p_messages")]
-    pub messages: &'a Value,
+    pub messages: &'a [DeliveredUsage<'a>],
 }
 
 impl Rpc for RecordQueuedUsage<'_> {
@@ -61,10 +65,10 @@ pub const DEAD_LETTER_REASON: &str = "the usage queue gave up after its retries"
 
 /// `platform.record_usage_dead_letters`: a batch of the dead-letter queue,
 /// each event kept as a rejection with the reason.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct RecordUsageDeadLetters<'a> {
     #[serde(rename = "p_messages")]
-    pub messages: &'a Value,
+    pub messages: &'a [DeliveredUsage<'a>],
     #[serde(rename = "p_reason")]
     pub reason: &'a str,
 }
