@@ -423,17 +423,18 @@ pub fn check_jwks(answer: Option<(u16, &[u8])>) -> Check {
             FIX,
         );
     };
-    let mut algorithms: Vec<String> = keys
-        .iter()
-        .map(|k| {
-            k["alg"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("{}?", k["kty"].as_str().unwrap_or("unknown")))
-        })
-        .collect();
-    algorithms.sort_unstable();
-    algorithms.dedup();
+    // Each algorithm once, in the set's order (the Worker links no sort for
+    // this report).
+    let mut algorithms: Vec<String> = Vec::new();
+    for key in &keys {
+        let algorithm = key["alg"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}?", key["kty"].as_str().unwrap_or("unknown")));
+        if !algorithms.contains(&algorithm) {
+            algorithms.push(algorithm);
+        }
+    }
     if algorithms.is_empty() {
         Check::pass(
             "jwks",
