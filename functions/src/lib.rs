@@ -1,5 +1,4 @@
-//! The CyberDevStudio Worker: the wasm entry points and its allocator, and
-//! nothing else.
+//! The CyberDevStudio Worker: the wasm entry points, and nothing else.
 //!
 //! Each entry point hands over to a module at once; decisions live in the
 //! `shared` crate, so this crate stays glue: reading requests, calling `fetch`,
@@ -43,14 +42,3 @@ async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, ctx: Context) -
     usage_queue::consume(batch, env, ctx).await;
     Ok(())
 }
-
-/// talc instead of std's `dlmalloc`: about 7 KB less wasm (3 KiB gzipped).
-/// An isolate runs one thread, so its requests interleave only at awaits and
-/// never inside an allocation, which is what talc's unsynchronised cell
-/// assumes (a build with wasm threads would not use it). Freed chunks are
-/// coalesced and reused, and the heap grows in place through `memory.grow`
-/// like dlmalloc's, so many live allocations across concurrent requests do
-/// not make it grow without bound.
-#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
-#[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
