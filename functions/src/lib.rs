@@ -11,6 +11,7 @@ mod env_config;
 mod handlers;
 mod incoming;
 mod jit_mirror;
+mod queue_producer;
 mod rate_limit;
 mod respond;
 mod rest;

@@ -36,25 +36,16 @@ use worker::Env;
 /// and the events already queued count once by their idempotency keys.
 async fn enqueue(env: &Env, caller: &Caller, events: &[&UsageEvent]) -> Result<(), ApiError> {
     let (user_id, api_key_id) = caller.identity();
-    let accepted_at_ms = worker::Date::now().as_millis() as f64;
+    let accepted_at_ms = js_sys::Date::now();
     let events = events.iter().map(|event| event.to_batch_item()).collect();
     let messages: Vec<QueuedUsage> =
         QueuedUsage::for_events(user_id, api_key_id, events, accepted_at_ms)
             .into_iter()
             .map(|message| message.with_mirror(caller.pending_mirror().cloned()))
             .collect();
-    let producer = env
-        .queue(queue::PRODUCER_BINDING)
-        .map_err(|e| ApiError::Misconfigured {
-            detail: format!("queue binding {}: {e}", queue::PRODUCER_BINDING),
-        })?;
+    let producer = crate::queue_producer::producer(env)?;
     for bodies in queue::send_batches(&messages) {
-        producer.send_batch(bodies).await.map_err(|e| {
-            worker::console_error!("enqueueing usage failed: {e}");
-            ApiError::Unavailable {
-                retry_after_secs: shared::postgrest::RETRY_AFTER_SECS,
-            }
-        })?;
+        crate::queue_producer::send_batch(&producer, bodies).await?;
     }
     Ok(())
 }
