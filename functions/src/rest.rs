@@ -74,10 +74,11 @@ pub async fn send(call: &HttpCall, timeout_ms: u32) -> Result<Answer, ApiError> 
     }
 }
 
-/// Sends an RPC and interprets PostgREST's answer: the JSON result, or the
+/// Sends an RPC, waiting at most `timeout_ms`, and interprets PostgREST's
+/// answer: the JSON result, or the
 /// `ApiError` it means (`shared::postgrest::map_error`).
-pub async fn rpc(call: &HttpCall, config: &shared::Config) -> Result<serde_json::Value, ApiError> {
-    let answer = send(call, config.rest_timeout_ms).await?;
+pub async fn rpc(call: &HttpCall, timeout_ms: u32) -> Result<serde_json::Value, ApiError> {
+    let answer = send(call, timeout_ms).await?;
     shared::postgrest::interpret_rpc(answer.status, &answer.body)
 }
 

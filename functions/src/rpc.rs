@@ -23,5 +23,5 @@ pub fn call<'a, R: Rpc>(
 }
 
 async fn send(config: &Config, call: Result<HttpCall, ApiError>) -> Result<Value, ApiError> {
-    rest::rpc(&call?, config).await
+    rest::rpc(&call?, config.rest_timeout_ms).await
 }

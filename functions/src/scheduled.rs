@@ -33,7 +33,7 @@ async fn with_retries(config: &Config, call: &HttpCall) -> Value {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match rest::rpc(call, config).await {
+        match rest::rpc(call, config.rest_timeout_ms).await {
             Ok(result) => return json!({"attempts": attempts, "result": result}),
             Err(e) => match retry::delay_before_retry(&retry::CRON_BACKOFF, attempts, &e) {
                 Some(wait) => Delay::from(wait).await,

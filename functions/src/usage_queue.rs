@@ -108,9 +108,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
     let message_count = queued.len();
     let events = DeliveredUsage::event_count(&queued);
     let result = match consumer.recording_call(&Client::new(&config), &queued) {
-        Ok(call) => rest::send(&call, config.queue_rest_timeout_ms)
-            .await
-            .and_then(|answer| shared::postgrest::interpret_rpc(answer.status, &answer.body)),
+        Ok(call) => rest::rpc(&call, config.queue_rest_timeout_ms).await,
         Err(e) => Err(e),
     };
     let delivery = queue::delivery_after(&result, oldest_age_secs);
