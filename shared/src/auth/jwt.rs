@@ -30,6 +30,7 @@ use hmac::{Hmac, Mac};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use sha2::Sha256;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -204,34 +205,197 @@ impl fmt::Debug for Verifier {
 
 /// The claims as they arrive, loosely typed: only their JSON shape is read,
 /// and only after the signature is checked; what they mean is judged then.
+///
+/// Each member is read straight into what the rules look at, borrowing
+/// strings from the decoded claims where JSON has no escapes, instead of
+/// into `serde_json::Value` trees: the claims are most of an HS256
+/// verification's work, and a `Value` per member (`user_metadata` a whole
+/// map) was an allocation each. A member of another JSON type than the one
+/// its rule reads counts as absent, as a `Value` read through `as_str` /
+/// `as_bool` did; a member named twice is malformed, as before.
 #[derive(Deserialize)]
-struct RawClaims {
+struct RawClaims<'a> {
     #[serde(default, deserialize_with = "timestamp")]
     exp: Option<i64>,
     #[serde(default, deserialize_with = "timestamp")]
     nbf: Option<i64>,
     #[serde(default, deserialize_with = "timestamp")]
     iat: Option<i64>,
-    #[serde(default)]
-    aud: Option<serde_json::Value>,
-    #[serde(default)]
-    iss: Option<serde_json::Value>,
-    #[serde(default)]
-    sub: Option<serde_json::Value>,
-    #[serde(default)]
-    role: Option<serde_json::Value>,
-    #[serde(default)]
-    email: Option<serde_json::Value>,
-    #[serde(default)]
-    phone: Option<serde_json::Value>,
-    #[serde(default)]
-    session_id: Option<serde_json::Value>,
-    #[serde(default)]
-    is_anonymous: Option<serde_json::Value>,
-    #[serde(default)]
-    aal: Option<serde_json::Value>,
-    #[serde(default)]
-    user_metadata: Option<serde_json::Value>,
+    #[serde(borrow, default, deserialize_with = "audience")]
+    aud: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "loose_str")]
+    iss: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "loose_str")]
+    sub: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "loose_str")]
+    role: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "loose_str")]
+    email: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "loose_str")]
+    phone: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "loose_str")]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "loose_bool")]
+    is_anonymous: Option<bool>,
+    #[serde(borrow, default, deserialize_with = "loose_str")]
+    aal: Option<Cow<'a, str>>,
+    /// `user_metadata.username`, the only member of it we read.
+    #[serde(borrow, default, deserialize_with = "username")]
+    user_metadata: Option<Cow<'a, str>>,
+}
+
+/// A claim's value as the rules read it: a string, a boolean, the strings
+/// of an array, or nothing they look at (skipped, never an error).
+enum Loose<'a> {
+    Str(Cow<'a, str>),
+    Bool(bool),
+    Strings(Vec<Cow<'a, str>>),
+    /// The last `username` member of an object (a JSON object that names a
+    /// member twice keeps the last, as `serde_json::Map` does).
+    Username(Option<Cow<'a, str>>),
+    Other,
+}
+
+/// Reads any JSON value into [`Loose`]: arrays are read for their strings
+/// only when `strings_of_arrays`, objects for `username` only when
+/// `username_of_objects`; everything else is skipped.
+#[derive(Clone, Copy)]
+struct LooseVisitor {
+    strings_of_arrays: bool,
+    username_of_objects: bool,
+}
+
+impl<'de> de::Visitor<'de> for LooseVisitor {
+    type Value = Loose<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Owned(v)))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Loose::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut strings = Vec::new();
+        let element = LooseVisitor {
+            strings_of_arrays: false,
+            username_of_objects: false,
+        };
+        while let Some(item) = seq.next_element_seed(element)? {
+            if let (true, Loose::Str(s)) = (self.strings_of_arrays, item) {
+                strings.push(s);
+            }
+        }
+        Ok(Loose::Strings(strings))
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let member = LooseVisitor {
+            strings_of_arrays: false,
+            username_of_objects: false,
+        };
+        let mut username = None;
+        while let Some(is_username) = map.next_key_seed(IsUsername)? {
+            let value = map.next_value_seed(member)?;
+            if is_username && self.username_of_objects {
+                username = match value {
+                    Loose::Str(s) => Some(s),
+                    _ => None,
+                };
+            }
+        }
+        Ok(Loose::Username(username))
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for LooseVisitor {
+    type Value = Loose<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+/// Whether an object member's name is `username`, without keeping the name.
+struct IsUsername;
+
+impl<'de> de::Visitor<'de> for IsUsername {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v == "username")
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for IsUsername {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+fn loose<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    strings_of_arrays: bool,
+    username_of_objects: bool,
+) -> Result<Loose<'de>, D::Error> {
+    deserializer.deserialize_any(LooseVisitor {
+        strings_of_arrays,
+        username_of_objects,
+    })
+}
+
+/// A string member; any other type counts as absent.
+fn loose_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    Ok(match loose(d, false, false)? {
+        Loose::Str(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// A boolean member; any other type counts as absent.
+fn loose_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match loose(d, false, false)? {
+        Loose::Bool(b) => Some(b),
+        _ => None,
+    })
+}
+
+/// `aud`: one string or an array of them (RFC 7519 §4.1.3); the strings it
+/// names (non-strings in the array name none).
+fn audience<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'de, str>>, D::Error> {
+    Ok(match loose(d, true, false)? {
+        Loose::Str(s) => vec![s],
+        Loose::Strings(strings) => strings,
+        _ => Vec::new(),
+    })
+}
+
+/// `user_metadata`'s `username` when it is an object holding a string there.
+fn username<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    Ok(match loose(d, false, true)? {
+        Loose::Username(name) => name,
+        _ => None,
+    })
 }
 
 /// The JOSE header members we read (RFC 7515 §4.1); the others are skipped.
@@ -279,8 +443,9 @@ struct Parsed<'t> {
     header: Header,
     /// The JWS signing input: the first two parts with the dot between them.
     message: &'t [u8],
-    /// The claims part, still base64url: decoded only once the signature holds.
-    claims: &'t str,
+    /// The claims part, decoded (its JSON is read only once the signature
+    /// holds).
+    claims: Vec<u8>,
     signature: Vec<u8>,
 }
 
@@ -302,14 +467,15 @@ fn parse(token: &str) -> Result<Parsed<'_>, AuthError> {
     {
         return Err(AuthError::MalformedToken);
     }
-    // Checked now, so a malformed token is malformed whatever its signature.
-    if claims.is_empty() || !base64url_shape(claims) {
+    // Decoded now, so a malformed token is malformed whatever its signature
+    // (and the claims are read in one pass, not checked and then decoded).
+    if claims.is_empty() {
         return Err(AuthError::MalformedToken);
     }
     Ok(Parsed {
         header,
         message: &token.as_bytes()[..header_part.len() + 1 + claims.len()],
-        claims,
+        claims: decode(claims)?,
         signature: decode(signature)?,
     })
 }
@@ -320,19 +486,10 @@ fn decode(part: &str) -> Result<Vec<u8>, AuthError> {
         .map_err(|_| AuthError::MalformedToken)
 }
 
-/// Whether `part` could be unpadded base64url at all (its alphabet and a
-/// length that is not 1 mod 4); the full decode happens after the signature.
-fn base64url_shape(part: &str) -> bool {
-    part.len() % 4 != 1
-        && part
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// `bytes` as `T`, provided they are a JSON object (RFC 7519 §7.2: the
 /// header and the claims are objects; serde would also fill a struct from
 /// an array).
-fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AuthError> {
+fn json_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, AuthError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(AuthError::MalformedToken);
@@ -498,8 +655,7 @@ impl Verifier {
         if !valid {
             return Err(AuthError::InvalidSignature);
         }
-        let claims: RawClaims = json_object(&decode(pending.token.claims)?)?;
-        self.check_claims(&claims, now_unix)
+        self.check_claims(&json_object(&pending.token.claims)?, now_unix)
     }
 
     /// All three steps, the signature checked with RustCrypto: for tests,
@@ -514,7 +670,7 @@ impl Verifier {
         self.finish(pending, verified, now_unix)
     }
 
-    fn check_claims(&self, raw: &RawClaims, now: i64) -> Result<VerifiedClaims, AuthError> {
+    fn check_claims(&self, raw: &RawClaims<'_>, now: i64) -> Result<VerifiedClaims, AuthError> {
         let exp = raw.exp.ok_or(AuthError::MissingExpiry)?;
         if exp.saturating_add(self.rules.leeway_secs) < now {
             return Err(AuthError::TokenExpired);
@@ -524,21 +680,27 @@ impl Verifier {
                 return Err(AuthError::TokenNotYetValid);
             }
         }
-        if !audience_matches(raw.aud.as_ref(), &self.rules.audience) {
+        if !raw.aud.iter().any(|aud| *aud == self.rules.audience) {
             return Err(AuthError::WrongAudience);
         }
         // Exact match: a project on a custom domain still issues tokens as
         // `https://<ref>.supabase.co/auth/v1`, so the operator lists both.
-        let issuer_accepted = as_str(&raw.iss)
+        let issuer_accepted = raw
+            .iss
+            .as_deref()
             .is_some_and(|iss| self.rules.issuers.iter().any(|accepted| accepted == iss));
         if !issuer_accepted {
             return Err(AuthError::WrongIssuer);
         }
-        let sub = as_str(&raw.sub)
+        let sub = raw
+            .sub
+            .as_deref()
             .filter(|sub| is_uuid(sub))
             .ok_or(AuthError::InvalidSubject)?
             .to_ascii_lowercase();
-        let role = as_str(&raw.role)
+        let role = raw
+            .role
+            .as_deref()
             .and_then(Role::parse)
             .ok_or(AuthError::InvalidRole)?;
         Ok(VerifiedClaims {
@@ -548,40 +710,18 @@ impl Verifier {
             email: non_empty(&raw.email),
             phone: non_empty(&raw.phone),
             session_id: non_empty(&raw.session_id),
-            is_anonymous: raw
-                .is_anonymous
-                .as_ref()
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false),
+            is_anonymous: raw.is_anonymous.unwrap_or(false),
             aal: non_empty(&raw.aal),
-            username: raw
-                .user_metadata
-                .as_ref()
-                .and_then(|meta| meta.get("username"))
-                .and_then(serde_json::Value::as_str)
-                .filter(|name| !name.is_empty())
-                .map(ToString::to_string),
+            username: non_empty(&raw.user_metadata),
             exp,
             iat: raw.iat,
         })
     }
 }
 
-/// `aud` may be one string or an array of strings (RFC 7519 §4.1.3).
-fn audience_matches(aud: Option<&serde_json::Value>, expected: &str) -> bool {
-    match aud {
-        Some(serde_json::Value::String(aud)) => aud == expected,
-        Some(serde_json::Value::Array(auds)) => auds.iter().any(|aud| aud == expected),
-        _ => false,
-    }
-}
-
-fn as_str(value: &Option<serde_json::Value>) -> Option<&str> {
-    value.as_ref().and_then(serde_json::Value::as_str)
-}
-
-fn non_empty(value: &Option<serde_json::Value>) -> Option<String> {
-    as_str(value)
+fn non_empty(value: &Option<Cow<'_, str>>) -> Option<String> {
+    value
+        .as_deref()
         .filter(|s| !s.is_empty())
         .map(ToString::to_string)
 }
@@ -766,6 +906,82 @@ mod tests {
             let claims = f.verifier.verify(&token, NOW).unwrap();
             assert_eq!(claims.username.as_deref(), want, "{meta}");
         }
+    }
+
+    /// The claims are read member by member into what the rules look at: a
+    /// member of another JSON type than the rule reads counts as absent, and
+    /// strings with JSON escapes read as well as plain ones.
+    #[test]
+    fn claims_of_other_types_count_as_absent() {
+        let f = fixture();
+        let token = hs256(
+            SECRET.as_bytes(),
+            None,
+            with(
+                user_claims(),
+                json!({
+                    "email": 5,
+                    "phone": {"number": "+1"},
+                    "session_id": ["5b9c5d0e-1f2a-4b3c-8d4e-6f7a8b9c0d1e"],
+                    "is_anonymous": "true",
+                    "aal": false,
+                    "aud": [1, ["authenticated"], {"a": "authenticated"}, "authenticated"],
+                }),
+            ),
+        );
+        let claims = f.verifier.verify(&token, NOW).unwrap();
+        assert_eq!(claims.email, None);
+        assert_eq!(claims.phone, None);
+        assert_eq!(claims.session_id, None);
+        assert!(!claims.is_anonymous);
+        assert_eq!(claims.aal, None);
+
+        // Escapes: `\u0040` is "@", `\"` a quote; nested values are skipped.
+        let claims_json = format!(
+            r#"{{"aud":"authenticated","exp":{exp},"iss":"{ISSUER}","sub":"{USER}","role":"authenticated","email":"ada\u0040example.com","user_metadata":{{"x":[{{"username":"no"}}],"username":"A \"B\""}},"is_anonymous":true}}"#,
+            exp = NOW + 60
+        );
+        let token = hand_made_hs256(SECRET.as_bytes(), r#"{"alg":"HS256"}"#, &claims_json);
+        let claims = f.verifier.verify(&token, NOW).unwrap();
+        assert_eq!(claims.email.as_deref(), Some("ada@example.com"));
+        assert_eq!(claims.username.as_deref(), Some("A \"B\""));
+        assert!(claims.is_anonymous);
+        // A nested array holding ours is not ours.
+        let token = hs256(
+            SECRET.as_bytes(),
+            None,
+            with(user_claims(), json!({"aud": [["authenticated"]]})),
+        );
+        assert_eq!(
+            f.verifier.verify(&token, NOW),
+            Err(AuthError::WrongAudience)
+        );
+    }
+
+    /// JSON text naming a member twice: in the claims it is malformed (which
+    /// one counts would be a guess); in `user_metadata`, which is not ours to
+    /// judge, the last one counts, as a JSON map keeps it.
+    #[test]
+    fn members_named_twice() {
+        let f = fixture();
+        let base = format!(
+            r#""aud":"authenticated","exp":{exp},"iss":"{ISSUER}","sub":"{USER}","role":"authenticated""#,
+            exp = NOW + 60
+        );
+        let twice = format!(r#"{{{base},"role":"service_role"}}"#);
+        let token = hand_made_hs256(SECRET.as_bytes(), r#"{"alg":"HS256"}"#, &twice);
+        assert_eq!(
+            f.verifier.verify(&token, NOW),
+            Err(AuthError::MalformedToken)
+        );
+        let metadata =
+            format!(r#"{{{base},"user_metadata":{{"username":"first","username":"last"}}}}"#);
+        let token = hand_made_hs256(SECRET.as_bytes(), r#"{"alg":"HS256"}"#, &metadata);
+        let claims = f.verifier.verify(&token, NOW).unwrap();
+        assert_eq!(claims.username.as_deref(), Some("last"));
+        let metadata = format!(r#"{{{base},"user_metadata":{{"username":"first","username":7}}}}"#);
+        let token = hand_made_hs256(SECRET.as_bytes(), r#"{"alg":"HS256"}"#, &metadata);
+        assert_eq!(f.verifier.verify(&token, NOW).unwrap().username, None);
     }
 
     /// One row per claim rule: the claims changed from a valid user token,
