@@ -124,15 +124,17 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
     let outcome = match &result {
         // The counts only: the rejected events (up to 5000) are not logged;
         // usage_rejections keeps each with its reason.
-        Ok(answer) => Value::Object(
-            answer
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(field, _)| field.as_str() != "rejections")
-                .map(|(field, value)| (field.clone(), value.clone()))
-                .collect(),
-        ),
+        // One insert at a time: collecting into the map links a stable
+        // sort (`BTreeMap::from_iter`) for this log line alone.
+        Ok(answer) => {
+            let mut counts = serde_json::Map::new();
+            for (field, value) in answer.as_object().into_iter().flatten() {
+                if field != "rejections" {
+                    counts.insert(field.clone(), value.clone());
+                }
+            }
+            Value::Object(counts)
+        }
         Err(e) => json!({"status": "error", "code": e.code(), "detail": e.log_detail()}),
     };
     worker::console_log!(
