@@ -21,7 +21,7 @@ mod telemetry;
 mod usage_queue;
 mod webcrypto;
 
-use worker::{event, web_sys, Context, Env, MessageBatch, Result, ScheduleContext, ScheduledEvent};
+use worker::{event, web_sys, Context, Env, Result, ScheduleContext, ScheduledEvent};
 
 /// Takes workerd's request and gives back its response as they are: the
 /// edge reads one (`incoming::Request`) and writes the other
@@ -37,8 +37,16 @@ async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
     scheduled::run(event, env, ctx).await;
 }
 
-#[event(queue)]
-async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, ctx: Context) -> Result<()> {
-    usage_queue::consume(batch, env, ctx).await;
-    Ok(())
+/// The queue consumer's export, written out instead of `#[event(queue)]`:
+/// the consumer needs workerd's own batch object (see
+/// `usage_queue::consume`), and it never fails, so the macro's error path
+/// has nothing to do.
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub async fn queue(
+    batch: worker::worker_sys::MessageBatch,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> std::result::Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
+    usage_queue::consume(batch, env, Context::new(ctx)).await;
+    Ok(wasm_bindgen::JsValue::UNDEFINED)
 }

@@ -22,7 +22,9 @@ use shared::postgrest::Client;
 use shared::queue::{self, Consumer, DeliveredUsage, Delivery};
 use shared::Config;
 use std::rc::Rc;
-use worker::{Context, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
+use wasm_bindgen::JsValue;
+use worker::worker_sys::MessageBatch as RawBatch;
+use worker::{Context, Env, MessageBatch, MessageExt};
 
 /// Counts a delivered batch: `ok` when it was recorded.
 fn count_batch(ctx: &Context, config: &Rc<Config>, consumer: Consumer, ok: bool, started: f64) {
@@ -34,7 +36,26 @@ fn count_batch(ctx: &Context, config: &Rc<Config>, consumer: Consumer, ok: bool,
     }
 }
 
-pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
+/// Marks every message of the batch for redelivery after `delay_seconds`
+/// (`MessageBatch.retryAll({delaySeconds})`). `worker`'s
+/// `retry_all_with_options` builds that one object through
+/// serde-wasm-bindgen, whose serializer was 2.8 KB of the wasm.
+fn retry_all_after(raw: &RawBatch, delay_seconds: u32) {
+    let options = js_sys::Object::new();
+    let set = js_sys::Reflect::set(
+        &options,
+        &JsValue::from_str("delaySeconds"),
+        &JsValue::from(delay_seconds),
+    );
+    if let Err(e) = set.and_then(|_| raw.retry_all(options.into())) {
+        worker::console_error!("usage queue: retryAll failed: {e:?}");
+    }
+}
+
+/// Takes the batch as workerd gives it (see `lib.rs`): `retry_all_after`
+/// needs the JavaScript object, which `worker::MessageBatch` keeps private.
+pub async fn consume(raw: RawBatch, env: Env, ctx: Context) {
+    let batch: MessageBatch<Value> = MessageBatch::from(raw.clone());
     let started = worker::Date::now().as_millis() as f64;
     let queue_name = batch.queue();
     let config = match env_config::load(&env) {
@@ -87,11 +108,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
             if let Err(e) = crate::jit_mirror::mirror_queued(&user, &config).await {
                 let delivery = queue::delivery_after(&Err(e.clone()), oldest_age_secs);
                 if let Delivery::RetryAll { delay_seconds } = delivery {
-                    batch.retry_all_with_options(
-                        &QueueRetryOptionsBuilder::new()
-                            .with_delay_seconds(delay_seconds)
-                            .build(),
-                    );
+                    retry_all_after(&raw, delay_seconds);
                 }
                 worker::console_log!(
                     "{}",
@@ -115,24 +132,22 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env, ctx: Context) {
     count_batch(&ctx, &config, consumer, result.is_ok(), started);
     match delivery {
         Delivery::AckAll => batch.ack_all(),
-        Delivery::RetryAll { delay_seconds } => batch.retry_all_with_options(
-            &QueueRetryOptionsBuilder::new()
-                .with_delay_seconds(delay_seconds)
-                .build(),
-        ),
+        Delivery::RetryAll { delay_seconds } => retry_all_after(&raw, delay_seconds),
     }
     let outcome = match &result {
         // The counts only: the rejected events (up to 5000) are not logged;
         // usage_rejections keeps each with its reason.
-        Ok(answer) => Value::Object(
-            answer
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(field, _)| field.as_str() != "rejections")
-                .map(|(field, value)| (field.clone(), value.clone()))
-                .collect(),
-        ),
+        // One insert at a time: collecting into the map links a stable
+        // sort (`BTreeMap::from_iter`) for this log line alone.
+        Ok(answer) => {
+            let mut counts = serde_json::Map::new();
+            for (field, value) in answer.as_object().into_iter().flatten() {
+                if field != "rejections" {
+                    counts.insert(field.clone(), value.clone());
+                }
+            }
+            Value::Object(counts)
+        }
         Err(e) => json!({"status": "error", "code": e.code(), "detail": e.log_detail()}),
     };
     worker::console_log!(
