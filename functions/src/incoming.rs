@@ -9,7 +9,6 @@
 use serde_json::Value;
 use shared::ApiError;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
 
 #[wasm_bindgen(module = "/js/incoming.js")]
@@ -76,7 +75,7 @@ impl Request {
 
     /// The whole body in one `arrayBuffer()`.
     pub async fn bytes(&self) -> Result<Vec<u8>, JsValue> {
-        let buffer = JsFuture::from(self.raw.array_buffer()?).await?;
+        let buffer = crate::js_await::settled(&self.raw.array_buffer()?).await?;
         Ok(js_sys::Uint8Array::new(&buffer).to_vec())
     }
 
