@@ -15,7 +15,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use worker::Env;
 
 /// The `[assets]` binding's name in `wrangler.toml`.
@@ -61,7 +60,7 @@ pub async fn get(env: &Env, path: &'static str) -> Result<Rc<[u8]>, ApiError> {
         ),
     };
     let answer = match fetch_asset(env.as_ref(), BINDING, path) {
-        Ok(promise) => JsFuture::from(promise).await,
+        Ok(promise) => crate::js_await::settled(&promise).await,
         Err(e) => Err(e),
     };
     let answer = match answer {

@@ -11,6 +11,7 @@ mod env_config;
 mod handlers;
 mod incoming;
 mod jit_mirror;
+mod js_await;
 mod queue_producer;
 mod rate_limit;
 mod respond;
@@ -26,10 +27,25 @@ use worker::{event, web_sys, Context, Env, Result, ScheduleContext, ScheduledEve
 /// Takes workerd's request and gives back its response as they are: the
 /// edge reads one (`incoming::Request`) and writes the other
 /// (`respond::Response`) in one call each, not through `worker`'s wrappers.
-#[event(fetch)]
-async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
-    let req = incoming::Request::new(req);
-    Ok(app::handle(req, env, ctx).await.into_js()?)
+///
+/// Exported by hand rather than with `#[event(fetch)]`, whose export runs
+/// the handler on `wasm_bindgen_futures`' executor: [`js_await::spawn_promise`]
+/// polls the request's future when one of its promises settles, without a
+/// `queueMicrotask` per wake-up. A failure to build the response rejects
+/// the promise (workerd answers 500), logged.
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> js_sys::Promise {
+    js_await::spawn_promise(async move {
+        let req = incoming::Request::new(req);
+        let ctx = Context::new(ctx);
+        match app::handle(req, env, ctx).await.into_js() {
+            Ok(response) => Ok(response.into()),
+            Err(e) => {
+                worker::console_error!("Error converting response: {e:?}");
+                Err(e)
+            }
+        }
+    })
 }
 
 #[event(scheduled)]

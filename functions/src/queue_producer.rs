@@ -7,7 +7,6 @@
 use shared::queue::PRODUCER_BINDING;
 use shared::ApiError;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use worker::Env;
 
 #[wasm_bindgen(module = "/js/queue.js")]
@@ -40,7 +39,7 @@ pub fn producer(env: &Env) -> Result<JsValue, ApiError> {
 /// retries and the events already queued count once by their keys.
 pub async fn send_batch(queue: &JsValue, bodies: Vec<String>) -> Result<(), ApiError> {
     let sent = match send_bodies(queue, bodies) {
-        Ok(promise) => JsFuture::from(promise).await.map(drop),
+        Ok(promise) => crate::js_await::settled(&promise).await.map(drop),
         Err(e) => Err(e),
     };
     sent.map_err(|e| {

@@ -19,7 +19,6 @@ use shared::rate_limit::{Charge, Limiter};
 use shared::ApiError;
 use std::cell::OnceCell;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use worker::Env;
 
 #[wasm_bindgen(module = "/js/limit.js")]
@@ -83,7 +82,10 @@ pub async fn charge(charge: &Charge) -> Result<(), ApiError> {
     // One call into JavaScript (`js/limit.js`) rather than `Reflect` steps,
     // and not `worker::RateLimiter`, whose options and outcome go through
     // serde-wasm-bindgen, kilobytes of wasm the Worker otherwise does without.
-    match JsFuture::from(verdict).await.map(|v| v.as_bool()) {
+    match crate::js_await::settled(&verdict)
+        .await
+        .map(|v| v.as_bool())
+    {
         Ok(Some(true)) => Ok(()),
         Ok(Some(false)) => Err(charge.refusal()),
         Ok(None) => {

@@ -10,7 +10,6 @@ use shared::postgrest::{HttpCall, RETRY_AFTER_SECS};
 use shared::ApiError;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen(module = "/js/rest.js")]
 extern "C" {
@@ -57,7 +56,7 @@ pub async fn send(call: &HttpCall, timeout_ms: u32) -> Result<Answer, ApiError> 
         timeout_ms,
     )
     .map_err(|e| building(describe(&e)))?;
-    match JsFuture::from(promise).await {
+    match crate::js_await::settled(&promise).await {
         Ok(answer) => {
             let answer: RestAnswer = answer.unchecked_into();
             Ok(Answer {

@@ -21,7 +21,6 @@ use shared::auth::{
 use std::cell::RefCell;
 use std::sync::Arc;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen]
 extern "C" {
@@ -128,7 +127,7 @@ async fn verify(check: &SignatureCheck<'_>, keys: &Arc<JwkSet>) -> bool {
     else {
         return false;
     };
-    matches!(JsFuture::from(promise).await, Ok(verdict) if verdict.as_bool() == Some(true))
+    matches!(crate::js_await::settled(&promise).await, Ok(verdict) if verdict.as_bool() == Some(true))
 }
 
 /// The `CryptoKey` for `kid`, imported on first use with this key set.
@@ -190,5 +189,5 @@ async fn import(key: &PublicKey) -> Option<JsValue> {
     let promise = SUBTLE
         .with(|subtle| subtle.import_key("jwk", &jwk, &algorithm, false, &usages))
         .ok()?;
-    JsFuture::from(promise).await.ok()
+    crate::js_await::settled(&promise).await.ok()
 }
