@@ -22,7 +22,7 @@ mod telemetry;
 mod usage_queue;
 mod webcrypto;
 
-use worker::{event, web_sys, Context, Env, Result, ScheduleContext, ScheduledEvent};
+use worker::{event, web_sys, Context, Env, ScheduleContext, ScheduledEvent};
 
 /// Takes workerd's request and gives back its response as they are: the
 /// edge reads one (`incoming::Request`) and writes the other
