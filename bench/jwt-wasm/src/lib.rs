@@ -8,6 +8,11 @@
 //! request, and times those requests from outside (workerd's clock does not
 //! advance during computation).
 
+// The Worker's awaits of JavaScript promises, which `webcrypto` uses;
+// its `js/await.js` reaches this crate through the `js` link beside
+// Cargo.toml.
+#[path = "../../../functions/src/js_await.rs"]
+mod js_await;
 #[path = "../../../functions/src/webcrypto.rs"]
 mod webcrypto;
 
