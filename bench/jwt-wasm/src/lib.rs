@@ -12,6 +12,7 @@
 // its `js/await.js` reaches this crate through the `js` link beside
 // Cargo.toml.
 #[path = "../../../functions/src/js_await.rs"]
+#[allow(dead_code)] // Only `settled` is used here; the fetch task is the Worker's.
 mod js_await;
 #[path = "../../../functions/src/webcrypto.rs"]
 mod webcrypto;
