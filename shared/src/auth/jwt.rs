@@ -256,14 +256,11 @@ enum Loose<'a> {
     Other,
 }
 
-/// Reads any JSON value into [`Loose`]: arrays are read for their strings
-/// only when `strings_of_arrays`, objects for `username` only when
-/// `username_of_objects`; everything else is skipped.
+/// Reads any JSON value into [`Loose`]: an array for its strings, an
+/// object for its `username`; whichever the member's rule does not look at
+/// is dropped by it.
 #[derive(Clone, Copy)]
-struct LooseVisitor {
-    strings_of_arrays: bool,
-    username_of_objects: bool,
-}
+struct LooseVisitor;
 
 impl<'de> de::Visitor<'de> for LooseVisitor {
     type Value = Loose<'de>;
@@ -296,26 +293,18 @@ impl<'de> de::Visitor<'de> for LooseVisitor {
     }
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut strings = Vec::new();
-        let element = LooseVisitor {
-            strings_of_arrays: false,
-            username_of_objects: false,
-        };
-        while let Some(item) = seq.next_element_seed(element)? {
-            if let (true, Loose::Str(s)) = (self.strings_of_arrays, item) {
+        while let Some(item) = seq.next_element_seed(LooseVisitor)? {
+            if let Loose::Str(s) = item {
                 strings.push(s);
             }
         }
         Ok(Loose::Strings(strings))
     }
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let member = LooseVisitor {
-            strings_of_arrays: false,
-            username_of_objects: false,
-        };
         let mut username = None;
         while let Some(is_username) = map.next_key_seed(IsUsername)? {
-            let value = map.next_value_seed(member)?;
-            if is_username && self.username_of_objects {
+            let value = map.next_value_seed(LooseVisitor)?;
+            if is_username {
                 username = match value {
                     Loose::Str(s) => Some(s),
                     _ => None,
@@ -353,20 +342,9 @@ impl<'de> de::DeserializeSeed<'de> for IsUsername {
     }
 }
 
-fn loose<'de, D: Deserializer<'de>>(
-    deserializer: D,
-    strings_of_arrays: bool,
-    username_of_objects: bool,
-) -> Result<Loose<'de>, D::Error> {
-    deserializer.deserialize_any(LooseVisitor {
-        strings_of_arrays,
-        username_of_objects,
-    })
-}
-
 /// A string member; any other type counts as absent.
 fn loose_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    Ok(match loose(d, false, false)? {
+    Ok(match d.deserialize_any(LooseVisitor)? {
         Loose::Str(s) => Some(s),
         _ => None,
     })
@@ -374,7 +352,7 @@ fn loose_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D
 
 /// A boolean member; any other type counts as absent.
 fn loose_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    Ok(match loose(d, false, false)? {
+    Ok(match d.deserialize_any(LooseVisitor)? {
         Loose::Bool(b) => Some(b),
         _ => None,
     })
@@ -383,7 +361,7 @@ fn loose_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error>
 /// `aud`: one string or an array of them (RFC 7519 §4.1.3); the strings it
 /// names (non-strings in the array name none).
 fn audience<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'de, str>>, D::Error> {
-    Ok(match loose(d, true, false)? {
+    Ok(match d.deserialize_any(LooseVisitor)? {
         Loose::Str(s) => vec![s],
         Loose::Strings(strings) => strings,
         _ => Vec::new(),
@@ -392,7 +370,7 @@ fn audience<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'de, str>>, D::Er
 
 /// `user_metadata`'s `username` when it is an object holding a string there.
 fn username<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    Ok(match loose(d, false, true)? {
+    Ok(match d.deserialize_any(LooseVisitor)? {
         Loose::Username(name) => name,
         _ => None,
     })
