@@ -131,24 +131,27 @@ where
     promise
 }
 
-const IDLE: u8 = 0;
-const POLLING: u8 = 1;
-/// Woken while being polled: polled again when that poll returns.
-const WOKEN: u8 = 2;
-const DONE: u8 = 3;
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Idle,
+    Polling,
+    /// Woken while being polled: polled again when that poll returns.
+    Woken,
+    Done,
+}
 
 /// One future driven by its wake-ups alone (no queue: the isolate is
 /// single-threaded, and a wake-up outside a poll polls at once).
 pub struct Task {
     future: RefCell<Option<Pin<Box<dyn Future<Output = ()>>>>>,
-    state: Cell<u8>,
+    state: Cell<Run>,
 }
 
 impl Task {
     pub fn new(future: impl Future<Output = ()> + 'static) -> Rc<Task> {
         Rc::new(Task {
             future: RefCell::new(Some(Box::pin(future))),
-            state: Cell::new(IDLE),
+            state: Cell::new(Run::Idle),
         })
     }
 
@@ -156,31 +159,31 @@ impl Task {
     /// wake-up during a poll (or a call while polling) asks for one more.
     pub fn run(task: &Rc<Task>) {
         match task.state.get() {
-            IDLE => {}
-            POLLING => {
-                task.state.set(WOKEN);
+            Run::Idle => {}
+            Run::Polling => {
+                task.state.set(Run::Woken);
                 return;
             }
-            _ => return,
+            Run::Woken | Run::Done => return,
         }
         let waker = waker(Rc::clone(task));
         let mut cx = Context::from_waker(&waker);
         loop {
-            task.state.set(POLLING);
+            task.state.set(Run::Polling);
             let ready = match task.future.borrow_mut().as_mut() {
                 Some(future) => future.as_mut().poll(&mut cx).is_ready(),
                 None => true,
             };
             if ready {
-                task.state.set(DONE);
+                task.state.set(Run::Done);
                 // Dropped outside the borrow: dropping may wake or drop
                 // other tasks.
                 let finished = task.future.borrow_mut().take();
                 drop(finished);
                 return;
             }
-            if task.state.get() != WOKEN {
-                task.state.set(IDLE);
+            if task.state.get() != Run::Woken {
+                task.state.set(Run::Idle);
                 return;
             }
         }
@@ -188,7 +191,7 @@ impl Task {
 
     #[cfg(test)]
     fn is_done(&self) -> bool {
-        self.state.get() == DONE
+        self.state.get() == Run::Done
     }
 }
 
