@@ -287,7 +287,7 @@ pub fn run_command(options: &Options) -> Result<ExitCode> {
         only,
         "5",
         "throughput, full stack (workerd serve), and REST directly",
-        |report| edge::throughput(&wrk, &edge_url, &plan, report),
+        |report| edge::throughput(&wrk, &ours, &plan, report),
     );
     figure(
         &mut report,

@@ -253,6 +253,15 @@ impl Stack {
             .try_for_each(Service::ensure_running)
     }
 
+    /// The pid of the running service called `name` (`postgres`,
+    /// `rest-standin`, ...), for measuring what it spends.
+    pub fn service_pid(&self, name: &str) -> Option<u32> {
+        self.services
+            .iter()
+            .find(|service| service.name == name)
+            .map(Service::pid)
+    }
+
     pub fn stop(&mut self) {
         while let Some(mut service) = self.services.pop() {
             eprintln!("    stopping {} (pid {})", service.name, service.pid());

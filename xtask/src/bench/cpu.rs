@@ -1,4 +1,4 @@
-//! CPU time of the `workerd` processes a figure measures, from `/proc`.
+//! CPU time of the processes a figure measures, from `/proc`.
 //!
 //! Each `workerd` the benchmark starts leads its own process group
 //! (`proc::Service`), so a group holds the runtime and any process it
@@ -60,6 +60,77 @@ fn threads_cpu_ns(process: &Path) -> Result<u64> {
     Ok(total)
 }
 
+/// CPU time used so far by process `root` and every process descended from
+/// it, in nanoseconds: a server and the workers it forks (Postgres' backends
+/// leave the postmaster's process group, but stay its children).
+pub(super) fn tree_cpu_ns(root: u32) -> Result<u64> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+        let dir = entry?.path();
+        let Some(pid) = dir
+            .file_name()
+            .and_then(|n| n.to_str()?.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process that ended meanwhile has no stat any more.
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        if let Some(ppid) = parent(&stat) {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut total = 0;
+    for &(pid, _) in &parents {
+        if descends_from(pid, root, &parents) {
+            total += threads_cpu_ns(&Path::new("/proc").join(pid.to_string()))?;
+        }
+    }
+    Ok(total)
+}
+
+/// The parent pid of a `/proc/<pid>/stat` line.
+fn parent(stat: &str) -> Option<u32> {
+    let close = stat.rfind(')')?;
+    stat[close + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
+fn descends_from(pid: u32, root: u32, parents: &[(u32, u32)]) -> bool {
+    let mut at = pid;
+    // A chain is never longer than the table; the bound stops a cycle that
+    // reused pids could make between two reads.
+    for _ in 0..=parents.len() {
+        if at == root {
+            return true;
+        }
+        match parents.iter().find(|(p, _)| *p == at) {
+            Some(&(_, ppid)) if ppid != 0 => at = ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// CPU time used so far by this process's children that have ended and been
+/// waited for (a load generator's run), in nanoseconds: `/proc/self/stat`'s
+/// `cutime` and `cstime`.
+pub(super) fn ended_children_cpu_ns() -> Result<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    let close = stat.rfind(')').context("an unexpected /proc/self/stat")?;
+    // Fields after comm start at 3 (state); cutime and cstime are 16 and 17,
+    // in USER_HZ ticks, which Linux fixes at 100 per second for `/proc`.
+    let mut fields = stat[close + 1..].split_whitespace().skip(13);
+    let mut ticks = 0;
+    for _ in 0..2 {
+        ticks += fields
+            .next()
+            .and_then(|f| f.parse::<u64>().ok())
+            .context("an unexpected /proc/self/stat")?;
+    }
+    Ok(ticks * 10_000_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +144,24 @@ mod tests {
         let odd = "77 (a) b) (c) R 1 9 9 0";
         assert!(in_group(odd, "a) b) (c", 9));
         assert!(!in_group("garbage", "workerd", 9));
+    }
+
+    #[test]
+    fn a_process_tree_is_followed_through_parents() {
+        let parents = [(1, 0), (10, 1), (11, 10), (12, 11), (20, 1)];
+        assert!(descends_from(12, 10, &parents));
+        assert!(descends_from(10, 10, &parents));
+        assert!(!descends_from(20, 10, &parents));
+        assert!(!descends_from(99, 10, &parents));
+        assert_eq!(parent("4242 (a) b) S 17 4240 4240"), Some(17));
+    }
+
+    #[test]
+    fn this_process_tree_has_spent_some_cpu() {
+        assert!(tree_cpu_ns(std::process::id()).unwrap() > 0);
+        let waited = std::process::Command::new("true").status().unwrap();
+        assert!(waited.success());
+        ended_children_cpu_ns().unwrap();
     }
 
     #[test]

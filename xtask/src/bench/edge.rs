@@ -2,13 +2,14 @@
 //! build, no Node in the path), against the same RPC sent straight to the
 //! REST layer, in the same run.
 
+use super::cpu::{ended_children_cpu_ns, tree_cpu_ns};
 use super::wrk::{check_ledger, Load, Wrk};
 use super::{Plan, Report};
 use crate::devkeys::KeyScheme;
 use crate::proc::{wait_until, Service};
 use crate::stack::Stack;
 use crate::workerd_serve;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::time::Duration;
 
 /// Where the extra Workers of the benchmark listen, above the stack's own
@@ -132,24 +133,56 @@ pub(super) fn edge_overhead(
 }
 
 /// Events per second at 32 connections through the Worker and straight to
-/// the REST layer (alternating, so both see the same machine), and batches
-/// of 1000 through the Worker.
-pub(super) fn throughput(wrk: &Wrk, worker: &str, plan: &Plan, report: &mut Report) -> Result<()> {
-    let rest = wrk.stack.profile.supabase_url();
+/// the REST layer, and batches of 1000 through the Worker; and what each
+/// single event cost each part of the machine, to show where the edge's
+/// extra CPU goes.
+///
+/// The single-event pairs run first, each pair in alternating order (edge
+/// first, then REST first), and the batches only after all of them: a
+/// batch run leaves Postgres with a burst of background work (autovacuum
+/// and analyze of the rows it wrote, the WAL it flushes) that would
+/// otherwise land on whichever side runs next, every time the same side.
+pub(super) fn throughput(wrk: &Wrk, ours: &Served, plan: &Plan, report: &mut Report) -> Result<()> {
+    let stack = wrk.stack;
+    let rest = stack.profile.supabase_url();
+    let parts = Parts {
+        workerd: ours.service.pid(),
+        rest: stack
+            .service_pid("rest-standin")
+            .context("the stack runs no REST layer")?,
+        postgres: stack
+            .service_pid("postgres")
+            .context("the stack runs no Postgres")?,
+    };
     let (mut single, mut direct, mut ratio, mut batched) = (vec![], vec![], vec![], vec![]);
+    let (mut edge_cost, mut rest_cost) = (Vec::new(), Vec::new());
     for i in 0..plan.repeats {
-        let load = |mode| Load::single(mode, 32, plan.throughput_secs);
-        let r = wrk.run_checked(report, worker, &format!("tput-single-{i}"), load("edge"))?;
-        let edge_rate = r.events / r.seconds;
+        let mut run = |base: &str, mode: &'static str| -> Result<(f64, Cost)> {
+            let load = Load::single(mode, 32, plan.throughput_secs);
+            let before = parts.cpu_ns()?;
+            let r = wrk.run_checked(report, base, &format!("tput-{mode}-{i}"), load)?;
+            let after = parts.cpu_ns()?;
+            Ok((
+                r.events / r.seconds,
+                Cost::per_event(before, after, r.events),
+            ))
+        };
+        let ((edge_rate, edge), (rest_rate, direct_cost)) = if i % 2 == 0 {
+            let edge = run(&ours.url, "edge")?;
+            (edge, run(&rest, "rest")?)
+        } else {
+            let direct = run(&rest, "rest")?;
+            (run(&ours.url, "edge")?, direct)
+        };
         single.push(edge_rate);
-
-        let r = wrk.run_checked(report, &rest, &format!("tput-rest-{i}"), load("rest"))?;
-        let rest_rate = r.events / r.seconds;
         direct.push(rest_rate);
         ratio.push(edge_rate / rest_rate);
-
+        edge_cost.push(edge);
+        rest_cost.push(direct_cost);
+    }
+    for i in 0..plan.repeats {
         let batches = Load::batches("batch", 4, plan.throughput_secs);
-        let r = wrk.run_checked(report, worker, &format!("tput-batch-{i}"), batches)?;
+        let r = wrk.run_checked(report, &ours.url, &format!("tput-batch-{i}"), batches)?;
         batched.push(r.events / r.seconds);
     }
     report.add_target(
@@ -174,6 +207,42 @@ pub(super) fn throughput(wrk: &Wrk, worker: &str, plan: &Plan, report: &mut Repo
         0.8,
         false,
     );
+    let column =
+        |costs: &[Cost], part: fn(&Cost) -> f64| costs.iter().map(part).collect::<Vec<_>>();
+    for (side, costs) in [("edge", &edge_cost), ("REST directly", &rest_cost)] {
+        if side == "edge" {
+            report.add(
+                "5",
+                "  edge: workerd CPU per event",
+                "µs",
+                &column(costs, |c| c.workerd),
+            );
+        }
+        report.add(
+            "5",
+            format!("  {side}: REST layer CPU per event"),
+            "µs",
+            &column(costs, |c| c.rest),
+        );
+        report.add(
+            "5",
+            format!("  {side}: Postgres CPU per event"),
+            "µs",
+            &column(costs, |c| c.postgres),
+        );
+        report.add(
+            "5",
+            format!("  {side}: wrk CPU per event"),
+            "µs",
+            &column(costs, |c| c.wrk),
+        );
+        report.add(
+            "5",
+            format!("  {side}: all of these per event"),
+            "µs",
+            &column(costs, Cost::total),
+        );
+    }
     report.add_target(
         "5",
         "events/s, POST /v1/usage/batch of 1000 (4 conns)",
@@ -183,4 +252,54 @@ pub(super) fn throughput(wrk: &Wrk, worker: &str, plan: &Plan, report: &mut Repo
         false,
     );
     Ok(())
+}
+
+/// The processes a single event passes through.
+struct Parts {
+    workerd: u32,
+    rest: u32,
+    postgres: u32,
+}
+
+/// CPU time used so far by each part, and by the load generators that ended.
+struct PartsCpu {
+    workerd: u64,
+    rest: u64,
+    postgres: u64,
+    wrk: u64,
+}
+
+impl Parts {
+    fn cpu_ns(&self) -> Result<PartsCpu> {
+        Ok(PartsCpu {
+            workerd: tree_cpu_ns(self.workerd)?,
+            rest: tree_cpu_ns(self.rest)?,
+            postgres: tree_cpu_ns(self.postgres)?,
+            wrk: ended_children_cpu_ns()?,
+        })
+    }
+}
+
+/// What one event cost each part during a run, in µs.
+struct Cost {
+    workerd: f64,
+    rest: f64,
+    postgres: f64,
+    wrk: f64,
+}
+
+impl Cost {
+    fn per_event(before: PartsCpu, after: PartsCpu, events: f64) -> Self {
+        let each = |b: u64, a: u64| a.saturating_sub(b) as f64 / 1000.0 / events.max(1.0);
+        Cost {
+            workerd: each(before.workerd, after.workerd),
+            rest: each(before.rest, after.rest),
+            postgres: each(before.postgres, after.postgres),
+            wrk: each(before.wrk, after.wrk),
+        }
+    }
+
+    fn total(&self) -> f64 {
+        self.workerd + self.rest + self.postgres + self.wrk
+    }
 }
