@@ -62,7 +62,10 @@ fn threads_cpu_ns(process: &Path) -> Result<u64> {
 
 /// CPU time used so far by process `root` and every process descended from
 /// it, in nanoseconds: a server and the workers it forks (Postgres' backends
-/// leave the postmaster's process group, but stay its children).
+/// leave the postmaster's process group, but stay its children). A child
+/// that ended counts too, through its parent's `cutime` and `cstime`:
+/// Postgres' autovacuum workers come and go during a run, and without them
+/// the sum could even shrink.
 pub(super) fn tree_cpu_ns(root: u32) -> Result<u64> {
     let mut parents = Vec::new();
     for entry in std::fs::read_dir("/proc").context("reading /proc")? {
@@ -84,7 +87,12 @@ pub(super) fn tree_cpu_ns(root: u32) -> Result<u64> {
     let mut total = 0;
     for &(pid, _) in &parents {
         if descends_from(pid, root, &parents) {
-            total += threads_cpu_ns(&Path::new("/proc").join(pid.to_string()))?;
+            let dir = Path::new("/proc").join(pid.to_string());
+            total += threads_cpu_ns(&dir)?;
+            // Gone meanwhile: its own time is lost to both reads alike.
+            if let Ok(stat) = std::fs::read_to_string(dir.join("stat")) {
+                total += ended_children_ns(&stat).unwrap_or(0);
+            }
         }
     }
     Ok(total)
@@ -113,22 +121,22 @@ fn descends_from(pid: u32, root: u32, parents: &[(u32, u32)]) -> bool {
 }
 
 /// CPU time used so far by this process's children that have ended and been
-/// waited for (a load generator's run), in nanoseconds: `/proc/self/stat`'s
-/// `cutime` and `cstime`.
+/// waited for (a load generator's run), in nanoseconds.
 pub(super) fn ended_children_cpu_ns() -> Result<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    let close = stat.rfind(')').context("an unexpected /proc/self/stat")?;
+    ended_children_ns(&stat).context("an unexpected /proc/self/stat")
+}
+
+/// A `/proc/<pid>/stat` line's `cutime` plus `cstime`: the CPU time of the
+/// process's children that ended and were waited for, in nanoseconds.
+fn ended_children_ns(stat: &str) -> Option<u64> {
+    let close = stat.rfind(')')?;
     // Fields after comm start at 3 (state); cutime and cstime are 16 and 17,
     // in USER_HZ ticks, which Linux fixes at 100 per second for `/proc`.
     let mut fields = stat[close + 1..].split_whitespace().skip(13);
-    let mut ticks = 0;
-    for _ in 0..2 {
-        ticks += fields
-            .next()
-            .and_then(|f| f.parse::<u64>().ok())
-            .context("an unexpected /proc/self/stat")?;
-    }
-    Ok(ticks * 10_000_000)
+    let user = fields.next()?.parse::<u64>().ok()?;
+    let system = fields.next()?.parse::<u64>().ok()?;
+    Some((user + system) * 10_000_000)
 }
 
 #[cfg(test)]
@@ -154,6 +162,9 @@ mod tests {
         assert!(!descends_from(20, 10, &parents));
         assert!(!descends_from(99, 10, &parents));
         assert_eq!(parent("4242 (a) b) S 17 4240 4240"), Some(17));
+        let line = "9 (postgres) S 1 9 9 0 -1 4194560 100 0 0 0 7 3 250 40 20 0";
+        assert_eq!(ended_children_ns(line), Some(290 * 10_000_000));
+        assert_eq!(ended_children_ns("9 (postgres) S 1 9"), None);
     }
 
     #[test]
