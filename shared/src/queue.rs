@@ -199,13 +199,16 @@ impl<'a> DeliveredUsage<'a> {
     /// The users the consumer must mirror before recording `messages`: each
     /// row carried, once per user, in order of appearance.
     pub fn mirrors(messages: &[DeliveredUsage<'_>]) -> Vec<MirrorUser> {
-        let mut seen = std::collections::HashSet::new();
-        messages
-            .iter()
-            .filter_map(|m| m.mirror.as_ref())
-            .filter(|user| seen.insert(user.id.clone()))
-            .cloned()
-            .collect()
+        // A delivery carries a few rows at most (one per message, most
+        // messages none): a scan of those kept beats a hash set, in time and
+        // in the wasm.
+        let mut rows: Vec<MirrorUser> = Vec::new();
+        for user in messages.iter().filter_map(|m| m.mirror.as_ref()) {
+            if !rows.iter().any(|kept| kept.id == user.id) {
+                rows.push(user.clone());
+            }
+        }
+        rows
     }
 
     /// The events `messages` carry.
