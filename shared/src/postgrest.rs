@@ -79,7 +79,7 @@ impl<'a> Client<'a> {
     /// function's schema as `Content-Profile`, its arguments as the body.
     /// Only the serialization is per type; the request is built once.
     pub fn rpc<R: Rpc>(&self, rpc: &R, auth: Auth<'_>) -> Result<HttpCall, ApiError> {
-        Ok(self.post_rpc(R::SCHEMA, R::NAME, crate::rpc::arguments(rpc)?, auth))
+        Ok(self.post_rpc(R::SCHEMA, R::NAME, rpc.arguments()?, auth))
     }
 
     fn post_rpc(&self, schema: &str, function: &str, body: String, auth: Auth<'_>) -> HttpCall {

@@ -12,11 +12,13 @@
 use crate::hooks::MirrorUser;
 use crate::postgrest::{Auth, Client, HttpCall};
 use crate::rpc::operations::{RecordQueuedUsage, RecordUsageDeadLetters, DEAD_LETTER_REASON};
+use crate::rpc::Rpc;
 use crate::ApiError;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 /// The producer binding in wrangler.toml (`[[queues.producers]]`).
 pub const PRODUCER_BINDING: &str = "USAGE_QUEUE";
@@ -33,13 +35,26 @@ pub const MAX_MESSAGE_BYTES: usize = 120_000;
 
 /// One queue message: events of one caller, accepted together. The
 /// consumer reads it back as a [`DeliveredUsage`].
+///
+/// Encoded as two lines of JSON: the message without its events, then the
+/// events as one JSON array. The consumer checks the array's text and pastes
+/// it into the recording RPC's arguments as it came: it never parses an
+/// event into a tree, and needs no raw-JSON support from serde_json (the
+/// `raw_value` feature, with which it borrowed each event's span from a
+/// single JSON document, cost the wasm 5.6 KiB gzipped). The events as a
+/// string member of one document would have to be unescaped and escaped
+/// again on the way through, about three times the consumer's CPU per event
+/// (measured natively). Messages written before this format are one
+/// document with `events` an array; the consumer reads both.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueuedUsage {
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_id: Option<String>,
-    /// The events as the batch RPC takes them (`UsageEvent::to_batch_item`).
-    pub events: Vec<Value>,
+    /// The events as the batch RPC takes them (`UsageEvent::to_batch_item`),
+    /// as the text of one JSON array: the message's second line.
+    #[serde(skip)]
+    pub events: String,
     /// When the edge accepted them (Unix ms), so the consumer can report lag.
     pub accepted_at_ms: f64,
     /// The user's row, when the accepting isolate did not know them to be
@@ -58,16 +73,18 @@ impl QueuedUsage {
         events: Vec<Value>,
         accepted_at_ms: f64,
     ) -> Vec<QueuedUsage> {
+        // Each event is printed once: its text is also its size (and a comma).
         let sized = events.into_iter().map(|event| {
-            let size = event.to_string().len() + 1;
-            (event, size)
+            let text = event.to_string();
+            let size = text.len() + 1;
+            (text, size)
         });
         pack(sized, MAX_EVENTS_PER_MESSAGE, MAX_MESSAGE_BYTES)
             .into_iter()
-            .map(|events| QueuedUsage {
+            .map(|texts| QueuedUsage {
                 user_id: user_id.to_string(),
                 api_key_id: api_key_id.map(str::to_string),
-                events,
+                events: format!("[{}]", texts.join(",")),
                 accepted_at_ms,
                 mirror: None,
             })
@@ -79,11 +96,16 @@ impl QueuedUsage {
         QueuedUsage { mirror, ..self }
     }
 
-    /// The message body as sent: JSON text. A structured value would pass
-    /// through serde-wasm-bindgen, which turns JSON objects into JS `Map`s
-    /// that do not come back as objects; text survives the queue unchanged.
+    /// The message body as sent: text (a structured value would pass through
+    /// serde-wasm-bindgen, which turns JSON objects into JS `Map`s that do
+    /// not come back as objects; text survives the queue unchanged). The
+    /// first line cannot hold a newline: serde_json's compact output escapes
+    /// the ones inside strings.
     pub fn encode(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let mut body = serde_json::to_string(self).unwrap_or_default();
+        body.push('\n');
+        body.push_str(&self.events);
+        body
     }
 }
 
@@ -93,50 +115,150 @@ impl QueuedUsage {
 /// each into a tree and printing it again was most of the consumer's CPU
 /// (a delivery holds up to 5,000 events). The body is still checked as
 /// strictly as before: valid JSON, a string `user_id`, an optional string
-/// `api_key_id`, an array `events`, a number `accepted_at_ms`, an optional
-/// well-formed `mirror`.
+/// `api_key_id`, the events a JSON array, a number `accepted_at_ms`, an
+/// optional well-formed `mirror`.
 ///
-/// Serialized, it is one entry of `record_queued_usage`'s `p_messages`,
+/// It is one entry of `record_queued_usage`'s `p_messages` ([`write_entries`]),
 /// naming its user, key and acceptance time once for all its events (one
 /// entry per event doubled the body: a delivery of 100 messages then passed
 /// the REST layer's 2 MB body limit). The mirror row is not sent.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct DeliveredUsage<'a> {
     pub user_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_id: Option<String>,
-    #[serde(borrow)]
-    pub events: Vec<&'a RawValue>,
+    /// The text of a JSON array, checked: borrowed from a body in today's
+    /// format, printed from one in the format before it.
+    pub events: Cow<'a, str>,
     pub accepted_at_ms: f64,
-    #[serde(default, skip_serializing)]
     pub mirror: Option<MirrorUser>,
+    event_count: usize,
+}
+
+/// A delivered body's first line, or the whole of a body in the format
+/// before (`events` then an array in it).
+#[derive(Deserialize)]
+struct DeliveredHead {
+    user_id: String,
+    #[serde(default)]
+    api_key_id: Option<String>,
+    #[serde(default)]
+    events: Option<Vec<Value>>,
+    accepted_at_ms: f64,
+    #[serde(default)]
+    mirror: Option<MirrorUser>,
+}
+
+/// One entry of the recording RPCs' `p_messages`, without its events.
+#[derive(Serialize)]
+struct EntryHead<'a> {
+    user_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key_id: Option<&'a str>,
+    accepted_at_ms: f64,
 }
 
 impl<'a> DeliveredUsage<'a> {
-    /// A delivered body (`QueuedUsage::encode`); `None` when it is not one
-    /// of ours.
+    /// A delivered body (`QueuedUsage::encode`, or one document with
+    /// `events` an array, as the edge wrote them before); `None` when it is
+    /// not one of ours.
     pub fn decode(body: &'a str) -> Option<DeliveredUsage<'a>> {
         // Through the byte reader like every other parse in the Worker: a
         // second reader type (`from_str`) links a second copy of
         // serde_json's parser for this one call.
-        serde_json::from_slice(body.as_bytes()).ok()
+        let (head, events, event_count) = match body.split_once('\n') {
+            Some((head, events)) => {
+                let head: DeliveredHead = serde_json::from_slice(head.as_bytes()).ok()?;
+                if head.events.is_some() {
+                    return None;
+                }
+                // Checked here, so that a malformed message is dropped alone
+                // rather than failing its whole delivery in the RPC.
+                // Ignoring each element still checks its syntax.
+                let checked: Vec<IgnoredAny> = serde_json::from_slice(events.as_bytes()).ok()?;
+                (head, Cow::Borrowed(events), checked.len())
+            }
+            None => {
+                let mut head: DeliveredHead = serde_json::from_slice(body.as_bytes()).ok()?;
+                // Only messages queued before the two-line format: printed
+                // once.
+                let events = head.events.take()?;
+                let count = events.len();
+                (head, Cow::Owned(Value::Array(events).to_string()), count)
+            }
+        };
+        Some(DeliveredUsage {
+            user_id: head.user_id,
+            api_key_id: head.api_key_id,
+            events,
+            accepted_at_ms: head.accepted_at_ms,
+            mirror: head.mirror,
+            event_count,
+        })
     }
 
     /// The users the consumer must mirror before recording `messages`: each
     /// row carried, once per user, in order of appearance.
     pub fn mirrors(messages: &[DeliveredUsage<'_>]) -> Vec<MirrorUser> {
-        let mut seen = std::collections::HashSet::new();
-        messages
-            .iter()
-            .filter_map(|m| m.mirror.as_ref())
-            .filter(|user| seen.insert(user.id.clone()))
-            .cloned()
-            .collect()
+        // A delivery carries a few rows at most (one per message, most
+        // messages none): a scan of those kept beats a hash set, in time and
+        // in the wasm.
+        let mut rows: Vec<MirrorUser> = Vec::new();
+        for user in messages.iter().filter_map(|m| m.mirror.as_ref()) {
+            if !rows.iter().any(|kept| kept.id == user.id) {
+                rows.push(user.clone());
+            }
+        }
+        rows
     }
 
     /// The events `messages` carry.
     pub fn event_count(messages: &[DeliveredUsage<'_>]) -> usize {
-        messages.iter().map(|m| m.events.len()).sum()
+        messages.iter().map(|m| m.event_count).sum()
+    }
+}
+
+/// Writes `messages` as the recording RPCs' `p_messages`: a JSON array of
+/// `{"user_id", "api_key_id"?, "accepted_at_ms", "events"}`, each message's
+/// events pasted in as delivered (checked by [`DeliveredUsage::decode`]).
+pub fn write_entries(out: &mut String, messages: &[DeliveredUsage<'_>]) -> Result<(), ApiError> {
+    out.push('[');
+    for (i, message) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let head = EntryHead {
+            user_id: &message.user_id,
+            api_key_id: message.api_key_id.as_deref(),
+            accepted_at_ms: message.accepted_at_ms,
+        };
+        let head = serde_json::to_string(&head)
+            .map_err(|e| crate::rpc::unserializable(RecordQueuedUsage::NAME, e))?;
+        // `{…}` less its closing brace, then the events.
+        out.push_str(head.strip_suffix('}').unwrap_or(&head));
+        out.push_str(r#","events":"#);
+        out.push_str(&message.events);
+        out.push('}');
+    }
+    out.push(']');
+    Ok(())
+}
+
+/// The same entry as [`write_entries`] writes, through serde (the events
+/// parsed): what `Rpc`'s `Serialize` bound asks for, used by the tests that
+/// serialize every call type. The Worker sends [`write_entries`]' text.
+impl Serialize for DeliveredUsage<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeStruct};
+        let events: Value =
+            serde_json::from_slice(self.events.as_bytes()).map_err(S::Error::custom)?;
+        let mut entry = serializer.serialize_struct("DeliveredUsage", 4)?;
+        entry.serialize_field("user_id", &self.user_id)?;
+        if let Some(key) = &self.api_key_id {
+            entry.serialize_field("api_key_id", key)?;
+        }
+        entry.serialize_field("accepted_at_ms", &self.accepted_at_ms)?;
+        entry.serialize_field("events", &events)?;
+        entry.end()
     }
 }
 
@@ -322,11 +444,21 @@ mod tests {
                "completion_tokens": 1, "metadata": {"pad": "x".repeat(metadata_bytes)}})
     }
 
+    /// Events as a message carries them: one JSON array's text.
+    fn text(events: &[Value]) -> String {
+        Value::Array(events.to_vec()).to_string()
+    }
+
+    /// The events a message or an RPC entry carries, parsed back.
+    fn events_in(text: &str) -> Vec<Value> {
+        serde_json::from_str(text).unwrap()
+    }
+
     fn message(key: &str, metadata_bytes: usize) -> QueuedUsage {
         QueuedUsage {
             user_id: USER.into(),
             api_key_id: None,
-            events: vec![event(key, metadata_bytes)],
+            events: text(&[event(key, metadata_bytes)]),
             accepted_at_ms: 1.0,
             mirror: None,
         }
@@ -347,7 +479,21 @@ mod tests {
             .iter()
             .map(|body| DeliveredUsage::decode(body).unwrap())
             .collect();
-        serde_json::to_value(&delivered).unwrap()
+        let sent = RecordQueuedUsage {
+            messages: &delivered,
+        }
+        .arguments()
+        .unwrap();
+        let mut sent: Value = serde_json::from_str(&sent).unwrap();
+        sent["p_messages"].take()
+    }
+
+    /// A body as the edge wrote it before the two-line format: one document,
+    /// `events` an array in it.
+    fn one_document(message: &QueuedUsage) -> String {
+        let mut body = serde_json::to_value(message).unwrap();
+        body["events"] = Value::Array(events_in(&message.events));
+        body.to_string()
     }
 
     #[test]
@@ -393,16 +539,19 @@ mod tests {
         let keys = |messages: &[QueuedUsage]| -> Vec<String> {
             messages
                 .iter()
-                .flat_map(|m| m.events.iter())
+                .flat_map(|m| events_in(&m.events))
                 .map(|e| e["idempotency_key"].as_str().unwrap().to_string())
                 .collect()
         };
         let events: Vec<Value> = (0..1000).map(|i| event(&format!("k{i}"), 10)).collect();
         let messages = QueuedUsage::for_events(USER, Some("key-1"), events.clone(), 5.0);
         assert_eq!(messages.len(), 10);
-        assert!(messages
-            .iter()
-            .all(|m| m.events.len() == 100 && m.api_key_id.as_deref() == Some("key-1")));
+        assert!(
+            messages
+                .iter()
+                .all(|m| events_in(&m.events).len() == 100
+                    && m.api_key_id.as_deref() == Some("key-1"))
+        );
         let expected: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
         assert_eq!(keys(&messages), expected, "every event once, in order");
 
@@ -418,9 +567,28 @@ mod tests {
     }
 
     #[test]
+    fn a_message_is_two_lines_whatever_its_events_hold() {
+        let mut events = vec![event("a", 0), event("b\nc", 0)];
+        events[0]["metadata"] = json!({"note": "line one\nline two", "\n": "\r\n"});
+        let message = QueuedUsage::for_events(USER, None, events.clone(), 1.0)
+            .remove(0)
+            .with_mirror(Some(MirrorUser {
+                username: "a\nb".into(),
+                ..mirror_row(USER)
+            }));
+        let body = message.encode();
+        assert_eq!(body.matches('\n').count(), 1, "{body}");
+        let (head, text) = body.split_once('\n').unwrap();
+        assert!(!head.contains("events"), "{head}");
+        assert_eq!(events_in(text), events);
+        let delivered = DeliveredUsage::decode(&body).unwrap();
+        assert_eq!(delivered.mirror.unwrap().username, "a\nb");
+    }
+
+    #[test]
     fn the_rpc_gets_one_entry_per_message_naming_its_user_and_key_once() {
         let mut m = message("a", 0);
-        m.events.push(event("b", 0));
+        m.events = text(&[event("a", 0), event("b", 0)]);
         m.api_key_id = Some("key-1".into());
         let messages = [m, message("c", 0)];
         let bodies: Vec<String> = messages.iter().map(QueuedUsage::encode).collect();
@@ -432,38 +600,99 @@ mod tests {
         let entries = rpc_entries(&bodies);
         let entries = entries.as_array().unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0]["events"][1]["idempotency_key"], "b");
+        let events = |i: usize| entries[i]["events"].as_array().unwrap().clone();
+        assert_eq!(events(0)[1]["idempotency_key"], "b");
         assert_eq!(entries[0]["api_key_id"], "key-1");
         assert_eq!(entries[1].get("api_key_id"), None);
         assert_eq!(entries[1]["user_id"], USER);
-        assert_eq!(entries[1]["events"][0]["idempotency_key"], "c");
+        assert_eq!(events(1)[0]["idempotency_key"], "c");
         assert_eq!(entries[0]["accepted_at_ms"], 1.0);
     }
 
     #[test]
-    fn each_event_reaches_the_rpc_as_the_edge_wrote_it() {
-        let mut original = message("k1", 3);
-        original
-            .events
-            .push(json!({"idempotency_key": "k\"2\u{e9}\n", "n": 1.5e300,
-                                    "metadata": {"nested": [1, {"a": null}]}}));
-        original.api_key_id = Some("key-1".into());
+    fn the_events_reach_the_rpc_as_the_edge_wrote_them() {
+        let events = vec![
+            event("k1", 3),
+            json!({"idempotency_key": "k\"2\u{e9}\n", "n": 1.5e300,
+                   "metadata": {"nested": [1, {"a": null}]}}),
+        ];
+        let mut original = QueuedUsage::for_events(USER, Some("key-1"), events.clone(), 1.0);
+        assert_eq!(original.len(), 1);
+        let original = original.remove(0);
         let body = original.encode();
         let sent = rpc_entries(std::slice::from_ref(&body));
-        assert_eq!(sent[0]["events"], json!(original.events));
+        assert_eq!(sent[0]["events"], json!(events));
         assert_eq!(sent[0]["user_id"], USER);
         assert_eq!(sent[0]["api_key_id"], "key-1");
         assert_eq!(sent[0]["accepted_at_ms"], 1.0);
-        // Each event's text is passed on as it was delivered, not re-printed.
-        let delivered = DeliveredUsage::decode(&body).unwrap();
-        for (raw, event) in delivered.events.iter().zip(&original.events) {
-            assert_eq!(raw.get(), serde_json::to_string(event).unwrap());
+        // The events' text is passed on as it was delivered, not re-printed.
+        let delivered = [DeliveredUsage::decode(&body).unwrap()];
+        let arguments = RecordQueuedUsage {
+            messages: &delivered,
         }
+        .arguments()
+        .unwrap();
+        assert!(arguments.contains(&original.events), "{arguments}");
+        assert!(matches!(delivered[0].events, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn the_pasted_arguments_are_what_serde_would_send() {
+        let mut keyed = message("a", 2);
+        keyed.api_key_id = Some("key-1".into());
+        keyed.events = text(&[event("a", 2), json!({"k": "\"q\"", "n": [1.5, null]})]);
+        let bodies = [
+            keyed.encode(),
+            one_document(&message("b", 0)),
+            message("c", 0).encode(),
+        ];
+        let delivered: Vec<_> = bodies
+            .iter()
+            .map(|body| DeliveredUsage::decode(body).unwrap())
+            .collect();
+        let queue = RecordQueuedUsage {
+            messages: &delivered,
+        };
+        let dead = RecordUsageDeadLetters {
+            messages: &delivered,
+            reason: "a \"reason\"",
+        };
+        let parse = |text: String| serde_json::from_str::<Value>(&text).unwrap();
+        let pasted = parse(queue.arguments().unwrap());
+        assert_eq!(pasted, parse(crate::rpc::arguments(&queue).unwrap()));
+        assert_eq!(pasted["p_messages"].as_array().unwrap().len(), 3);
+        let pasted = parse(dead.arguments().unwrap());
+        assert_eq!(pasted, parse(crate::rpc::arguments(&dead).unwrap()));
+        assert_eq!(pasted["p_reason"], "a \"reason\"");
+    }
+
+    #[test]
+    fn a_message_in_the_format_before_is_still_recorded_the_same() {
+        // Queued by the edge before events became one string, delivered
+        // after the deploy.
+        let mut original = message("a", 3).with_mirror(Some(mirror_row(USER)));
+        original.events = text(&[event("a", 3), json!({"idempotency_key": "b", "n": 1.5})]);
+        let before = one_document(&original);
+        assert!(
+            before.contains(r#""events":[{"#) && !before.contains('\n'),
+            "{before}"
+        );
+        let old = DeliveredUsage::decode(&before).unwrap();
+        let today = original.encode();
+        let new = DeliveredUsage::decode(&today).unwrap();
+        assert_eq!(DeliveredUsage::event_count(std::slice::from_ref(&old)), 2);
+        assert_eq!(old.mirror, new.mirror);
+        assert_eq!(
+            rpc_entries(&[before]),
+            rpc_entries(&[today]),
+            "the same RPC entry from either format"
+        );
     }
 
     #[test]
     fn a_body_that_is_not_one_of_our_messages_is_refused() {
-        // (body, why it is not ours)
+        // (body, why it is not ours): one document (the format before), then
+        // two lines (today's).
         let cases = [
             ("not json", "not JSON"),
             (r#"{"user_id": "x"}"#, "no events or time"),
@@ -495,13 +724,57 @@ mod tests {
                 r#"{"user_id": "x", "events": [], "accepted_at_ms": 1} trailing"#,
                 "text after the message",
             ),
+            (
+                r#"{"user_id": "x", "events": "[]", "accepted_at_ms": 1}"#,
+                "events a string",
+            ),
             ("", "empty (a body that was not text)"),
+            (
+                "{\"user_id\": \"x\", \"accepted_at_ms\": 1}\n[{\"a\": ]",
+                "an event not JSON",
+            ),
+            (
+                "{\"user_id\": \"x\", \"accepted_at_ms\": 1}\n{\"a\": 1}",
+                "events not a list",
+            ),
+            ("{\"user_id\": \"x\", \"accepted_at_ms\": 1}\n", "no events"),
+            (
+                "{\"user_id\": \"x\", \"accepted_at_ms\": 1}\n[] []",
+                "text after the events",
+            ),
+            (
+                "{\"user_id\": \"x\", \"accepted_at_ms\": 1}\n[]\n[]",
+                "a third line",
+            ),
+            (
+                "{\"user_id\": 7, \"accepted_at_ms\": 1}\n[]",
+                "user id not text",
+            ),
+            ("{\"user_id\": \"x\"}\n[]", "no time"),
+            (
+                "{\"user_id\": \"x\", \"accepted_at_ms\": 1, \"mirror\": {\"id\": 1}}\n[]",
+                "a bad mirror row",
+            ),
+            (
+                "{\"user_id\": \"x\", \"accepted_at_ms\": 1, \"events\": []}\n[]",
+                "events twice",
+            ),
+            (
+                "{\"user_id\": \"x\",\n\"accepted_at_ms\": 1}\n[]",
+                "a first line that is not the whole head",
+            ),
+            ("\n[]", "no head"),
         ];
         for (body, why) in cases {
             assert!(DeliveredUsage::decode(body).is_none(), "{why}: {body}");
         }
-        let ours = r#"{"user_id": "x", "api_key_id": null, "events": [], "accepted_at_ms": 1}"#;
-        assert!(DeliveredUsage::decode(ours).is_some());
+        for ours in [
+            r#"{"user_id": "x", "api_key_id": null, "events": [], "accepted_at_ms": 1}"#,
+            "{\"user_id\": \"x\", \"api_key_id\": null, \"accepted_at_ms\": 1}\n[]",
+            "{\"user_id\": \"x\", \"accepted_at_ms\": 1}\n [ {\"k\": 1}, 2 ] ",
+        ] {
+            assert!(DeliveredUsage::decode(ours).is_some(), "{ours}");
+        }
     }
 
     #[test]
@@ -640,7 +913,7 @@ mod tests {
         })
         .unwrap();
         let client = Client::new(&config);
-        let body = r#"{"user_id": "u", "events": [{"k": 1}], "accepted_at_ms": 2}"#;
+        let body = "{\"user_id\": \"u\", \"accepted_at_ms\": 2}\n[{\"k\": 1}]";
         let delivered = [DeliveredUsage::decode(body).unwrap()];
         let entries = json!([{"user_id": "u", "events": [{"k": 1}], "accepted_at_ms": 2.0}]);
         // (queue name, consumer, telemetry function, mirrors, function called, body)

@@ -10,7 +10,6 @@
 
 use crate::rpc::operations::RecordExecutionMetrics;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 /// Histogram bucket bounds in milliseconds; `telemetry.duration_bounds_ms()`
 /// in SQL is the same list (the database refuses cells with another count).
@@ -80,10 +79,13 @@ impl Cell {
 pub struct Aggregator {
     interval_ms: f64,
     max_cells: usize,
-    cells: BTreeMap<CellKey, Cell>,
-    /// Calls not counted in a cell because `max_cells` was reached; sent as
-    /// [`OVERFLOW_FUNCTION`] with the next flush.
-    dropped: BTreeMap<i64, u64>,
+    /// Sorted by key, searched by bisection: an interval opens a few cells,
+    /// and a `BTreeMap` of its own (two, with `dropped`) cost the wasm more
+    /// code than the sorted `Vec`s (`serde_json::Map` is the one kept).
+    cells: Vec<(CellKey, Cell)>,
+    /// Calls not counted in a cell because `max_cells` was reached, per
+    /// minute, sorted; sent as [`OVERFLOW_FUNCTION`] with the next flush.
+    dropped: Vec<(i64, u64)>,
     last_flush_ms: Option<f64>,
     /// When the flush already scheduled is due, if one is.
     scheduled_for_ms: Option<f64>,
@@ -108,8 +110,8 @@ impl Aggregator {
         Aggregator {
             interval_ms: f64::from(interval_ms),
             max_cells,
-            cells: BTreeMap::new(),
-            dropped: BTreeMap::new(),
+            cells: Vec::new(),
+            dropped: Vec::new(),
             last_flush_ms: None,
             scheduled_for_ms: None,
         }
@@ -137,12 +139,17 @@ impl Aggregator {
             status,
             http_status,
         };
-        if let Some(cell) = self.cells.get_mut(&key) {
-            cell.add(duration_ms);
-        } else if self.cells.len() < self.max_cells {
-            self.cells.entry(key).or_default().add(duration_ms);
-        } else {
-            *self.dropped.entry(key.minute).or_default() += 1;
+        match self.cells.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => self.cells[i].1.add(duration_ms),
+            Err(i) if self.cells.len() < self.max_cells => {
+                let mut cell = Cell::default();
+                cell.add(duration_ms);
+                self.cells.insert(i, (key, cell));
+            }
+            Err(_) => match self.dropped.binary_search_by_key(&key.minute, |(m, _)| *m) {
+                Ok(i) => self.dropped[i].1 += 1,
+                Err(i) => self.dropped.insert(i, (key.minute, 1)),
+            },
         }
     }
 
@@ -425,6 +432,47 @@ mod tests {
             BOUNDS_MS.len()
         );
         assert!(overflow["http_status"].is_null());
+    }
+
+    #[test]
+    fn scrambled_calls_are_counted_per_key_in_key_order() {
+        // Against a BTreeMap of the same keys: the order and the counts.
+        let functions = ["me", "usage_record", "a", "zz"];
+        let statuses = [("ok", Some(200)), ("error", Some(401)), ("ok", None)];
+        let mut agg = Aggregator::new(5_000);
+        let mut expected = std::collections::BTreeMap::new();
+        for i in 0..600u32 {
+            let function = functions[(i * 7 % 4) as usize];
+            let (status, http) = statuses[(i * 5 % 3) as usize];
+            let minute = i64::from(i * 11 % 3);
+            agg.record(function, status, http, 1.0, T0 + minute as f64 * 60_000.0);
+            let key = (
+                minute_of(T0 + minute as f64 * 60_000.0),
+                function,
+                status,
+                http,
+            );
+            *expected.entry(key).or_insert(0u64) += 1;
+        }
+        let flush = agg.take(T0).unwrap();
+        let sent: Vec<_> = cells(&flush)
+            .iter()
+            .map(|c| {
+                (
+                    c["minute"].as_i64().unwrap(),
+                    c["function"].as_str().unwrap().to_string(),
+                    c["status"].as_str().unwrap().to_string(),
+                    c["http_status"].as_u64().map(|s| s as u16),
+                    c["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let expected: Vec<_> = expected
+            .into_iter()
+            .map(|((m, f, s, h), n)| (m, f.to_string(), s.to_string(), h, n))
+            .collect();
+        assert_eq!(sent, expected);
+        assert_eq!(flush.calls, 600);
     }
 
     #[test]

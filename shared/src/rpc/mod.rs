@@ -53,6 +53,14 @@ pub trait Rpc: Serialize {
     const SCHEMA: &'static str = SCHEMA;
     /// What the edge reads from the answer.
     type Output: Answer;
+
+    /// The JSON object of named arguments, as sent: serde's ([`arguments`]),
+    /// unless a type writes its own. The usage queue's calls do: they paste
+    /// each message's events in as delivered (`crate::queue`), which serde
+    /// cannot do without serde_json's `raw_value` feature.
+    fn arguments(&self) -> Result<String, ApiError> {
+        arguments(self)
+    }
 }
 
 /// A function's name and parameters, as the doctor checks them.
@@ -149,7 +157,7 @@ pub fn output<R: Rpc>(answer: Value) -> Result<R::Output, ApiError> {
 /// The JSON object of named arguments. Our argument types are structs of
 /// strings, numbers and JSON values, which always serialize; should one not,
 /// the call is not sent.
-pub fn arguments<R: Rpc>(rpc: &R) -> Result<String, ApiError> {
+pub fn arguments<R: Rpc + ?Sized>(rpc: &R) -> Result<String, ApiError> {
     serde_json::to_string(rpc).map_err(|e| unserializable(R::NAME, e))
 }
 
@@ -165,7 +173,7 @@ fn unreadable_answer(name: &str, e: String) -> ApiError {
 
 #[cold]
 #[inline(never)]
-fn unserializable(name: &str, e: serde_json::Error) -> ApiError {
+pub(crate) fn unserializable(name: &str, e: serde_json::Error) -> ApiError {
     ApiError::Internal {
         detail: format!("arguments of {name}: {e}"),
     }

@@ -3,7 +3,8 @@
 //! the deployment checks.
 
 use super::Rpc;
-use crate::queue::DeliveredUsage;
+use crate::queue::{self, DeliveredUsage};
+use crate::ApiError;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -58,6 +59,14 @@ impl Rpc for RecordQueuedUsage<'_> {
     const NAME: &'static str = "record_queued_usage";
     const ARGS: &'static [&'static str] = &["p_messages"];
     type Output = Value;
+
+    /// Each message's events pasted in as delivered.
+    fn arguments(&self) -> Result<String, ApiError> {
+        let mut out = String::from(r#"{"p_messages":"#);
+        queue::write_entries(&mut out, self.messages)?;
+        out.push('}');
+        Ok(out)
+    }
 }
 
 /// Why dead-lettered events are rejected, as `usage_rejections` keeps it.
@@ -77,6 +86,18 @@ impl Rpc for RecordUsageDeadLetters<'_> {
     const NAME: &'static str = "record_usage_dead_letters";
     const ARGS: &'static [&'static str] = &["p_messages", "p_reason"];
     type Output = Value;
+
+    /// Each message's events pasted in as delivered.
+    fn arguments(&self) -> Result<String, ApiError> {
+        let mut out = String::from(r#"{"p_messages":"#);
+        queue::write_entries(&mut out, self.messages)?;
+        out.push_str(r#","p_reason":"#);
+        let reason =
+            serde_json::to_string(self.reason).map_err(|e| super::unserializable(Self::NAME, e))?;
+        out.push_str(&reason);
+        out.push('}');
+        Ok(out)
+    }
 }
 
 rpc_without_arguments! {
