@@ -1,6 +1,9 @@
 // What `functions/src/incoming.rs` reads of a request, in one call from
 // wasm: whether it has a body, the method, the URL and the headers the edge
-// reads (`names`, one per line: `incoming::HEADERS`), as lines. Read one by
+// reads with every request (`names`, one per line: the eager part of
+// `incoming::HEADERS`), as lines, UTF-8 encoded here by the runtime: passed
+// as a string, wasm-bindgen's glue would copy it into wasm one character at
+// a time in JavaScript, and it holds the caller's token. Read one by
 // one through `worker`'s wrappers, they cost a crossing between wasm and
 // JavaScript each (and the wrapper reads `cf` and more that the edge never
 // looks at); copying every header the client sent cost more than looking up
@@ -12,6 +15,13 @@
 // values come joined by ", " (`Headers.get`), and names match in any case.
 let cachedNames = null;
 let cachedList = [];
+const encoder = new TextEncoder();
+
+// One header read on demand (`incoming.rs` reads the rarely needed ones so).
+export function readHeader(request, name) {
+  const value = request.headers.get(name);
+  return value === null ? undefined : value;
+}
 
 export function readRequest(request, names) {
   if (names !== cachedNames) {
@@ -24,5 +34,5 @@ export function readRequest(request, names) {
     const value = headers.get(name);
     text += value === null ? "\n" : "=" + value + "\n";
   }
-  return text;
+  return encoder.encode(text);
 }

@@ -108,7 +108,12 @@ async fn answer(
     reached_handler: &mut bool,
 ) -> Result<Answered, ApiError> {
     let method = req.method().to_string();
-    let requested_method = header(&req, "access-control-request-method");
+    // Only a preflight's matters, and it is read on demand (`incoming`).
+    let requested_method = if method.eq_ignore_ascii_case("OPTIONS") {
+        header(&req, "access-control-request-method")
+    } else {
+        None
+    };
     if let (true, Some(origin)) = (
         cors::is_preflight(&method, origin, requested_method.as_deref()),
         origin,
