@@ -207,41 +207,22 @@ pub(super) fn throughput(wrk: &Wrk, ours: &Served, plan: &Plan, report: &mut Rep
         0.8,
         false,
     );
-    let column =
-        |costs: &[Cost], part: fn(&Cost) -> f64| costs.iter().map(part).collect::<Vec<_>>();
+    // The direct side passes through no workerd: its row would be zeros.
+    let parts: [CostRow; 5] = [
+        ("workerd CPU", |c| c.workerd),
+        ("REST layer CPU", |c| c.rest),
+        ("Postgres CPU", |c| c.postgres),
+        ("wrk CPU", |c| c.wrk),
+        ("all of these", Cost::total),
+    ];
     for (side, costs) in [("edge", &edge_cost), ("REST directly", &rest_cost)] {
-        if side == "edge" {
-            report.add(
-                "5",
-                "  edge: workerd CPU per event",
-                "µs",
-                &column(costs, |c| c.workerd),
-            );
+        for (part, cpu) in parts {
+            if side != "edge" && part == "workerd CPU" {
+                continue;
+            }
+            let per_event: Vec<f64> = costs.iter().map(cpu).collect();
+            report.add("5", format!("  {side}: {part} per event"), "µs", &per_event);
         }
-        report.add(
-            "5",
-            format!("  {side}: REST layer CPU per event"),
-            "µs",
-            &column(costs, |c| c.rest),
-        );
-        report.add(
-            "5",
-            format!("  {side}: Postgres CPU per event"),
-            "µs",
-            &column(costs, |c| c.postgres),
-        );
-        report.add(
-            "5",
-            format!("  {side}: wrk CPU per event"),
-            "µs",
-            &column(costs, |c| c.wrk),
-        );
-        report.add(
-            "5",
-            format!("  {side}: all of these per event"),
-            "µs",
-            &column(costs, Cost::total),
-        );
     }
     report.add_target(
         "5",
@@ -279,6 +260,9 @@ impl Parts {
         })
     }
 }
+
+/// A row of figure 5's costs: its label and the part of a [`Cost`] it shows.
+type CostRow = (&'static str, fn(&Cost) -> f64);
 
 /// What one event cost each part during a run, in µs.
 struct Cost {
