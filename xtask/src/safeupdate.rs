@@ -48,10 +48,14 @@ pub fn ensure_installed(bin: &Path) -> Result<()> {
     Ok(())
 }
 
+/// PGXS's makefile and the server's headers: both come with
+/// `postgresql-server-dev-15`, but a machine can have the makefile (Debian's
+/// `postgresql-15` ships `pgxs.mk`) without `postgres.h`.
 fn pgxs_available(pg_config: &Path) -> bool {
-    output(Command::new(pg_config).arg("--pgxs"))
-        .map(|pgxs| Path::new(&pgxs).exists())
-        .unwrap_or(false)
+    let path = |flag: &str| output(Command::new(pg_config).arg(flag)).map(PathBuf::from);
+    let makefile = path("--pgxs").is_ok_and(|pgxs| pgxs.exists());
+    let headers = path("--includedir-server").is_ok_and(|dir| dir.join("postgres.h").exists());
+    makefile && headers
 }
 
 /// `make` in a tool-cache folder named after the sources' hash, so an edit
