@@ -51,7 +51,7 @@ async fn with_retries(config: &Config, call: &HttpCall) -> Value {
 }
 
 pub async fn run(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
-    let started = worker::Date::now().as_millis() as f64;
+    let started = js_sys::Date::now();
     let config = match env_config::load(&env) {
         Ok(config) => config,
         Err(e) => {
@@ -68,7 +68,7 @@ pub async fn run(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
     let ok = [&refresh, &released, &pruned]
         .iter()
         .all(|step| step.get("result").is_some());
-    let elapsed = worker::Date::now().as_millis() as f64 - started;
+    let elapsed = js_sys::Date::now() - started;
     let status = if ok { "ok" } else { "error" };
     if let Some(flush) = telemetry::record(&config, "cron", status, None, elapsed) {
         ctx.wait_until(flush);

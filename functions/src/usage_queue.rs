@@ -30,7 +30,7 @@ use worker::{Context, Env, MessageBatch, MessageExt};
 fn count_batch(ctx: &Context, config: &Rc<Config>, consumer: Consumer, ok: bool, started: f64) {
     let function = consumer.telemetry_function();
     let status = if ok { "ok" } else { "error" };
-    let elapsed = worker::Date::now().as_millis() as f64 - started;
+    let elapsed = js_sys::Date::now() - started;
     if let Some(flush) = telemetry::record(config, function, status, None, elapsed) {
         ctx.wait_until(flush);
     }
@@ -56,7 +56,7 @@ fn retry_all_after(raw: &RawBatch, delay_seconds: u32) {
 /// needs the JavaScript object, which `worker::MessageBatch` keeps private.
 pub async fn consume(raw: RawBatch, env: Env, ctx: Context) {
     let batch: MessageBatch<Value> = MessageBatch::from(raw.clone());
-    let started = worker::Date::now().as_millis() as f64;
+    let started = js_sys::Date::now();
     let queue_name = batch.queue();
     let config = match env_config::load(&env) {
         Ok(config) => config,
@@ -79,7 +79,7 @@ pub async fn consume(raw: RawBatch, env: Env, ctx: Context) {
         .iter()
         .map(|message| message.body().as_string().unwrap_or_default())
         .collect();
-    let now_ms = worker::Date::now().as_millis() as f64;
+    let now_ms = js_sys::Date::now();
     let mut oldest_age_secs: f64 = 0.0;
     let mut queued = Vec::with_capacity(messages.len());
     for (message, body) in messages.iter().zip(&bodies) {

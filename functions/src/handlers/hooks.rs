@@ -61,7 +61,7 @@ pub async fn before_user_created(
         timestamp: timestamp.as_deref(),
         signature: signature.as_deref(),
     };
-    let now = (worker::Date::now().as_millis() / 1000) as i64;
+    let now = (js_sys::Date::now() / 1000.0) as i64;
     webhook::verify(secret, headers, body, now)?;
     let payload = BeforeUserCreated::parse(body)?;
     let decision = config.signup_policy.decide(&payload);
