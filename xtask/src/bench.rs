@@ -75,6 +75,13 @@ impl Plan {
             new_rows: 10_000,
         }
     }
+
+    /// Pairs for a figure whose two sides take turns at going first: the
+    /// repeats rounded up to an even number, so each side goes first as
+    /// often as the other.
+    fn alternating_pairs(&self) -> usize {
+        self.repeats + self.repeats % 2
+    }
 }
 
 /// Users the load spreads over (each with its own balance row).
@@ -385,6 +392,20 @@ mod tests {
         let s = Stat::of(&[4.0, 1.0, 2.0, 3.0]);
         assert_eq!(s.median, 2.5);
         assert!(Stat::of(&[]).median.is_nan());
+    }
+
+    #[test]
+    fn alternating_figures_give_each_side_the_first_turn_equally_often() {
+        for repeats in 1..=6 {
+            let pairs = Plan {
+                repeats,
+                ..Plan::quick()
+            }
+            .alternating_pairs();
+            let first = (0..pairs).filter(|i| i % 2 == 0).count();
+            assert_eq!(first * 2, pairs, "{repeats} repeats");
+            assert!(pairs >= repeats);
+        }
     }
 
     #[test]

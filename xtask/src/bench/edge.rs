@@ -138,7 +138,7 @@ pub(super) fn edge_overhead(
 /// extra CPU goes.
 ///
 /// The single-event pairs run first, each pair in alternating order (edge
-/// first, then REST first), and the batches only after all of them: a
+/// first, then REST first; an even number of pairs), and the batches only after all of them: a
 /// batch run leaves Postgres with a burst of background work (autovacuum
 /// and analyze of the rows it wrote, the WAL it flushes) that would
 /// otherwise land on whichever side runs next, every time the same side.
@@ -156,7 +156,7 @@ pub(super) fn throughput(wrk: &Wrk, ours: &Served, plan: &Plan, report: &mut Rep
     };
     let (mut single, mut direct, mut ratio, mut batched) = (vec![], vec![], vec![], vec![]);
     let (mut edge_cost, mut rest_cost) = (Vec::new(), Vec::new());
-    for i in 0..plan.repeats {
+    for i in 0..plan.alternating_pairs() {
         let mut run = |base: &str, mode: &'static str| -> Result<(f64, Cost)> {
             let load = Load::single(mode, 32, plan.throughput_secs);
             let before = parts.cpu_ns()?;

@@ -127,7 +127,7 @@ fn compare(
     let (mut rate32, mut cpu32) = ([vec![], vec![]], [vec![], vec![]]);
     let (mut lat_ratio, mut cpu_ratio, mut cpu32_ratio) = (vec![], vec![], vec![]);
     let (mut noop, mut sub, mut noop_cpu, mut sub_cpu) = (vec![], vec![], vec![], vec![]);
-    for i in 0..plan.repeats {
+    for i in 0..plan.alternating_pairs() {
         let mut this = [(0.0, 0.0, 0.0); 2];
         // Each load runs on both Workers back to back, and which goes first
         // alternates: a run pays for the database's state after the one
