@@ -893,6 +893,14 @@ mod tests {
             usage.dead_letter_queue.as_deref(),
             Some("cds-usage-events-dlq")
         );
+        // Cloudflare scales an uncapped consumer up to 250 with a backlog,
+        // each delivery holding one of PostgREST's pooled connections.
+        let caps: Vec<_> = s
+            .queue_consumers
+            .iter()
+            .map(|c| c.max_concurrency)
+            .collect();
+        assert_eq!(caps, [Some(3), Some(1)]);
     }
 
     #[test]
