@@ -127,6 +127,19 @@ fn compare(
     let (mut rate32, mut cpu32) = ([vec![], vec![]], [vec![], vec![]]);
     let (mut lat_ratio, mut cpu_ratio, mut cpu32_ratio) = (vec![], vec![], vec![]);
     let (mut noop, mut sub, mut noop_cpu, mut sub_cpu) = (vec![], vec![], vec![], vec![]);
+    // One run of `conns` connections on target `k`, its ledger checked: the
+    // result, and the target's workerd CPU per event recorded, in µs.
+    let measure = |report: &mut Report, k: usize, run: &str, conns, secs, i| {
+        let (name, served) = targets[k];
+        let run_id = format!("{run}-{name}-{i}");
+        let load = Load::single("edge", conns, secs);
+        let before = workerd_cpu_ns(served.service.pid())?;
+        let r = wrk.run(&served.url, &run_id, load)?;
+        let after = workerd_cpu_ns(served.service.pid())?;
+        check_ledger(wrk.stack, report, &run_id, &r, load, false)?;
+        let cpu_us = micros(before, after) / r.events.max(1.0);
+        Ok::<_, anyhow::Error>((r, cpu_us))
+    };
     for i in 0..plan.alternating_pairs() {
         let mut this = [(0.0, 0.0, 0.0); 2];
         // Each load runs on both Workers back to back, and which goes first
@@ -134,33 +147,17 @@ fn compare(
         // before it (autovacuum of the rows it wrote, checkpoints), so a
         // fixed order would charge that to the same side every time.
         let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        // One connection: latency is service time.
         for &k in &order {
-            let (name, served) = targets[k];
-            let pid = served.service.pid();
-            // One connection: latency is service time.
-            let run_id = format!("peer-{name}-{i}");
-            let before = workerd_cpu_ns(pid)?;
-            let load = Load::single("edge", 1, plan.latency_secs);
-            let r = wrk.run(&served.url, &run_id, load)?;
-            let after = workerd_cpu_ns(pid)?;
-            check_ledger(wrk.stack, report, &run_id, &r, load, false)?;
-            let cpu_us = micros(before, after) / r.events.max(1.0);
+            let (r, cpu_us) = measure(report, k, "peer", 1, plan.latency_secs, i)?;
             lat[k].push(r.p50_ms);
             cpu[k].push(cpu_us);
             this[k].0 = r.p50_ms;
             this[k].1 = cpu_us;
         }
+        // 32 connections: what each costs when the machine is busy.
         for &k in &order {
-            let (name, served) = targets[k];
-            let pid = served.service.pid();
-            // 32 connections: what each costs when the machine is busy.
-            let run_id = format!("peer32-{name}-{i}");
-            let before = workerd_cpu_ns(pid)?;
-            let load = Load::single("edge", 32, plan.throughput_secs);
-            let r = wrk.run(&served.url, &run_id, load)?;
-            let after = workerd_cpu_ns(pid)?;
-            check_ledger(wrk.stack, report, &run_id, &r, load, false)?;
-            let cpu32_us = micros(before, after) / r.events.max(1.0);
+            let (r, cpu32_us) = measure(report, k, "peer32", 32, plan.throughput_secs, i)?;
             rate32[k].push(r.events / r.seconds);
             cpu32[k].push(cpu32_us);
             this[k].2 = cpu32_us;
