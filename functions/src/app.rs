@@ -72,7 +72,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
                 }
             };
             if let Some(endpoint) = endpoint.filter(|e| e.records_telemetry()) {
-                let elapsed = (js_sys::Date::now() - started).max(0.0);
+                let elapsed = js_sys::Date::now() - started;
                 let status = response.status_code();
                 if let Some(flush) =
                     telemetry::record_request(&config, endpoint.name(), status, elapsed)
