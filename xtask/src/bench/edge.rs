@@ -138,10 +138,11 @@ pub(super) fn edge_overhead(
 /// extra CPU goes.
 ///
 /// The single-event pairs run first, each pair in alternating order (edge
-/// first, then REST first; an even number of pairs), and the batches only after all of them: a
-/// batch run leaves Postgres with a burst of background work (autovacuum
-/// and analyze of the rows it wrote, the WAL it flushes) that would
-/// otherwise land on whichever side runs next, every time the same side.
+/// first, then REST first; an even number of pairs), and the batches only
+/// after all of them: a batch run leaves Postgres with a burst of
+/// background work (autovacuum and analyze of the rows it wrote, the WAL it
+/// flushes) that would otherwise land on whichever side runs next, every
+/// time the same side.
 pub(super) fn throughput(wrk: &Wrk, ours: &Served, plan: &Plan, report: &mut Report) -> Result<()> {
     let stack = wrk.stack;
     let rest = stack.profile.supabase_url();
